@@ -1,0 +1,271 @@
+"""`invoke convert`: check the inputs, then run the target's conversion inside its image.
+
+The container runs as a non-root user with the network off, the inputs and edgeship's
+code mounted read-only, and writes into a staging directory that is renamed into place
+only when the manifest verifies. The artifact directory's name carries a key of every
+input, option, image and code hash, so an identical request returns it without a container.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeship import __version__
+from edgeship.errors import EdgeshipError
+from edgeship.inputs import check_calibration, check_eval, detect_format, load_onnx, onnx_io, parse_input_shapes, read_labels
+from edgeship.lockfile import REPO_ROOT, load_spec, sha256_file
+
+CONTAINER_UID = 10001  # the `edgeship` user of every toolchain image
+CODE_DIRS = ("edgeship", "targets")  # mounted read-only into the container
+CONVERT_TIMEOUT_S = 3600
+
+
+@dataclass
+class Request:
+    target: str
+    model: Path
+    quant: str | None = None
+    calib: Path | None = None
+    eval: Path | None = None
+    labels: Path | None = None
+    input_shapes: list[str] = field(default_factory=list)
+    options: dict[str, str] = field(default_factory=dict)
+    out: Path = Path("artifacts")
+    name: str | None = None
+
+
+def parse_options(items) -> dict[str, str]:
+    options = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise EdgeshipError(f"--option {item!r} is not KEY=VALUE; write e.g. --option io_dtype=uint8")
+        options[key.strip().replace("-", "_")] = value.strip()
+    return options
+
+
+def resolve_options(target, quant: str, given: dict[str, str]) -> dict[str, str]:
+    """The target's options for this quantization, user values checked against the table."""
+    resolved = {}
+    for key, value in given.items():
+        option = target.option(key)
+        if option is None:
+            known = ", ".join(o.name for o in target.options) or "none"
+            raise EdgeshipError(f"target {target.name} has no option {key!r}; its options: {known}")
+        if option.applies_to and quant not in option.applies_to:
+            raise EdgeshipError(f"option {key}={value} only applies to --quant {'/'.join(option.applies_to)} on target {target.name}, not {quant}; drop it or change --quant")
+        if value not in option.choices:
+            raise EdgeshipError(f"option {key}={value!r} is not offered by target {target.name}; choose one of: {', '.join(option.choices)}")
+        resolved[key] = value
+    for option in target.options:
+        if option.name not in resolved and (not option.applies_to or quant in option.applies_to):
+            resolved[option.name] = option.default
+    return resolved
+
+
+def code_sha256() -> str:
+    """Hash of the edgeship code mounted into the container (part of the cache key)."""
+    digest = hashlib.sha256()
+    for folder in CODE_DIRS:
+        for path in sorted((REPO_ROOT / folder).rglob("*.py")):
+            digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@dataclass
+class Plan:
+    """Everything a conversion needs, checked on the host."""
+
+    target: object
+    request: Request
+    quant: str
+    options: dict
+    source_format: str
+    source_sha256: str
+    inputs: list
+    outputs: list
+    calibration: dict | None
+    evaluation: dict | None
+    labels: list | None
+
+
+def plan(request: Request) -> Plan:
+    import targets
+
+    target = targets.get(request.target)
+    quant = request.quant or target.default_quant
+    if quant not in target.quantizations:
+        raise EdgeshipError(f"target {target.name} does not offer --quant {quant}; choose one of: {', '.join(target.quantizations)}")
+    options = resolve_options(target, quant, request.options)
+    model = request.model
+    fmt = detect_format(model)
+    if fmt not in target.source_formats:
+        raise EdgeshipError(f"target {target.name} cannot convert {fmt} models ({model}); it takes: {', '.join(target.source_formats)}")
+    if fmt != "onnx":
+        raise EdgeshipError(f"{model}: {fmt} sources are not wired into `invoke convert` yet; export the model to ONNX first")
+    proto = load_onnx(model)
+    if any(init.HasField("data_location") and init.data_location == 1 for init in proto.graph.initializer):
+        raise EdgeshipError(f"{model} keeps its weights in external data files; save it as one file (onnx.save(..., save_as_external_data=False))")
+    inputs, outputs = onnx_io(model, proto, parse_input_shapes(request.input_shapes))
+    calibration = None
+    if quant in target.needs_calibration:
+        if request.calib is None:
+            raise EdgeshipError(f"--quant {quant} on target {target.name} needs a calibration set; pass --calib DIR with one .npy sample per file")
+        calibration = check_calibration(request.calib, inputs)
+    elif request.calib is not None:
+        raise EdgeshipError(f"--calib is only used by --quant {'/'.join(target.needs_calibration)} on target {target.name}, not {quant}; drop --calib")
+    evaluation = check_eval(request.eval, inputs) if request.eval else None
+    labels = read_labels(request.labels) if request.labels else None
+    return Plan(target, request, quant, options, fmt, sha256_file(model), inputs, outputs, calibration, evaluation, labels)
+
+
+def cache_key(p: Plan, image_id: str) -> str:
+    material = {
+        "target": p.target.name, "quant": p.quant, "options": p.options, "inputs": p.inputs,
+        "source": p.source_sha256, "calibration": p.calibration and p.calibration["sha256"],
+        "eval": p.evaluation and p.evaluation["sha256"], "labels": p.labels, "image": image_id,
+        "code": code_sha256(), "tolerances": p.target.tolerances[p.quant],
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def artifact_name(p: Plan, key: str) -> str:
+    stem = p.request.name or (p.request.model.parent.name if p.request.model.stem == "model" else p.request.model.stem)
+    return f"{stem}-{p.target.name}-{p.quant}-{key[:12]}"
+
+
+def cached(final: Path, key: str) -> bool:
+    manifest = final / "manifest.json"
+    if not manifest.is_file():
+        return False
+    try:
+        data = json.loads(manifest.read_text())
+    except json.JSONDecodeError:
+        return False
+    artifact = final / data.get("artifact", {}).get("file", "")
+    return data.get("cache_key") == key and artifact.is_file()
+
+
+def _job(p: Plan, key: str, image_tag: str, image_id: str, lock_sha: str) -> dict:
+    return {
+        "target": p.target.name,
+        "quant": p.quant,
+        "options": p.options,
+        "source": {"path": "/in/model/" + p.request.model.name, "file": p.request.model.name,
+                   "format": p.source_format, "sha256": p.source_sha256},
+        "inputs": p.inputs,
+        "outputs": p.outputs,
+        "calibration": p.calibration and {**p.calibration, "path": "/in/calib"},
+        "eval": p.evaluation and {**p.evaluation, "path": "/in/eval.npz"},
+        "labels": p.labels,
+        "image": {"tag": image_tag, "id": image_id, "lock_sha256": lock_sha},
+        "tolerances": p.target.tolerances[p.quant],
+        "cache_key": key,
+        "out": "/out",
+        "edgeship_version": __version__,
+    }
+
+
+def _mounts(p: Plan, staging: Path, job_file: Path):
+    from docker.types import Mount
+
+    def bind(source: Path, target: str, read_only: bool = True):
+        return Mount(target=target, source=str(source.resolve()), type="bind", read_only=read_only)
+
+    mounts = [bind(p.request.model, "/in/model/" + p.request.model.name), bind(job_file, "/job/job.json"), bind(staging, "/out", read_only=False)]
+    mounts += [bind(REPO_ROOT / folder, f"/opt/edgeship/src/{folder}") for folder in CODE_DIRS]
+    if p.calibration:
+        mounts.append(bind(p.request.calib, "/in/calib"))
+    if p.evaluation:
+        mounts.append(bind(p.request.eval, "/in/eval.npz"))
+    return mounts
+
+
+def _run_container(client, image_tag: str, mounts, staging: Path, log_path: Path) -> None:
+    uid = os.getuid()
+    user = f"{CONTAINER_UID}:{CONTAINER_UID}" if uid == 0 else f"{uid}:{os.getgid()}"
+    container = client.containers.run(
+        image_tag, ["python", "-m", "edgeship.worker", "/job/job.json"], detach=True,
+        user=user, network_mode="none", read_only=True, mounts=mounts,
+        tmpfs={"/tmp": "rw,exec,size=8g"}, working_dir="/tmp",
+        environment={"PYTHONPATH": "/opt/edgeship/src", "HOME": "/tmp", "MPLCONFIGDIR": "/tmp"},
+        cap_drop=["ALL"], security_opt=["no-new-privileges"],
+    )
+    error_line = ""
+    try:
+        with open(log_path, "wb") as log:
+            for chunk in container.logs(stream=True, follow=True):
+                log.write(chunk)
+                for line in chunk.decode(errors="replace").splitlines():
+                    if line.startswith("edgeship-worker: "):
+                        print("  " + line[len("edgeship-worker: "):], flush=True)
+                    elif line.startswith("edgeship-worker-error: "):
+                        error_line = line[len("edgeship-worker-error: "):]
+        status = container.wait(timeout=CONVERT_TIMEOUT_S)
+    finally:
+        container.remove(force=True)
+    if status.get("StatusCode") != 0:
+        raise EdgeshipError(f"conversion failed in {image_tag} (exit {status.get('StatusCode')}): {error_line or 'no error line'}; full log: {log_path}")
+
+
+def convert(request: Request, client=None, rebuild_image: bool = False) -> Path:
+    """Convert and return the artifact directory (an existing one when the key matches)."""
+    p = plan(request)
+    from edgeship.engine import ensure_engine
+    from edgeship.images import build, find_image
+
+    client = client or ensure_engine()
+    spec = load_spec(p.target.image)
+    image = find_image(client, spec)
+    if image is None or rebuild_image:
+        image = build(client, spec, rebuild=rebuild_image)
+    image_tag = image.tags[0] if image.tags else image.id
+    key = cache_key(p, image.id)
+    out = request.out
+    final = out / artifact_name(p, key)
+    if cached(final, key):
+        return final
+
+    created_out = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{final.name}-", dir=out))
+    job_dir = Path(tempfile.mkdtemp(prefix="edgeship-job-"))
+    log_path = job_dir / "convert.log"
+    started = time.monotonic()
+    try:
+        if os.getuid() == 0:
+            os.chown(staging, CONTAINER_UID, CONTAINER_UID)
+        job_file = job_dir / "job.json"
+        job_file.write_text(json.dumps(_job(p, key, image_tag, image.id, spec.lock_sha256()), indent=2))
+        os.chmod(job_dir, 0o755)
+        os.chmod(job_file, 0o644)
+        print(f"edgeship: converting {request.model} for {p.target.name} ({p.quant}) in {image_tag}", flush=True)
+        _run_container(client, image_tag, _mounts(p, staging, job_file), staging, log_path)
+        if os.getuid() == 0:
+            for path in [staging, *staging.rglob("*")]:
+                os.chown(path, 0, 0, follow_symlinks=False)
+        manifest = json.loads((staging / "manifest.json").read_text())
+        artifact = staging / manifest["artifact"]["file"]
+        if sha256_file(artifact) != manifest["artifact"]["sha256"]:
+            raise EdgeshipError(f"{artifact} does not match the sha256 in its manifest; the conversion output is corrupt, run again")
+        shutil.copy2(log_path, staging / "convert.log")
+        if final.exists():
+            shutil.rmtree(final)  # an incomplete directory from an older edgeship
+        os.rename(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created_out and out.exists() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+    finally:
+        if log_path.exists() and final.exists():
+            shutil.rmtree(job_dir, ignore_errors=True)
+    print(f"edgeship: conversion took {time.monotonic() - started:.1f} s", flush=True)
+    return final

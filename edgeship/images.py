@@ -1,0 +1,134 @@
+"""Build the per-target toolchain images from their folder, lock file and cached wheelhouse."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+
+from edgeship import __version__
+from edgeship.baseimage import ensure_base_image
+from edgeship.errors import EdgeshipError
+from edgeship.lockfile import ImageSpec, ensure_wheelhouse
+
+LABEL_LOCK = "io.edgeship.lock.sha256"
+LABEL_KEY = "io.edgeship.image.key"
+CONTEXT_FILES = ("Dockerfile", "requirements.lock", "smoke.py")
+SMOKE_TIMEOUT_S = 300
+
+
+def base_image_ref(client) -> str:
+    """BASE_IMAGE (a registry image, where one is reachable) or our debootstrapped base."""
+    override = os.environ.get("BASE_IMAGE")
+    if not override:
+        return ensure_base_image(client)
+    import docker
+
+    try:
+        client.images.get(override)
+    except docker.errors.ImageNotFound:
+        print(f"edgeship: pulling BASE_IMAGE={override}", flush=True)
+        try:
+            client.images.pull(override)
+        except docker.errors.APIError as error:
+            raise EdgeshipError(f"BASE_IMAGE={override} is not present and could not be pulled ({error.explanation}); unset BASE_IMAGE to bootstrap a Debian base from the archive") from None
+    return override
+
+
+def image_key(spec: ImageSpec, base_id: str) -> str:
+    """Everything a toolchain image is made of: its context files and the exact base image."""
+    digest = hashlib.sha256()
+    for name in CONTEXT_FILES:
+        digest.update(name.encode() + b"\0" + (spec.folder / name).read_bytes() + b"\0")
+    digest.update(base_id.encode())
+    return digest.hexdigest()
+
+
+def image_tag(spec: ImageSpec, key: str) -> str:
+    return f"edgeship/{spec.name}:{key[:12]}"
+
+
+def resolve(client, spec: ImageSpec) -> tuple[str, str, str]:
+    """(tag, key, base reference) the image of this spec has, whether built yet or not."""
+    base = base_image_ref(client)
+    key = image_key(spec, client.images.get(base).id)
+    return image_tag(spec, key), key, base
+
+
+def find_image(client, spec: ImageSpec):
+    """The built image for the current folder contents and base, or None."""
+    import docker
+
+    tag, _, _ = resolve(client, spec)
+    try:
+        return client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _link_or_copy(source: str, dest: str) -> None:
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copy2(source, dest)
+
+
+def _stream_build(client, context: str, tag: str, base: str, labels: dict[str, str]) -> None:
+    started = time.monotonic()
+    for chunk in client.api.build(path=context, tag=tag, buildargs={"BASE_IMAGE": base}, labels=labels,
+                                  rm=True, forcerm=True, decode=True, pull=False):
+        if "error" in chunk:
+            raise EdgeshipError(f"docker build of {tag} failed: {chunk['error'].strip()}")
+        text = chunk.get("stream", "").rstrip()
+        if text:
+            for line in text.splitlines():
+                prefix = f"[{tag} {time.monotonic() - started:6.1f}s]"
+                print(f"{prefix} {line}", flush=True)
+
+
+def smoke_test(client, tag: str) -> str:
+    """Run the image's smoke test with the network off; returns what it printed."""
+    container = client.containers.run(tag, ["python", "/opt/edgeship/smoke.py"], detach=True, network_mode="none")
+    try:
+        status = container.wait(timeout=SMOKE_TIMEOUT_S)
+        output = container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    if status.get("StatusCode") != 0:
+        raise EdgeshipError(f"smoke test of {tag} failed (exit {status.get('StatusCode')}): {output.strip().splitlines()[-1] if output.strip() else 'no output'}")
+    return output
+
+
+def build(client, spec: ImageSpec, rebuild: bool = False):
+    """Return the image for `spec`, building it (and its base and wheelhouse) when needed."""
+    tag, key, base = resolve(client, spec)
+    if not rebuild:
+        existing = find_image(client, spec)
+        if existing is not None:
+            print(f"edgeship: {tag} is up to date", flush=True)
+            return existing
+    wheelhouse = ensure_wheelhouse(spec)
+    lock_sha = spec.lock_sha256()
+    labels = {
+        LABEL_LOCK: lock_sha,
+        LABEL_KEY: key,
+        "io.edgeship.image.name": spec.name,
+        "org.opencontainers.image.base.name": base,
+        "org.opencontainers.image.base.digest": client.images.get(base).id,
+        "org.opencontainers.image.version": __version__,
+        "org.opencontainers.image.title": f"edgeship {spec.name} toolchain",
+    }
+    with tempfile.TemporaryDirectory(prefix=f"edgeship-ctx-{spec.name}-") as context:
+        for name in CONTEXT_FILES:
+            shutil.copy2(spec.folder / name, os.path.join(context, name))
+        os.mkdir(os.path.join(context, "wheelhouse"))
+        for wheel in sorted(os.listdir(wheelhouse)):
+            if wheel.endswith(".whl"):
+                _link_or_copy(os.path.join(wheelhouse, wheel), os.path.join(context, "wheelhouse", wheel))
+        print(f"edgeship: building {tag} from {spec.folder} on {base} (lock {lock_sha[:12]})", flush=True)
+        _stream_build(client, context, tag, base, labels)
+    output = smoke_test(client, tag)
+    print(f"edgeship: {tag} smoke test passed: {output.strip().splitlines()[-1]}", flush=True)
+    return client.images.get(tag)

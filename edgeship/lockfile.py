@@ -1,0 +1,138 @@
+"""Pinned, hashed lock files per image, and the host-side wheelhouse they are installed from.
+
+Containers here cannot reach PyPI (and air-gapped sites have no PyPI at all), so every
+image installs with `pip install --no-index --require-hashes` from a wheelhouse that the
+host fetched once and keeps in a cache keyed by the lock file's sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeship.errors import EdgeshipError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+IMAGES_DIR = REPO_ROOT / "images"
+
+
+def cache_root() -> Path:
+    base = os.environ.get("EDGESHIP_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "edgeship")
+    return Path(base)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """What images/<name>/image.toml says about a toolchain image's Python platform."""
+
+    name: str
+    folder: Path
+    python_version: str
+    uv_platform: str
+    pip_platforms: tuple[str, ...]
+
+    @property
+    def requirements_in(self) -> Path:
+        return self.folder / "requirements.in"
+
+    @property
+    def lock(self) -> Path:
+        return self.folder / "requirements.lock"
+
+    def lock_sha256(self) -> str:
+        if not self.lock.exists():
+            raise EdgeshipError(f"{self.lock} is missing; run `invoke images.lock --target {self.name}` to create it")
+        return sha256_file(self.lock)
+
+
+def load_spec(name: str) -> ImageSpec:
+    folder = IMAGES_DIR / name
+    config_path = folder / "image.toml"
+    if not config_path.exists():
+        known = sorted(p.name for p in IMAGES_DIR.iterdir() if (p / "image.toml").exists())
+        raise EdgeshipError(f"no image named {name!r} ({config_path} is missing); known images: {', '.join(known)}")
+    with open(config_path, "rb") as handle:
+        config = tomllib.load(handle)
+    return ImageSpec(
+        name=name,
+        folder=folder,
+        python_version=config["python"],
+        uv_platform=config["uv_platform"],
+        pip_platforms=tuple(config["pip_platforms"]),
+    )
+
+
+def all_specs() -> list[ImageSpec]:
+    return [load_spec(p.name) for p in sorted(IMAGES_DIR.iterdir()) if (p / "image.toml").exists()]
+
+
+def compile_lock(spec: ImageSpec) -> Path:
+    """Resolve requirements.in into requirements.lock for the image's platform, with hashes."""
+    uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
+    cmd = [
+        uv, "pip", "compile", str(spec.requirements_in),
+        "--generate-hashes",
+        "--python-version", spec.python_version,
+        "--python-platform", spec.uv_platform,
+        "--custom-compile-command", f"invoke images.lock --target {spec.name}",
+        "--output-file", str(spec.lock),
+    ]
+    print("edgeship: " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=spec.folder)
+    return spec.lock
+
+
+def pinned_packages(lock: Path) -> dict[str, str]:
+    """name -> version for every `name==version` line of a lock file."""
+    pins = {}
+    for line in lock.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", "-")) and "==" in line:
+            name, version = line.split(" ")[0].split("==", 1)
+            pins[name.lower()] = version.split(";")[0]
+    return pins
+
+
+def wheelhouse_dir(spec: ImageSpec) -> Path:
+    return cache_root() / "wheelhouse" / f"{spec.name}-{spec.lock_sha256()[:16]}"
+
+
+def ensure_wheelhouse(spec: ImageSpec) -> Path:
+    """Download every wheel of the lock (hash-checked by pip) into a cache keyed by the lock hash."""
+    target = wheelhouse_dir(spec)
+    if (target / ".complete").exists():
+        return target
+    staging = target.with_name(target.name + ".partial")
+    staging.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable, "-m", "pip", "download",
+        "--require-hashes", "--no-deps", "--only-binary=:all:",
+        "--python-version", spec.python_version, "--implementation", "cp",
+        "--dest", str(staging), "--requirement", str(spec.lock),
+        "--progress-bar", "off",
+    ]
+    for platform_tag in spec.pip_platforms:
+        cmd += ["--platform", platform_tag]
+    print(f"edgeship: fetching the wheelhouse of {spec.name} into {target}", flush=True)
+    result = subprocess.run(cmd)
+    if result.returncode != 0:
+        raise EdgeshipError(f"pip could not fetch every wheel of {spec.lock} (exit {result.returncode}); see pip's message above, then fix the pin or run `invoke images.lock --target {spec.name}`")
+    (staging / ".complete").write_text(spec.lock_sha256() + "\n")
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+    return target

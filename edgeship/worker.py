@@ -143,8 +143,6 @@ def main(job_path: str) -> int:
     from targets.base import load_function
 
     target = TARGETS[job["target"]]
-    input_names = [item["name"] for item in job["inputs"]]
-    output_names = [item["name"] for item in job["outputs"]]
 
     calibration = load_calibration(job)
     eval_samples, labels = load_eval(job)
@@ -157,16 +155,17 @@ def main(job_path: str) -> int:
     log(f"fp32 reference outputs computed ({time.monotonic() - started:.1f} s)")
 
     with tempfile.TemporaryDirectory(prefix="convert-") as scratch:
-        built = load_function(target.convert)(job, calibration, Path(scratch))
+        built = load_function(target.convert)(job, calibration, reference_in, Path(scratch))
         artifact = out / ("model" + target.artifact_suffix)
         shutil.copyfile(built, artifact)
     log(f"converted to {artifact.name} ({time.monotonic() - started:.1f} s)")
 
     run = load_function(target.run)
-    converted_all = run(artifact, eval_samples if labels is not None else reference_in, input_names, output_names)
+    converted_all = run(artifact, eval_samples if labels is not None else reference_in, job["inputs"], job["outputs"])
     converted_ref = converted_all[: len(reference_in)]
     report = accuracy_report(job, fp32_ref, converted_ref, labels, fp32_all, converted_all)
     ops = load_function(target.op_report)(artifact)
+    io_mapping = load_function(target.io_map)(artifact, job["inputs"], job["outputs"])
 
     (out / "reference").mkdir()
     np.savez(out / "reference" / "inputs.npz", **stack_samples(reference_in))
@@ -188,7 +187,7 @@ def main(job_path: str) -> int:
         "artifact": {"file": artifact.name, "sha256": files[artifact.name], "size": artifact.stat().st_size},
         "inputs": job["inputs"],
         "outputs": job["outputs"],
-        "artifact_io": {"inputs": ops["inputs"], "outputs": ops["outputs"]},
+        "artifact_io": {"tensors": {"inputs": ops["inputs"], "outputs": ops["outputs"]}, "mapping": io_mapping},
         "labels": job.get("labels"),
         "toolchain": toolchain_versions(target.toolchain_packages),
         "image": job["image"],

@@ -49,6 +49,7 @@ class Target:
     convert: str = ""
     run: str = ""
     op_report: str = ""
+    io_map: str = ""
     toolchain_packages: tuple[str, ...] = ()
 
     def option(self, name: str) -> Option | None:

@@ -1,14 +1,15 @@
 """`tflite`: CPU boards such as a Raspberry Pi, through LiteRT (TFLite).
 
-ONNX goes through onnx2tf to a SavedModel (input layout kept as in the ONNX model, so one
-set of reference inputs serves every target), then TensorFlow's TFLite converter writes
-fp32, fp16, dynamic-range or full-integer int8 flatbuffers. Keras (.keras/.h5) and
-SavedModel sources go to the TFLite converter directly.
+ONNX goes through onnx2tf to a SavedModel, then TensorFlow's TFLite converter writes fp32,
+fp16, dynamic-range or full-integer int8 flatbuffers. onnx2tf turns channel-first image
+tensors (NCHW) into TFLite's native channel-last (NHWC); the manifest records each
+tensor's permutation, and `run` applies it, so callers always speak the source layout.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from targets.base import Option, Target
@@ -31,35 +32,66 @@ TARGET = Target(
     convert="targets.tflite:convert",
     run="targets.tflite:run",
     op_report="targets.tflite:op_report",
+    io_map="targets.tflite:io_map",
     toolchain_packages=("onnx2tf", "tensorflow", "tf-keras", "ai-edge-litert", "onnx", "onnxruntime", "numpy", "protobuf"),
 )
 
 SIGNATURE = "serving_default"
 
 
-def _saved_model_from_onnx(job: dict, workdir: Path) -> Path:
+# onnx2tf checks its graph against ONNX Runtime on sample images for 3-channel image
+# inputs, and downloads a sample file for that unless this file is in its working
+# directory. The network is off in our containers, so we write the file ourselves from
+# the job's own samples (the model's real input distribution).
+ONNX2TF_SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+
+
+def _onnx2tf_sample_images(samples: list[dict], input_name: str, workdir: Path) -> None:
+    import numpy as np
+
+    images = np.concatenate([sample[input_name] for sample in samples])  # N,C,H,W
+    if images.ndim != 4 or images.shape[1] != 3:
+        return
+    nhwc = images.transpose(0, 2, 3, 1)
+    rows = np.linspace(0, nhwc.shape[1] - 1, 128).round().astype(int)
+    cols = np.linspace(0, nhwc.shape[2] - 1, 128).round().astype(int)
+    resized = nhwc[:, rows][:, :, cols]
+    np.save(workdir / ONNX2TF_SAMPLE_FILE, np.resize(resized, (20, 128, 128, 3)).astype(np.float32))
+
+
+def _saved_model_from_onnx(job: dict, samples: list[dict], workdir: Path) -> Path:
     import onnx2tf
 
     saved_model = workdir / "saved_model"
-    onnx2tf.convert(
-        input_onnx_file_path=job["source"]["path"],
-        output_folder_path=str(saved_model),
-        output_signaturedefs=True,
-        keep_ncw_or_nchw_or_ncdhw_input_names=[item["name"] for item in job["inputs"] if len(item["shape"]) in (3, 4, 5)],
-        overwrite_input_shape=[f"{item['name']}:{','.join(str(d) for d in item['shape'])}" for item in job["inputs"]],
-        copy_onnx_input_output_names_to_tflite=True,
-        verbosity="error",
-        non_verbose=True,
-    )
+    # onnx2tf simplifies the model with onnxsim IN PLACE; the source is mounted read-only
+    # (and must never change), so it works on a copy. Without onnxsim, Clip nodes fed by
+    # Constant nodes (torch's ReLU6) fail to convert.
+    source = workdir / "source.onnx"
+    shutil.copyfile(job["source"]["path"], source)
+    _onnx2tf_sample_images(samples, job["inputs"][0]["name"], workdir)
+    previous = os.getcwd()
+    os.chdir(workdir)
+    try:
+        onnx2tf.convert(
+            input_onnx_file_path=str(source),
+            output_folder_path=str(saved_model),
+            output_signaturedefs=True,
+            overwrite_input_shape=[f"{item['name']}:{','.join(str(d) for d in item['shape'])}" for item in job["inputs"]],
+            copy_onnx_input_output_names_to_tflite=True,
+            verbosity="error",
+            non_verbose=True,
+        )
+    finally:
+        os.chdir(previous)
     return saved_model
 
 
-def _converter(job: dict, workdir: Path):
+def _converter(job: dict, samples: list[dict], workdir: Path):
     import tensorflow as tf
 
     fmt = job["source"]["format"]
     if fmt == "onnx":
-        return tf.lite.TFLiteConverter.from_saved_model(str(_saved_model_from_onnx(job, workdir)))
+        return tf.lite.TFLiteConverter.from_saved_model(str(_saved_model_from_onnx(job, samples, workdir)))
     if fmt == "savedmodel":
         return tf.lite.TFLiteConverter.from_saved_model(job["source"]["path"])
     if fmt == "keras":
@@ -69,12 +101,13 @@ def _converter(job: dict, workdir: Path):
     raise ValueError(f"tflite cannot convert source format {fmt!r}")
 
 
-def convert(job: dict, calibration_set: list[dict], workdir: Path) -> Path:
+def convert(job: dict, calibration_set: list[dict], reference_set: list[dict], workdir: Path) -> Path:
     """Write model.tflite into workdir for job["quant"]; returns its path."""
     import numpy as np
     import tensorflow as tf
 
-    converter = _converter(job, workdir)
+    converter = _converter(job, calibration_set or reference_set, workdir)
+    signature_inputs = _saved_model_input_shapes(workdir / "saved_model") if job["source"]["format"] == "onnx" else {}
     quant = job["quant"]
     if quant == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -90,12 +123,50 @@ def convert(job: dict, calibration_set: list[dict], workdir: Path) -> Path:
 
         def representative_dataset():
             for sample in calibration_set:
-                yield {name: np.asarray(value, np.float32) for name, value in sample.items()}
+                yield {name: to_layout(np.asarray(value, np.float32), channel_last_perm(spec["shape"], signature_inputs.get(name, spec["shape"])))
+                       for (name, value), spec in zip(sample.items(), job["inputs"])}
 
         converter.representative_dataset = representative_dataset
     artifact = workdir / "model.tflite"
     artifact.write_bytes(converter.convert())
     return artifact
+
+
+def _saved_model_input_shapes(saved_model: Path) -> dict:
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(saved_model)).signatures[SIGNATURE]
+    return {name: [int(d) for d in spec.shape] for name, spec in signature.structured_input_signature[1].items()}
+
+
+def channel_last_perm(source_shape: list, artifact_shape: list):
+    """The permutation taking a source tensor to the artifact's layout, or None if none is needed.
+
+    onnx2tf moves the channel axis of 3D-5D tensors last (NCHW -> NHWC); '?' in a source
+    shape (a dynamic dimension) matches anything.
+    """
+    def same(a, b):
+        return len(a) == len(b) and all(x == "?" or y == "?" or int(x) == int(y) for x, y in zip(a, b))
+
+    if same(source_shape, artifact_shape):
+        return None
+    rank = len(source_shape)
+    perm = [0, *range(2, rank), 1]
+    if rank >= 3 and same([source_shape[i] for i in perm], artifact_shape):
+        return perm
+    raise ValueError(f"cannot map source shape {source_shape} onto artifact shape {artifact_shape}")
+
+
+def to_layout(value, perm):
+    import numpy as np
+
+    return value if perm is None else np.ascontiguousarray(value.transpose(perm))
+
+
+def from_layout(value, perm):
+    import numpy as np
+
+    return value if perm is None else np.ascontiguousarray(value.transpose(np.argsort(perm)))
 
 
 def _interpreter(artifact: Path):
@@ -123,23 +194,39 @@ def _dequantize(value, detail):
     return value.astype(np.float32)
 
 
-def run(artifact: Path, samples: list[dict], input_names: list[str], output_names: list[str]) -> list[dict]:
-    """Run the artifact on float samples (dicts by source input name); float outputs by source name.
+def io_map(artifact: Path, inputs: list[dict], outputs: list[dict]) -> dict:
+    """How source tensors map onto the artifact's signature: name and layout permutation.
 
     The SavedModel signature keeps the ONNX input names; its outputs are output_0.. in the
     ONNX output order, which maps them back to the source names.
     """
     interpreter = _interpreter(artifact)
     runner = interpreter.get_signature_runner(SIGNATURE)
-    input_details = runner.get_input_details()
-    output_details = runner.get_output_details()
+    input_details, output_details = runner.get_input_details(), runner.get_output_details()
     signature_outputs = interpreter.get_signature_list()[SIGNATURE]["outputs"]
+    mapping = {"signature": SIGNATURE, "inputs": {}, "outputs": {}}
+    for spec in inputs:
+        shape = [int(d) for d in input_details[spec["name"]]["shape"]]
+        mapping["inputs"][spec["name"]] = {"name": spec["name"], "shape": shape, "perm": channel_last_perm(spec["shape"], shape)}
+    for spec, signature in zip(outputs, signature_outputs):
+        shape = [int(d) for d in output_details[signature]["shape"]]
+        mapping["outputs"][spec["name"]] = {"name": signature, "shape": shape, "perm": channel_last_perm(spec["shape"], shape)}
+    return mapping
+
+
+def run(artifact: Path, samples: list[dict], inputs: list[dict], outputs: list[dict]) -> list[dict]:
+    """Run the artifact on float samples in the source layout (dicts by source input name);
+    float outputs by source name, in the source layout."""
+    mapping = io_map(artifact, inputs, outputs)
+    interpreter = _interpreter(artifact)
+    runner = interpreter.get_signature_runner(SIGNATURE)
+    input_details, output_details = runner.get_input_details(), runner.get_output_details()
     results = []
     for sample in samples:
-        feeds = {name: _quantize(sample[name], input_details[name]) for name in input_names}
+        feeds = {m["name"]: _quantize(to_layout(sample[source], m["perm"]), input_details[m["name"]]) for source, m in mapping["inputs"].items()}
         raw = runner(**feeds)
-        results.append({source: _dequantize(raw[signature], output_details[signature])
-                        for source, signature in zip(output_names, signature_outputs)})
+        results.append({source: from_layout(_dequantize(raw[m["name"]], output_details[m["name"]]), m["perm"])
+                        for source, m in mapping["outputs"].items()})
     return results
 
 

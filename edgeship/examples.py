@@ -52,6 +52,7 @@ def _write_example(folder: Path, calibration: np.ndarray, eval_arrays: dict, met
     for index, sample in enumerate(calibration):
         np.save(folder / "calib" / f"{index:03d}.npy", sample[None].astype(np.float32))
     np.savez(folder / "eval.npz", **eval_arrays)
+    (folder / "labels.txt").write_text("\n".join(metadata["labels"]) + "\n")
     metadata["model_sha256"] = sha256_file(folder / "model.onnx")
     (folder / "metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
 

@@ -1,0 +1,97 @@
+"""The main job behind `invoke main`: bring up the engine and images, make the examples,
+convert them for every target, and write a report.
+
+Deploying to the simulated board fleet and benchmarking there join this job when the
+fleet exists (see the issues); today it stops after conversion.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from edgeship.convert import Request, convert
+from edgeship.engine import ensure_engine
+from edgeship.examples import build_examples
+from edgeship.images import build
+from edgeship.lockfile import load_spec
+
+
+def conversion_requests(example_dirs: list[Path], artifacts: Path) -> list[Request]:
+    import targets
+
+    requests = []
+    for target in targets.TARGETS.values():
+        for folder in example_dirs:
+            labels = folder / "labels.txt"
+            for quant in target.quantizations:
+                requests.append(Request(
+                    target=target.name, model=folder / "model.onnx", quant=quant,
+                    calib=folder / "calib" if quant in target.needs_calibration else None,
+                    eval=folder / "eval.npz", labels=labels if labels.exists() else None, out=artifacts,
+                ))
+    return requests
+
+
+def _row(request: Request, artifact: Path, seconds: float) -> dict:
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    accuracy = manifest["accuracy"]
+    first = next(iter(accuracy["outputs"].values()))
+    labelled = accuracy.get("labelled_accuracy")
+    return {
+        "model": artifact.name.split(f"-{request.target}-")[0],
+        "target": request.target,
+        "quant": request.quant,
+        "artifact": str(artifact),
+        "size_bytes": manifest["artifact"]["size"],
+        "sha256": manifest["artifact"]["sha256"],
+        "cosine_min": first["cosine_min"],
+        "top1_agreement": first["top1_agreement"],
+        "labelled_accuracy_fp32": labelled and labelled["fp32"],
+        "labelled_accuracy_converted": labelled and labelled["converted"],
+        "accuracy_passed": accuracy["passed"],
+        "seconds": round(seconds, 2),
+    }
+
+
+def _fmt(value, pattern):
+    return "-" if value is None else pattern.format(value)
+
+
+def render_table(rows: list[dict]) -> str:
+    header = "| model | target | quant | size | cosine min | top-1 agree | labelled acc fp32 -> converted | within tolerance | time |"
+    lines = [header, "|" + "---|" * 9]
+    for row in rows:
+        labelled = "-" if row["labelled_accuracy_fp32"] is None else f"{row['labelled_accuracy_fp32']:.2%} -> {row['labelled_accuracy_converted']:.2%}"
+        lines.append(f"| {row['model']} | {row['target']} | {row['quant']} | {row['size_bytes'] / 1e6:.2f} MB | {_fmt(row['cosine_min'], '{:.5f}')} | "
+                     f"{_fmt(row['top1_agreement'], '{:.1%}')} | {labelled} | {'yes' if row['accuracy_passed'] else 'NO'} | {row['seconds']:.1f} s |")
+    return "\n".join(lines)
+
+
+def run_main(results: Path, quick: bool = False, artifacts: Path = Path("artifacts"), examples: Path = Path("examples")) -> Path:
+    import targets
+
+    started = time.monotonic()
+    client = ensure_engine()
+    for image_name in sorted({target.image for target in targets.TARGETS.values()}):
+        build(client, load_spec(image_name))
+    example_dirs = build_examples(examples, names=("digits",) if quick else ("digits", "mobilenetv2"))
+    rows = []
+    for request in conversion_requests(example_dirs, artifacts):
+        began = time.monotonic()
+        artifact = convert(request, client=client)
+        rows.append(_row(request, artifact, time.monotonic() - began))
+        print(artifact, flush=True)
+    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    folder = results / run_id
+    folder.mkdir(parents=True)
+    table = render_table(rows)
+    (folder / "report.json").write_text(json.dumps({"run_id": run_id, "conversions": rows}, indent=2) + "\n")
+    notes = ("mobilenetv2 has fixed-seed RANDOM weights: its accuracy figures only show conversion drift "
+             "on a network whose logits are nearly tied, not a model's quality.")
+    (folder / "report.md").write_text(f"# edgeship run {run_id}\n\n{table}\n\n{notes}\n")
+    print("\n" + table + "\n\n" + notes)
+    print(f"\nedgeship: main job done in {time.monotonic() - started:.0f} s; report: {folder / 'report.md'}")
+    return folder

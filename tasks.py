@@ -1,0 +1,177 @@
+"""edgeship tasks: `invoke --list` shows them; `invoke --help TASK` explains each argument."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+from invoke import Collection, Exit, task
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from edgeship.errors import EdgeshipError  # noqa: E402
+
+
+def user_errors(function):
+    """Turn EdgeshipError (a user's mistake) into one line on stderr and exit code 2."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except EdgeshipError as error:
+            raise Exit(f"edgeship: error: {error}", code=2) from None
+
+    return wrapper
+
+
+def _spec_names(target: str) -> list[str]:
+    from edgeship.lockfile import all_specs, load_spec
+
+    if target == "all":
+        return [spec.name for spec in all_specs()]
+    return [load_spec(target).name]
+
+
+@task(help={"target": "image folder under images/ to build, or 'all'", "rebuild": "build even if an image of the same key exists"})
+@user_errors
+def images_build(c, target="all", rebuild=False):
+    """Build toolchain images (base image and wheelhouse first, then a smoke test in the image)."""
+    from edgeship.engine import ensure_engine
+    from edgeship.images import build
+    from edgeship.lockfile import load_spec
+
+    client = ensure_engine()
+    for name in _spec_names(target):
+        image = build(client, load_spec(name), rebuild=rebuild)
+        print(f"{name}: {image.tags[0] if image.tags else image.id}")
+
+
+@task(help={"arch": "Debian architecture (amd64, arm64); default: this machine's", "rebuild": "bootstrap again even if cached"})
+@user_errors
+def images_base(c, arch=None, rebuild=False):
+    """Bootstrap the Debian bookworm base image from Debian's archive (debootstrap + docker import)."""
+    from edgeship.baseimage import ensure_base_image
+    from edgeship.engine import ensure_engine
+
+    print(ensure_base_image(ensure_engine(), arch=arch, rebuild=rebuild))
+
+
+@task(help={"target": "image folder under images/, or 'all'"})
+@user_errors
+def images_lock(c, target="all"):
+    """Regenerate an image's requirements.lock (pinned, hashed) from its requirements.in."""
+    from edgeship.lockfile import compile_lock, load_spec
+
+    for name in _spec_names(target):
+        print(compile_lock(load_spec(name)))
+
+
+@task(help={"target": "image folder under images/, or 'all'"})
+@user_errors
+def images_wheels(c, target="all"):
+    """Fetch an image's wheelhouse into the cache (keyed by the lock file's sha256)."""
+    from edgeship.lockfile import ensure_wheelhouse, load_spec
+
+    for name in _spec_names(target):
+        print(ensure_wheelhouse(load_spec(name)))
+
+
+@task
+@user_errors
+def engine(c):
+    """Make sure a Docker engine runs (installs docker.io and starts dockerd as root on Debian)."""
+    from edgeship.engine import ensure_engine
+
+    info = ensure_engine().info()
+    print(f"docker engine {info.get('ServerVersion')} ({info.get('Driver')}, cgroup v{info.get('CgroupVersion', '?')})")
+
+
+@task(help={"force": "rebuild the examples even if they exist", "out": "folder to write them into"})
+@user_errors
+def examples(c, force=False, out="examples"):
+    """Make the example models (digits CNN, MobileNetV2 random weights) from packaged data."""
+    from edgeship.examples import build_examples
+
+    for folder in build_examples(Path(out), force=force):
+        print(folder)
+
+
+@task
+def targets(c):
+    """List the targets, their quantization modes and options."""
+    import targets as target_table
+
+    for target in target_table.TARGETS.values():
+        print(f"{target.name}: {target.description}")
+        print(f"  image images/{target.image}, sources {', '.join(target.source_formats)}, runtime backend {target.runtime_backend}")
+        print(f"  --quant {'|'.join(target.quantizations)} (default {target.default_quant}; calibration for {', '.join(target.needs_calibration)})")
+        for option in target.options:
+            scope = f" [{'/'.join(option.applies_to)}]" if option.applies_to else ""
+            print(f"  --option {option.name}={'|'.join(option.choices)} (default {option.default}){scope}: {option.help}")
+
+
+@task(
+    iterable=["input_shape", "option"],
+    help={
+        "target": "target name (see `invoke targets`)",
+        "model": "source model: .onnx file",
+        "quant": "quantization mode offered by the target (default: the target's)",
+        "calib": "calibration directory: one .npy sample per file (or .npz by input name); needed for int8",
+        "eval": "evaluation set .npz: inputs stacked on axis 0, optional `labels` for labelled accuracy",
+        "labels": "class names: text file, one per line (or a JSON list)",
+        "input_shape": "NAME:D0,D1,... static shape for a dynamic input (repeatable)",
+        "option": "target option KEY=VALUE (repeatable), e.g. io_dtype=uint8",
+        "out": "artifacts root folder (default: artifacts/)",
+        "name": "artifact name prefix (default: the model file's stem, or its folder for model.onnx)",
+        "rebuild_image": "rebuild the target's image before converting",
+    },
+)
+@user_errors
+def convert(c, target, model, quant=None, calib=None, eval=None, labels=None, input_shape=None, option=None,
+            out=None, name=None, rebuild_image=False):
+    """Convert a model for a target inside its toolchain image; prints the artifact directory last."""
+    from edgeship.convert import Request, convert as run_convert, parse_options
+
+    out = out or c.config.get("edgeship", {}).get("artifacts", "artifacts")
+    request = Request(
+        target=target, model=Path(model), quant=quant, calib=Path(calib) if calib else None,
+        eval=Path(eval) if eval else None, labels=Path(labels) if labels else None,
+        input_shapes=list(input_shape or []), options=parse_options(option), out=Path(out), name=name,
+    )
+    print(run_convert(request, rebuild_image=rebuild_image))
+
+
+@task(help={"out": "results folder for the report", "quick": "digits only (skips MobileNetV2)"})
+@user_errors
+def main(c, out="results", quick=False):
+    """The main job: engine, images, examples, convert for every built target, report."""
+    from edgeship.pipeline import run_main
+
+    run_main(Path(out), quick=quick)
+
+
+@task(help={"tier": "unit, container or all", "pytest_args": "extra arguments for pytest"})
+def test(c, tier="all", pytest_args=""):
+    """Run the tests in tiers: fast unit tests first, then container tests (real Docker)."""
+    tiers = ["unit", "container"] if tier == "all" else [tier]
+    for name in tiers:
+        print(f"=== edgeship tests: {name} tier ===", flush=True)
+        result = c.run(f"{sys.executable} -m pytest tests/{name} -ra {pytest_args}", warn=True, pty=False)
+        if result.exited == 5:
+            print(f"edgeship: no tests collected in the {name} tier", flush=True)
+        elif result.exited != 0:
+            raise Exit(f"edgeship: the {name} tier failed (pytest exit {result.exited})", code=result.exited)
+
+
+images = Collection("images")
+images.add_task(images_build, "build")
+images.add_task(images_base, "base")
+images.add_task(images_lock, "lock")
+images.add_task(images_wheels, "wheels")
+
+ns = Collection(engine, examples, targets, convert, main, test, images)
+ns.configure({"edgeship": {"artifacts": os.environ.get("EDGESHIP_ARTIFACTS", "artifacts")}})

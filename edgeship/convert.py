@@ -188,16 +188,24 @@ def _mounts(p: Plan, staging: Path, job_file: Path):
     return mounts
 
 
-def _run_container(client, image_tag: str, mounts, staging: Path, log_path: Path) -> None:
+def sandbox_kwargs(mounts) -> dict:
+    """How every conversion container runs: non-root, no network, read-only except /out and /tmp."""
     uid = os.getuid()
-    user = f"{CONTAINER_UID}:{CONTAINER_UID}" if uid == 0 else f"{uid}:{os.getgid()}"
-    container = client.containers.run(
-        image_tag, ["python", "-m", "edgeship.worker", "/job/job.json"], detach=True,
-        user=user, network_mode="none", read_only=True, mounts=mounts,
-        tmpfs={"/tmp": "rw,exec,size=8g"}, working_dir="/tmp",
-        environment={"PYTHONPATH": "/opt/edgeship/src", "HOME": "/tmp", "MPLCONFIGDIR": "/tmp"},
-        cap_drop=["ALL"], security_opt=["no-new-privileges"],
-    )
+    return {
+        "user": f"{CONTAINER_UID}:{CONTAINER_UID}" if uid == 0 else f"{uid}:{os.getgid()}",
+        "network_mode": "none",
+        "read_only": True,
+        "mounts": mounts,
+        "tmpfs": {"/tmp": "rw,exec,size=8g"},
+        "working_dir": "/tmp",
+        "environment": {"PYTHONPATH": "/opt/edgeship/src", "HOME": "/tmp", "MPLCONFIGDIR": "/tmp"},
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+    }
+
+
+def _run_container(client, image_tag: str, mounts, staging: Path, log_path: Path) -> None:
+    container = client.containers.run(image_tag, ["python", "-m", "edgeship.worker", "/job/job.json"], detach=True, **sandbox_kwargs(mounts))
     error_line = ""
     try:
         with open(log_path, "wb") as log:

@@ -39,12 +39,16 @@ def _torch():
 
 
 def _export(model, sample, path: Path, input_name: str, output_name: str) -> None:
+    import warnings
+
     torch = _torch()
     model.eval()
     # The TorchScript exporter needs no extra packages and its graphs convert cleanly
     # with every vendor toolchain we target (opset 13 is within all of their ranges).
-    torch.onnx.export(model, (sample,), str(path), dynamo=False, opset_version=13,
-                      input_names=[input_name], output_names=[output_name], do_constant_folding=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is deprecated, not gone
+        torch.onnx.export(model, (sample,), str(path), dynamo=False, opset_version=13,
+                          input_names=[input_name], output_names=[output_name], do_constant_folding=True)
 
 
 def _write_example(folder: Path, calibration: np.ndarray, eval_arrays: dict, metadata: dict) -> None:
@@ -54,6 +58,7 @@ def _write_example(folder: Path, calibration: np.ndarray, eval_arrays: dict, met
     np.savez(folder / "eval.npz", **eval_arrays)
     (folder / "labels.txt").write_text("\n".join(metadata["labels"]) + "\n")
     metadata["model_sha256"] = sha256_file(folder / "model.onnx")
+    metadata["generator"] = GENERATOR
     (folder / "metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
 
 
@@ -198,6 +203,15 @@ def build_mobilenetv2(folder: Path) -> Path:
 
 
 BUILDERS = {"digits": build_digits, "mobilenetv2": build_mobilenetv2}
+# Examples made by another version of this file are made again.
+GENERATOR = sha256_file(Path(__file__))[:16]
+
+
+def _current(folder: Path) -> bool:
+    try:
+        return json.loads((folder / "metadata.json").read_text()).get("generator") == GENERATOR
+    except (OSError, json.JSONDecodeError):
+        return False
 
 
 def build_examples(root: Path, names=tuple(BUILDERS), force: bool = False) -> list[Path]:
@@ -205,7 +219,7 @@ def build_examples(root: Path, names=tuple(BUILDERS), force: bool = False) -> li
     written = []
     for name in names:
         final = root / name
-        if final.exists() and (final / "metadata.json").exists() and not force:
+        if _current(final) and not force:
             written.append(final)
             continue
         staging = root / f".{name}.partial"

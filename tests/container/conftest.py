@@ -1,0 +1,56 @@
+"""Container tier: a real Docker engine, the real tflite toolchain image, real conversions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    from edgeship.engine import ensure_engine
+
+    return ensure_engine()
+
+
+@pytest.fixture(scope="session")
+def tflite_image(docker_client):
+    from edgeship.images import build
+    from edgeship.lockfile import load_spec
+
+    return build(docker_client, load_spec("tflite"))
+
+
+@pytest.fixture(scope="session")
+def example_dirs():
+    """The example models, in the repo's examples/ folder (shared with the main job)."""
+    from edgeship.examples import build_examples
+
+    return {folder.name: folder for folder in build_examples(ROOT / "examples")}
+
+
+@pytest.fixture(scope="session")
+def conversions(tflite_image, example_dirs, tmp_path_factory, docker_client):
+    """convert(example, quant, out_name="a", **options) -> artifact dir; converted once per session."""
+    from edgeship.convert import Request, convert
+
+    roots, done = {}, {}
+
+    def run(example: str, quant: str, out_name: str = "a", options: tuple = ()) -> Path:
+        key = (example, quant, out_name, options)
+        if key not in done:
+            if out_name not in roots:
+                roots[out_name] = tmp_path_factory.mktemp(f"artifacts-{out_name}")
+            folder = example_dirs[example]
+            request = Request(
+                target="tflite", model=folder / "model.onnx", quant=quant,
+                calib=folder / "calib" if quant == "int8" else None, eval=folder / "eval.npz",
+                labels=folder / "labels.txt", options=dict(options), out=roots[out_name],
+            )
+            done[key] = convert(request, client=docker_client)
+        return done[key]
+
+    return run

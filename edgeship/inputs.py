@@ -101,7 +101,8 @@ def onnx_io(model: Path, proto, input_shapes: dict[str, list[int]]) -> tuple[lis
         if vi.type.tensor_type.elem_type != _ONNX_FLOAT:
             raise EdgeshipError(f"{model}: input {vi.name!r} is not float32 (ONNX type {vi.type.tensor_type.elem_type}); edgeship converts float32-input models, so export with float inputs")
         inputs.append({"name": vi.name, "shape": shape, "dtype": "float32"})
-    outputs = [{"name": vo.name, "shape": _dims(vo)} for vo in proto.graph.output]
+    # Output dimensions the graph leaves symbolic are "?" (they follow from the inputs).
+    outputs = [{"name": vo.name, "shape": [d if isinstance(d, int) else "?" for d in _dims(vo)]} for vo in proto.graph.output]
     return inputs, outputs
 
 

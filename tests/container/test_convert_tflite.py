@@ -95,7 +95,7 @@ def test_cache_returns_the_artifact_without_a_container(conversions, example_dir
                                      labels=folder / "labels.txt", out=artifact.parent)
     assert convert_module.convert(request, client=docker_client) == artifact
     # a different option is a different artifact, and does need a container
-    request.quant = "fp32"
+    request.quant, request.calib, request.options = "int8", folder / "calib", {"io_dtype": "float32"}
     with pytest.raises(AssertionError, match="started a container"):
         convert_module.convert(request, client=docker_client)
     assert sorted(p.name for p in artifact.parent.iterdir() if p.name.startswith(".staging")) == []

@@ -1,0 +1,61 @@
+"""Cold conversion vs cached conversion of the same request, measured in one run.
+
+    ./dev bench-convert          (or: .venv/bin/python benchmarks/convert_cache.py)
+
+Cold: a fresh artifacts folder, so the container runs. Cached: the identical request again,
+which must return the existing artifact without starting a container (goal: under 1 s).
+Also times the cached path through the CLI, interpreter start-up included.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from edgeship.convert import Request, convert  # noqa: E402
+from edgeship.engine import ensure_engine  # noqa: E402
+from edgeship.examples import build_examples  # noqa: E402
+from edgeship.images import build  # noqa: E402
+from edgeship.lockfile import load_spec  # noqa: E402
+
+
+def main(example: str = "digits", quant: str = "int8", repeats: int = 5) -> None:
+    client = ensure_engine()
+    build(client, load_spec("tflite"))
+    folder = build_examples(ROOT / "examples", names=(example,))[0]
+    with tempfile.TemporaryDirectory(prefix="edgeship-bench-") as out:
+        request = Request(target="tflite", model=folder / "model.onnx", quant=quant,
+                          calib=folder / "calib" if quant == "int8" else None, eval=folder / "eval.npz", out=Path(out))
+        started = time.perf_counter()
+        artifact = convert(request, client=client)
+        cold = time.perf_counter() - started
+        cached = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            assert convert(request, client=client) == artifact
+            cached.append(time.perf_counter() - started)
+        cli = []
+        command = [sys.executable, "-m", "invoke", "convert", "--target", "tflite", "--model", str(request.model), "--quant", quant,
+                   "--eval", str(request.eval), "--out", out] + (["--calib", str(request.calib)] if request.calib else [])
+        for _ in range(3):
+            started = time.perf_counter()
+            result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+            cli.append(time.perf_counter() - started)
+            assert result.stdout.strip().splitlines()[-1] == str(artifact)
+    cached_median, cli_median = statistics.median(cached), statistics.median(cli)
+    print(f"conversion cache benchmark: {example} / tflite / {quant}")
+    print(f"  cold conversion (container):   {cold:8.3f} s")
+    print(f"  cached conversion (in process): {cached_median:8.3f} s  (median of {repeats}; goal < 1 s: {'met' if cached_median < 1 else 'MISSED'})")
+    print(f"  cached conversion (CLI):        {cli_median:8.3f} s  (median of 3, interpreter start included)")
+    print(f"  cold / cached ratio:            {cold / cached_median:8.1f}x")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:2])

@@ -159,6 +159,12 @@ def test(c, tier="all", pytest_args=""):
     """Run the tests in tiers: fast unit tests first, then container tests (real Docker)."""
     tiers = ["unit", "container"] if tier == "all" else [tier]
     for name in tiers:
+        if name == "container":
+            # Bring up what the container tier uses first, with its progress on screen
+            # (inside pytest's fixtures it would be captured) and its failures told apart.
+            print("=== edgeship tests: preparing engine, images and examples ===", flush=True)
+            images_build(c, target="all")
+            examples(c)
         print(f"=== edgeship tests: {name} tier ===", flush=True)
         result = c.run(f"{sys.executable} -m pytest tests/{name} -ra {pytest_args}", warn=True, pty=False)
         if result.exited == 5:

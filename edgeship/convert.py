@@ -19,7 +19,19 @@ from pathlib import Path
 
 from edgeship import __version__
 from edgeship.errors import EdgeshipError
-from edgeship.inputs import check_calibration, check_eval, detect_format, load_onnx, onnx_io, parse_input_shapes, read_labels
+from edgeship.inputs import (
+    calibration_digest,
+    calibration_files,
+    check_calibration,
+    check_eval,
+    detect_format,
+    load_onnx,
+    onnx_signature,
+    parse_input_shapes,
+    read_labels,
+    resolve_io,
+    source_sha256,
+)
 from edgeship.lockfile import REPO_ROOT, load_spec, sha256_file
 
 CONTAINER_UID = 10001  # the `edgeship` user of every toolchain image
@@ -81,7 +93,9 @@ def code_sha256() -> str:
 
 @dataclass
 class Plan:
-    """Everything a conversion needs, checked on the host."""
+    """Everything a conversion needs. ONNX sources are checked completely on the host;
+    other formats need their toolchain to be read, so `inputs` stays None until
+    `complete_plan` has asked the image."""
 
     target: object
     request: Request
@@ -89,11 +103,13 @@ class Plan:
     options: dict
     source_format: str
     source_sha256: str
-    inputs: list
-    outputs: list
-    calibration: dict | None
-    evaluation: dict | None
+    input_shapes: dict
+    calibration_files: list | None
     labels: list | None
+    inputs: list | None = None
+    outputs: list | None = None
+    calibration: dict | None = None
+    evaluation: dict | None = None
 
 
 def plan(request: Request) -> Plan:
@@ -108,36 +124,47 @@ def plan(request: Request) -> Plan:
     fmt = detect_format(model)
     if fmt not in target.source_formats:
         raise EdgeshipError(f"target {target.name} cannot convert {fmt} models ({model}); it takes: {', '.join(target.source_formats)}")
-    if fmt != "onnx":
-        raise EdgeshipError(f"{model}: {fmt} sources are not wired into `invoke convert` yet; export the model to ONNX first")
-    proto = load_onnx(model)
-    if any(init.HasField("data_location") and init.data_location == 1 for init in proto.graph.initializer):
-        raise EdgeshipError(f"{model} keeps its weights in external data files; save it as one file (onnx.save(..., save_as_external_data=False))")
-    inputs, outputs = onnx_io(model, proto, parse_input_shapes(request.input_shapes))
-    calibration = None
-    if quant in target.needs_calibration:
-        if request.calib is None:
-            raise EdgeshipError(f"--quant {quant} on target {target.name} needs a calibration set; pass --calib DIR with one .npy sample per file")
-        calibration = check_calibration(request.calib, inputs)
-    elif request.calib is not None:
+    input_shapes = parse_input_shapes(request.input_shapes)
+    if quant in target.needs_calibration and request.calib is None:
+        raise EdgeshipError(f"--quant {quant} on target {target.name} needs a calibration set; pass --calib DIR with one .npy sample per file")
+    if quant not in target.needs_calibration and request.calib is not None:
         raise EdgeshipError(f"--calib is only used by --quant {'/'.join(target.needs_calibration)} on target {target.name}, not {quant}; drop --calib")
-    evaluation = check_eval(request.eval, inputs) if request.eval else None
-    labels = read_labels(request.labels) if request.labels else None
-    return Plan(target, request, quant, options, fmt, sha256_file(model), inputs, outputs, calibration, evaluation, labels)
+    if request.eval is not None and not request.eval.is_file():
+        raise EdgeshipError(f"evaluation set {request.eval} does not exist; pass --eval FILE.npz with inputs stacked on axis 0 and optional labels")
+    p = Plan(target, request, quant, options, fmt, source_sha256(model), input_shapes, None,
+             read_labels(request.labels) if request.labels else None)
+    if fmt == "onnx":
+        proto = load_onnx(model)
+        if any(init.HasField("data_location") and init.data_location == 1 for init in proto.graph.initializer):
+            raise EdgeshipError(f"{model} keeps its weights in external data files; save it as one file (onnx.save(..., save_as_external_data=False))")
+        complete_plan(p, *onnx_signature(proto))
+    p.calibration_files = calibration_files(request.calib) if request.calib else None
+    return p
+
+
+def complete_plan(p: Plan, declared_inputs: list[dict], declared_outputs: list[dict]) -> Plan:
+    """Fix the input shapes and check the calibration and eval data against them."""
+    p.inputs, p.outputs = resolve_io(p.request.model, declared_inputs, declared_outputs, p.input_shapes)
+    p.calibration = check_calibration(p.request.calib, p.inputs) if p.request.calib else None
+    p.evaluation = check_eval(p.request.eval, p.inputs) if p.request.eval else None
+    return p
 
 
 def cache_key(p: Plan, image_id: str) -> str:
+    """Key of everything that decides the artifact, computable before the image reads the model."""
     material = {
-        "target": p.target.name, "quant": p.quant, "options": p.options, "inputs": p.inputs,
-        "source": p.source_sha256, "calibration": p.calibration and p.calibration["sha256"],
-        "eval": p.evaluation and p.evaluation["sha256"], "labels": p.labels, "image": image_id,
+        "target": p.target.name, "quant": p.quant, "options": p.options, "input_shapes": p.input_shapes,
+        "source": p.source_sha256, "format": p.source_format,
+        "calibration": p.calibration_files and calibration_digest(p.calibration_files),
+        "eval": p.request.eval and sha256_file(p.request.eval), "labels": p.labels, "image": image_id,
         "code": code_sha256(), "tolerances": p.target.tolerances[p.quant],
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
 def artifact_name(p: Plan, key: str) -> str:
-    stem = p.request.name or (p.request.model.parent.name if p.request.model.stem == "model" else p.request.model.stem)
+    model = p.request.model
+    stem = p.request.name or (model.parent.name if model.stem in ("model", "saved_model") or model.name == "saved_model" else model.stem)
     return f"{stem}-{p.target.name}-{p.quant}-{key[:12]}"
 
 
@@ -173,12 +200,14 @@ def _job(p: Plan, key: str, image_tag: str, image_id: str, lock_sha: str) -> dic
     }
 
 
-def _mounts(p: Plan, staging: Path, job_file: Path):
+def _bind(source: Path, target: str, read_only: bool = True):
     from docker.types import Mount
 
-    def bind(source: Path, target: str, read_only: bool = True):
-        return Mount(target=target, source=str(source.resolve()), type="bind", read_only=read_only)
+    return Mount(target=target, source=str(source.resolve()), type="bind", read_only=read_only)
 
+
+def _mounts(p: Plan, staging: Path, job_file: Path):
+    bind = _bind
     mounts = [bind(p.request.model, "/in/model/" + p.request.model.name), bind(job_file, "/job/job.json"), bind(staging, "/out", read_only=False)]
     mounts += [bind(REPO_ROOT / folder, f"/opt/edgeship/src/{folder}") for folder in CODE_DIRS]
     if p.calibration:
@@ -223,6 +252,32 @@ def _run_container(client, image_tag: str, mounts, staging: Path, log_path: Path
         raise EdgeshipError(f"conversion failed in {image_tag} (exit {status.get('StatusCode')}): {error_line or 'no error line'}; full log: {log_path}")
 
 
+def inspect_source(client, image_tag: str, p: Plan) -> tuple[list[dict], list[dict]]:
+    """Ask the target's image for the declared inputs/outputs of a non-ONNX source."""
+    with tempfile.TemporaryDirectory(prefix="edgeship-inspect-") as job_dir:
+        job_file = Path(job_dir) / "job.json"
+        job_file.write_text(json.dumps({"target": p.target.name, "source": {
+            "path": "/in/model/" + p.request.model.name, "format": p.source_format}}))
+        os.chmod(job_dir, 0o755)
+        os.chmod(job_file, 0o644)
+        mounts = [_bind(p.request.model, "/in/model/" + p.request.model.name), _bind(job_file, "/job/job.json")]
+        mounts += [_bind(REPO_ROOT / folder, f"/opt/edgeship/src/{folder}") for folder in CODE_DIRS]
+        container = client.containers.run(image_tag, ["python", "-m", "edgeship.worker", "--inspect", "/job/job.json"],
+                                          detach=True, **sandbox_kwargs(mounts))
+        try:
+            status = container.wait(timeout=600)
+            output = container.logs().decode(errors="replace")
+        finally:
+            container.remove(force=True)
+    for line in output.splitlines():
+        if line.startswith("edgeship-inspect: "):
+            found = json.loads(line[len("edgeship-inspect: "):])
+            return found["inputs"], found["outputs"]
+    error = next((line for line in output.splitlines() if line.startswith("edgeship-worker-error: ")), "")
+    raise EdgeshipError(f"{p.request.model} could not be read as a {p.source_format} model by {image_tag} "
+                        f"(exit {status.get('StatusCode')}: {error[len('edgeship-worker-error: '):] or 'no error line'}); check that the file is complete")
+
+
 def convert(request: Request, client=None, rebuild_image: bool = False) -> Path:
     """Convert and return the artifact directory (an existing one when the key matches)."""
     p = plan(request)
@@ -240,6 +295,8 @@ def convert(request: Request, client=None, rebuild_image: bool = False) -> Path:
     final = out / artifact_name(p, key)
     if cached(final, key):
         return final
+    if p.inputs is None:
+        complete_plan(p, *inspect_source(client, image_tag, p))
 
     created_out = not out.exists()
     out.mkdir(parents=True, exist_ok=True)

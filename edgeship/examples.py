@@ -62,14 +62,19 @@ def _write_example(folder: Path, calibration: np.ndarray, eval_arrays: dict, met
     (folder / "metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
 
 
-def build_digits(folder: Path, epochs: int = 40) -> Path:
-    torch = _torch()
+def digits_split():
+    """scikit-learn's digits as NCHW float32 in [0, 1]: (train_x, test_x, train_y, test_y), stratified, seeded."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     digits = load_digits()
     images = (digits.images / 16.0).astype(np.float32)[:, None]  # N,1,8,8 in [0,1]
-    train_x, test_x, train_y, test_y = train_test_split(images, digits.target, test_size=0.2, random_state=SEED, stratify=digits.target)
+    return train_test_split(images, digits.target, test_size=0.2, random_state=SEED, stratify=digits.target)
+
+
+def build_digits(folder: Path, epochs: int = 40) -> Path:
+    torch = _torch()
+    train_x, test_x, train_y, test_y = digits_split()
 
     nn = torch.nn
     model = nn.Sequential(

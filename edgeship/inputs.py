@@ -77,33 +77,57 @@ def parse_input_shapes(items) -> dict[str, list[int]]:
     return shapes
 
 
-def onnx_io(model: Path, proto, input_shapes: dict[str, list[int]]) -> tuple[list[dict], list[dict]]:
-    """Static input specs (dynamic dims filled from --input-shape) and output names."""
+def onnx_signature(proto) -> tuple[list[dict], list[dict]]:
+    """Declared inputs (not initializers) and outputs of an ONNX graph; dynamic dims are strings."""
     initializers = {init.name for init in proto.graph.initializer}
-    graph_inputs = [vi for vi in proto.graph.input if vi.name not in initializers]
-    known = {vi.name for vi in graph_inputs}
+    inputs = [{"name": vi.name, "dims": _dims(vi), "float32": vi.type.tensor_type.elem_type == _ONNX_FLOAT,
+               "dtype_code": vi.type.tensor_type.elem_type} for vi in proto.graph.input if vi.name not in initializers]
+    outputs = [{"name": vo.name, "dims": _dims(vo)} for vo in proto.graph.output]
+    return inputs, outputs
+
+
+def resolve_io(model: Path, declared_inputs: list[dict], declared_outputs: list[dict], input_shapes: dict[str, list[int]]) -> tuple[list[dict], list[dict]]:
+    """Static input specs (dynamic dims filled from --input-shape) and output specs.
+
+    Works for any source format: declared dims are ints, or strings/None for dynamic ones.
+    """
+    known = [item["name"] for item in declared_inputs]
     for name in input_shapes:
         if name not in known:
             raise EdgeshipError(f"--input-shape names {name!r}, but {model} has inputs {sorted(known)}; use one of those names")
     inputs = []
-    for vi in graph_inputs:
-        dims = _dims(vi)
+    for item in declared_inputs:
+        name, dims = item["name"], [d if isinstance(d, int) and d > 0 else (d or "?") for d in item["dims"]]
         pretty = "[" + ",".join(str(d) for d in dims) + "]"
-        if vi.name in input_shapes:
-            shape = input_shapes[vi.name]
+        if name in input_shapes:
+            shape = input_shapes[name]
             if len(shape) != len(dims) or any(isinstance(d, int) and d != s for d, s in zip(dims, shape)):
-                raise EdgeshipError(f"--input-shape {vi.name}:{','.join(map(str, shape))} does not fit {model} input {vi.name!r} of shape {pretty}; keep its rank and fixed dimensions")
+                raise EdgeshipError(f"--input-shape {name}:{','.join(map(str, shape))} does not fit {model} input {name!r} of shape {pretty}; keep its rank and fixed dimensions")
         elif any(not isinstance(d, int) for d in dims):
             example = ",".join(str(d) if isinstance(d, int) else "1" for d in dims)
-            raise EdgeshipError(f"{model}: input {vi.name!r} has a dynamic shape {pretty}; pass --input-shape {vi.name}:{example} (your real sizes)")
+            raise EdgeshipError(f"{model}: input {name!r} has a dynamic shape {pretty}; pass --input-shape {name}:{example} (your real sizes)")
         else:
             shape = dims
-        if vi.type.tensor_type.elem_type != _ONNX_FLOAT:
-            raise EdgeshipError(f"{model}: input {vi.name!r} is not float32 (ONNX type {vi.type.tensor_type.elem_type}); edgeship converts float32-input models, so export with float inputs")
-        inputs.append({"name": vi.name, "shape": shape, "dtype": "float32"})
-    # Output dimensions the graph leaves symbolic are "?" (they follow from the inputs).
-    outputs = [{"name": vo.name, "shape": [d if isinstance(d, int) else "?" for d in _dims(vo)]} for vo in proto.graph.output]
+        if not item.get("float32", True):
+            raise EdgeshipError(f"{model}: input {name!r} is not float32 (type {item.get('dtype_code')}); edgeship converts float32-input models, so export with float inputs")
+        inputs.append({"name": name, "shape": shape, "dtype": "float32"})
+    # Output dimensions the model leaves symbolic are "?" (they follow from the inputs).
+    outputs = [{"name": item["name"], "shape": [d if isinstance(d, int) and d > 0 else "?" for d in item["dims"]]} for item in declared_outputs]
     return inputs, outputs
+
+
+def onnx_io(model: Path, proto, input_shapes: dict[str, list[int]]) -> tuple[list[dict], list[dict]]:
+    return resolve_io(model, *onnx_signature(proto), input_shapes)
+
+
+def source_sha256(model: Path) -> str:
+    """sha256 of a model file, or of a SavedModel directory's files (names and contents)."""
+    if model.is_file():
+        return sha256_file(model)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in model.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(model)).encode() + b"\0" + sha256_file(path).encode() + b"\n")
+    return digest.hexdigest()
 
 
 def _sample_files(folder: Path) -> list[Path]:
@@ -115,14 +139,25 @@ def _fit(array_shape: tuple, shape: list[int]) -> bool:
     return list(array_shape) == shape or (shape[0] == 1 and list(array_shape) == shape[1:])
 
 
-def check_calibration(folder: Path, inputs: list[dict]) -> dict:
-    """Validate a calibration directory (one .npy sample per file, or .npz by input name)."""
+def calibration_files(folder: Path, hint: str = "") -> list[Path]:
     if not folder.exists() or not folder.is_dir():
         raise EdgeshipError(f"calibration directory {folder} does not exist; pass --calib DIR holding one .npy sample per file")
     files = _sample_files(folder)
     if not files:
-        raise EdgeshipError(f"calibration directory {folder} holds no .npy or .npz samples; add samples shaped like the model input ({inputs[0]['name']}: {inputs[0]['shape']})")
+        raise EdgeshipError(f"calibration directory {folder} holds no .npy or .npz samples; add samples shaped like the model input{hint}")
+    return files
+
+
+def calibration_digest(files: list[Path]) -> str:
     digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + sha256_file(path).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def check_calibration(folder: Path, inputs: list[dict]) -> dict:
+    """Validate a calibration directory (one .npy sample per file, or .npz by input name)."""
+    files = calibration_files(folder, f" ({inputs[0]['name']}: {inputs[0]['shape']})")
     for path in files:
         try:
             if path.suffix == ".npz":
@@ -139,8 +174,7 @@ def check_calibration(folder: Path, inputs: list[dict]) -> dict:
                 raise EdgeshipError(f"calibration sample {path} lacks input {spec['name']!r}; save .npz files keyed by every input name")
             if not _fit(shapes[spec["name"]], spec["shape"]):
                 raise EdgeshipError(f"calibration sample {path} has shape {list(shapes[spec['name']])}, but input {spec['name']!r} needs {spec['shape']}; save samples of the model's input shape")
-        digest.update(path.name.encode() + b"\0" + sha256_file(path).encode() + b"\n")
-    return {"files": [p.name for p in files], "samples": len(files), "sha256": digest.hexdigest()}
+    return {"files": [p.name for p in files], "samples": len(files), "sha256": calibration_digest(files)}
 
 
 def check_eval(path: Path, inputs: list[dict]) -> dict:

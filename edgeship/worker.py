@@ -149,8 +149,10 @@ def main(job_path: str) -> int:
     reference_in = reference_inputs(job, eval_samples, calibration)
     log(f"{len(calibration)} calibration samples, {len(eval_samples)} eval samples, {len(reference_in)} reference samples")
 
-    # fp32 reference: the source model itself, on the CPU.
-    fp32_all = onnx_reference(job, eval_samples if labels is not None else reference_in)
+    # fp32 reference: the source model itself, on the CPU (ONNX Runtime, or the target's
+    # own framework for its native formats).
+    reference = onnx_reference if job["source"]["format"] == "onnx" else load_function(target.reference)
+    fp32_all = reference(job, eval_samples if labels is not None else reference_in)
     fp32_ref = fp32_all[: len(reference_in)]
     log(f"fp32 reference outputs computed ({time.monotonic() - started:.1f} s)")
 
@@ -215,9 +217,21 @@ def main(job_path: str) -> int:
     return 0
 
 
+def inspect(job_path: str) -> int:
+    """Print the declared inputs/outputs of a non-ONNX source, read with the target's toolchain."""
+    job = json.loads(Path(job_path).read_text())
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from targets import TARGETS
+    from targets.base import load_function
+
+    inputs, outputs = load_function(TARGETS[job["target"]].inspect)(job)
+    print("edgeship-inspect: " + json.dumps({"inputs": inputs, "outputs": outputs}), flush=True)
+    return 0
+
+
 if __name__ == "__main__":
     try:
-        sys.exit(main(sys.argv[1]))
+        sys.exit(inspect(sys.argv[2]) if sys.argv[1] == "--inspect" else main(sys.argv[1]))
     except Exception as error:  # report one line to the controller; the full trace is in the log
         traceback.print_exc()
         print(f"edgeship-worker-error: {type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}", flush=True)

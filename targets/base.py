@@ -50,6 +50,8 @@ class Target:
     run: str = ""
     op_report: str = ""
     io_map: str = ""
+    inspect: str = ""  # declared I/O of non-ONNX sources (ONNX is read on the host)
+    reference: str = ""  # fp32 outputs of non-ONNX sources (ONNX runs in ONNX Runtime)
     toolchain_packages: tuple[str, ...] = ()
 
     def option(self, name: str) -> Option | None:

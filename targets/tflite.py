@@ -33,6 +33,8 @@ TARGET = Target(
     run="targets.tflite:run",
     op_report="targets.tflite:op_report",
     io_map="targets.tflite:io_map",
+    inspect="targets.tflite:inspect",
+    reference="targets.tflite:reference",
     toolchain_packages=("onnx2tf", "tensorflow", "tf-keras", "ai-edge-litert", "onnx", "onnxruntime", "numpy", "protobuf"),
 )
 
@@ -86,19 +88,86 @@ def _saved_model_from_onnx(job: dict, samples: list[dict], workdir: Path) -> Pat
     return saved_model
 
 
-def _converter(job: dict, samples: list[dict], workdir: Path):
+def _load_native(job: dict):
+    """(call, inputs, outputs, owner) of a Keras or SavedModel source: call(dict of tensors)
+    -> dict; owner holds the variables (it must be tracked by anything that saves `call`).
+
+    Keras files load with Keras 3 (the `keras` package; .h5 files too); SavedModels through
+    their serving_default signature. Dynamic dimensions are None.
+    """
     import tensorflow as tf
 
-    fmt = job["source"]["format"]
-    if fmt == "onnx":
-        return tf.lite.TFLiteConverter.from_saved_model(str(_saved_model_from_onnx(job, samples, workdir)))
-    if fmt == "savedmodel":
-        return tf.lite.TFLiteConverter.from_saved_model(job["source"]["path"])
-    if fmt == "keras":
-        import tf_keras
+    path = job["source"]["path"]
+    if job["source"]["format"] == "savedmodel":
+        loaded = tf.saved_model.load(path)
+        if SIGNATURE not in loaded.signatures:
+            raise ValueError(f"{job['source']['file']} has no {SIGNATURE!r} signature (it has {sorted(loaded.signatures)})")
+        signature = loaded.signatures[SIGNATURE]
+        input_specs = signature.structured_input_signature[1]
+        output_specs = signature.structured_outputs
+        inputs = [{"name": name, "dims": [None if d is None else int(d) for d in spec.shape], "float32": spec.dtype == tf.float32}
+                  for name, spec in sorted(input_specs.items())]
+        outputs = [{"name": name, "dims": [None if d is None else int(d) for d in spec.shape]} for name, spec in sorted(output_specs.items())]
 
-        return tf.lite.TFLiteConverter.from_keras_model(tf_keras.models.load_model(job["source"]["path"], compile=False))
-    raise ValueError(f"tflite cannot convert source format {fmt!r}")
+        def call(feeds):
+            return signature(**feeds)
+
+        return call, inputs, outputs, loaded
+    import keras
+
+    model = keras.saving.load_model(path, compile=False)
+    inputs = [{"name": tensor.name, "dims": [None if d is None else int(d) for d in tensor.shape], "float32": str(tensor.dtype) == "float32"}
+              for tensor in model.inputs]
+    outputs = [{"name": f"output_{index}", "dims": [None if d is None else int(d) for d in tensor.shape]} for index, tensor in enumerate(model.outputs)]
+
+    def call(feeds):
+        args = [feeds[item["name"]] for item in inputs]
+        result = model(args if len(args) > 1 else args[0], training=False)
+        result = result if isinstance(result, (list, tuple)) else [result]
+        return {item["name"]: tensor for item, tensor in zip(outputs, result)}
+
+    return call, inputs, outputs, model
+
+
+def inspect(job: dict) -> tuple[list[dict], list[dict]]:
+    _, inputs, outputs, _ = _load_native(job)
+    return inputs, outputs
+
+
+def _static_function(job: dict):
+    """The source as a tf.function with the job's static input shapes, outputs by source
+    name, and the object that owns its variables."""
+    import tensorflow as tf
+
+    call, _, _, owner = _load_native(job)
+    names = [item["name"] for item in job["inputs"]]
+    specs = [tf.TensorSpec(item["shape"], tf.float32, name=item["name"]) for item in job["inputs"]]
+    return tf.function(lambda *args: call(dict(zip(names, args))), input_signature=specs), owner
+
+
+def reference(job: dict, samples: list[dict]) -> list[dict]:
+    """fp32 outputs of a Keras/SavedModel source (TensorFlow on the CPU)."""
+    function, _ = _static_function(job)
+    names = [item["name"] for item in job["inputs"]]
+    return [{name: value.numpy() for name, value in function(*[sample[n] for n in names]).items()} for sample in samples]
+
+
+def _converter(job: dict, samples: list[dict], workdir: Path):
+    """(TFLite converter, input shapes of what it converts, by name)."""
+    import tensorflow as tf
+
+    if job["source"]["format"] == "onnx":
+        saved_model = _saved_model_from_onnx(job, samples, workdir)
+        return tf.lite.TFLiteConverter.from_saved_model(str(saved_model)), _saved_model_input_shapes(saved_model)
+    # Keras/SavedModel: the concrete function at the job's static shapes, its variables
+    # frozen into constants first: Keras 3 variables otherwise stay VAR_HANDLE ops that
+    # the TFLite file leaves uninitialized (outputs NaN/inf).
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    function, owner = _static_function(job)
+    frozen = convert_variables_to_constants_v2(function.get_concrete_function())
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], owner)
+    return converter, {item["name"]: item["shape"] for item in job["inputs"]}
 
 
 def convert(job: dict, calibration_set: list[dict], reference_set: list[dict], workdir: Path) -> Path:
@@ -106,8 +175,7 @@ def convert(job: dict, calibration_set: list[dict], reference_set: list[dict], w
     import numpy as np
     import tensorflow as tf
 
-    converter = _converter(job, calibration_set or reference_set, workdir)
-    signature_inputs = _saved_model_input_shapes(workdir / "saved_model") if job["source"]["format"] == "onnx" else {}
+    converter, signature_inputs = _converter(job, calibration_set or reference_set, workdir)
     quant = job["quant"]
     if quant == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -197,8 +265,9 @@ def _dequantize(value, detail):
 def io_map(artifact: Path, inputs: list[dict], outputs: list[dict]) -> dict:
     """How source tensors map onto the artifact's signature: name and layout permutation.
 
-    The SavedModel signature keeps the ONNX input names; its outputs are output_0.. in the
-    ONNX output order, which maps them back to the source names.
+    The signature keeps the source input names. Outputs keep their source names where the
+    converter could (Keras/SavedModel sources); onnx2tf names them output_0.. in the ONNX
+    output order, which maps them back.
     """
     interpreter = _interpreter(artifact)
     runner = interpreter.get_signature_runner(SIGNATURE)
@@ -208,7 +277,8 @@ def io_map(artifact: Path, inputs: list[dict], outputs: list[dict]) -> dict:
     for spec in inputs:
         shape = [int(d) for d in input_details[spec["name"]]["shape"]]
         mapping["inputs"][spec["name"]] = {"name": spec["name"], "shape": shape, "perm": channel_last_perm(spec["shape"], shape)}
-    for spec, signature in zip(outputs, signature_outputs):
+    by_name = all(spec["name"] in signature_outputs for spec in outputs)
+    for spec, signature in zip(outputs, [spec["name"] for spec in outputs] if by_name else signature_outputs):
         shape = [int(d) for d in output_details[signature]["shape"]]
         mapping["outputs"][spec["name"]] = {"name": signature, "shape": shape, "perm": channel_last_perm(spec["shape"], shape)}
     return mapping

@@ -118,7 +118,7 @@ def targets(c):
     iterable=["input_shape", "option"],
     help={
         "target": "target name (see `invoke targets`)",
-        "model": "source model: .onnx file",
+        "model": "source model: .onnx file (tflite also: .keras/.h5 file or SavedModel directory)",
         "quant": "quantization mode offered by the target (default: the target's)",
         "calib": "calibration directory: one .npy sample per file (or .npz by input name); needed for int8",
         "eval": "evaluation set .npz: inputs stacked on axis 0, optional `labels` for labelled accuracy",

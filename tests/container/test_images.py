@@ -36,3 +36,22 @@ def test_image_runs_as_an_unprivileged_user_without_the_wheelhouse(docker_client
     lines = output.splitlines()
     assert lines[0] == "10001"
     assert "No such file" in lines[1]  # wheels were only in the build stage
+
+
+def test_unreachable_base_image_is_one_clear_error(docker_client, monkeypatch):
+    import pytest
+
+    from edgeship.errors import EdgeshipError
+    from edgeship.images import base_image_ref
+
+    monkeypatch.setenv("BASE_IMAGE", "registry.invalid/edgeship/none:1")
+    with pytest.raises(EdgeshipError, match=r"BASE_IMAGE=registry.invalid/edgeship/none:1 is not present and could not be pulled .*unset BASE_IMAGE"):
+        base_image_ref(docker_client)
+
+
+def test_base_image_override_is_used_as_is(docker_client, monkeypatch):
+    from edgeship.images import base_image_ref
+
+    tag = base_tag(host_arch())
+    monkeypatch.setenv("BASE_IMAGE", tag)
+    assert base_image_ref(docker_client) == tag

@@ -35,7 +35,8 @@ from edgeship.inputs import (
 from edgeship.lockfile import REPO_ROOT, load_spec, sha256_file
 
 CONTAINER_UID = 10001  # the `edgeship` user of every toolchain image
-CODE_DIRS = ("edgeship", "targets")  # mounted read-only into the container
+# edgeship's code mounted read-only into the container: repo folder -> package name.
+CODE_DIRS = {"edgeship": "edgeship", "targets": "targets", "runtime/edgeship_runtime": "edgeship_runtime"}
 CONVERT_TIMEOUT_S = 3600
 
 
@@ -85,7 +86,7 @@ def resolve_options(target, quant: str, given: dict[str, str]) -> dict[str, str]
 def code_sha256() -> str:
     """Hash of the edgeship code mounted into the container (part of the cache key)."""
     digest = hashlib.sha256()
-    for folder in CODE_DIRS:
+    for folder in sorted(CODE_DIRS):
         for path in sorted((REPO_ROOT / folder).rglob("*.py")):
             digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -209,7 +210,7 @@ def _bind(source: Path, target: str, read_only: bool = True):
 def _mounts(p: Plan, staging: Path, job_file: Path):
     bind = _bind
     mounts = [bind(p.request.model, "/in/model/" + p.request.model.name), bind(job_file, "/job/job.json"), bind(staging, "/out", read_only=False)]
-    mounts += [bind(REPO_ROOT / folder, f"/opt/edgeship/src/{folder}") for folder in CODE_DIRS]
+    mounts += [bind(REPO_ROOT / folder, f"/opt/edgeship/src/{package}") for folder, package in CODE_DIRS.items()]
     if p.calibration:
         mounts.append(bind(p.request.calib, "/in/calib"))
     if p.evaluation:
@@ -261,7 +262,7 @@ def inspect_source(client, image_tag: str, p: Plan) -> tuple[list[dict], list[di
         os.chmod(job_dir, 0o755)
         os.chmod(job_file, 0o644)
         mounts = [_bind(p.request.model, "/in/model/" + p.request.model.name), _bind(job_file, "/job/job.json")]
-        mounts += [_bind(REPO_ROOT / folder, f"/opt/edgeship/src/{folder}") for folder in CODE_DIRS]
+        mounts += [_bind(REPO_ROOT / folder, f"/opt/edgeship/src/{package}") for folder, package in CODE_DIRS.items()]
         container = client.containers.run(image_tag, ["python", "-m", "edgeship.worker", "--inspect", "/job/job.json"],
                                           detach=True, **sandbox_kwargs(mounts))
         try:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeship import __version__
-from edgeship.accuracy import compare_output, labelled_accuracy, within_tolerance
+from edgeship_runtime.accuracy import compare_output, labelled_accuracy, within_tolerance
 
 MANIFEST_SCHEMA = 1
 MAX_REFERENCE_SAMPLES = 512
@@ -114,6 +114,16 @@ def toolchain_versions(packages) -> dict:
     return versions
 
 
+def run_with_runtime(out: Path, artifact: Path, target, job: dict, io_mapping: dict, samples: list[dict]) -> list[dict]:
+    from edgeship_runtime.artifact import Artifact
+    from edgeship_runtime.backends import backend_class
+
+    manifest = {"artifact": {"file": artifact.name}, "runtime_backend": target.runtime_backend, "inputs": job["inputs"],
+                "outputs": job["outputs"], "artifact_io": {"mapping": io_mapping}}
+    with backend_class(target.runtime_backend)(Artifact(out, manifest), threads=1) as backend:
+        return [backend.infer(sample) for sample in samples]
+
+
 def accuracy_report(job, reference, converted, labels, fp32_all, converted_all) -> dict:
     tolerances = job["tolerances"]
     outputs = {}
@@ -162,12 +172,13 @@ def main(job_path: str) -> int:
         shutil.copyfile(built, artifact)
     log(f"converted to {artifact.name} ({time.monotonic() - started:.1f} s)")
 
-    run = load_function(target.run)
-    converted_all = run(artifact, eval_samples if labels is not None else reference_in, job["inputs"], job["outputs"])
-    converted_ref = converted_all[: len(reference_in)]
-    report = accuracy_report(job, fp32_ref, converted_ref, labels, fp32_all, converted_all)
     ops = load_function(target.op_report)(artifact)
     io_mapping = load_function(target.io_map)(artifact, job["inputs"], job["outputs"])
+    # The converted model runs through the board runtime's own backend, so x86 accuracy
+    # is measured on the very code path a board uses.
+    converted_all = run_with_runtime(out, artifact, target, job, io_mapping, eval_samples if labels is not None else reference_in)
+    converted_ref = converted_all[: len(reference_in)]
+    report = accuracy_report(job, fp32_ref, converted_ref, labels, fp32_all, converted_all)
 
     (out / "reference").mkdir()
     np.savez(out / "reference" / "inputs.npz", **stack_samples(reference_in))

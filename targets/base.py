@@ -45,9 +45,9 @@ class Target:
     options: tuple[Option, ...] = ()
     tolerances: dict = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
     # In-image functions, imported by the worker as "module:function" strings so the
-    # controller never imports vendor SDKs.
+    # controller never imports vendor SDKs. The converted model is run through the board
+    # runtime's `runtime_backend`, the same code a board uses.
     convert: str = ""
-    run: str = ""
     op_report: str = ""
     io_map: str = ""
     inspect: str = ""  # declared I/O of non-ONNX sources (ONNX is read on the host)

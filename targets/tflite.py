@@ -3,7 +3,8 @@
 ONNX goes through onnx2tf to a SavedModel, then TensorFlow's TFLite converter writes fp32,
 fp16, dynamic-range or full-integer int8 flatbuffers. onnx2tf turns channel-first image
 tensors (NCHW) into TFLite's native channel-last (NHWC); the manifest records each
-tensor's permutation, and `run` applies it, so callers always speak the source layout.
+tensor's permutation, and the runtime's backends apply it, so callers always speak the
+source layout.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ TARGET = Target(
                applies_to=("int8",)),
     ),
     convert="targets.tflite:convert",
-    run="targets.tflite:run",
     op_report="targets.tflite:op_report",
     io_map="targets.tflite:io_map",
     inspect="targets.tflite:inspect",
@@ -174,6 +174,7 @@ def convert(job: dict, calibration_set: list[dict], reference_set: list[dict], w
     """Write model.tflite into workdir for job["quant"]; returns its path."""
     import numpy as np
     import tensorflow as tf
+    from edgeship_runtime.backends.base import to_layout
 
     converter, signature_inputs = _converter(job, calibration_set or reference_set, workdir)
     quant = job["quant"]
@@ -225,41 +226,10 @@ def channel_last_perm(source_shape: list, artifact_shape: list):
     raise ValueError(f"cannot map source shape {source_shape} onto artifact shape {artifact_shape}")
 
 
-def to_layout(value, perm):
-    import numpy as np
-
-    return value if perm is None else np.ascontiguousarray(value.transpose(perm))
-
-
-def from_layout(value, perm):
-    import numpy as np
-
-    return value if perm is None else np.ascontiguousarray(value.transpose(np.argsort(perm)))
-
-
 def _interpreter(artifact: Path):
     from ai_edge_litert.interpreter import Interpreter
 
     return Interpreter(model_path=str(artifact), num_threads=1)
-
-
-def _quantize(value, detail):
-    import numpy as np
-
-    scale, zero_point = detail["quantization"]
-    if detail["dtype"] in (np.int8, np.uint8) and scale:
-        info = np.iinfo(detail["dtype"])
-        return np.clip(np.round(value / scale + zero_point), info.min, info.max).astype(detail["dtype"])
-    return np.asarray(value, detail["dtype"])
-
-
-def _dequantize(value, detail):
-    import numpy as np
-
-    scale, zero_point = detail["quantization"]
-    if detail["dtype"] in (np.int8, np.uint8) and scale:
-        return (value.astype(np.float32) - zero_point) * scale
-    return value.astype(np.float32)
 
 
 def io_map(artifact: Path, inputs: list[dict], outputs: list[dict]) -> dict:
@@ -282,22 +252,6 @@ def io_map(artifact: Path, inputs: list[dict], outputs: list[dict]) -> dict:
         shape = [int(d) for d in output_details[signature]["shape"]]
         mapping["outputs"][spec["name"]] = {"name": signature, "shape": shape, "perm": channel_last_perm(spec["shape"], shape)}
     return mapping
-
-
-def run(artifact: Path, samples: list[dict], inputs: list[dict], outputs: list[dict]) -> list[dict]:
-    """Run the artifact on float samples in the source layout (dicts by source input name);
-    float outputs by source name, in the source layout."""
-    mapping = io_map(artifact, inputs, outputs)
-    interpreter = _interpreter(artifact)
-    runner = interpreter.get_signature_runner(SIGNATURE)
-    input_details, output_details = runner.get_input_details(), runner.get_output_details()
-    results = []
-    for sample in samples:
-        feeds = {m["name"]: _quantize(to_layout(sample[source], m["perm"]), input_details[m["name"]]) for source, m in mapping["inputs"].items()}
-        raw = runner(**feeds)
-        results.append({source: from_layout(_dequantize(raw[m["name"]], output_details[m["name"]]), m["perm"])
-                        for source, m in mapping["outputs"].items()})
-    return results
 
 
 def op_report(artifact: Path) -> dict:

@@ -11,6 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "runtime"))
 
 
 def tiny_cnn(path: Path, batch="1", channels=1, size=8, classes=4, seed=0) -> Path:

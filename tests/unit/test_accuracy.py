@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeship.accuracy import compare_output, labelled_accuracy, within_tolerance
+from edgeship_runtime.accuracy import compare_output, labelled_accuracy, within_tolerance
 
 
 def test_identical_outputs_are_perfect():

@@ -7,7 +7,8 @@ import targets
 from edgeship.convert import parse_options, resolve_options
 from edgeship.errors import EdgeshipError
 from edgeship.lockfile import IMAGES_DIR
-from targets.tflite import channel_last_perm, from_layout, to_layout
+from edgeship_runtime.backends.base import from_layout, to_layout
+from targets.tflite import channel_last_perm
 
 
 def test_every_target_has_an_image_folder_and_its_functions():
@@ -17,7 +18,7 @@ def test_every_target_has_an_image_folder_and_its_functions():
             assert (folder / name).is_file(), f"{folder / name} missing"
         assert target.default_quant in target.quantizations
         assert set(target.needs_calibration) <= set(target.quantizations)
-        for spec in (target.convert, target.run, target.op_report, target.io_map):
+        for spec in (target.convert, target.op_report, target.io_map, target.inspect, target.reference):
             module, _, function = spec.partition(":")
             assert module.startswith("targets.") and function
 

@@ -1,0 +1,136 @@
+"""The small base every backend shares (after Polygraphy's runners).
+
+It does the state checks, input validation, layout permutation, int8/uint8
+(de)quantization and timing; a backend fills in `_load`, `_infer` and `_close`, and
+reports each artifact tensor's dtype and quantization through `_io_details`.
+Callers speak the source model's language: dict of float32 arrays by source tensor name,
+in the source layout.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from edgeship_runtime.artifact import Artifact
+
+
+def to_layout(value: np.ndarray, perm) -> np.ndarray:
+    return value if perm is None else np.ascontiguousarray(value.transpose(perm))
+
+
+def from_layout(value: np.ndarray, perm) -> np.ndarray:
+    return value if perm is None else np.ascontiguousarray(value.transpose(np.argsort(perm)))
+
+
+def quantize(value: np.ndarray, dtype, scale: float, zero_point: int) -> np.ndarray:
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iu" and scale:
+        info = np.iinfo(dtype)
+        return np.clip(np.round(value / scale + zero_point), info.min, info.max).astype(dtype)
+    return np.asarray(value, dtype)
+
+
+def dequantize(value: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    if value.dtype.kind in "iu" and scale:
+        return (value.astype(np.float32) - zero_point) * np.float32(scale)
+    return value.astype(np.float32, copy=False)
+
+
+class Backend:
+    """Load once, infer many times, close. Use as a context manager."""
+
+    name = "base"
+    accelerator = "cpu"  # "cpu", "edgetpu", "rknpu" or "nvidia_gpu"
+
+    def __init__(self, artifact: Artifact, threads: int | None = None, **options):
+        self.artifact = artifact
+        self.threads = threads
+        self.options = options
+        self.loaded = False
+        self.batch = 1
+        self.last_infer_s = None
+        self._inputs = artifact.mapping("inputs")
+        self._outputs = artifact.mapping("outputs")
+        self._shapes = {spec["name"]: list(spec["shape"]) for spec in artifact.inputs}
+
+    # -- what a backend implements -------------------------------------------------------
+    def _load(self) -> None:
+        raise NotImplementedError
+
+    def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """feeds and results by ARTIFACT tensor name, in the artifact's layout and dtypes."""
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        pass
+
+    def _io_details(self) -> dict[str, tuple]:
+        """artifact tensor name -> (numpy dtype, scale, zero_point) for every input and output."""
+        raise NotImplementedError
+
+    def _set_batch(self, batch: int) -> None:
+        raise NotImplementedError(f"{self.name} cannot change the batch size of {self.artifact.model_file.name}")
+
+    # -- the shared part -------------------------------------------------------------------
+    def load(self) -> "Backend":
+        if self.loaded:
+            raise RuntimeError(f"{self.name}: load() called twice")
+        self._load()
+        self._details = self._io_details()
+        self.loaded = True
+        return self
+
+    def set_batch(self, batch: int) -> None:
+        self._require_loaded()
+        if batch != self.batch:
+            self._set_batch(batch)
+            self._details = self._io_details()
+            self.batch = batch
+
+    def prepare(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Validate source-layout float inputs and turn them into the artifact's feeds."""
+        self._require_loaded()
+        missing = set(self._inputs) - set(inputs)
+        if missing:
+            raise ValueError(f"{self.name}: missing inputs {sorted(missing)}; the model takes {sorted(self._inputs)}")
+        feeds = {}
+        for source, mapping in self._inputs.items():
+            value = np.asarray(inputs[source])
+            expected = [self.batch, *self._shapes[source][1:]]
+            if list(value.shape) != expected:
+                raise ValueError(f"{self.name}: input {source!r} has shape {list(value.shape)}, expected {expected}")
+            dtype, scale, zero_point = self._details[mapping["name"]]
+            feeds[mapping["name"]] = quantize(to_layout(value, mapping["perm"]), dtype, scale, zero_point)
+        return feeds
+
+    def finish(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        results = {}
+        for source, mapping in self._outputs.items():
+            _, scale, zero_point = self._details[mapping["name"]]
+            results[source] = from_layout(dequantize(raw[mapping["name"]], scale, zero_point), mapping["perm"])
+        return results
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Float inputs by source name (source layout) -> float outputs by source name."""
+        feeds = self.prepare(inputs)
+        started = time.perf_counter()
+        raw = self._infer(feeds)
+        self.last_infer_s = time.perf_counter() - started
+        return self.finish(raw)
+
+    def close(self) -> None:
+        if self.loaded:
+            self._close()
+            self.loaded = False
+
+    def _require_loaded(self) -> None:
+        if not self.loaded:
+            raise RuntimeError(f"{self.name}: call load() before inference")
+
+    def __enter__(self) -> "Backend":
+        return self.load() if not self.loaded else self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,184 @@
+"""`edgeship-runtime bench`: latency, throughput, memory and power of an artifact.
+
+Methodology (after TFLite's benchmark_model, trtexec and MLPerf SingleStream): a warm-up
+of at least `warmup_runs` inferences AND `warmup_s` seconds; a measured phase of at least
+`min_runs` inferences AND `min_s` seconds; every inference timed on its own. The input is
+a real reference sample of the artifact, prepared once (as a camera pipeline would hand
+frames over), so the timed call is the backend's `infer`.
+"""
+
+from __future__ import annotations
+
+import glob
+import multiprocessing
+import os
+import platform
+import threading
+import time
+
+import numpy as np
+
+from edgeship_runtime import __version__
+
+SCHEMA_VERSION = 1
+
+
+def rss_kb() -> dict:
+    status = {}
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                status[key] = int(value.split()[0])
+    return {"rss_kb": status.get("VmRSS"), "peak_kb": status.get("VmHWM")}
+
+
+def latency_stats(seconds: list[float], batch: int = 1) -> dict:
+    values = np.asarray(seconds) * 1000.0
+    mean = float(values.mean())
+    return {
+        "runs": int(values.size), "mean_ms": mean, "std_ms": float(values.std()), "min_ms": float(values.min()), "max_ms": float(values.max()),
+        "p50_ms": float(np.percentile(values, 50)), "p90_ms": float(np.percentile(values, 90)), "p99_ms": float(np.percentile(values, 99)),
+        "fps": 1000.0 * batch / mean if mean else None, "batch": batch,
+    }
+
+
+def timed_loop(backend, feeds, min_runs: int, min_s: float) -> list[float]:
+    """Time `infer` until both the run count and the duration are reached."""
+    times, started = [], time.perf_counter()
+    while len(times) < min_runs or time.perf_counter() - started < min_s:
+        began = time.perf_counter()
+        backend.infer(feeds)
+        times.append(time.perf_counter() - began)
+    return times
+
+
+class PowerSampler:
+    """Mean power of every hwmon power sensor (Jetson INA3221 rails, others) during a phase."""
+
+    def __init__(self, sysroot: str = "/", period_s: float = 0.05):
+        self.sensors = {}
+        for path in sorted(glob.glob(os.path.join(sysroot, "sys/class/hwmon/hwmon*/power*_input")) +
+                           glob.glob(os.path.join(sysroot, "sys/bus/i2c/drivers/ina3221*/*/hwmon/hwmon*/in_power*_input"))):
+            hwmon = os.path.dirname(path)
+            name = open(os.path.join(hwmon, "name")).read().strip() if os.path.exists(os.path.join(hwmon, "name")) else os.path.basename(hwmon)
+            label_file = path.replace("_input", "_label")
+            label = open(label_file).read().strip() if os.path.exists(label_file) else os.path.basename(path)
+            # hwmon power*_input is in microwatts; the Jetson ina3221 driver's in_power*_input in milliwatts
+            self.sensors[f"{name}/{label}"] = (path, 1e-6 if os.path.basename(path).startswith("power") else 1e-3)
+        self.period_s, self.samples, self._stop = period_s, {key: [] for key in self.sensors}, threading.Event()
+
+    def __enter__(self):
+        if self.sensors:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.is_set():
+            for key, (path, scale) in self.sensors.items():
+                try:
+                    self.samples[key].append(int(open(path).read().strip()) * scale)
+                except (OSError, ValueError):
+                    pass
+            self._stop.wait(self.period_s)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self.sensors:
+            self._thread.join()
+
+    def result(self) -> dict:
+        if not self.sensors:
+            return {"available": False, "reason": "no power sensor (no hwmon power*_input, no INA3221 rails) on this board"}
+        return {"available": True, "mean_w": {key: float(np.mean(values)) for key, values in self.samples.items() if values}}
+
+
+def _instance(artifact_path, backend_name, threads, options, min_runs, min_s, barrier, results):
+    from edgeship_runtime.artifact import Artifact
+    from edgeship_runtime.backends import backend_class
+
+    artifact = Artifact.open(artifact_path)
+    with backend_class(backend_name)(artifact, threads=threads, **options) as backend:
+        feeds = artifact.sample_input()
+        for _ in range(3):
+            backend.infer(feeds)
+        barrier.wait()
+        started = time.perf_counter()
+        times = timed_loop(backend, feeds, min_runs, min_s)
+        results.put((len(times), time.perf_counter() - started, float(np.mean(times))))
+
+
+def multi_instance(artifact, backend_cls, count: int, threads, options, min_runs: int, min_s: float) -> dict:
+    """N runners in N processes on the same artifact, started together; total throughput."""
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(count), context.Queue()
+    processes = [context.Process(target=_instance, args=(str(artifact.path), backend_cls.name, threads, options, min_runs, min_s, barrier, results))
+                 for _ in range(count)]
+    for process in processes:
+        process.start()
+    finished = [results.get(timeout=600) for _ in processes]
+    for process in processes:
+        process.join()
+    throughput = sum(runs / elapsed for runs, elapsed, _ in finished)
+    return {"instances": count, "threads_per_instance": threads, "throughput_fps": throughput,
+            "mean_latency_ms": 1000 * float(np.mean([mean for _, _, mean in finished]))}
+
+
+def benchmark(artifact, backend_cls, threads=None, warmup_runs=5, warmup_s=1.0, min_runs=20, min_s=2.0,
+              batches=(1,), instances=(), fallback=None, board=None, **options) -> dict:
+    memory = {"before_load": rss_kb()}
+    began = time.perf_counter()
+    backend = backend_cls(artifact, threads=threads, **options).load()
+    load_s = time.perf_counter() - began
+    memory["after_load"] = rss_kb()
+    try:
+        feeds = artifact.sample_input()
+        began = time.perf_counter()
+        backend.infer(feeds)
+        first_s = time.perf_counter() - began
+        timed_loop(backend, feeds, warmup_runs, warmup_s)
+        memory["after_warmup"] = rss_kb()
+        with PowerSampler() as power:
+            steady = latency_stats(timed_loop(backend, feeds, min_runs, min_s))
+        memory["after_measure"] = rss_kb()
+        sweep = []
+        for batch in batches:
+            if batch == 1:
+                sweep.append(steady)
+                continue
+            try:
+                backend.set_batch(batch)
+            except NotImplementedError as reason:
+                sweep.append({"batch": batch, "skipped": str(reason)})
+                continue
+            batch_feeds = artifact.sample_input(batch)
+            timed_loop(backend, batch_feeds, warmup_runs, 0)
+            sweep.append(latency_stats(timed_loop(backend, batch_feeds, min_runs, min_s), batch))
+            backend.set_batch(1)
+    finally:
+        backend.close()
+    scaling = None
+    if instances:
+        runs = {count: multi_instance(artifact, backend_cls, count, threads or 1, options, min_runs, min_s) for count in sorted({1, *instances})}
+        single = runs[1]["throughput_fps"]
+        scaling = [{**result, "scaling_efficiency": result["throughput_fps"] / (count * single)} for count, result in runs.items()]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "edgeship-runtime", "version": __version__, "python": platform.python_version()},
+        "board": board,
+        "artifact": artifact.identity(),
+        "backend": backend_cls.name,
+        "accelerator": "cpu" if fallback else backend_cls.accelerator,
+        "fallback": fallback,
+        "options": {"threads": threads, "warmup_runs": warmup_runs, "warmup_s": warmup_s, "min_runs": min_runs, "min_s": min_s,
+                    "batches": list(batches), "instances": list(instances), **options},
+        "load_s": load_s,
+        "first_inference_s": first_s,
+        "steady": steady,
+        "memory": {**memory, "peak_kb": memory["after_measure"]["peak_kb"],
+                   "growth_kb": memory["after_measure"]["rss_kb"] - memory["after_warmup"]["rss_kb"]},
+        "batch_sweep": sweep,
+        "multi_instance": scaling,
+        "power": power.result(),
+    }

@@ -1,0 +1,88 @@
+"""edgeship-runtime {detect,check,bench}: one entry point on the board; JSON on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from edgeship_runtime.errors import ArtifactError, RuntimeUnavailable
+
+
+def _options(pairs) -> dict:
+    options = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ArtifactError(f"--backend-option {pair!r} is not KEY=VALUE; e.g. --backend-option core=all")
+        options[key] = value
+    return options
+
+
+def _artifact_arguments(parser):
+    parser.add_argument("artifact", help="artifact directory written by `invoke convert`")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for the backend (default: the backend's)")
+    parser.add_argument("--allow-cpu-fallback", action="store_true", help="run --cpu-artifact on the CPU when the accelerator is absent")
+    parser.add_argument("--cpu-artifact", default=None, help="CPU artifact of the same model, for --allow-cpu-fallback")
+    parser.add_argument("--backend-option", action="append", metavar="KEY=VALUE", help="backend option, e.g. core=all for rknnlite")
+    parser.add_argument("--output", "-o", default=None, help="also write the JSON here")
+
+
+def _emit(document: dict, output: str | None) -> None:
+    text = json.dumps(document, indent=2, sort_keys=True)
+    print(text)
+    if output:
+        with open(output, "w") as handle:
+            handle.write(text + "\n")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="edgeship-runtime", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    detect_parser = commands.add_parser("detect", help="board, accelerators and runtimes as JSON")
+    detect_parser.add_argument("--sysroot", default="/", help="read sysfs/procfs below this folder (default /)")
+    detect_parser.add_argument("--output", "-o", default=None)
+    check_parser = commands.add_parser("check", help="run the reference inputs, compare with the manifest's tolerances; exit 1 on failure")
+    _artifact_arguments(check_parser)
+    bench_parser = commands.add_parser("bench", help="latency, throughput, memory and power as JSON")
+    _artifact_arguments(bench_parser)
+    bench_parser.add_argument("--warmup-runs", type=int, default=5)
+    bench_parser.add_argument("--warmup-s", type=float, default=1.0)
+    bench_parser.add_argument("--min-runs", type=int, default=20)
+    bench_parser.add_argument("--min-s", type=float, default=2.0)
+    bench_parser.add_argument("--batches", default="1", help="comma-separated batch sizes to sweep, e.g. 1,2,4")
+    bench_parser.add_argument("--instances", default="", help="comma-separated runner counts for multi-instance throughput, e.g. 2,4")
+    args = parser.parse_args(argv)
+    try:
+        from edgeship_runtime.detect import detect
+
+        if args.command == "detect":
+            _emit(detect(args.sysroot), args.output)
+            return 0
+        from edgeship_runtime.select import choose
+
+        board = detect()
+        artifact, backend_cls, fallback = choose(args.artifact, args.allow_cpu_fallback, args.cpu_artifact, board["available"])
+        options = _options(args.backend_option)
+        if args.command == "check":
+            from edgeship_runtime.check import check
+
+            report = check(artifact, backend_cls, threads=args.threads, fallback=fallback, **options)
+            report["board"] = board["board"]
+            _emit(report, args.output)
+            return 0 if report["passed"] else 1
+        from edgeship_runtime.bench import benchmark
+
+        result = benchmark(artifact, backend_cls, threads=args.threads, warmup_runs=args.warmup_runs, warmup_s=args.warmup_s,
+                           min_runs=args.min_runs, min_s=args.min_s, batches=[int(b) for b in args.batches.split(",") if b],
+                           instances=[int(n) for n in args.instances.split(",") if n], fallback=fallback,
+                           board={"board": board["board"], "arch": board["arch"], "kernel": board["kernel"], "cpu": board["cpu"]}, **options)
+        _emit(result, args.output)
+        return 0
+    except (RuntimeUnavailable, ArtifactError) as error:
+        print(f"edgeship-runtime: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""Pick the backend for an artifact on this board, or a labelled CPU fallback."""
+
+from __future__ import annotations
+
+from edgeship_runtime.artifact import Artifact
+from edgeship_runtime.backends import backend_class
+from edgeship_runtime.errors import RuntimeUnavailable
+
+
+def choose(artifact_path, allow_cpu_fallback: bool = False, cpu_artifact=None, available=None):
+    """(artifact, backend class, fallback record or None).
+
+    An artifact whose accelerator this board lacks fails clearly, unless a CPU fallback is
+    allowed and a CPU artifact is given: then the CPU artifact runs and every result says so.
+    """
+    artifact = Artifact.open(artifact_path)
+    cls = backend_class(artifact.backend)
+    if available is None:
+        from edgeship_runtime.detect import detect
+
+        available = detect()["available"]
+    if cls.accelerator in available:
+        return artifact, cls, None
+    reason = f"{artifact.path} runs on {cls.accelerator} ({cls.name}), which this board lacks (it has: {', '.join(available)})"
+    if not allow_cpu_fallback:
+        raise RuntimeUnavailable(reason + "; run it on a board with that accelerator, or pass --allow-cpu-fallback --cpu-artifact DIR")
+    if cpu_artifact is None:
+        raise RuntimeUnavailable(reason + "; --allow-cpu-fallback needs --cpu-artifact DIR (a CPU artifact of the same model, e.g. target tflite)")
+    fallback = Artifact.open(cpu_artifact)
+    fallback_cls = backend_class(fallback.backend)
+    if fallback_cls.accelerator != "cpu":
+        raise RuntimeUnavailable(f"--cpu-artifact {fallback.path} uses {fallback_cls.name} on {fallback_cls.accelerator}, not the CPU; pass a CPU artifact")
+    if fallback.manifest["source"]["sha256"] != artifact.manifest["source"]["sha256"]:
+        raise RuntimeUnavailable(f"--cpu-artifact {fallback.path} was converted from another model (source sha256 differs); pass a CPU artifact of the same source")
+    record = {"cpu_fallback": True, "reason": reason, "requested": artifact.identity(), "used": fallback.identity()}
+    return fallback, fallback_cls, record

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from targets import tflite
+from targets import onnx, tflite
 from targets.base import Option, Target
 
-TARGETS: dict[str, Target] = {target.name: target for target in (tflite.TARGET,)}
+TARGETS: dict[str, Target] = {target.name: target for target in (tflite.TARGET, onnx.TARGET)}
 
 
 def get(name: str) -> Target:

@@ -1,0 +1,78 @@
+"""`onnx`: any CPU board with ONNX Runtime (x86 or ARM), the model kept as ONNX.
+
+fp32 passes the checked model through unchanged; int8 is ONNX Runtime's static
+quantization (QDQ, per-channel int8 weights, int8 activations) calibrated on the
+calibration set. Model I/O stays float32.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from targets.base import Target
+
+TARGET = Target(
+    name="onnx",
+    image="onnx",
+    description="CPU boards (any architecture) through ONNX Runtime",
+    source_formats=("onnx",),
+    quantizations=("fp32", "int8"),
+    default_quant="fp32",
+    artifact_suffix=".onnx",
+    runtime_backend="onnxruntime",
+    needs_calibration=("int8",),
+    convert="targets.onnx:convert",
+    op_report="targets.onnx:op_report",
+    io_map="targets.onnx:io_map",
+    toolchain_packages=("onnx", "onnxruntime", "numpy", "protobuf"),
+)
+
+
+class _CalibrationReader:
+    """ONNX Runtime's CalibrationDataReader protocol over the job's samples."""
+
+    def __init__(self, samples: list[dict]):
+        self._samples = iter(samples)
+
+    def get_next(self):
+        return next(self._samples, None)
+
+
+def convert(job: dict, calibration_set: list[dict], reference_set: list[dict], workdir: Path) -> Path:
+    artifact = workdir / "model.onnx"
+    if job["quant"] == "fp32":
+        shutil.copyfile(job["source"]["path"], artifact)
+        return artifact
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    prepared = workdir / "prepared.onnx"
+    quant_pre_process(job["source"]["path"], str(prepared), skip_symbolic_shape=True)
+    quantize_static(str(prepared), str(artifact), _CalibrationReader(calibration_set), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    return artifact
+
+
+def op_report(artifact: Path) -> dict:
+    from collections import Counter
+
+    import onnx
+
+    model = onnx.load(str(artifact))
+    ops = Counter(node.op_type for node in model.graph.node)
+    initializers = {init.name for init in model.graph.initializer}
+
+    def describe(values):
+        return [{"name": v.name, "shape": [d.dim_value if d.HasField("dim_value") else d.dim_param for d in v.type.tensor_type.shape.dim],
+                 "dtype": onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name, "quantization": [0.0, 0]}
+                for v in values if v.name not in initializers]
+
+    return {"ops": dict(sorted(ops.items())), "op_count": sum(ops.values()), "inputs": describe(model.graph.input),
+            "outputs": describe(model.graph.output), "file_size": artifact.stat().st_size}
+
+
+def io_map(artifact: Path, inputs: list[dict], outputs: list[dict]) -> dict:
+    """ONNX in, ONNX out: same names, same layout."""
+    return {"inputs": {spec["name"]: {"name": spec["name"], "shape": spec["shape"], "perm": None} for spec in inputs},
+            "outputs": {spec["name"]: {"name": spec["name"], "shape": spec["shape"], "perm": None} for spec in outputs}}

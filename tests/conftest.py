@@ -55,3 +55,19 @@ def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 @pytest.fixture
 def tiny_model(tmp_path) -> Path:
     return tiny_cnn(tmp_path / "tiny.onnx")
+
+
+def _hardware() -> set[str]:
+    from edgeship_runtime.detect import detect
+
+    return set(detect()["available"])
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked gpu / npu / edgetpu run only where detect() finds that accelerator."""
+    needs = {"gpu": "nvidia_gpu", "npu": "rknpu", "edgetpu": "edgetpu"}
+    present = _hardware()
+    for item in items:
+        for marker, accelerator in needs.items():
+            if marker in item.keywords and accelerator not in present:
+                item.add_marker(pytest.mark.skip(reason=f"needs {accelerator}; this machine has {sorted(present)}"))

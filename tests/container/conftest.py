@@ -25,6 +25,14 @@ def tflite_image(docker_client):
 
 
 @pytest.fixture(scope="session")
+def onnx_image(docker_client):
+    from edgeship.images import build
+    from edgeship.lockfile import load_spec
+
+    return build(docker_client, load_spec("onnx"))
+
+
+@pytest.fixture(scope="session")
 def example_dirs():
     """The example models, in the repo's examples/ folder (shared with the main job)."""
     from edgeship.examples import build_examples
@@ -33,20 +41,20 @@ def example_dirs():
 
 
 @pytest.fixture(scope="session")
-def conversions(tflite_image, example_dirs, tmp_path_factory, docker_client):
-    """convert(example, quant, out_name="a", **options) -> artifact dir; converted once per session."""
+def conversions(tflite_image, onnx_image, example_dirs, tmp_path_factory, docker_client):
+    """convert(example, quant, out_name="a", options=(), target="tflite") -> artifact dir; converted once per session."""
     from edgeship.convert import Request, convert
 
     roots, done = {}, {}
 
-    def run(example: str, quant: str, out_name: str = "a", options: tuple = ()) -> Path:
-        key = (example, quant, out_name, options)
+    def run(example: str, quant: str, out_name: str = "a", options: tuple = (), target: str = "tflite") -> Path:
+        key = (example, quant, out_name, options, target)
         if key not in done:
             if out_name not in roots:
                 roots[out_name] = tmp_path_factory.mktemp(f"artifacts-{out_name}")
             folder = example_dirs[example]
             request = Request(
-                target="tflite", model=folder / "model.onnx", quant=quant,
+                target=target, model=folder / "model.onnx", quant=quant,
                 calib=folder / "calib" if quant == "int8" else None, eval=folder / "eval.npz",
                 labels=folder / "labels.txt", options=dict(options), out=roots[out_name],
             )

@@ -114,7 +114,10 @@ class Backend:
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Float inputs by source name (source layout) -> float outputs by source name."""
-        feeds = self.prepare(inputs)
+        return self.infer_prepared(self.prepare(inputs))
+
+    def infer_prepared(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run feeds made by `prepare` (artifact layout and dtypes); float outputs by source name."""
         started = time.perf_counter()
         raw = self._infer(feeds)
         self.last_infer_s = time.perf_counter() - started

@@ -1,8 +1,9 @@
 """The main job behind `invoke main`: bring up the engine and images, make the examples,
-convert them for every target, and write a report.
+convert them for every target, check and benchmark each artifact with the board runtime on
+this machine, and write a report.
 
 Deploying to the simulated board fleet and benchmarking there join this job when the
-fleet exists (see the issues); today it stops after conversion.
+fleet exists (see the issues).
 """
 
 from __future__ import annotations
@@ -35,6 +36,20 @@ def conversion_requests(example_dirs: list[Path], artifacts: Path) -> list[Reque
     return requests
 
 
+def _runtime_figures(artifact_dir: Path) -> dict:
+    """The board runtime's check and a short benchmark of the artifact, here on the host CPU."""
+    from edgeship_runtime.artifact import Artifact
+    from edgeship_runtime.backends import backend_class
+    from edgeship_runtime.bench import benchmark
+    from edgeship_runtime.check import check
+
+    artifact = Artifact.open(artifact_dir)
+    cls = backend_class(artifact.backend)
+    report = check(artifact, cls, threads=1)
+    bench = benchmark(artifact, cls, threads=1, warmup_runs=5, warmup_s=0.2, min_runs=20, min_s=1.0)
+    return {"host_check_passed": report["passed"], "host_mean_ms": bench["steady"]["mean_ms"], "host_p90_ms": bench["steady"]["p90_ms"]}
+
+
 def _row(request: Request, artifact: Path, seconds: float) -> dict:
     manifest = json.loads((artifact / "manifest.json").read_text())
     accuracy = manifest["accuracy"]
@@ -53,6 +68,7 @@ def _row(request: Request, artifact: Path, seconds: float) -> dict:
         "labelled_accuracy_converted": labelled and labelled["converted"],
         "accuracy_passed": accuracy["passed"],
         "seconds": round(seconds, 2),
+        **_runtime_figures(artifact),
     }
 
 
@@ -61,12 +77,14 @@ def _fmt(value, pattern):
 
 
 def render_table(rows: list[dict]) -> str:
-    header = "| model | target | quant | size | cosine min | top-1 agree | labelled acc fp32 -> converted | within tolerance | time |"
-    lines = [header, "|" + "---|" * 9]
+    header = ("| model | target | quant | size | cosine min | top-1 agree | labelled acc fp32 -> converted | within tolerance | convert time "
+              "| runtime check (host) | latency mean / p90 (host, 1 thread) |")
+    lines = [header, "|" + "---|" * 11]
     for row in rows:
         labelled = "-" if row["labelled_accuracy_fp32"] is None else f"{row['labelled_accuracy_fp32']:.2%} -> {row['labelled_accuracy_converted']:.2%}"
         lines.append(f"| {row['model']} | {row['target']} | {row['quant']} | {row['size_bytes'] / 1e6:.2f} MB | {_fmt(row['cosine_min'], '{:.5f}')} | "
-                     f"{_fmt(row['top1_agreement'], '{:.1%}')} | {labelled} | {'yes' if row['accuracy_passed'] else 'NO'} | {row['seconds']:.1f} s |")
+                     f"{_fmt(row['top1_agreement'], '{:.1%}')} | {labelled} | {'yes' if row['accuracy_passed'] else 'NO'} | {row['seconds']:.1f} s | "
+                     f"{'pass' if row['host_check_passed'] else 'FAIL'} | {row['host_mean_ms']:.3f} / {row['host_p90_ms']:.3f} ms |")
     return "\n".join(lines)
 
 

@@ -7,7 +7,6 @@ host fetched once and keeps in a cache keyed by the lock file's sha256.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeship.errors import EdgeshipError
+from edgeship_runtime.artifact import sha256_file  # one implementation, shared with the boards
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 IMAGES_DIR = REPO_ROOT / "images"
@@ -25,14 +25,6 @@ IMAGES_DIR = REPO_ROOT / "images"
 def cache_root() -> Path:
     base = os.environ.get("EDGESHIP_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "edgeship")
     return Path(base)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ It imports only numpy, onnx/onnxruntime and the target's own toolchain.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -24,6 +23,7 @@ import numpy as np
 
 from edgeship import __version__
 from edgeship_runtime.accuracy import compare_output, labelled_accuracy, within_tolerance
+from edgeship_runtime.artifact import sha256_file
 
 MANIFEST_SCHEMA = 1
 MAX_REFERENCE_SAMPLES = 512
@@ -33,14 +33,6 @@ DEFAULT_REFERENCE_SAMPLES = 8
 
 def log(message: str) -> None:
     print(f"edgeship-worker: {message}", flush=True)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def split_samples(arrays: dict, names: list[str]) -> list[dict]:

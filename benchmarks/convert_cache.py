@@ -1,6 +1,6 @@
 """Cold conversion vs cached conversion of the same request, measured in one run.
 
-    ./dev bench-convert          (or: .venv/bin/python benchmarks/convert_cache.py)
+    .venv/bin/python benchmarks/convert_cache.py   (after ./dev has made .venv)
 
 Cold: a fresh artifacts folder, so the container runs. Cached: the identical request again,
 which must return the existing artifact without starting a container (goal: under 1 s).

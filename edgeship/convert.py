@@ -207,14 +207,27 @@ def _bind(source: Path, target: str, read_only: bool = True):
     return Mount(target=target, source=str(source.resolve()), type="bind", read_only=read_only)
 
 
+def _write_job(job_dir: Path, job: dict) -> Path:
+    """job.json in a folder the container's unprivileged user can read."""
+    job_file = job_dir / "job.json"
+    job_file.write_text(json.dumps(job, indent=2))
+    os.chmod(job_dir, 0o755)
+    os.chmod(job_file, 0o644)
+    return job_file
+
+
+def _base_mounts(p: Plan, job_file: Path) -> list:
+    """The source model, the job and edgeship's code: what every worker run reads."""
+    mounts = [_bind(p.request.model, "/in/model/" + p.request.model.name), _bind(job_file, "/job/job.json")]
+    return mounts + [_bind(REPO_ROOT / folder, f"/opt/edgeship/src/{package}") for folder, package in CODE_DIRS.items()]
+
+
 def _mounts(p: Plan, staging: Path, job_file: Path):
-    bind = _bind
-    mounts = [bind(p.request.model, "/in/model/" + p.request.model.name), bind(job_file, "/job/job.json"), bind(staging, "/out", read_only=False)]
-    mounts += [bind(REPO_ROOT / folder, f"/opt/edgeship/src/{package}") for folder, package in CODE_DIRS.items()]
+    mounts = _base_mounts(p, job_file) + [_bind(staging, "/out", read_only=False)]
     if p.calibration:
-        mounts.append(bind(p.request.calib, "/in/calib"))
+        mounts.append(_bind(p.request.calib, "/in/calib"))
     if p.evaluation:
-        mounts.append(bind(p.request.eval, "/in/eval.npz"))
+        mounts.append(_bind(p.request.eval, "/in/eval.npz"))
     return mounts
 
 
@@ -234,7 +247,7 @@ def sandbox_kwargs(mounts) -> dict:
     }
 
 
-def _run_container(client, image_tag: str, mounts, staging: Path, log_path: Path) -> None:
+def _run_container(client, image_tag: str, mounts, log_path: Path) -> None:
     container = client.containers.run(image_tag, ["python", "-m", "edgeship.worker", "/job/job.json"], detach=True, **sandbox_kwargs(mounts))
     error_line = ""
     try:
@@ -256,15 +269,10 @@ def _run_container(client, image_tag: str, mounts, staging: Path, log_path: Path
 def inspect_source(client, image_tag: str, p: Plan) -> tuple[list[dict], list[dict]]:
     """Ask the target's image for the declared inputs/outputs of a non-ONNX source."""
     with tempfile.TemporaryDirectory(prefix="edgeship-inspect-") as job_dir:
-        job_file = Path(job_dir) / "job.json"
-        job_file.write_text(json.dumps({"target": p.target.name, "source": {
-            "path": "/in/model/" + p.request.model.name, "format": p.source_format}}))
-        os.chmod(job_dir, 0o755)
-        os.chmod(job_file, 0o644)
-        mounts = [_bind(p.request.model, "/in/model/" + p.request.model.name), _bind(job_file, "/job/job.json")]
-        mounts += [_bind(REPO_ROOT / folder, f"/opt/edgeship/src/{package}") for folder, package in CODE_DIRS.items()]
+        job_file = _write_job(Path(job_dir), {"target": p.target.name, "source": {
+            "path": "/in/model/" + p.request.model.name, "format": p.source_format}})
         container = client.containers.run(image_tag, ["python", "-m", "edgeship.worker", "--inspect", "/job/job.json"],
-                                          detach=True, **sandbox_kwargs(mounts))
+                                          detach=True, **sandbox_kwargs(_base_mounts(p, job_file)))
         try:
             status = container.wait(timeout=600)
             output = container.logs().decode(errors="replace")
@@ -308,12 +316,9 @@ def convert(request: Request, client=None, rebuild_image: bool = False) -> Path:
     try:
         if os.getuid() == 0:
             os.chown(staging, CONTAINER_UID, CONTAINER_UID)
-        job_file = job_dir / "job.json"
-        job_file.write_text(json.dumps(_job(p, key, image_tag, image.id, spec.lock_sha256()), indent=2))
-        os.chmod(job_dir, 0o755)
-        os.chmod(job_file, 0o644)
+        job_file = _write_job(job_dir, _job(p, key, image_tag, image.id, spec.lock_sha256()))
         print(f"edgeship: converting {request.model} for {p.target.name} ({p.quant}) in {image_tag}", flush=True)
-        _run_container(client, image_tag, _mounts(p, staging, job_file), staging, log_path)
+        _run_container(client, image_tag, _mounts(p, staging, job_file), log_path)
         if os.getuid() == 0:
             for path in [staging, *staging.rglob("*")]:
                 os.chown(path, 0, 0, follow_symlinks=False)

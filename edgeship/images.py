@@ -50,22 +50,26 @@ def image_tag(spec: ImageSpec, key: str) -> str:
     return f"edgeship/{spec.name}:{key[:12]}"
 
 
-def resolve(client, spec: ImageSpec) -> tuple[str, str, str]:
-    """(tag, key, base reference) the image of this spec has, whether built yet or not."""
+def resolve(client, spec: ImageSpec) -> tuple[str, str, str, str]:
+    """(tag, key, base reference, base id) the image of this spec has, whether built yet or not."""
     base = base_image_ref(client)
-    key = image_key(spec, client.images.get(base).id)
-    return image_tag(spec, key), key, base
+    base_id = client.images.get(base).id
+    key = image_key(spec, base_id)
+    return image_tag(spec, key), key, base, base_id
 
 
-def find_image(client, spec: ImageSpec):
-    """The built image for the current folder contents and base, or None."""
+def _existing(client, tag: str):
     import docker
 
-    tag, _, _ = resolve(client, spec)
     try:
         return client.images.get(tag)
     except docker.errors.ImageNotFound:
         return None
+
+
+def find_image(client, spec: ImageSpec):
+    """The built image for the current folder contents and base, or None."""
+    return _existing(client, resolve(client, spec)[0])
 
 
 def _link_or_copy(source: str, dest: str) -> None:
@@ -103,9 +107,9 @@ def smoke_test(client, tag: str) -> str:
 
 def build(client, spec: ImageSpec, rebuild: bool = False):
     """Return the image for `spec`, building it (and its base and wheelhouse) when needed."""
-    tag, key, base = resolve(client, spec)
+    tag, key, base, base_id = resolve(client, spec)
     if not rebuild:
-        existing = find_image(client, spec)
+        existing = _existing(client, tag)
         if existing is not None:
             print(f"edgeship: {tag} is up to date", flush=True)
             return existing
@@ -116,7 +120,7 @@ def build(client, spec: ImageSpec, rebuild: bool = False):
         LABEL_KEY: key,
         "io.edgeship.image.name": spec.name,
         "org.opencontainers.image.base.name": base,
-        "org.opencontainers.image.base.digest": client.images.get(base).id,
+        "org.opencontainers.image.base.digest": base_id,
         "org.opencontainers.image.version": __version__,
         "org.opencontainers.image.title": f"edgeship {spec.name} toolchain",
     }

@@ -72,22 +72,22 @@ class LiteRTBackend(Backend):
         interpreter.invoke()
         return {name: interpreter.get_tensor(index) for name, index in self._output_index.items()}
 
+    def _resize(self, batch: int) -> None:
+        for index in self._input_index.values():
+            shape = list(self.interpreter.get_tensor(index).shape)
+            self.interpreter.resize_tensor_input(index, [batch, *shape[1:]])
+        self.interpreter.allocate_tensors()
+
     def _set_batch(self, batch: int) -> None:
         try:
-            for mapping in self._inputs.values():
-                index = self._input_index[mapping["name"]]
-                shape = list(self.interpreter.get_tensor(index).shape)
-                self.interpreter.resize_tensor_input(index, [batch, *shape[1:]])
-            self.interpreter.allocate_tensors()
+            self._resize(batch)
         except (RuntimeError, ValueError) as error:
             raise NotImplementedError(f"{self.artifact.model_file.name} cannot run at batch {batch}: {str(error).splitlines()[0]}") from None
         # A graph with a batch of 1 baked into a Reshape resizes without complaint but gives
         # outputs of the wrong batch: that is not a batch the model allows.
-        for index in self._output_index.values():
-            if self.interpreter.get_tensor(index).shape[0] != batch:
-                self.interpreter.resize_tensor_input(next(iter(self._input_index.values())), [1, *shape[1:]])
-                self.interpreter.allocate_tensors()
-                raise NotImplementedError(f"{self.artifact.model_file.name} keeps a batch of 1 inside its graph; it cannot run at batch {batch}")
+        if any(self.interpreter.get_tensor(index).shape[0] != batch for index in self._output_index.values()):
+            self._resize(self.batch)  # every input back to the batch it had
+            raise NotImplementedError(f"{self.artifact.model_file.name} keeps a batch of 1 inside its graph; it cannot run at batch {batch}")
 
     def _close(self) -> None:
         del self.interpreter

@@ -173,11 +173,86 @@ def test(c, tier="all", pytest_args=""):
             raise Exit(f"edgeship: the {name} tier failed (pytest exit {result.exited})", code=result.exited)
 
 
+@task(help={"boards": "comma-separated hosts of the inventory's [sim] group (default: all)", "inventory": "inventory file (default: inventory.ini)"})
+@user_errors
+def sim_up(c, boards="", inventory="inventory.ini"):
+    """Start the simulated boards (containers with sshd on 127.0.0.1 ports; arm64 ones under qemu)."""
+    from edgeship import sim
+
+    for board in sim.up(Path(inventory), [b for b in boards.split(",") if b]):
+        print(f"{board.host}: {board.arch}, ssh edge@127.0.0.1 -p {board.port}, '{board.model}'")
+    print(f"controller key and known_hosts: {sim.state_dir(Path(inventory))}")
+
+
+@task(help={"inventory": "inventory file (default: inventory.ini)"})
+@user_errors
+def sim_status(c, inventory="inventory.ini"):
+    """Show each simulated board: container state, port, architecture, model, SSH answer."""
+    from edgeship import sim
+
+    for row in sim.status(Path(inventory)):
+        print(f"{row['host']:<14} {row['state']:<8} 127.0.0.1:{row['port']:<6} {row['arch']:<6} ssh: {row['ssh']:<10} {row['model']}")
+
+
+@task(help={"boards": "comma-separated hosts (default: all)", "inventory": "inventory file (default: inventory.ini)",
+            "purge": "also delete the controller key and known_hosts"})
+@user_errors
+def sim_down(c, boards="", inventory="inventory.ini", purge=False):
+    """Remove the simulated boards' containers (and with --purge their keys)."""
+    from edgeship import sim
+
+    removed = sim.down(Path(inventory), [b for b in boards.split(",") if b], purge=purge)
+    print("removed: " + (", ".join(removed) or "nothing"))
+
+
+def _playbook(playbook, inventory, limit, extra_vars):
+    from edgeship.playbook import run_playbook
+
+    result = run_playbook(playbook, Path(inventory), limit or None, extra_vars)
+    if result.returncode != 0:
+        raise Exit(f"edgeship: {playbook} failed on some boards (ansible-playbook exit {result.returncode}); see the recap above", code=result.returncode)
+
+
+@task(help={"limit": "Ansible host pattern, e.g. jetson or sim-rpi", "inventory": "inventory file", "models": "comma-separated models (default: all)",
+            "artifacts": "artifacts root (default: artifacts/)"})
+@user_errors
+def fleet_deploy(c, limit="", inventory="inventory.ini", models="", artifacts="artifacts"):
+    """Deploy artifacts and the runtime to the boards (playbooks/deploy.yml)."""
+    extra = {"edgeship_release_artifacts_root": str(Path(artifacts).resolve())}
+    if models:
+        extra["edgeship_release_models"] = [m for m in models.split(",") if m]
+    _playbook("deploy.yml", inventory, limit, extra)
+
+
+@task(help={"limit": "Ansible host pattern", "inventory": "inventory file", "results": "results root (default: results/)"})
+@user_errors
+def fleet_bench(c, limit="", inventory="inventory.ini", results="results"):
+    """Benchmark the active release on the boards; results/<run-id>/<host>.json and a summary table."""
+    _playbook("bench.yml", inventory, limit, {"edgeship_bench_results_dir": str(Path(results).resolve())})
+
+
+@task(help={"limit": "Ansible host pattern", "inventory": "inventory file", "to": "release id to go back to (default: the previous one)"})
+@user_errors
+def fleet_rollback(c, limit="", inventory="inventory.ini", to=""):
+    """Switch boards back one release, or to a named one (playbooks/rollback.yml)."""
+    _playbook("rollback.yml", inventory, limit, {"edgeship_rollback_to": to} if to else None)
+
+
 images = Collection("images")
 images.add_task(images_build, "build")
 images.add_task(images_base, "base")
 images.add_task(images_lock, "lock")
 images.add_task(images_wheels, "wheels")
 
-ns = Collection(engine, examples, targets, convert, main, test, images)
+sim = Collection("sim")
+sim.add_task(sim_up, "up")
+sim.add_task(sim_status, "status")
+sim.add_task(sim_down, "down")
+
+fleet = Collection("fleet")
+fleet.add_task(fleet_deploy, "deploy")
+fleet.add_task(fleet_bench, "bench")
+fleet.add_task(fleet_rollback, "rollback")
+
+ns = Collection(engine, examples, targets, convert, main, test, images, sim, fleet)
 ns.configure({"edgeship": {"artifacts": os.environ.get("EDGESHIP_ARTIFACTS", "artifacts")}})

@@ -2,7 +2,7 @@
 
 Boards install from these wheelhouses with `pip install --no-index`, so a board needs no
 index (and most sites' boards have none). Wheelhouses are cached by the runtime's own
-version, the board's platform and Python, and the extras.
+version, the pinned versions of runtime/constraints.txt, the board's platform and Python, and the extras.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from edgeship.errors import EdgeshipError
 from edgeship.lockfile import REPO_ROOT, cache_root
 
 RUNTIME_DIR = REPO_ROOT / "runtime"
+CONSTRAINTS = RUNTIME_DIR / "constraints.txt"
 PLATFORM_TAGS = {
     "x86_64": ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64"),
     "aarch64": ("manylinux_2_28_aarch64", "manylinux_2_27_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64"),
@@ -50,7 +51,8 @@ def ensure_runtime_wheelhouse(arch: str, python: str, extras: tuple[str, ...] = 
     if arch not in PLATFORM_TAGS:
         raise EdgeshipError(f"no wheel platform for board architecture {arch!r}; edgeship supports {', '.join(PLATFORM_TAGS)}")
     wheel = build_runtime_wheel()
-    key = f"{arch}-py{python}-{'-'.join(sorted(extras)) or 'base'}-{runtime_source_sha256()[:12]}"
+    pins = hashlib.sha256(runtime_source_sha256().encode() + CONSTRAINTS.read_bytes()).hexdigest()[:12]
+    key = f"{arch}-py{python}-{'-'.join(sorted(extras)) or 'base'}-{pins}"
     target = cache_root() / "runtime-wheelhouse" / key
     if (target / ".complete").exists():
         return target
@@ -59,7 +61,7 @@ def ensure_runtime_wheelhouse(arch: str, python: str, extras: tuple[str, ...] = 
     staging.mkdir(parents=True)
     requirement = f"{wheel}[{','.join(sorted(extras))}]" if extras else str(wheel)
     cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--python-version", python,
-           "--implementation", "cp", "--dest", str(staging), requirement]
+           "--implementation", "cp", "--constraint", str(CONSTRAINTS), "--dest", str(staging), requirement]
     for tag in PLATFORM_TAGS[arch]:
         cmd += ["--platform", tag]
     result = subprocess.run(cmd, capture_output=True, text=True)

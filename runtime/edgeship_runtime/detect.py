@@ -35,11 +35,24 @@ def _find_library(sysroot: str, name: str) -> str | None:
     return None
 
 
+def _device_tree(sysroot: str) -> str:
+    """The device-tree folder, relative to sysroot. EDGESHIP_DEVICE_TREE names another one, for
+    boards whose firmware hides /proc/device-tree (and the board simulator, whose containers
+    cannot mount over /proc)."""
+    override = os.environ.get("EDGESHIP_DEVICE_TREE")
+    if override:
+        return override.lstrip("/")
+    if os.path.exists(os.path.join(sysroot, "proc/device-tree/model")):
+        return "proc/device-tree"
+    return "sys/firmware/devicetree/base"
+
+
 def board_model(sysroot: str = "/") -> dict:
-    model = _read(sysroot, "proc/device-tree/model") or _read(sysroot, "sys/firmware/devicetree/base/model")
+    tree = _device_tree(sysroot)
+    model = _read(sysroot, f"{tree}/model")
     if model:
         return {"model": model.splitlines()[0], "source": "device-tree",
-                "compatible": (_read(sysroot, "proc/device-tree/compatible") or "").split()}
+                "compatible": (_read(sysroot, f"{tree}/compatible") or "").split()}
     vendor, product = _read(sysroot, "sys/class/dmi/id/sys_vendor"), _read(sysroot, "sys/class/dmi/id/product_name")
     if vendor or product:
         return {"model": " ".join(x for x in (vendor, product) if x), "source": "dmi", "compatible": []}
@@ -86,8 +99,10 @@ def rockchip_npu(sysroot: str = "/") -> dict:
 
 def nvidia(sysroot: str = "/") -> dict:
     release = _read(sysroot, "etc/nv_tegra_release")
-    compatible = _read(sysroot, "proc/device-tree/compatible") or ""
+    compatible = _read(sysroot, f"{_device_tree(sysroot)}/compatible") or ""
     jetson = bool(release) or "nvidia,tegra" in compatible
+    # A Jetson's integrated GPU is there when its device nodes are (nvgpu on Orin, nvhost on older).
+    igpu = jetson and any(glob.glob(os.path.join(sysroot, pattern)) for pattern in ("dev/nvgpu/igpu0", "dev/nvhost-gpu", "dev/nvhost-ctrl-gpu"))
     gpus = []
     for info in glob.glob(os.path.join(sysroot, "proc/driver/nvidia/gpus/*/information")):
         text = _read(sysroot, os.path.relpath(info, sysroot)) or ""
@@ -100,7 +115,7 @@ def nvidia(sysroot: str = "/") -> dict:
             gpus = [line.strip() for line in result.stdout.splitlines() if line.strip()]
         except (OSError, subprocess.TimeoutExpired):
             pass
-    return {"present": jetson or bool(gpus), "jetson": jetson, "jetson_release": release.splitlines()[0] if release else None, "gpus": gpus}
+    return {"present": igpu or bool(gpus), "jetson": jetson, "integrated_gpu": igpu, "jetson_release": release.splitlines()[0] if release else None, "gpus": gpus}
 
 
 def runtimes() -> dict:

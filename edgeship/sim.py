@@ -1,0 +1,305 @@
+"""The board simulator: one container per board in the inventory's `sim` group.
+
+Each board is a debootstrapped Debian bookworm with sshd and an unprivileged `edge` user who
+may sudo, reachable only on a 127.0.0.1 port (the inventory's `ansible_port`). Boards of
+another architecture (the arm64 RK3588) run under qemu-user through binfmt_misc. The
+controller's SSH key is generated here and each board's host key is read from the board
+over the container runtime (out of band, as one would from a serial console) into a
+known_hosts file that Ansible uses with strict host key checking.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeship.errors import EdgeshipError
+
+BOARD_FILES = Path(__file__).resolve().parent / "board"
+BOARD_PACKAGES = ("openssh-server", "sudo")
+LABEL = "io.edgeship.sim"
+SSH_READY_TIMEOUT_S = 180
+DOCKER_ARCH = {"arm64": "arm64", "aarch64": "arm64", "amd64": "amd64", "x86_64": "amd64"}
+QEMU = {"arm64": "qemu-aarch64"}
+
+
+@dataclass(frozen=True)
+class Board:
+    host: str
+    port: int
+    arch: str  # Debian architecture: amd64, arm64
+    model: str
+    compatible: str
+    disk_mb: int | None
+
+    @property
+    def container(self) -> str:
+        return f"edgeship-sim-{self.host}"
+
+
+def state_dir(inventory: Path) -> Path:
+    return inventory.resolve().parent / ".sim"
+
+
+def read_inventory(inventory: Path) -> list[Board]:
+    """The boards of the inventory's `sim` group, with their simulator settings."""
+    if not inventory.is_file():
+        raise EdgeshipError(f"inventory {inventory} does not exist; pass --inventory PATH (the repository ships inventory.ini)")
+    result = subprocess.run([_ansible_bin("ansible-inventory"), "-i", str(inventory), "--list"], capture_output=True, text=True,
+                            env=dict(os.environ, ANSIBLE_INVENTORY_UNPARSED_WARNING="False"))
+    if result.returncode != 0:
+        raise EdgeshipError(f"ansible-inventory could not read {inventory}: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ''}")
+    data = json.loads(result.stdout)
+    hostvars = data.get("_meta", {}).get("hostvars", {})
+    boards = []
+    for host in data.get("sim", {}).get("hosts", []):
+        variables = hostvars.get(host, {})
+        try:
+            port = int(variables["ansible_port"])
+        except (KeyError, ValueError):
+            raise EdgeshipError(f"{inventory}: simulated board {host} needs ansible_port=<free 127.0.0.1 port>, e.g. ansible_port=22201") from None
+        arch = DOCKER_ARCH.get(str(variables.get("edgeship_arch", "x86_64")))
+        if arch is None:
+            raise EdgeshipError(f"{inventory}: {host} has edgeship_arch={variables['edgeship_arch']!r}; a simulated board is x86_64 or aarch64")
+        disk = variables.get("edgeship_sim_disk_mb")
+        boards.append(Board(host=host, port=port, arch=arch, model=str(variables.get("edgeship_board_model", f"edgeship simulated board {host}")),
+                            compatible=str(variables.get("edgeship_board_compatible", "")), disk_mb=int(disk) if disk else None))
+    if not boards:
+        raise EdgeshipError(f"{inventory} has no hosts in group [sim]; add the simulated boards there (see the shipped inventory.ini)")
+    return boards
+
+
+def _ansible_bin(name: str) -> str:
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else (shutil.which(name) or name)
+
+
+def ensure_emulation(arch: str) -> None:
+    """binfmt_misc + qemu-user-static for a foreign board architecture (installs them as root on Debian)."""
+    from edgeship.baseimage import host_arch
+
+    if arch == host_arch():
+        return
+    qemu = QEMU.get(arch)
+    if qemu is None:
+        raise EdgeshipError(f"no emulator known for {arch} boards on a {host_arch()} controller")
+    entry = Path("/proc/sys/fs/binfmt_misc") / qemu
+    if entry.exists() and "enabled" in entry.read_text():
+        return
+    if os.geteuid() != 0:
+        raise EdgeshipError(f"{arch} boards need qemu-user emulation ({entry} is missing); as root: "
+                            f"apt-get install qemu-user-static binfmt-support && update-binfmts --enable {qemu}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if not Path(f"/usr/bin/{qemu}-static").exists() or not shutil.which("update-binfmts"):
+        print("edgeship: installing qemu-user-static and binfmt-support for emulated boards", flush=True)
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "qemu-user-static", "binfmt-support"], check=True, env=env)
+    if not Path("/proc/sys/fs/binfmt_misc/register").exists():
+        subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", "/proc/sys/fs/binfmt_misc"], check=True)
+    subprocess.run(["update-binfmts", "--enable", qemu], check=True)
+    if not (entry.exists() and "enabled" in entry.read_text()):
+        raise EdgeshipError(f"{entry} is still not enabled after update-binfmts; check `update-binfmts --display {qemu}`")
+
+
+def board_image(client, arch: str) -> str:
+    """Build (or reuse) edgeship/board:bookworm-<arch>-<key> from the debootstrapped base."""
+    import docker
+
+    from edgeship.baseimage import PACKAGES, ensure_base_image
+
+    base = ensure_base_image(client, arch=arch, packages=PACKAGES + BOARD_PACKAGES)
+    base_id = client.images.get(base).id
+    digest = hashlib.sha256(base_id.encode())
+    files = sorted(p for p in BOARD_FILES.iterdir() if p.is_file())
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    tag = f"edgeship/board:bookworm-{arch}-{digest.hexdigest()[:12]}"
+    try:
+        client.images.get(tag)
+        return tag
+    except docker.errors.ImageNotFound:
+        pass
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        for path in files:
+            tar.add(path, arcname=path.name)
+    context.seek(0)
+    print(f"edgeship: building {tag} (base {base})", flush=True)
+    try:
+        client.images.build(fileobj=context, custom_context=True, tag=tag, buildargs={"BASE_IMAGE": base}, rm=True,
+                            labels={LABEL: "board", f"{LABEL}.arch": arch, "org.opencontainers.image.base.name": base})
+    except docker.errors.BuildError as error:
+        lines = [chunk.get("stream", "").strip() for chunk in error.build_log if chunk.get("stream")]
+        raise EdgeshipError(f"building {tag} failed: {error.msg}; last output: {lines[-1] if lines else ''}") from None
+    return tag
+
+
+def _controller_key(folder: Path) -> Path:
+    key = folder / "controller_ed25519"
+    if not key.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "edgeship-controller", "-f", str(key)], check=True)
+    return key
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _container(client, name: str):
+    import docker
+
+    try:
+        return client.containers.get(name)
+    except docker.errors.NotFound:
+        return None
+
+
+def _start_board(client, board: Board, image: str, public_key: str):
+    container = _container(client, board.container)
+    if container is not None and (container.image.tags[:1] != [image] or container.labels.get(f"{LABEL}.port") != str(board.port)):
+        print(f"edgeship: {board.host}: its image or port changed; replacing the container", flush=True)
+        container.remove(force=True)
+        container = None
+    if container is None:
+        if not _port_free(board.port):
+            raise EdgeshipError(f"127.0.0.1:{board.port} (ansible_port of {board.host}) is in use by another program; "
+                                "pick a free port in the inventory")
+        tmpfs = {"/home/edge/edgeship": f"size={board.disk_mb}m,uid=1000,gid=1000,mode=0755"} if board.disk_mb else None
+        container = client.containers.create(
+            image, name=board.container, hostname=board.host, detach=True,
+            ports={"22/tcp": ("127.0.0.1", board.port)},
+            environment={"EDGESHIP_AUTHORIZED_KEY": public_key, "EDGESHIP_BOARD_MODEL": board.model,
+                         "EDGESHIP_BOARD_COMPATIBLE": board.compatible},
+            labels={LABEL: "board", f"{LABEL}.host": board.host, f"{LABEL}.port": str(board.port), f"{LABEL}.arch": board.arch},
+            tmpfs=tmpfs,
+        )
+    container.reload()
+    if container.status != "running":
+        container.start()
+    return container
+
+
+def _host_keys(container, deadline: float) -> list[str]:
+    while time.monotonic() < deadline:
+        container.reload()
+        if container.status != "running":
+            raise EdgeshipError(f"{container.name} stopped while booting: {container.logs(tail=5).decode(errors='replace').strip()}")
+        result = container.exec_run(["sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub"])
+        keys = [line for line in result.output.decode().splitlines() if line.startswith(("ssh-", "ecdsa-"))]
+        if result.exit_code == 0 and len(keys) >= 2:
+            return keys
+        time.sleep(1)
+    raise EdgeshipError(f"{container.name} made no SSH host keys within {SSH_READY_TIMEOUT_S} s; see `docker logs {container.name}`")
+
+
+def ssh_command(folder: Path, board: Board, *command: str) -> list[str]:
+    return ["ssh", "-i", str(folder / "controller_ed25519"), "-o", f"UserKnownHostsFile={folder / 'known_hosts'}",
+            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-p", str(board.port),
+            "edge@127.0.0.1", *command]
+
+
+def _wait_ssh(folder: Path, board: Board, deadline: float) -> None:
+    last = ""
+    while time.monotonic() < deadline:
+        result = subprocess.run(ssh_command(folder, board, "true"), capture_output=True, text=True)
+        if result.returncode == 0:
+            return
+        last = result.stderr.strip()
+        time.sleep(1)
+    raise EdgeshipError(f"{board.host}: SSH on 127.0.0.1:{board.port} did not answer within {SSH_READY_TIMEOUT_S} s ({last})")
+
+
+def _write_known_hosts(folder: Path, boards: list[Board], keys: dict[str, list[str]]) -> None:
+    lines = []
+    for board in boards:
+        for key in keys.get(board.host, []):
+            kind, blob = key.split()[:2]
+            lines.append(f"[127.0.0.1]:{board.port} {kind} {blob}\n")
+    path = folder / "known_hosts"
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text("".join(lines))
+    os.replace(temporary, path)
+
+
+def up(inventory: Path, only: list[str] | None = None) -> list[Board]:
+    from edgeship.engine import ensure_engine
+
+    boards = read_inventory(inventory)
+    unknown = sorted(set(only or ()) - {b.host for b in boards})
+    if unknown:
+        raise EdgeshipError(f"--boards {','.join(unknown)}: not in the [sim] group of {inventory}; it has {', '.join(b.host for b in boards)}")
+    chosen = [b for b in boards if not only or b.host in only]
+    client = ensure_engine()
+    folder = state_dir(inventory)
+    key = _controller_key(folder)
+    public_key = key.with_suffix(".pub").read_text().strip()
+    images = {}
+    for arch in sorted({b.arch for b in chosen}):
+        ensure_emulation(arch)
+        images[arch] = board_image(client, arch)
+    started = time.monotonic()
+    containers = {b.host: _start_board(client, b, images[b.arch], public_key) for b in chosen}
+    deadline = started + SSH_READY_TIMEOUT_S
+    keys = {}
+    for board in boards:  # every running board of the inventory stays in known_hosts
+        container = containers.get(board.host) or _container(client, board.container)
+        if container is not None:
+            container.reload()
+            if container.status == "running":
+                keys[board.host] = _host_keys(container, deadline)
+    _write_known_hosts(folder, boards, keys)
+    for board in chosen:
+        _wait_ssh(folder, board, deadline)
+    return chosen
+
+
+def status(inventory: Path) -> list[dict]:
+    from edgeship.engine import ensure_engine
+
+    client = ensure_engine()
+    folder = state_dir(inventory)
+    rows = []
+    for board in read_inventory(inventory):
+        container = _container(client, board.container)
+        state = container.status if container is not None else "absent"
+        ssh = "-"
+        if state == "running" and (folder / "known_hosts").exists():
+            probe = subprocess.run(ssh_command(folder, board, "uname", "-m"), capture_output=True, text=True, timeout=60)
+            ssh = probe.stdout.strip() if probe.returncode == 0 else "refused: " + (probe.stderr.strip().splitlines() or ["?"])[-1]
+        rows.append({"host": board.host, "container": board.container, "state": state, "port": board.port, "arch": board.arch,
+                     "model": board.model, "ssh": ssh})
+    return rows
+
+
+def down(inventory: Path, only: list[str] | None = None, purge: bool = False) -> list[str]:
+    from edgeship.engine import ensure_engine
+
+    client = ensure_engine()
+    removed = []
+    for board in read_inventory(inventory):
+        if only and board.host not in only:
+            continue
+        container = _container(client, board.container)
+        if container is not None:
+            container.remove(force=True)
+            removed.append(board.host)
+    if purge:
+        shutil.rmtree(state_dir(inventory), ignore_errors=True)
+    return removed

@@ -145,13 +145,15 @@ def convert(c, target, model, quant=None, calib=None, eval=None, labels=None, in
     print(run_convert(request, rebuild_image=rebuild_image))
 
 
-@task(help={"out": "results folder for the report", "quick": "digits only (skips MobileNetV2)"})
+@task(help={"out": "results folder for the report", "quick": "digits only (skips MobileNetV2)",
+            "inventory": "inventory whose [sim] boards are started and deployed to (default: inventory.ini)",
+            "no_fleet": "stop after the conversions (no simulated fleet)"})
 @user_errors
-def main(c, out="results", quick=False):
-    """The main job: engine, images, examples, convert for every built target, report."""
+def main(c, out="results", quick=False, inventory="inventory.ini", no_fleet=False):
+    """The main job: engine, images, examples, convert for every built target, simulated fleet deploy + benchmark, report."""
     from edgeship.pipeline import run_main
 
-    run_main(Path(out), quick=quick)
+    run_main(Path(out), quick=quick, inventory=None if no_fleet else Path(inventory))
 
 
 @task(help={"tier": "unit, container or all", "pytest_args": "extra arguments for pytest"})

@@ -64,7 +64,7 @@ def _newest(artifacts: list[dict], model: str, target: str, quant: str) -> dict 
     return max(matches, key=lambda a: (a["mtime"], a["dir"].name)) if matches else None
 
 
-def board_selection(board: dict, artifacts: list[dict], models: list[str] | None) -> list[dict]:
+def board_selection(board: dict, artifacts: list[dict], models: list[str] | None, root: Path | str = "the artifacts root") -> list[dict]:
     """Per model: the board's own artifact (or None when its target has none yet) and a CPU one."""
     models = models or sorted({a["model"] for a in artifacts})
     selection = []
@@ -79,7 +79,7 @@ def board_selection(board: dict, artifacts: list[dict], models: list[str] | None
         selection.append({"model": model, "primary": primary, "cpu": cpu, "note": note})
     if not selection:
         wanted = f"{board['target']}/{board['quant']}" + (f" or {board['cpu_target']}/{board['cpu_quant']}" if board.get("cpu_target") else "")
-        raise EdgeshipError(f"board {board['host']}: no artifact of {', '.join(models) or 'any model'} for {wanted} under the artifacts root; "
+        raise EdgeshipError(f"board {board['host']}: no artifact of {', '.join(models) or 'any model'} for {wanted} under {root}; "
                             f"convert one first, e.g. `invoke convert --target {board['cpu_target'] or board['target']} --model MODEL.onnx`")
     return selection
 
@@ -182,7 +182,7 @@ def make_plan(boards: list[dict], artifacts_root: Path, models: list[str] | None
         if arch is None:
             raise EdgeshipError(f"board {board['host']}: architecture {board['arch']!r} has no wheels; edgeship supports x86_64 and aarch64 boards")
         board = dict(board, arch=arch, python=".".join(str(board["python"]).split(".")[:2]))
-        selection = board_selection(board, artifacts, models)
+        selection = board_selection(board, artifacts, models, artifacts_root)
         extras = extras_for(selection, board.get("extras"))
         wheelhouse = ensure_runtime_wheelhouse(arch, board["python"], extras)
         plans[board["host"]] = pack_bundle(board, selection, wheelhouse, extras, bundles, label)

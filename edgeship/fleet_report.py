@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-HEADER = ("board", "target", "model", "backend", "accelerator", "mean ms", "p90 ms", "FPS", "accuracy check")
+HEADER = ("board", "arch", "target", "model", "backend", "accelerator", "mean ms", "p90 ms", "FPS", "accuracy check")
 
 
 def _accelerator(result: dict) -> str:
@@ -29,11 +29,11 @@ def rows(run_dir: Path, hosts: list[str] | None = None) -> list[tuple]:
         for result in document.get("results", []):
             bench, check = result.get("bench") or {}, result.get("check") or {}
             steady = bench.get("steady") or {}
-            table.append((host, document.get("target", "-"), result["model"], bench.get("backend", "-"), _accelerator(result),
+            table.append((host, (document.get("detect") or {}).get("arch", "-"), document.get("target", "-"), result["model"], bench.get("backend", "-"), _accelerator(result),
                           f"{steady['mean_ms']:.2f}" if steady else "-", f"{steady['p90_ms']:.2f}" if steady else "-",
                           f"{steady['fps']:.1f}" if steady.get("fps") else "-", "pass" if check.get("passed") else "FAIL"))
     for host in sorted(set(hosts or ()) - seen):
-        table.append((host, "-", "-", "-", "-", "-", "-", "-", "FAILED: no result (board unreachable or a task failed; see the play recap)"))
+        table.append((host, "-", "-", "-", "-", "-", "-", "-", "-", "FAILED: no result (board unreachable or a task failed; see the play recap)"))
     return table
 
 

@@ -1,9 +1,7 @@
 """The main job behind `invoke main`: bring up the engine and images, make the examples,
 convert them for every target, check and benchmark each artifact with the board runtime on
-this machine, and write a report.
-
-Deploying to the simulated board fleet and benchmarking there join this job when the
-fleet exists (see the issues).
+this machine, then start the simulated board fleet, deploy this run's artifacts to it with
+the real playbooks, benchmark on every board and write one report.
 """
 
 from __future__ import annotations
@@ -15,6 +13,7 @@ from pathlib import Path
 
 from edgeship.convert import Request, convert
 from edgeship.engine import ensure_engine
+from edgeship.errors import EdgeshipError
 from edgeship.examples import build_examples
 from edgeship.images import build
 from edgeship.lockfile import load_spec
@@ -88,7 +87,33 @@ def render_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_main(results: Path, quick: bool = False, artifacts: Path = Path("artifacts"), examples: Path = Path("examples")) -> Path:
+def _deploy_root(folder: Path, artifacts: list[Path]) -> Path:
+    """This run's artifacts only (links), so the fleet gets exactly what was just converted."""
+    root = folder / "deploy-artifacts"
+    root.mkdir()
+    for artifact in artifacts:
+        (root / artifact.name).symlink_to(artifact.resolve(), target_is_directory=True)
+    return root
+
+
+def run_fleet(folder: Path, artifacts: list[Path], inventory: Path) -> tuple[str, int]:
+    """sim.up, deploy.yml, bench.yml; returns the summary table and the worst playbook exit code."""
+    from edgeship import sim
+    from edgeship.fleet_report import write_summary
+    from edgeship.playbook import run_playbook
+
+    boards = sim.up(inventory)
+    print(f"edgeship: simulated fleet up: {', '.join(b.host for b in boards)}", flush=True)
+    root = _deploy_root(folder, artifacts)
+    deployed = run_playbook("deploy.yml", inventory, extra_vars={"edgeship_release_artifacts_root": str(root.resolve())})
+    benched = run_playbook("bench.yml", inventory, extra_vars={"edgeship_bench_results_dir": str(folder.parent.resolve()),
+                                                               "edgeship_bench_run_id": folder.name})
+    table = write_summary(folder, [b.host for b in boards])
+    return table, max(deployed.returncode, benched.returncode)
+
+
+def run_main(results: Path, quick: bool = False, artifacts: Path = Path("artifacts"), examples: Path = Path("examples"),
+             inventory: Path | None = Path("inventory.ini")) -> Path:
     import targets
 
     started = time.monotonic()
@@ -96,20 +121,29 @@ def run_main(results: Path, quick: bool = False, artifacts: Path = Path("artifac
     for image_name in sorted({target.image for target in targets.TARGETS.values()}):
         build(client, load_spec(image_name))
     example_dirs = build_examples(examples, names=("digits",) if quick else ("digits", "mobilenetv2"))
-    rows = []
+    rows, converted = [], []
     for request in conversion_requests(example_dirs, artifacts):
         began = time.monotonic()
         artifact = convert(request, client=client)
         rows.append(_row(request, artifact, time.monotonic() - began))
+        converted.append(artifact)
         print(artifact, flush=True)
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     folder = results / run_id
     folder.mkdir(parents=True)
     table = render_table(rows)
-    (folder / "report.json").write_text(json.dumps({"run_id": run_id, "conversions": rows}, indent=2) + "\n")
     notes = ("mobilenetv2 has fixed-seed RANDOM weights: its accuracy figures only show conversion drift "
              "on a network whose logits are nearly tied, not a model's quality.")
-    (folder / "report.md").write_text(f"# edgeship run {run_id}\n\n{table}\n\n{notes}\n")
-    print("\n" + table + "\n\n" + notes)
+    fleet_table, fleet_exit = ("(fleet skipped)", 0) if inventory is None else run_fleet(folder, converted, inventory)
+    fleet_notes = ("Simulated boards are containers on this machine: the aarch64 one runs under qemu-user emulation, so its "
+                   "latencies show emulation cost, not a board's speed; boards whose accelerator target has no artifact yet "
+                   "run their model's CPU artifact and say so.")
+    (folder / "report.json").write_text(json.dumps({"run_id": run_id, "conversions": rows, "fleet_exit": fleet_exit}, indent=2) + "\n")
+    (folder / "report.md").write_text(f"# edgeship run {run_id}\n\n## Conversions\n\n{table}\n\n{notes}\n\n"
+                                      f"## Simulated fleet (deploy.yml + bench.yml)\n\n{fleet_table}\n\n{fleet_notes}\n")
+    print("\n" + table + "\n\n" + notes + "\n\n" + fleet_table + "\n\n" + fleet_notes)
     print(f"\nedgeship: main job done in {time.monotonic() - started:.0f} s; report: {folder / 'report.md'}")
+    if fleet_exit:
+        raise EdgeshipError(f"the fleet playbooks failed on some boards (ansible-playbook exit {fleet_exit}); "
+                            f"the report {folder / 'report.md'} marks them; see the play recap above")
     return folder

@@ -16,7 +16,7 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.fleet
 
 
-def test_inventory(folder: Path, prefix: str = "t-", port_base: int = 22300, extra_hosts: str = "") -> Path:
+def fleet_inventory(folder: Path, prefix: str = "t-", port_base: int = 22300, extra_hosts: str = "") -> Path:
     """The shipped inventory with its own board names and ports, so a user's fleet is left alone."""
     text = (ROOT / "inventory.ini").read_text()
     text = re.sub(r"\bsim-", prefix, text)
@@ -85,7 +85,7 @@ def fleet(tmp_path_factory, fleet_artifacts):
     from edgeship import sim
 
     folder = tmp_path_factory.mktemp("fleet")
-    inventory = test_inventory(folder)
+    inventory = fleet_inventory(folder)
     sim.up(inventory)
     yield Fleet(inventory=inventory, artifacts=fleet_artifacts, results=folder / "results")
     sim.down(inventory, purge=True)

@@ -36,8 +36,12 @@ def test_jetson_and_coral_usb(tmp_path):
     write(tmp_path, "etc/nv_tegra_release", "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64\n")
     write(tmp_path, "sys/bus/usb/devices/2-1/idVendor", "18d1\n")
     write(tmp_path, "sys/bus/usb/devices/2-1/idProduct", "9302\n")
+    # A Jetson without its GPU device node (a container without --runtime nvidia, a simulated board)
+    assert detect(str(tmp_path))["accelerators"]["nvidia_gpu"]["present"] is False
+    write(tmp_path, "dev/nvgpu/igpu0/ctrl", "")
     found = detect(str(tmp_path))
     assert found["accelerators"]["nvidia_gpu"]["jetson"] and found["accelerators"]["nvidia_gpu"]["jetson_release"].startswith("# R36")
+    assert found["accelerators"]["nvidia_gpu"]["integrated_gpu"] is True
     assert found["accelerators"]["edgetpu"] == {"present": True, "usb": ["18d1:9302"], "pcie": [], "libedgetpu": None}
     assert found["available"] == ["cpu", "edgetpu", "nvidia_gpu"]
 
@@ -48,3 +52,13 @@ def test_x86_server_from_dmi(tmp_path):
     found = detect(str(tmp_path))
     assert found["board"]["model"] == "QEMU Standard PC (Q35 + ICH9, 2009)" and found["board"]["source"] == "dmi"
     assert found["available"] == ["cpu"]
+
+
+def test_device_tree_folder_named_by_environment(tmp_path, monkeypatch):
+    """Boards whose firmware hides /proc/device-tree (and simulated boards) point detect elsewhere."""
+    write(tmp_path, "etc/edgeship/device-tree/model", b"Radxa ROCK 5B (edgeship simulated)\0")
+    write(tmp_path, "etc/edgeship/device-tree/compatible", b"radxa,rock-5b\0rockchip,rk3588\0")
+    monkeypatch.setenv("EDGESHIP_DEVICE_TREE", "/etc/edgeship/device-tree")
+    board = detect(str(tmp_path))["board"]
+    assert board == {"model": "Radxa ROCK 5B (edgeship simulated)", "source": "device-tree", "compatible": ["radxa,rock-5b", "rockchip,rk3588"]}
+    assert detect(str(tmp_path))["available"] == ["cpu"]

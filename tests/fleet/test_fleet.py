@@ -1,0 +1,181 @@
+"""Deploy, benchmark, faults and rollback on the simulated fleet, through ansible-playbook and SSH.
+
+The tests run in file order on one fleet: the first deploy (with a board killed mid-run)
+makes the release the later ones build on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from tests.fleet.conftest import corrupt_copy, recap, fleet_inventory
+
+pytestmark = pytest.mark.fleet
+HOSTS = ("t-coral", "t-jetson", "t-rk3588", "t-rpi")
+
+
+def test_board_killed_mid_deploy_others_finish_then_rerun_succeeds(fleet):
+    from edgeship import sim
+    from edgeship.playbook import playbook_command, playbook_env, PLAYBOOKS
+
+    command = playbook_command("deploy.yml", fleet.inventory, None, {"edgeship_release_artifacts_root": str(fleet.artifacts)})
+    process = subprocess.Popen(command, cwd=PLAYBOOKS, env=playbook_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 600
+    while not fleet.releases("t-jetson") and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.3)
+    assert fleet.releases("t-jetson"), "t-jetson never started receiving its release"
+    subprocess.run(["docker", "kill", "edgeship-sim-t-jetson"], check=True, capture_output=True)
+    output, _ = process.communicate(timeout=900)
+    print(output)
+    counters = recap(output)
+    assert process.returncode != 0
+    assert counters["t-jetson"]["unreachable"] + counters["t-jetson"]["failed"] >= 1
+    for host in ("t-coral", "t-rk3588", "t-rpi"):
+        assert counters[host]["failed"] == 0 and counters[host]["unreachable"] == 0, host
+        assert fleet.current(host), f"{host} has no current release"
+
+    sim.up(fleet.inventory, ["t-jetson"])  # the board comes back with the same host key
+    assert fleet.current("t-jetson") is None
+    rerun = fleet.playbook("deploy.yml")
+    assert rerun.returncode == 0
+    releases = {fleet.current(host) for host in HOSTS}
+    assert len(releases) == 1 and None not in releases  # one release id for the whole run
+    assert fleet.releases("t-jetson") == sorted(releases)
+
+
+def test_arm64_board_installed_aarch64_wheels_offline(fleet):
+    machine = fleet.board("t-rk3588", "uname", "-m")
+    assert machine.stdout.strip() == "aarch64"
+    wheels = fleet.board("t-rk3588", "ls", "/home/edge/edgeship/current/wheels").stdout.split()
+    assert any(re.search(r"ai_edge_litert-.*aarch64\.whl$", w) for w in wheels), wheels
+    assert not any("x86_64" in w for w in wheels)
+    probe = fleet.board("t-rk3588", "/home/edge/edgeship/current/venv/bin/python", "-c",
+                        "import platform, ai_edge_litert, numpy; print(platform.machine(), numpy.__version__)")
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.split()[0] == "aarch64"
+
+
+def test_bench_brings_results_home_and_prints_summary(fleet):
+    result = fleet.playbook("bench.yml")
+    assert result.returncode == 0
+    runs = sorted(p for p in fleet.results.iterdir() if p.is_dir())
+    assert runs
+    run = runs[-1]
+    for host in HOSTS:
+        document = json.loads((run / f"{host}.json").read_text())
+        assert document["host"] == host
+        assert document["results"][0]["check"]["passed"] is True
+        assert document["results"][0]["bench"]["steady"]["mean_ms"] > 0
+    rk = json.loads((run / "t-rk3588.json").read_text())
+    assert rk["detect"]["board"]["model"].startswith("Radxa ROCK 5B")
+    assert "rockchip,rk3588" in rk["detect"]["board"]["compatible"]
+    assert rk["detect"]["arch"] == "aarch64"
+    assert rk["detect"]["accelerators"]["rknpu"]["present"] is False
+    jetson = json.loads((run / "t-jetson.json").read_text())
+    assert jetson["detect"]["accelerators"]["nvidia_gpu"]["jetson"] is True
+    assert jetson["detect"]["accelerators"]["nvidia_gpu"]["present"] is False
+    assert jetson["results"][0]["bench"]["backend"] == "onnxruntime"
+    summary = (run / "summary.md").read_text()
+    for host in HOSTS:
+        assert f"| {host} |" in summary
+    assert re.search(r"\| t-rk3588 \| aarch64 \| rk3588 \| digits \| litert \| CPU fallback", summary)
+    assert re.search(r"\| t-rpi \| x86_64 \| tflite \| digits \| litert \| cpu \|", summary)
+    assert "| t-rpi |" in result.stdout  # printed by the play too
+
+
+def test_second_identical_deploy_changes_nothing(fleet):
+    result = fleet.playbook("deploy.yml")
+    assert result.returncode == 0
+    counters = recap(result.stdout)
+    assert set(counters) == set(HOSTS)
+    assert all(c["changed"] == 0 and c["failed"] == 0 for c in counters.values()), counters
+
+
+def test_artifact_corrupted_on_the_way_is_refused_before_activation(fleet, tmp_path):
+    before, releases = fleet.current("t-rpi"), fleet.releases("t-rpi")
+    artifact = corrupt_copy(fleet.artifacts, tmp_path / "artifacts", r"digits-tflite-fp16-")
+    model = artifact / "model.tflite"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    result = fleet.playbook("deploy.yml", limit="t-rpi", edgeship_release_artifacts_root=str(tmp_path / "artifacts"))
+    assert result.returncode != 0
+    assert re.search(r"model\.tflite: FAILED", result.stdout)
+    assert "was NOT activated on t-rpi" in result.stdout
+    assert fleet.current("t-rpi") == before
+    assert fleet.releases("t-rpi") == releases
+
+
+def test_release_failing_the_accuracy_check_is_not_activated(fleet, tmp_path):
+    from edgeship_runtime.artifact import sha256_file
+
+    before, releases = fleet.current("t-rpi"), fleet.releases("t-rpi")
+    artifact = corrupt_copy(fleet.artifacts, tmp_path / "artifacts", r"digits-tflite-fp16-")
+    # A reference that the model does not reproduce, with the manifest updated to match it:
+    # every sha256 checks out, so only the board's accuracy check can stop it.
+    outputs = artifact / "reference" / "outputs.npz"
+    with np.load(outputs) as reference:
+        wrong = {name: -reference[name][::-1] for name in reference.files}
+    np.savez(outputs, **wrong)
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    manifest["files"]["reference/outputs.npz"] = sha256_file(outputs)
+    (artifact / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    result = fleet.playbook("deploy.yml", limit="t-rpi", edgeship_release_artifacts_root=str(tmp_path / "artifacts"))
+    assert result.returncode != 0
+    assert "Check every artifact's accuracy on the board" in result.stdout
+    assert "was NOT activated on t-rpi" in result.stdout
+    assert fleet.current("t-rpi") == before
+    assert fleet.releases("t-rpi") == releases
+
+
+def test_full_disk_fails_clearly_keeps_previous_release_then_rollback(fleet, tmp_path_factory):
+    """A board with a 512 MB deploy disk: fill it, deploy, fail cleanly; free it, deploy; roll back."""
+    from edgeship import sim
+    from tests.fleet.conftest import Fleet
+
+    folder = tmp_path_factory.mktemp("tiny")
+    inventory = fleet_inventory(folder, prefix="d-", port_base=22400)
+    inventory.write_text(re.sub(r"^(d-rpi ansible_port=\d+)", r"\1 edgeship_sim_disk_mb=512", inventory.read_text(), flags=re.MULTILINE))
+    sim.up(inventory, ["d-rpi"])
+    tiny = Fleet(inventory=inventory, artifacts=fleet.artifacts, results=folder / "results")
+    try:
+        assert tiny.playbook("deploy.yml", limit="d-rpi", edgeship_release_label="A").returncode == 0
+        release_a = tiny.current("d-rpi")
+        free_kb = int(tiny.board("d-rpi", "df", "--output=avail", "-k", "/home/edge/edgeship").stdout.split()[-1])
+        filler = tiny.board("d-rpi", "fallocate", "-l", f"{max(free_kb - 4096, 0)}k", "/home/edge/edgeship/filler")
+        assert filler.returncode == 0, filler.stderr
+
+        full = tiny.playbook("deploy.yml", limit="d-rpi", edgeship_release_label="B")
+        assert full.returncode != 0
+        assert "No space left on device" in full.stdout
+        assert "was NOT activated on d-rpi" in full.stdout
+        assert tiny.current("d-rpi") == release_a
+        assert tiny.releases("d-rpi") == [release_a]
+        assert tiny.board("d-rpi", "/home/edge/edgeship/current/venv/bin/edgeship-runtime", "check",
+                          f"/home/edge/edgeship/current/artifacts/{json.loads(tiny.board('d-rpi', 'cat', '/home/edge/edgeship/current/release.json').stdout)['bench'][0]['artifact']}").returncode == 0
+
+        tiny.board("d-rpi", "rm", "/home/edge/edgeship/filler")
+        assert tiny.playbook("deploy.yml", limit="d-rpi", edgeship_release_label="B").returncode == 0
+        release_b = tiny.current("d-rpi")
+        assert release_b != release_a and tiny.releases("d-rpi") == sorted([release_a, release_b])
+
+        back = tiny.playbook("rollback.yml", limit="d-rpi")
+        assert back.returncode == 0
+        assert tiny.current("d-rpi") == release_a
+        again = tiny.playbook("rollback.yml", limit="d-rpi")  # nothing activated before A
+        assert again.returncode != 0 and "has no earlier activated release" in again.stdout
+        assert tiny.current("d-rpi") == release_a
+        named = tiny.playbook("rollback.yml", limit="d-rpi", edgeship_rollback_to=release_b)
+        assert named.returncode == 0 and tiny.current("d-rpi") == release_b
+
+        pruned = tiny.playbook("deploy.yml", limit="d-rpi", edgeship_release_label="C", edgeship_release_keep=1)
+        assert pruned.returncode == 0
+        assert tiny.releases("d-rpi") == [tiny.current("d-rpi")]
+    finally:
+        sim.down(inventory, purge=True)

@@ -156,17 +156,24 @@ def main(c, out="results", quick=False, inventory="inventory.ini", no_fleet=Fals
     run_main(Path(out), quick=quick, inventory=None if no_fleet else Path(inventory))
 
 
-@task(help={"tier": "unit, container or all", "pytest_args": "extra arguments for pytest"})
+@task(help={"tier": "unit, container, fleet or all", "pytest_args": "extra arguments for pytest"})
 def test(c, tier="all", pytest_args=""):
-    """Run the tests in tiers: fast unit tests first, then container tests (real Docker)."""
-    tiers = ["unit", "container"] if tier == "all" else [tier]
+    """Run the tests in tiers: fast unit tests, then container tests (real Docker), then fleet tests (simulated boards, real SSH)."""
+    tiers = ["unit", "container", "fleet"] if tier == "all" else [tier]
+    prepared = False
     for name in tiers:
-        if name == "container":
-            # Bring up what the container tier uses first, with its progress on screen
-            # (inside pytest's fixtures it would be captured) and its failures told apart.
+        if name in ("container", "fleet") and not prepared:
+            # Bring up what these tiers use first, with its progress on screen (inside
+            # pytest's fixtures it would be captured) and its failures told apart.
             print("=== edgeship tests: preparing engine, images and examples ===", flush=True)
             images_build(c, target="all")
             examples(c)
+            prepared = True
+        if name == "fleet":
+            from edgeship.sim import board_images
+
+            print("=== edgeship tests: preparing the simulated boards' images ===", flush=True)
+            board_images(ROOT / "inventory.ini")
         print(f"=== edgeship tests: {name} tier ===", flush=True)
         result = c.run(f"{sys.executable} -m pytest tests/{name} -ra {pytest_args}", warn=True, pty=False)
         if result.exited == 5:

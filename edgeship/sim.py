@@ -144,6 +144,18 @@ def board_image(client, arch: str) -> str:
     return tag
 
 
+def board_images(inventory: Path) -> dict[str, str]:
+    """The board image of every architecture in the inventory's [sim] group (built when missing)."""
+    from edgeship.engine import ensure_engine
+
+    client = ensure_engine()
+    images = {}
+    for arch in sorted({b.arch for b in read_inventory(inventory)}):
+        ensure_emulation(arch)
+        images[arch] = board_image(client, arch)
+    return images
+
+
 def _controller_key(folder: Path) -> Path:
     key = folder / "controller_ed25519"
     if not key.exists():
@@ -181,7 +193,7 @@ def _start_board(client, board: Board, image: str, public_key: str):
         if not _port_free(board.port):
             raise EdgeshipError(f"127.0.0.1:{board.port} (ansible_port of {board.host}) is in use by another program; "
                                 "pick a free port in the inventory")
-        tmpfs = {"/home/edge/edgeship": f"size={board.disk_mb}m,uid=1000,gid=1000,mode=0755"} if board.disk_mb else None
+        tmpfs = {"/home/edge/edgeship": f"size={board.disk_mb}m,uid=1000,gid=1000,mode=0755,exec"} if board.disk_mb else None
         container = client.containers.create(
             image, name=board.container, hostname=board.host, detach=True,
             ports={"22/tcp": ("127.0.0.1", board.port)},

@@ -131,6 +131,7 @@ def pack_bundle(board: dict, selection: list[dict], wheelhouse: Path, extras: tu
             sums.append((f"artifacts/{name}/{relative}", digest))
             members.append((f"artifacts/{name}/{relative}", artifact["dir"] / relative))
     runtime_wheel = next((w.name for w in wheelhouse.glob("edgeship_runtime-*.whl")), None)
+    pip_wheel = next((w.name for w in wheelhouse.glob("pip-*.whl")), None)
     release = {
         "schema": RELEASE_SCHEMA,
         "host": board["host"],
@@ -141,6 +142,7 @@ def pack_bundle(board: dict, selection: list[dict], wheelhouse: Path, extras: tu
         "python": board["python"],
         "extras": list(extras),
         "runtime_wheel": runtime_wheel,
+        "pip_wheel": pip_wheel,
         "bench": [{"model": e["model"], "artifact": e["primary"]["dir"].name if e["primary"] else None,
                    "cpu_artifact": e["cpu"]["dir"].name if e["cpu"] else None, "note": e["note"]} for e in selection],
     }

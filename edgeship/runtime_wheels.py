@@ -61,7 +61,7 @@ def ensure_runtime_wheelhouse(arch: str, python: str, extras: tuple[str, ...] = 
     staging.mkdir(parents=True)
     requirement = f"{wheel}[{','.join(sorted(extras))}]" if extras else str(wheel)
     cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--python-version", python,
-           "--implementation", "cp", "--constraint", str(CONSTRAINTS), "--dest", str(staging), requirement]
+           "--implementation", "cp", "--constraint", str(CONSTRAINTS), "--dest", str(staging), requirement, "pip"]
     for tag in PLATFORM_TAGS[arch]:
         cmd += ["--platform", tag]
     result = subprocess.run(cmd, capture_output=True, text=True)

@@ -95,6 +95,7 @@ def ensure_emulation(arch: str) -> None:
         raise EdgeshipError(f"no emulator known for {arch} boards on a {host_arch()} controller")
     entry = Path("/proc/sys/fs/binfmt_misc") / qemu
     if entry.exists() and "enabled" in entry.read_text():
+        _ensure_credentials(entry)
         return
     if os.geteuid() != 0:
         raise EdgeshipError(f"{arch} boards need qemu-user emulation ({entry} is missing); as root: "
@@ -109,6 +110,26 @@ def ensure_emulation(arch: str) -> None:
     subprocess.run(["update-binfmts", "--enable", qemu], check=True)
     if not (entry.exists() and "enabled" in entry.read_text()):
         raise EdgeshipError(f"{entry} is still not enabled after update-binfmts; check `update-binfmts --display {qemu}`")
+    _ensure_credentials(entry)
+
+
+def _ensure_credentials(entry: Path) -> None:
+    """Register the emulator with binfmt_misc's C flag, so setuid programs (sudo) work on
+    emulated boards as they do on real ones; what `qemu-user-static --credential yes` does."""
+    fields = dict(line.split(" ", 1) for line in entry.read_text().splitlines() if " " in line)
+    flags = fields.get("flags:", "").strip()
+    if "C" in flags:
+        return
+    if os.geteuid() != 0:
+        print(f"edgeship: note: {entry} lacks the C flag, so sudo fails on emulated boards; as root, `invoke sim.up` sets it", flush=True)
+        return
+
+    def escape(hexdigits: str) -> str:
+        return "".join(f"\\x{hexdigits[i:i + 2]}" for i in range(0, len(hexdigits), 2))
+
+    rule = f":{entry.name}:M:{fields['offset'].strip()}:{escape(fields['magic'].strip())}:{escape(fields['mask'].strip())}:{fields['interpreter'].strip()}:{flags}OC"
+    entry.write_text("-1")  # remove the entry, then register it again with credentials
+    Path("/proc/sys/fs/binfmt_misc/register").write_text(rule)
 
 
 def board_image(client, arch: str) -> str:

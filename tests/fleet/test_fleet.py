@@ -50,8 +50,15 @@ def test_board_killed_mid_deploy_others_finish_then_rerun_succeeds(fleet):
 
 
 def test_arm64_board_installed_aarch64_wheels_offline(fleet):
-    machine = fleet.board("t-rk3588", "uname", "-m")
-    assert machine.stdout.strip() == "aarch64"
+    from edgeship import sim
+
+    boards = {board.host: board for board in sim.read_inventory(fleet.inventory)}
+    for host, machine in (("t-rk3588", "aarch64"), ("t-rpi", "x86_64")):
+        # over real SSH with the host key checked: the board's user is unprivileged and may sudo
+        probe = subprocess.run(sim.ssh_command(sim.state_dir(fleet.inventory), boards[host], "uname -m; id -u; sudo -n id -u"),
+                               capture_output=True, text=True, timeout=120)
+        assert probe.returncode == 0, probe.stderr
+        assert probe.stdout.split() == [machine, "1000", "0"]
     wheels = fleet.board("t-rk3588", "ls", "/home/edge/edgeship/current/wheels").stdout.split()
     assert any(re.search(r"ai_edge_litert-.*aarch64\.whl$", w) for w in wheels), wheels
     assert not any("x86_64" in w for w in wheels)

@@ -12,7 +12,6 @@ thread each, on this machine's cores, and the scaling efficiency.
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import time
 from pathlib import Path

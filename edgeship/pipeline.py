@@ -135,8 +135,8 @@ def run_main(results: Path, quick: bool = False, artifacts: Path = Path("artifac
     notes = ("mobilenetv2 has fixed-seed RANDOM weights: its accuracy figures only show conversion drift "
              "on a network whose logits are nearly tied, not a model's quality.")
     fleet_table, fleet_exit = ("(fleet skipped)", 0) if inventory is None else run_fleet(folder, converted, inventory)
-    fleet_notes = ("Simulated boards are containers on this machine: the aarch64 one runs under qemu-user emulation, so its "
-                   "latencies show emulation cost, not a board's speed; boards whose accelerator target has no artifact yet "
+    fleet_notes = ("Simulated boards are containers on this machine, sharing its cores (bench.yml measures them one at a "
+                   "time): the aarch64 one runs under qemu-user emulation, so its latencies show emulation cost, not a board's speed; boards whose accelerator target has no artifact yet "
                    "run their model's CPU artifact and say so.")
     (folder / "report.json").write_text(json.dumps({"run_id": run_id, "conversions": rows, "fleet_exit": fleet_exit}, indent=2) + "\n")
     (folder / "report.md").write_text(f"# edgeship run {run_id}\n\n## Conversions\n\n{table}\n\n{notes}\n\n"

@@ -16,6 +16,7 @@ same id, which is what makes a second identical deploy a no-op (`changed=0`).
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import io
 import json
@@ -26,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 from edgeship.errors import EdgeshipError
-from edgeship.lockfile import cache_root
+from edgeship.lockfile import cache_root, sha256_file
 
 RELEASE_SCHEMA = 1
 # The pip extra that brings each runtime backend onto a board (see runtime/pyproject.toml).
@@ -91,23 +92,32 @@ def extras_for(selection: list[dict], configured: list[str] | None) -> tuple[str
     return tuple(sorted({BACKEND_EXTRAS[b] for b in backends if BACKEND_EXTRAS.get(b)}))
 
 
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
+    """A member with no time, owner or mode of this machine in it: same files, same tar bytes."""
     info = tarfile.TarInfo(name)
-    info.size, info.mode, info.mtime, info.uid, info.gid, info.uname, info.gname = len(data), 0o644, 0, 0, 0, "", ""
-    tar.addfile(info, io.BytesIO(data))
+    info.size, info.mode, info.mtime, info.uid, info.gid, info.uname, info.gname = size, 0o644, 0, 0, 0, "", ""
+    return info
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
 
 
 def _add_file(tar: tarfile.TarFile, name: str, path: Path) -> None:
-    info = tarfile.TarInfo(name)
-    info.size, info.mode, info.mtime, info.uid, info.gid, info.uname, info.gname = path.stat().st_size, 0o644, 0, 0, 0, "", ""
     with open(path, "rb") as handle:
-        tar.addfile(info, handle)
+        tar.addfile(_tarinfo(name, path.stat().st_size), handle)
+
+
+@functools.lru_cache(maxsize=1024)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_file(Path(path))
 
 
 def _sha256(path: Path) -> str:
-    from edgeship_runtime.artifact import sha256_file
-
-    return sha256_file(path)
+    """sha256 of a file, hashed once per plan: boards of one platform share one wheelhouse.
+    The cache is keyed by size and mtime, so a file changed in between is hashed again."""
+    stat = path.stat()
+    return _file_sha256(str(path), stat.st_size, stat.st_mtime_ns)
 
 
 def pack_bundle(board: dict, selection: list[dict], wheelhouse: Path, extras: tuple[str, ...], bundles: Path, label: str = "") -> dict:

@@ -165,13 +165,14 @@ def board_image(client, arch: str) -> str:
     return tag
 
 
-def board_images(inventory: Path) -> dict[str, str]:
-    """The board image of every architecture in the inventory's [sim] group (built when missing)."""
+def board_images(inventory: Path, client=None, arches: set[str] | None = None) -> dict[str, str]:
+    """The board image of each architecture (default: every one in the inventory's [sim]
+    group), emulation enabled first where it is foreign; built when missing."""
     from edgeship.engine import ensure_engine
 
-    client = ensure_engine()
+    client = client or ensure_engine()
     images = {}
-    for arch in sorted({b.arch for b in read_inventory(inventory)}):
+    for arch in sorted(arches or {b.arch for b in read_inventory(inventory)}):
         ensure_emulation(arch)
         images[arch] = board_image(client, arch)
     return images
@@ -283,10 +284,7 @@ def up(inventory: Path, only: list[str] | None = None) -> list[Board]:
     folder = state_dir(inventory)
     key = _controller_key(folder)
     public_key = key.with_suffix(".pub").read_text().strip()
-    images = {}
-    for arch in sorted({b.arch for b in chosen}):
-        ensure_emulation(arch)
-        images[arch] = board_image(client, arch)
+    images = board_images(inventory, client, {b.arch for b in chosen})
     started = time.monotonic()
     containers = {b.host: _start_board(client, b, images[b.arch], public_key) for b in chosen}
     deadline = started + SSH_READY_TIMEOUT_S

@@ -134,7 +134,7 @@ def targets(c):
 def convert(c, target, model, quant=None, calib=None, eval=None, labels=None, input_shape=None, option=None,
             out=None, name=None, rebuild_image=False):
     """Convert a model for a target inside its toolchain image; prints the artifact directory last."""
-    from edgeship.convert import Request, convert as run_convert, parse_options
+    from edgeship.convert import Request, convert as run_convert, parse_options, summary
 
     out = out or c.config.get("edgeship", {}).get("artifacts", "artifacts")
     request = Request(
@@ -142,7 +142,10 @@ def convert(c, target, model, quant=None, calib=None, eval=None, labels=None, in
         eval=Path(eval) if eval else None, labels=Path(labels) if labels else None,
         input_shapes=list(input_shape or []), options=parse_options(option), out=Path(out), name=name,
     )
-    print(run_convert(request, rebuild_image=rebuild_image))
+    artifact = run_convert(request, rebuild_image=rebuild_image)
+    for line in summary(artifact):
+        print("edgeship: " + line)
+    print(artifact)
 
 
 @task(help={"out": "results folder for the report", "quick": "digits only (skips MobileNetV2)",

@@ -74,7 +74,12 @@ def resolve_options(target, quant: str, given: dict[str, str]) -> dict[str, str]
             raise EdgeshipError(f"target {target.name} has no option {key!r}; its options: {known}")
         if option.applies_to and quant not in option.applies_to:
             raise EdgeshipError(f"option {key}={value} only applies to --quant {'/'.join(option.applies_to)} on target {target.name}, not {quant}; drop it or change --quant")
-        if value not in option.choices:
+        if option.parse is not None:
+            try:
+                value = option.parse(value)
+            except ValueError as error:
+                raise EdgeshipError(f"option {key}={value!r} for target {target.name}: {error}; {option.help}") from None
+        elif value not in option.choices:
             raise EdgeshipError(f"option {key}={value!r} is not offered by target {target.name}; choose one of: {', '.join(option.choices)}")
         resolved[key] = value
     for option in target.options:
@@ -340,3 +345,30 @@ def convert(request: Request, client=None, rebuild_image: bool = False) -> Path:
             shutil.rmtree(job_dir, ignore_errors=True)
     print(f"edgeship: conversion took {time.monotonic() - started:.1f} s", flush=True)
     return final
+
+
+def summary(artifact_dir: Path) -> list[str]:
+    """Lines `invoke convert` prints about an artifact: accuracy against fp32 and op placement."""
+    manifest = json.loads((artifact_dir / "manifest.json").read_text())
+    accuracy = manifest["accuracy"]
+    lines = []
+    for name, figures in accuracy["outputs"].items():
+        agreement = figures.get("top1_agreement")
+        lines.append(f"accuracy of {name!r} vs fp32: cosine min {figures['cosine_min']:.5f}"
+                     + (f", top-1 agreement {agreement:.2%}" if agreement is not None else "")
+                     + f" ({'within' if figures['passed'] else 'BELOW'} tolerance)")
+    labelled = accuracy.get("labelled_accuracy")
+    if labelled:
+        lines.append(f"labelled accuracy on {labelled['samples']} samples: fp32 {labelled['fp32']:.2%}, "
+                     f"converted {labelled['converted']:.2%} ({(labelled['converted'] - labelled['fp32']) * 100:+.2f} points)")
+    per_layer = accuracy.get("per_layer")
+    if per_layer:
+        worst = ", ".join(f"{row['layer']} ({row['op']}) {row['single_cos']:.4f}" for row in per_layer["worst_single_layers"][:3])
+        lines.append(f"per-layer analysis: {artifact_dir / per_layer['file']}; worst single layers (cosine): {worst}")
+    ops_path = artifact_dir / "ops.json"
+    if ops_path.exists():
+        ops = json.loads(ops_path.read_text())
+        if "cpu_layers" in ops:
+            cpu = ", ".join(f"{layer['op']}" for layer in ops["cpu_layers"]) or "none"
+            lines.append(f"layers: {ops['op_count']} ({ops['npu_layers']} on the NPU); on the CPU instead: {cpu}")
+    return lines

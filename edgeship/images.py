@@ -9,7 +9,7 @@ import tempfile
 import time
 
 from edgeship import __version__
-from edgeship.baseimage import ensure_base_image
+from edgeship.baseimage import PACKAGES, ensure_base_image
 from edgeship.errors import EdgeshipError
 from edgeship.lockfile import ImageSpec, ensure_wheelhouse
 
@@ -19,11 +19,12 @@ CONTEXT_FILES = ("Dockerfile", "requirements.lock", "smoke.py")
 SMOKE_TIMEOUT_S = 300
 
 
-def base_image_ref(client) -> str:
-    """BASE_IMAGE (a registry image, where one is reachable) or our debootstrapped base."""
+def base_image_ref(client, spec: ImageSpec | None = None) -> str:
+    """BASE_IMAGE (a registry image, where one is reachable) or our debootstrapped base,
+    with the Debian packages the image's spec asks for."""
     override = os.environ.get("BASE_IMAGE")
     if not override:
-        return ensure_base_image(client)
+        return ensure_base_image(client, packages=PACKAGES + (spec.base_packages if spec else ()))
     import docker
 
     try:
@@ -52,7 +53,7 @@ def image_tag(spec: ImageSpec, key: str) -> str:
 
 def resolve(client, spec: ImageSpec) -> tuple[str, str, str, str]:
     """(tag, key, base reference, base id) the image of this spec has, whether built yet or not."""
-    base = base_image_ref(client)
+    base = base_image_ref(client, spec)
     base_id = client.images.get(base).id
     key = image_key(spec, base_id)
     return image_tag(spec, key), key, base, base_id

@@ -29,7 +29,13 @@ def detect_format(model: Path) -> str:
         return "onnx"
     if suffix in (".keras", ".h5"):
         return "keras"
-    raise EdgeshipError(f"{model}: unknown model format {suffix or '(no suffix)'!r}; pass an .onnx file, a .keras/.h5 file or a SavedModel directory")
+    if suffix == ".tflite":
+        with open(model, "rb") as handle:
+            header = handle.read(8)
+        if header[4:8] != b"TFL3":
+            raise EdgeshipError(f"{model} is not a TFLite flatbuffer (no TFL3 identifier in its header); the file is truncated or not TFLite: export it again")
+        return "tflite"
+    raise EdgeshipError(f"{model}: unknown model format {suffix or '(no suffix)'!r}; pass an .onnx file, a .tflite file, a .keras/.h5 file or a SavedModel directory")
 
 
 def load_onnx(model: Path):

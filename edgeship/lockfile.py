@@ -36,6 +36,7 @@ class ImageSpec:
     python_version: str
     uv_platform: str
     pip_platforms: tuple[str, ...]
+    base_packages: tuple[str, ...] = ()  # Debian packages the base needs beyond python3 (debootstrap --include)
 
     @property
     def requirements_in(self) -> Path:
@@ -65,6 +66,7 @@ def load_spec(name: str) -> ImageSpec:
         python_version=config["python"],
         uv_platform=config["uv_platform"],
         pip_platforms=tuple(config["pip_platforms"]),
+        base_packages=tuple(config.get("base_packages", ())),
     )
 
 

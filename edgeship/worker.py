@@ -106,6 +106,7 @@ def toolchain_versions(packages) -> dict:
 
 
 def run_with_runtime(out: Path, artifact: Path, target, job: dict, io_mapping: dict, samples: list[dict]) -> list[dict]:
+    """The converted model's outputs through the board runtime's backend for the target."""
     from edgeship_runtime.artifact import Artifact
     from edgeship_runtime.backends import backend_class
 
@@ -161,15 +162,23 @@ def main(job_path: str) -> int:
         built = load_function(target.convert)(job, calibration, reference_in, Path(scratch))
         artifact = out / ("model" + target.artifact_suffix)
         shutil.copyfile(built, artifact)
-    log(f"converted to {artifact.name} ({time.monotonic() - started:.1f} s)")
+        log(f"converted to {artifact.name} ({time.monotonic() - started:.1f} s)")
 
-    ops = load_function(target.op_report)(artifact)
-    io_mapping = load_function(target.io_map)(artifact, job["inputs"], job["outputs"])
-    # The converted model runs through the board runtime's own backend, so x86 accuracy
-    # is measured on the very code path a board uses.
-    converted_all = run_with_runtime(out, artifact, target, job, io_mapping, eval_samples if labels is not None else reference_in)
-    converted_ref = converted_all[: len(reference_in)]
-    report = accuracy_report(job, fp32_ref, converted_ref, labels, fp32_all, converted_all)
+        ops = load_function(target.op_report)(artifact)
+        io_mapping = load_function(target.io_map)(artifact, job["inputs"], job["outputs"])
+        # The converted model runs through the board runtime's own backend, so x86 accuracy
+        # is measured on the very code path a board uses; targets whose artifact only runs
+        # on their accelerator use the vendor's simulator behind that same backend interface.
+        samples = eval_samples if labels is not None else reference_in
+        if target.simulate:
+            converted_all = load_function(target.simulate)(out, artifact, job, io_mapping, samples)
+        else:
+            converted_all = run_with_runtime(out, artifact, target, job, io_mapping, samples)
+        converted_ref = converted_all[: len(reference_in)]
+        report = accuracy_report(job, fp32_ref, converted_ref, labels, fp32_all, converted_all)
+        if not report["passed"] and target.analyse:
+            log("below tolerance: running the toolkit's per-layer accuracy analysis")
+            report["per_layer"] = load_function(target.analyse)(out, job, reference_in, Path(scratch))
 
     (out / "reference").mkdir()
     np.savez(out / "reference" / "inputs.npz", **stack_samples(reference_in))
@@ -180,7 +189,7 @@ def main(job_path: str) -> int:
     if job.get("labels"):
         (out / "labels.txt").write_text("\n".join(job["labels"]) + "\n")
 
-    files = {str(path.relative_to(out)): sha256_file(path) for path in sorted(out.rglob("*")) if path.is_file() and path.name not in ("manifest.json", "convert.log")}
+    files = {str(path.relative_to(out)): sha256_file(path) for path in sorted(out.rglob("*")) if path.is_file() and path.name not in ("manifest.json", "convert.log", *target.log_files)}
     manifest = {
         "schema": MANIFEST_SCHEMA,
         "edgeship_version": __version__,
@@ -209,7 +218,9 @@ def main(job_path: str) -> int:
             "tolerances": report["tolerances"],
             "outputs": {name: {k: v for k, v in figures.items()} for name, figures in report["outputs"].items()},
             **({"labelled_accuracy": report["labelled_accuracy"]} if "labelled_accuracy" in report else {}),
+            **({"per_layer": {k: v for k, v in report["per_layer"].items() if k != "layers"}} if "per_layer" in report else {}),
         },
+        "logs": [name for name in ("convert.log", *target.log_files)],
         "ops": ops["ops"],
         "files": files,
         "cache_key": job["cache_key"],

@@ -29,6 +29,9 @@ class Option:
     default: str
     help: str
     applies_to: tuple[str, ...] = ()  # quantization modes it is valid with; () means all
+    # Free-form options (no choices): parse(value) returns the normalized value or raises
+    # ValueError saying what is wrong.
+    parse: Callable[[str], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,12 @@ class Target:
     io_map: str = ""
     inspect: str = ""  # declared I/O of non-ONNX sources (ONNX is read on the host)
     reference: str = ""  # fp32 outputs of non-ONNX sources (ONNX runs in ONNX Runtime)
+    # Targets whose artifact cannot run on x86 through the board runtime give `simulate`
+    # (the vendor's simulator, same process as the build) and may give `analyse` (a
+    # per-layer accuracy analysis, run when an output falls below tolerance).
+    simulate: str = ""
+    analyse: str = ""
+    log_files: tuple[str, ...] = ()  # toolkit logs the worker writes beside the artifact (not shipped)
     toolchain_packages: tuple[str, ...] = ()
 
     def option(self, name: str) -> Option | None:

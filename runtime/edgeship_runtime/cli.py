@@ -61,7 +61,13 @@ def main(argv=None) -> int:
             return 0
         from edgeship_runtime.select import choose
 
+        from edgeship_runtime.artifact import Artifact
+        from edgeship_runtime.compat import compatibility
+
         board = detect()
+        # A runtime that would refuse the artifact is refused first, fallback or not: a
+        # mismatched librknnrt is a board to fix, not one to quietly run on the CPU.
+        compat = compatibility(Artifact.open(args.artifact).manifest, board)
         artifact, backend_cls, fallback = choose(args.artifact, args.allow_cpu_fallback, args.cpu_artifact, board["available"])
         options = _options(args.backend_option)
         if args.command == "check":
@@ -69,6 +75,7 @@ def main(argv=None) -> int:
 
             report = check(artifact, backend_cls, threads=args.threads, fallback=fallback, **options)
             report["board"] = board["board"]
+            report["compatibility"] = compat
             _emit(report, args.output)
             return 0 if report["passed"] else 1
         from edgeship_runtime.bench import benchmark
@@ -77,6 +84,7 @@ def main(argv=None) -> int:
                            min_runs=args.min_runs, min_s=args.min_s, batches=[int(b) for b in args.batches.split(",") if b],
                            instances=[int(n) for n in args.instances.split(",") if n], fallback=fallback,
                            board={"board": board["board"], "arch": board["arch"], "kernel": board["kernel"], "cpu": board["cpu"]}, **options)
+        result["compatibility"] = compat
         _emit(result, args.output)
         return 0
     except (RuntimeUnavailable, ArtifactError) as error:

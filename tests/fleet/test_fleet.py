@@ -62,10 +62,12 @@ def test_arm64_board_installed_aarch64_wheels_offline(fleet):
     wheels = fleet.board("t-rk3588", "ls", "/home/edge/edgeship/current/wheels").stdout.split()
     assert any(re.search(r"ai_edge_litert-.*aarch64\.whl$", w) for w in wheels), wheels
     assert not any("x86_64" in w for w in wheels)
+    assert any(re.search(r"rknn_toolkit_lite2-2\.5\.0-.*aarch64\.whl$", w) for w in wheels), wheels
     probe = fleet.board("t-rk3588", "/home/edge/edgeship/current/venv/bin/python", "-c",
-                        "import platform, ai_edge_litert, numpy; print(platform.machine(), numpy.__version__)")
+                        "import platform, ai_edge_litert, numpy, importlib.metadata as m; "
+                        "print(platform.machine(), numpy.__version__, m.version('rknn-toolkit-lite2'))")
     assert probe.returncode == 0, probe.stderr
-    assert probe.stdout.split()[0] == "aarch64"
+    assert probe.stdout.split()[0] == "aarch64" and probe.stdout.split()[2] == "2.5.0"
 
 
 def test_bench_brings_results_home_and_prints_summary(fleet):
@@ -84,6 +86,11 @@ def test_bench_brings_results_home_and_prints_summary(fleet):
     assert "rockchip,rk3588" in rk["detect"]["board"]["compatible"]
     assert rk["detect"]["arch"] == "aarch64"
     assert rk["detect"]["accelerators"]["rknpu"]["present"] is False
+    assert rk["detect"]["accelerators"]["rknpu"]["librknnrt"] is None
+    # the board asked for the .rknn model; without an NPU it ran the CPU artifact and says so
+    fallback = rk["results"][0]["bench"]["fallback"]
+    assert fallback["cpu_fallback"] is True and fallback["requested"]["backend"] == "rknnlite"
+    assert "rknpu" in fallback["reason"]
     jetson = json.loads((run / "t-jetson.json").read_text())
     assert jetson["detect"]["accelerators"]["nvidia_gpu"]["jetson"] is True
     assert jetson["detect"]["accelerators"]["nvidia_gpu"]["present"] is False
@@ -186,3 +193,26 @@ def test_full_disk_fails_clearly_keeps_previous_release_then_rollback(fleet, tmp
         assert tiny.releases("d-rpi") == [tiny.current("d-rpi")]
     finally:
         sim.down(inventory, purge=True)
+
+
+def test_librknnrt_older_than_the_toolkit_is_refused_before_activation(fleet):
+    """A board whose librknnrt predates the rknn-toolkit2 that built the model: the deploy's
+    check refuses the release with the classic "Invalid RKNN model version" explanation.
+    The library here is a stand-in file carrying the version string the real one embeds
+    (Rockchip's librknnrt is not on any package registry we can reach)."""
+    before, releases = fleet.current("t-rk3588"), fleet.releases("t-rk3588")
+    library = "/usr/lib/librknnrt.so"
+    stub = subprocess.run(["docker", "exec", "edgeship-sim-t-rk3588", "sh", "-c",
+                           f"printf '\\177ELF librknnrt version: 1.6.0 (9a7b5d24c@2023-12-13T17:31:11)\\0' > {library}"],
+                          capture_output=True, text=True)
+    assert stub.returncode == 0, stub.stderr
+    try:
+        result = fleet.playbook("deploy.yml", limit="t-rk3588", edgeship_release_label="old-librknnrt")
+    finally:
+        subprocess.run(["docker", "exec", "edgeship-sim-t-rk3588", "rm", "-f", library], check=True)
+    assert result.returncode != 0
+    assert "Invalid RKNN model version" in result.stdout
+    assert re.search(r"built by rknn-toolkit2 2\.5\.0 but this board's /usr/lib/librknnrt\.so is version 1\.6\.0", result.stdout)
+    assert "was NOT activated on t-rk3588" in result.stdout
+    assert fleet.current("t-rk3588") == before
+    assert fleet.releases("t-rk3588") == releases

@@ -32,6 +32,15 @@ def quantize(value: np.ndarray, dtype, scale: float, zero_point: int) -> np.ndar
     return np.asarray(value, dtype)
 
 
+def denormalize(value: np.ndarray, normalize: dict | None) -> np.ndarray:
+    """Source-domain (normalized) input -> the raw values a model with mean/std folded in
+    takes: raw = value * std + mean, per channel on the artifact's last axis."""
+    if not normalize:
+        return value
+    std, mean = np.asarray(normalize["std"], np.float32), np.asarray(normalize["mean"], np.float32)
+    return np.asarray(value, np.float32) * std + mean
+
+
 def dequantize(value: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     if value.dtype.kind in "iu" and scale:
         return (value.astype(np.float32) - zero_point) * np.float32(scale)
@@ -102,7 +111,7 @@ class Backend:
             if list(value.shape) != expected:
                 raise ValueError(f"{self.name}: input {source!r} has shape {list(value.shape)}, expected {expected}")
             dtype, scale, zero_point = self._details[mapping["name"]]
-            feeds[mapping["name"]] = quantize(to_layout(value, mapping["perm"]), dtype, scale, zero_point)
+            feeds[mapping["name"]] = quantize(denormalize(to_layout(value, mapping["perm"]), mapping.get("normalize")), dtype, scale, zero_point)
         return feeds
 
     def finish(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

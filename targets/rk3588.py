@@ -1,0 +1,458 @@
+"""`rk3588`: Rockchip NPUs (RK3588 and its family) through Rockchip's rknn-toolkit2.
+
+ONNX or TFLite in, `.rknn` out, for the chip named by `--option platform=` (rk3588 by
+default). `int8` quantizes with the calibration set (the toolkit's dataset list is written
+from it), `fp16` keeps float16 weights and activations. `mean`/`std` fold input
+normalization into the model, so a board can feed raw pixels.
+
+Everything SDK-side happens in ONE process and ONE `RKNN` object: load -> build -> export,
+then the toolkit's x86 simulator (`init_runtime()` with no target) runs the model it has
+just built on the reference inputs, and, when an output falls below tolerance, the
+toolkit's per-layer `accuracy_analysis` explains where the error comes from. Every SDK
+call's return code is checked, and all the toolkit prints (its Python log and its C++
+compiler's stdout) goes to `rknn-toolkit.log` beside the artifact.
+
+Layout: the artifact takes 4-D inputs channel-last (NHWC), like RKNN Lite's default; the
+manifest records the permutation from an ONNX source's NCHW, and the runtime applies it.
+
+Reproducibility: the RKNN compiler (closed source) writes some bytes of its command
+buffers from memory it never initialised. The image sets MALLOC_PERTURB_ so fresh heap
+memory carries one fixed pattern instead of stale data; what still varies between two
+builds are pointer-sized words holding heap/stack addresses. `compare_builds` names them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+from targets.base import DEFAULT_TOLERANCES, Option, Target
+
+PLATFORMS = ("rk3588", "rk3566", "rk3568", "rk3576", "rk3562")
+LOG_FILE = "rknn-toolkit.log"
+ANALYSIS_FILE = "accuracy_analysis.txt"
+
+
+def parse_floats(value: str) -> str:
+    """Normalize a comma-separated list of numbers ("" means none); raise ValueError otherwise."""
+    if value.strip() == "":
+        return ""
+    try:
+        numbers = [float(part) for part in value.split(",")]
+    except ValueError:
+        raise ValueError("not a comma-separated list of numbers") from None
+    if any(number != number or number in (float("inf"), float("-inf")) for number in numbers):
+        raise ValueError("numbers must be finite")
+    return ",".join(repr(number) for number in numbers)
+
+
+def parse_std(value: str) -> str:
+    normalized = parse_floats(value)
+    if normalized and any(float(part) == 0 for part in normalized.split(",")):
+        raise ValueError("a std of 0 divides by zero")
+    return normalized
+
+
+TARGET = Target(
+    name="rk3588",
+    image="rk3588",
+    description="Rockchip NPUs (RK3588, RK3566/RK3568, RK3576, RK3562) through rknn-toolkit2 / RKNN Lite",
+    source_formats=("onnx", "tflite"),
+    quantizations=("int8", "fp16"),
+    default_quant="fp16",
+    artifact_suffix=".rknn",
+    runtime_backend="rknnlite",
+    needs_calibration=("int8",),
+    options=(
+        Option("platform", PLATFORMS, "rk3588", "the Rockchip chip the model is compiled for"),
+        Option("mean", (), "", "per-channel means folded into the model (raw = normalized * std + mean), e.g. 123.675,116.28,103.53",
+               parse=parse_floats),
+        Option("std", (), "", "per-channel standard deviations folded into the model, e.g. 58.395,57.12,57.375", parse=parse_std),
+        Option("algorithm", ("normal", "mmse", "kl_divergence"), "normal", "the toolkit's quantization algorithm",
+               applies_to=("int8",)),
+    ),
+    tolerances=dict(DEFAULT_TOLERANCES),
+    convert="targets.rk3588:convert",
+    op_report="targets.rk3588:op_report",
+    io_map="targets.rk3588:io_map",
+    inspect="targets.rk3588:inspect",
+    reference="targets.rk3588:reference",
+    simulate="targets.rk3588:simulate",
+    analyse="targets.rk3588:analyse",
+    log_files=(LOG_FILE,),
+    toolchain_packages=("rknn-toolkit2", "torch", "tensorflow-cpu", "onnx", "onnxruntime", "numpy", "protobuf"),
+)
+
+# The one RKNN object of this worker process: built by `convert`, then run by `simulate`
+# and `analyse`. The simulator can only run a model built in the same object.
+_SESSION: dict = {}
+
+
+class ToolkitError(RuntimeError):
+    """An SDK call failed; the message names the call and the toolkit's own error lines."""
+
+
+@contextlib.contextmanager
+def _toolkit_output(log_path: Path):
+    """Send everything written to fd 1 and 2 (Python and C++ alike) into the toolkit log."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log_path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _error_lines(log_path: Path, since: int) -> str:
+    text = _ANSI.sub("", log_path.read_bytes()[since:].decode(errors="replace"))
+    errors = [line.strip() for line in text.splitlines()
+              if re.match(r"^(E |E RKNN:|\w*Error:)", line.strip()) and "Unkown op target" not in line]
+    return "; ".join(dict.fromkeys(errors[-3:])) or "no error line in the toolkit log"
+
+
+def _call(name: str, function, log_path: Path, *args, **kwargs):
+    """Run one SDK call with its output in the log; a non-zero return or an exception
+    becomes a ToolkitError naming the call and the toolkit's error lines."""
+    since = log_path.stat().st_size if log_path.exists() else 0
+    try:
+        with _toolkit_output(log_path):
+            result = function(*args, **kwargs)
+    except Exception as error:  # the toolkit raises as well as returning codes
+        raise ToolkitError(f"rknn-toolkit2 {name} raised {type(error).__name__}: {_error_lines(log_path, since)}") from error
+    if isinstance(result, int) and result != 0:
+        raise ToolkitError(f"rknn-toolkit2 {name} returned {result}: {_error_lines(log_path, since)} (full log: {LOG_FILE})")
+    return result
+
+
+def _floats(text: str) -> list[float] | None:
+    return [float(part) for part in text.split(",")] if text else None
+
+
+def _normalization(job: dict):
+    """(mean, std) per input as lists of per-channel values, or (None, None)."""
+    mean, std = _floats(job["options"].get("mean", "")), _floats(job["options"].get("std", ""))
+    if mean is None and std is None:
+        return None, None
+    per_input_mean, per_input_std = [], []
+    for spec in job["inputs"]:
+        channels = spec["shape"][1] if len(spec["shape"]) == 4 and job["source"]["format"] == "onnx" else spec["shape"][-1]
+        for label, values in (("mean", mean), ("std", std)):
+            if values is not None and len(values) not in (1, channels):
+                raise ValueError(f"option {label} has {len(values)} values but input {spec['name']!r} has {channels} channels; give 1 or {channels}")
+        per_input_mean.append([(mean or [0.0])[i % len(mean or [0.0])] for i in range(channels)])
+        per_input_std.append([(std or [1.0])[i % len(std or [1.0])] for i in range(channels)])
+    return per_input_mean, per_input_std
+
+
+def _channel_last(job: dict, spec: dict) -> bool:
+    """True when a source tensor is channel-first and the artifact takes it channel-last."""
+    return job["source"]["format"] == "onnx" and len(spec["shape"]) == 4
+
+
+def _to_toolkit_file(job: dict, spec: dict, value, index: int):
+    """A source-layout float sample as the toolkit's .npy files want it: NCHW for 4-D
+    inputs (the toolkit checks this for TFLite sources too), raw values when mean/std
+    are folded into the model."""
+    import numpy as np
+
+    value = np.asarray(value, np.float32)
+    mean, std = _normalization(job)
+    if job["source"]["format"] == "tflite" and value.ndim == 4:
+        value = value.transpose(0, 3, 1, 2)
+    if mean is not None:
+        shape = (1, -1, 1, 1) if value.ndim == 4 else (-1,)
+        value = value * np.reshape(np.float32(std[index]), shape) + np.reshape(np.float32(mean[index]), shape)
+    return np.ascontiguousarray(value, np.float32)
+
+
+def _write_samples(job: dict, samples: list[dict], folder: Path) -> list[list[str]]:
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for number, sample in enumerate(samples):
+        row = []
+        for index, spec in enumerate(job["inputs"]):
+            path = folder / f"{number:05d}-{index}.npy"
+            np.save(path, _to_toolkit_file(job, spec, sample[spec["name"]], index))
+            row.append(str(path))
+        rows.append(row)
+    return rows
+
+
+def _has_dynamic_dims(path: str) -> bool:
+    import onnx
+
+    model = onnx.load(path, load_external_data=False)
+    initializers = {init.name for init in model.graph.initializer}
+    return any(not dim.HasField("dim_value") for value in model.graph.input if value.name not in initializers
+               for dim in value.type.tensor_type.shape.dim)
+
+
+def convert(job: dict, calibration_set: list[dict], reference_set: list[dict], workdir: Path) -> Path:
+    from rknn.api import RKNN
+
+    out = Path(job["out"])
+    log_path = out / LOG_FILE
+    os.chdir(workdir)  # the toolkit writes check*.onnx files into the working directory
+    mean, std = _normalization(job)
+    quantize = job["quant"] == "int8"
+    with _toolkit_output(log_path):
+        rknn = RKNN(verbose=True)
+    _SESSION.clear()
+    _SESSION.update(rknn=rknn, job=job, log=log_path, workdir=workdir, runtime=False)
+    config = {"target_platform": job["options"]["platform"], "optimization_level": 3, "float_dtype": "float16"}
+    if mean is not None:
+        config.update(mean_values=mean, std_values=std)
+    if quantize:
+        config.update(quantized_dtype="w8a8", quantized_algorithm=job["options"]["algorithm"], quantized_method="channel")
+    if job["source"]["format"] == "tflite":
+        # The toolkit's Pad+Conv fusion fails on read-only TFLite weight buffers
+        # ("assignment destination is read-only"); its own message suggests this.
+        config["disable_rules"] = ["fuse_pad_into_conv"]
+    _call("config", rknn.config, log_path, **config)
+    source = job["source"]["path"]
+    if job["source"]["format"] == "onnx":
+        fixed = {}
+        if _has_dynamic_dims(source):  # pin dynamic dimensions to the job's static shapes
+            fixed = {"inputs": [spec["name"] for spec in job["inputs"]], "input_size_list": [spec["shape"] for spec in job["inputs"]]}
+        _call("load_onnx", rknn.load_onnx, log_path, model=source, **fixed)
+    else:
+        _call("load_tflite", rknn.load_tflite, log_path, model=source)
+    dataset = None
+    if quantize:
+        rows = _write_samples(job, calibration_set, workdir / "dataset")
+        dataset = workdir / "dataset.txt"
+        dataset.write_text("".join(" ".join(row) + "\n" for row in rows))
+    _call("build", rknn.build, log_path, do_quantization=quantize, dataset=str(dataset) if dataset else None)
+    artifact = workdir / "model.rknn"
+    _call("export_rknn", rknn.export_rknn, log_path, str(artifact))
+    return artifact
+
+
+def _session():
+    if "rknn" not in _SESSION:
+        raise RuntimeError("the RKNN simulator needs the model built in this process; call convert first")
+    return _SESSION["rknn"], _SESSION["log"]
+
+
+def _simulator_backend(artifact):
+    """The toolkit's x86 simulator as a runtime backend: RKNN Lite's backend with the
+    session's RKNN object in place of the board's runtime, so inputs are laid out,
+    normalized and mapped exactly as on a board."""
+    from edgeship_runtime.backends.rknnlite import RKNNLiteBackend
+
+    class SimulatorBackend(RKNNLiteBackend):
+        name = "rknn-simulator"
+        accelerator = "cpu"
+
+        def _load(self) -> None:
+            self.runtime, log_path = _session()
+            if not _SESSION["runtime"]:
+                _call("init_runtime (simulator)", self.runtime.init_runtime, log_path)
+                _SESSION["runtime"] = True
+            self._order = [m["name"] for m in self._inputs.values()]
+            self._output_names = [m["name"] for m in self._outputs.values()]
+
+        def _infer(self, feeds):
+            outputs = _call("inference (simulator)", self.runtime.inference, _SESSION["log"],
+                            inputs=[feeds[name] for name in self._order])
+            if outputs is None:
+                raise ToolkitError(f"rknn-toolkit2 simulator returned no outputs (see {LOG_FILE})")
+            return dict(zip(self._output_names, outputs))
+
+        def _close(self) -> None:
+            pass  # the session's RKNN object stays for the accuracy analysis
+
+    return SimulatorBackend(artifact, threads=1)
+
+
+def simulate(out: Path, artifact: Path, job: dict, io_mapping: dict, samples: list[dict]) -> list[dict]:
+    """Outputs of the just-built model in the toolkit's simulator, by source output name."""
+    from edgeship_runtime.artifact import Artifact
+
+    manifest = {"artifact": {"file": artifact.name}, "runtime_backend": TARGET.runtime_backend, "inputs": job["inputs"],
+                "outputs": job["outputs"], "artifact_io": {"mapping": io_mapping}}
+    with _simulator_backend(Artifact(out, manifest)) as backend:
+        return [backend.infer(sample) for sample in samples]
+
+
+_ANALYSIS_ROW = re.compile(r"^\[(?P<op>[^\]]+)\]\s+(?P<name>\S+)\s+(?P<entire_cos>[\d.]+)\s*\|\s*(?P<entire_euc>[\d.]+)\s+"
+                           r"(?P<single_cos>[\d.]+)\s*\|\s*(?P<single_euc>[\d.]+)")
+
+
+def parse_analysis(text: str) -> list[dict]:
+    """Rows of the toolkit's error_analysis.txt: layer, op, cosine/euclidean of the whole
+    network up to that layer ("entire") and of the layer alone ("single")."""
+    rows = []
+    for line in _ANSI.sub("", text).splitlines():
+        match = _ANALYSIS_ROW.match(line.strip())
+        if match:
+            rows.append({"layer": match["name"], "op": match["op"], "entire_cos": float(match["entire_cos"]),
+                         "entire_euc": float(match["entire_euc"]), "single_cos": float(match["single_cos"]),
+                         "single_euc": float(match["single_euc"])})
+    return rows
+
+
+def analyse(out: Path, job: dict, samples: list[dict], workdir: Path) -> dict:
+    """The toolkit's per-layer accuracy analysis (fp32 'golden' vs simulator) on the first
+    reference samples; the table is kept as accuracy_analysis.txt."""
+    rknn, log_path = _session()
+    rows = _write_samples(job, samples[:1], workdir / "analysis-inputs")
+    snapshot = workdir / "snapshot"
+    _call("accuracy_analysis", rknn.accuracy_analysis, log_path, inputs=rows[0], output_dir=str(snapshot))
+    text = _ANSI.sub("", (snapshot / "error_analysis.txt").read_text())
+    (out / ANALYSIS_FILE).write_text(text)
+    layers = parse_analysis(text)
+    worst = sorted((row for row in layers), key=lambda row: row["single_cos"])[:5]
+    return {"file": ANALYSIS_FILE, "samples": 1, "layers": layers, "worst_single_layers": worst}
+
+
+def io_map(artifact: Path, inputs: list[dict], outputs: list[dict]) -> dict:
+    """4-D ONNX inputs go in channel-last; mean/std folded into the model are recorded so
+    the runtime turns the caller's normalized inputs into the raw values the model takes."""
+    job = _SESSION["job"]
+    mean, std = _normalization(job)
+    mapping = {"inputs": {}, "outputs": {}}
+    for index, spec in enumerate(inputs):
+        perm = [0, 2, 3, 1] if _channel_last(job, spec) else None
+        shape = [spec["shape"][i] for i in perm] if perm else list(spec["shape"])
+        entry = {"name": spec["name"], "shape": shape, "perm": perm}
+        if mean is not None:
+            entry["normalize"] = {"mean": mean[index], "std": std[index]}
+        mapping["inputs"][spec["name"]] = entry
+    for spec in outputs:
+        mapping["outputs"][spec["name"]] = {"name": spec["name"], "shape": list(spec["shape"]), "perm": None}
+    return mapping
+
+
+_LAYER_ROW = re.compile(r"^D RKNN: \[[^\]]*\]\s+(?P<id>\d+)\s+(?P<op>\S+)\s+(?P<dtype>\S+)\s+(?P<target>CPU|NPU)\s+"
+                        r"(?P<inputs>\S+)\s+(?P<output>\S+)\s+\S+\s+\S+\s+(?P<full>\S+)")
+
+
+def parse_layer_table(log_text: str) -> list[dict]:
+    """The compiler's "Network Layer Information Table" (the last one in the log)."""
+    tables, current = [], None
+    for line in _ANSI.sub("", log_text).splitlines():
+        if "Network Layer Information Table" in line:
+            current = []
+            tables.append(current)
+            continue
+        match = _LAYER_ROW.match(line)
+        if match and current is not None:
+            current.append({"id": int(match["id"]), "op": match["op"], "dtype": match["dtype"], "target": match["target"],
+                            "output_shape": match["output"], "name": match["full"]})
+    return tables[-1] if tables else []
+
+
+def op_report(artifact: Path) -> dict:
+    """Source op types, the compiled layers, and which of them the toolkit put on the CPU."""
+    job = _SESSION["job"]
+    log_path = artifact.parent / LOG_FILE if (artifact.parent / LOG_FILE).exists() else _SESSION["log"]
+    layers = parse_layer_table(log_path.read_text(errors="replace"))
+    if not layers:
+        raise ToolkitError(f"no layer table in {LOG_FILE}; the toolkit's compiler output changed, so CPU/NPU placement is unknown")
+    io_ops = ("InputOperator", "OutputOperator")
+    compute = [layer for layer in layers if layer["op"] not in io_ops]
+    source_ops = {}
+    if job["source"]["format"] == "onnx":
+        import onnx
+
+        source_ops = dict(sorted(Counter(node.op_type for node in onnx.load(job["source"]["path"]).graph.node).items()))
+    dtype_of = {layer["name"].split(":", 1)[-1]: layer["dtype"].lower() for layer in layers if layer["op"] in io_ops}
+
+    def describe(specs, transposed):
+        return [{"name": spec["name"], "shape": [spec["shape"][i] for i in (0, 2, 3, 1)] if transposed(spec) else list(spec["shape"]),
+                 "dtype": dtype_of.get(spec["name"], "float32"), "quantization": [0.0, 0]} for spec in specs]
+
+    return {
+        "ops": dict(sorted(Counter(layer["op"] for layer in compute).items())),
+        "op_count": len(compute),
+        "source_ops": source_ops,
+        "npu_layers": sum(layer["target"] == "NPU" for layer in compute),
+        "cpu_layers": [{"id": layer["id"], "op": layer["op"], "name": layer["name"]} for layer in compute if layer["target"] == "CPU"],
+        "platform": job["options"]["platform"],
+        "inputs": describe(job["inputs"], lambda spec: _channel_last(job, spec)),
+        "outputs": describe(job["outputs"], lambda spec: False),
+        "file_size": artifact.stat().st_size,
+    }
+
+
+def _tflite_interpreter(path: str):
+    import tensorflow as tf
+
+    return tf.lite.Interpreter(model_path=path, num_threads=1)
+
+
+def inspect(job: dict) -> tuple[list[dict], list[dict]]:
+    """Declared I/O of a TFLite source (float I/O only: the toolkit quantizes itself)."""
+    import numpy as np
+
+    interpreter = _tflite_interpreter(job["source"]["path"])
+    inputs = [{"name": d["name"], "dims": [int(x) if x > 0 else None for x in d["shape_signature"]], "float32": d["dtype"] == np.float32}
+              for d in interpreter.get_input_details()]
+    outputs = [{"name": d["name"], "dims": [int(x) if x > 0 else None for x in d["shape_signature"]]} for d in interpreter.get_output_details()]
+    return inputs, outputs
+
+
+def reference(job: dict, samples: list[dict]) -> list[dict]:
+    """fp32 outputs of a TFLite source (TensorFlow Lite's interpreter, one thread)."""
+    import numpy as np
+
+    interpreter = _tflite_interpreter(job["source"]["path"])
+    interpreter.allocate_tensors()
+    inputs = {d["name"]: d["index"] for d in interpreter.get_input_details()}
+    outputs = {d["name"]: d["index"] for d in interpreter.get_output_details()}
+    results = []
+    for sample in samples:
+        for name, index in inputs.items():
+            interpreter.set_tensor(index, np.asarray(sample[name], np.float32))
+        interpreter.invoke()
+        results.append({spec["name"]: interpreter.get_tensor(outputs[spec["name"]]).copy() for spec in job["outputs"]})
+    return results
+
+
+def compare_builds(first: bytes, second: bytes) -> dict:
+    """Where two .rknn files of the same inputs differ: runs of differing bytes, each with
+    the 8-byte-aligned words around it and whether every such word looks like a user-space
+    address (0x5555..., 0x7f...: heap or stack pointers the compiler left in its buffers)."""
+    if len(first) != len(second):
+        return {"identical": False, "same_size": False, "sizes": [len(first), len(second)]}
+    positions = [i for i in range(len(first)) if first[i] != second[i]]
+    words = sorted({position - position % 4 for position in positions})
+
+    def pointer_like(data: bytes, offset: int) -> bool:
+        # a little-endian 64-bit user-space address overlapping this 4-byte word
+        for start in (offset - 4, offset):
+            if start < 0 or start + 8 > len(data):
+                continue
+            value = int.from_bytes(data[start:start + 8], "little")
+            if 0x5500_0000_0000 <= value < 0x5700_0000_0000 or 0x7f00_0000_0000 <= value < 0x8000_0000_0000:
+                return True
+        return False
+
+    runs = []
+    for position in positions:
+        if runs and position - runs[-1][1] <= 8:
+            runs[-1][1] = position
+        else:
+            runs.append([position, position])
+    explained = [word for word in words if pointer_like(first, word) and pointer_like(second, word)]
+    return {"identical": not positions, "same_size": True, "differing_bytes": len(positions), "runs": runs,
+            "words": len(words), "pointer_like_words": len(explained), "unexplained_words": [w for w in words if w not in explained]}

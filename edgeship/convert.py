@@ -364,7 +364,10 @@ def summary(artifact_dir: Path) -> list[str]:
     per_layer = accuracy.get("per_layer")
     if per_layer:
         worst = ", ".join(f"{row['layer']} ({row['op']}) {row['single_cos']:.4f}" for row in per_layer["worst_single_layers"][:3])
-        lines.append(f"per-layer analysis: {artifact_dir / per_layer['file']}; worst single layers (cosine): {worst}")
+        first = per_layer.get("first_layer_below_tolerance")
+        where = (f"the network's output first falls below cosine {per_layer['min_cosine']} at {first['layer']} ({first['op']}, "
+                 f"{first['entire_cos']:.4f}); " if first else "")
+        lines.append(f"per-layer analysis: {artifact_dir / per_layer['file']}: {where}worst single layers (cosine): {worst}")
     ops_path = artifact_dir / "ops.json"
     if ops_path.exists():
         ops = json.loads(ops_path.read_text())

@@ -153,8 +153,9 @@ def run_main(results: Path, quick: bool = False, artifacts: Path = Path("artifac
              "on a network whose logits are nearly tied, not a model's quality.")
     fleet_table, fleet_exit = ("(fleet skipped)", 0) if inventory is None else run_fleet(folder, converted, inventory)
     fleet_notes = ("Simulated boards are containers on this machine, sharing its cores (bench.yml measures them one at a "
-                   "time): the aarch64 one runs under qemu-user emulation, so its latencies show emulation cost, not a board's speed; boards whose accelerator target has no artifact yet "
-                   "run their model's CPU artifact and say so.")
+                   "time): the aarch64 one runs under qemu-user emulation, so its latencies show emulation cost, not a board's speed; a board without its accelerator (no simulated board has an "
+                   "NPU, GPU or Edge TPU) or without an artifact for it runs its model's CPU artifact and says so. rk3588 rows "
+                   "of the conversion table measure accuracy on rknn-toolkit2's x86 simulator.")
     (folder / "report.json").write_text(json.dumps({"run_id": run_id, "conversions": rows, "fleet_exit": fleet_exit}, indent=2) + "\n")
     (folder / "report.md").write_text(f"# edgeship run {run_id}\n\n## Conversions\n\n{table}\n\n{notes}\n\n"
                                       f"## Simulated fleet (deploy.yml + bench.yml)\n\n{fleet_table}\n\n{fleet_notes}\n")

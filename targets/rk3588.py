@@ -320,8 +320,12 @@ def analyse(out: Path, job: dict, samples: list[dict], workdir: Path) -> dict:
     text = _ANSI.sub("", (snapshot / "error_analysis.txt").read_text())
     (out / ANALYSIS_FILE).write_text(text)
     layers = parse_analysis(text)
-    worst = sorted((row for row in layers), key=lambda row: row["single_cos"])[:5]
-    return {"file": ANALYSIS_FILE, "samples": 1, "layers": layers, "worst_single_layers": worst}
+    # "entire" accumulates the error up to a layer; "single" is the layer's own error.
+    limit = job["tolerances"]["min_cosine"]
+    first_below = next((row for row in layers if row["entire_cos"] < limit), None)
+    worst = sorted(layers, key=lambda row: row["single_cos"])[:5]
+    return {"file": ANALYSIS_FILE, "samples": 1, "min_cosine": limit, "first_layer_below_tolerance": first_below,
+            "worst_single_layers": worst, "layers": layers}
 
 
 def io_map(artifact: Path, inputs: list[dict], outputs: list[dict]) -> dict:
@@ -429,22 +433,21 @@ def reference(job: dict, samples: list[dict]) -> list[dict]:
 
 
 def compare_builds(first: bytes, second: bytes) -> dict:
-    """Where two .rknn files of the same inputs differ: runs of differing bytes, each with
-    the 8-byte-aligned words around it and whether every such word looks like a user-space
-    address (0x5555..., 0x7f...: heap or stack pointers the compiler left in its buffers)."""
+    """Where two .rknn files of the same inputs differ: the runs of differing bytes with both
+    sides in hex, and how many of the differing 4-byte words belong to a 64-bit little-endian
+    user-space address (0x55..., 0x7f...: heap or stack pointers the compiler left behind).
+    The other differing words seen so far are 32-bit values that move with the heap too."""
     if len(first) != len(second):
         return {"identical": False, "same_size": False, "sizes": [len(first), len(second)]}
     positions = [i for i in range(len(first)) if first[i] != second[i]]
     words = sorted({position - position % 4 for position in positions})
 
-    def pointer_like(data: bytes, offset: int) -> bool:
-        # a little-endian 64-bit user-space address overlapping this 4-byte word
-        for start in (offset - 4, offset):
-            if start < 0 or start + 8 > len(data):
-                continue
-            value = int.from_bytes(data[start:start + 8], "little")
-            if 0x5500_0000_0000 <= value < 0x5700_0000_0000 or 0x7f00_0000_0000 <= value < 0x8000_0000_0000:
-                return True
+    def address64(data: bytes, offset: int) -> bool:
+        for start in range(offset - 7, offset + 4):
+            if 0 <= start and start + 8 <= len(data):
+                value = int.from_bytes(data[start:start + 8], "little")
+                if 0x5500_0000_0000 <= value < 0x5700_0000_0000 or 0x7f00_0000_0000 <= value < 0x8000_0000_0000:
+                    return True
         return False
 
     runs = []
@@ -453,6 +456,8 @@ def compare_builds(first: bytes, second: bytes) -> dict:
             runs[-1][1] = position
         else:
             runs.append([position, position])
-    explained = [word for word in words if pointer_like(first, word) and pointer_like(second, word)]
-    return {"identical": not positions, "same_size": True, "differing_bytes": len(positions), "runs": runs,
-            "words": len(words), "pointer_like_words": len(explained), "unexplained_words": [w for w in words if w not in explained]}
+    addresses = [word for word in words if address64(first, word) and address64(second, word)]
+    return {"identical": not positions, "same_size": True, "size": len(first), "differing_bytes": len(positions),
+            "first_offset": positions[0] if positions else None, "last_offset": positions[-1] if positions else None,
+            "words": len(words), "address64_words": len(addresses), "other_words": [word for word in words if word not in addresses],
+            "runs": [{"start": a, "end": b, "first": first[a:b + 1].hex(), "second": second[a:b + 1].hex()} for a, b in runs]}

@@ -78,16 +78,27 @@ def test_mobilenetv2_converts_and_explains_a_shortfall_layer_by_layer(rk3588_ima
 def test_tflite_input_converts(rk3588_image, conversions, example_dirs, tmp_path, docker_client):
     from edgeship.convert import Request, convert
 
+    import numpy as np
+
     digits = example_dirs["digits"]
-    tflite = conversions("digits", "fp32", target="tflite") / "model.tflite"
-    artifact = convert(Request(target="rk3588", model=tflite, quant="int8", calib=digits / "calib", eval=digits / "eval.npz",
+    tflite_artifact = conversions("digits", "fp32", target="tflite")
+    tflite = tflite_artifact / "model.tflite"
+    # The TFLite model takes NHWC under its tensor name: its calibration and eval data do too.
+    name = manifest_of(tflite_artifact)["artifact_io"]["tensors"]["inputs"][0]["name"]
+    (tmp_path / "calib").mkdir()
+    for path in sorted((digits / "calib").glob("*.npy")):
+        np.save(tmp_path / "calib" / path.name, np.load(path).transpose(0, 2, 3, 1))
+    with np.load(digits / "eval.npz") as data:
+        np.savez(tmp_path / "eval.npz", **{name: data["input"].transpose(0, 2, 3, 1), "labels": data["labels"]})
+    artifact = convert(Request(target="rk3588", model=tflite, quant="int8", calib=tmp_path / "calib", eval=tmp_path / "eval.npz",
                                labels=digits / "labels.txt", out=tmp_path / "artifacts", name="digits-from-tflite"), client=docker_client)
     manifest = manifest_of(artifact)
-    figures, labelled = manifest["accuracy"]["outputs"]["logits"], manifest["accuracy"]["labelled_accuracy"]
+    (figures,) = manifest["accuracy"]["outputs"].values()
+    labelled = manifest["accuracy"]["labelled_accuracy"]
     print(f"digits TFLite -> rknn int8: top-1 agreement {figures['top1_agreement']:.2%}, labelled {labelled['fp32']:.2%} -> {labelled['converted']:.2%}")
     assert manifest["source"]["format"] == "tflite"
     assert figures["top1_agreement"] >= 0.98 and abs(labelled["converted"] - labelled["fp32"]) <= 0.02
-    assert manifest["artifact_io"]["mapping"]["inputs"]["input"]["perm"] is None  # TFLite is NHWC already
+    assert manifest["artifact_io"]["mapping"]["inputs"][name]["perm"] is None  # TFLite is NHWC already
 
 
 def test_mean_and_std_folded_into_the_model(rk3588_image, conversions):
@@ -98,16 +109,26 @@ def test_mean_and_std_folded_into_the_model(rk3588_image, conversions):
     assert manifest["accuracy"]["outputs"]["logits"]["top1_agreement"] >= 0.98
 
 
-def test_same_inputs_twice_differ_only_in_pointer_words(rk3588_image, conversions):
+def test_same_inputs_twice_compute_the_same_and_differ_only_in_a_few_header_words(rk3588_image, conversions):
+    """The closed-source compiler writes heap/stack addresses into the file, so two builds are
+    not byte-identical; this pins down how far apart they may be: same size, a handful of
+    words before the weights, and bit-identical simulator outputs on every reference input."""
+    import numpy as np
+
     from targets.rk3588 import compare_builds
 
     first = conversions("digits", "int8", out_name="a", target="rk3588")
     second = conversions("digits", "int8", out_name="b", target="rk3588")
     report = compare_builds((first / "model.rknn").read_bytes(), (second / "model.rknn").read_bytes())
-    print("two builds of digits int8:", {key: value for key, value in report.items() if key != "runs"},
-          "runs:", report.get("runs"))
-    assert report["identical"] or (report["same_size"] and report["unexplained_words"] == [])
-    # everything the build decided from the inputs is the same
+    print("two builds of digits int8:", {key: value for key, value in report.items() if key != "runs"})
+    for run in report.get("runs", []):
+        print(f"  bytes {run['start']}-{run['end']}: {run['first']} vs {run['second']}")
+    if not report["identical"]:
+        assert report["same_size"] and report["differing_bytes"] <= report["size"] // 200
+        assert report["last_offset"] < 4096  # the descriptor area, not the weights
+    for name in ("expected.npz", "outputs.npz"):
+        with np.load(first / "reference" / name) as a, np.load(second / "reference" / name) as b:
+            assert all(np.array_equal(a[key], b[key]) for key in a.files)
     assert json.loads((first / "ops.json").read_text())["ops"] == json.loads((second / "ops.json").read_text())["ops"]
 
 

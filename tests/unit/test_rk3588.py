@@ -73,17 +73,18 @@ def test_free_form_option_error_is_one_line():
         resolve_options(target, "fp16", {"platform": "rk3399"})
 
 
-def test_compare_builds_explains_pointer_words():
+def test_compare_builds_names_the_differing_bytes():
     base = bytearray(64)
     first, second = bytearray(base), bytearray(base)
-    first[8:16] = (0x55555BE67060).to_bytes(8, "little")
-    second[8:16] = (0x55555BE570C0).to_bytes(8, "little")
+    first[8:16] = (0x7F1E4E8B8212).to_bytes(8, "little")
+    second[8:16] = (0x7F54D76B8212).to_bytes(8, "little")
     report = rk3588.compare_builds(bytes(first), bytes(second))
-    assert not report["identical"] and report["unexplained_words"] == []
+    assert not report["identical"] and report["address64_words"] == 2 and report["other_words"] == []
+    assert report["runs"] == [{"start": 10, "end": 12, "first": "8b4e1e", "second": "6bd754"}]
     second[40] = 7  # a changed weight byte is not explained away
-    report = rk3588.compare_builds(bytes(first), bytes(second))
-    assert report["unexplained_words"] == [40]
+    assert rk3588.compare_builds(bytes(first), bytes(second))["other_words"] == [40]
     assert rk3588.compare_builds(bytes(first), bytes(first))["identical"]
+    assert rk3588.compare_builds(b"ab", b"abc")["same_size"] is False
 
 
 def _manifest(toolkit="2.5.0", platform="rk3588"):

@@ -41,7 +41,6 @@ def _runtime_figures(artifact_dir: Path) -> dict:
     from edgeship_runtime.backends import backend_class
     from edgeship_runtime.bench import benchmark
     from edgeship_runtime.check import check
-
     from edgeship_runtime.errors import RuntimeUnavailable
 
     artifact = Artifact.open(artifact_dir)

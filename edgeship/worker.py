@@ -19,10 +19,10 @@ import traceback
 from pathlib import Path
 
 import numpy as np
-
-from edgeship import __version__
 from edgeship_runtime.accuracy import compare_output, labelled_accuracy, within_tolerance
 from edgeship_runtime.artifact import sha256_file
+
+from edgeship import __version__
 
 MANIFEST_SCHEMA = 1
 MAX_REFERENCE_SAMPLES = 512
@@ -130,7 +130,7 @@ def accuracy_report(job, reference, converted, labels, fp32_all, converted_all) 
         report["labelled_accuracy"] = {
             "fp32": labelled_accuracy([o[first] for o in fp32_all], labels),
             "converted": labelled_accuracy([o[first] for o in converted_all], labels),
-            "samples": int(len(labels)),
+            "samples": len(labels),
             "output": first,
         }
     return report

@@ -24,6 +24,7 @@ builds are pointer-sized words holding heap/stack addresses. `compare_builds` na
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import sys
@@ -45,7 +46,7 @@ def parse_floats(value: str) -> str:
         numbers = [float(part) for part in value.split(",")]
     except ValueError:
         raise ValueError("not a comma-separated list of numbers") from None
-    if any(number != number or number in (float("inf"), float("-inf")) for number in numbers):
+    if not all(math.isfinite(number) for number in numbers):
         raise ValueError("numbers must be finite")
     return ",".join(repr(number) for number in numbers)
 

@@ -76,9 +76,9 @@ def test_mobilenetv2_converts_and_explains_a_shortfall_layer_by_layer(rk3588_ima
 
 
 def test_tflite_input_converts(rk3588_image, conversions, example_dirs, tmp_path, docker_client):
-    from edgeship.convert import Request, convert
-
     import numpy as np
+
+    from edgeship.convert import Request, convert
 
     digits = example_dirs["digits"]
     tflite_artifact = conversions("digits", "fp32", target="tflite")

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from edgeship_runtime.compat import compatibility
 from edgeship_runtime.errors import ArtifactError
+
 from targets import rk3588
 
 # Lines as rknn-toolkit2 2.5.0's compiler prints them (digits int8 build on this machine).

@@ -166,19 +166,18 @@ def _channel_last(job: dict, spec: dict) -> bool:
     return job["source"]["format"] == "onnx" and len(spec["shape"]) == 4
 
 
-def _to_toolkit_file(job: dict, spec: dict, value, index: int):
+def _to_toolkit_file(job: dict, value, mean: list | None, std: list | None):
     """A source-layout float sample as the toolkit's .npy files want it: NCHW for 4-D
     inputs (the toolkit checks this for TFLite sources too), raw values when mean/std
-    are folded into the model."""
+    (this input's, per channel) are folded into the model."""
     import numpy as np
 
     value = np.asarray(value, np.float32)
-    mean, std = _normalization(job)
     if job["source"]["format"] == "tflite" and value.ndim == 4:
         value = value.transpose(0, 3, 1, 2)
     if mean is not None:
         shape = (1, -1, 1, 1) if value.ndim == 4 else (-1,)
-        value = value * np.reshape(np.float32(std[index]), shape) + np.reshape(np.float32(mean[index]), shape)
+        value = value * np.reshape(np.float32(std), shape) + np.reshape(np.float32(mean), shape)
     return np.ascontiguousarray(value, np.float32)
 
 
@@ -186,12 +185,13 @@ def _write_samples(job: dict, samples: list[dict], folder: Path) -> list[list[st
     import numpy as np
 
     folder.mkdir(parents=True, exist_ok=True)
+    mean, std = _normalization(job)
     rows = []
     for number, sample in enumerate(samples):
         row = []
         for index, spec in enumerate(job["inputs"]):
             path = folder / f"{number:05d}-{index}.npy"
-            np.save(path, _to_toolkit_file(job, spec, sample[spec["name"]], index))
+            np.save(path, _to_toolkit_file(job, sample[spec["name"]], mean and mean[index], std and std[index]))
             row.append(str(path))
         rows.append(row)
     return rows
@@ -268,15 +268,13 @@ def _simulator_backend(artifact):
             if not _SESSION["runtime"]:
                 _call("init_runtime (simulator)", self.runtime.init_runtime, log_path)
                 _SESSION["runtime"] = True
-            self._order = [m["name"] for m in self._inputs.values()]
-            self._output_names = [m["name"] for m in self._outputs.values()]
+            self._bind_io()
 
-        def _infer(self, feeds):
-            outputs = _call("inference (simulator)", self.runtime.inference, _SESSION["log"],
-                            inputs=[feeds[name] for name in self._order])
+        def _inference(self, inputs):
+            outputs = _call("inference (simulator)", self.runtime.inference, _SESSION["log"], inputs=inputs)
             if outputs is None:
                 raise ToolkitError(f"rknn-toolkit2 simulator returned no outputs (see {LOG_FILE})")
-            return dict(zip(self._output_names, outputs))
+            return outputs
 
         def _close(self) -> None:
             pass  # the session's RKNN object stays for the accuracy analysis
@@ -369,8 +367,7 @@ def parse_layer_table(log_text: str) -> list[dict]:
 def op_report(artifact: Path) -> dict:
     """Source op types, the compiled layers, and which of them the toolkit put on the CPU."""
     job = _SESSION["job"]
-    log_path = artifact.parent / LOG_FILE if (artifact.parent / LOG_FILE).exists() else _SESSION["log"]
-    layers = parse_layer_table(log_path.read_text(errors="replace"))
+    layers = parse_layer_table(_SESSION["log"].read_text(errors="replace"))
     if not layers:
         raise ToolkitError(f"no layer table in {LOG_FILE}; the toolkit's compiler output changed, so CPU/NPU placement is unknown")
     io_ops = ("InputOperator", "OutputOperator")

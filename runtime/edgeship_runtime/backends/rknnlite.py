@@ -55,6 +55,9 @@ class RKNNLiteBackend(Backend):
         if code != 0:
             raise RuntimeUnavailable(f"rknnlite: init_runtime(core={core}) returned {code}; check librknnrt.so matches the toolkit version "
                                      f"in the manifest ({self.artifact.manifest.get('toolchain', {}).get('rknn-toolkit2', '?')}) and the NPU driver is loaded")
+        self._bind_io()
+
+    def _bind_io(self) -> None:
         self._order = [m["name"] for m in self._inputs.values()]
         self._output_names = [m["name"] for m in self._outputs.values()]
 
@@ -64,10 +67,13 @@ class RKNNLiteBackend(Backend):
         return {name: (np.dtype(np.float32), 0.0, 0) for name in names}
 
     def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outputs = self.runtime.inference(inputs=[feeds[name] for name in self._order])
+        outputs = self._inference([feeds[name] for name in self._order])
         if outputs is None:
             raise RuntimeError("rknnlite: inference returned no outputs (see the RKNN log above)")
         return dict(zip(self._output_names, outputs))
+
+    def _inference(self, inputs: list) -> list | None:
+        return self.runtime.inference(inputs=inputs)
 
     def _close(self) -> None:
         self.runtime.release()

@@ -128,11 +128,12 @@ def targets(c):
         "out": "artifacts root folder (default: artifacts/)",
         "name": "artifact name prefix (default: the model file's stem, or its folder for model.onnx)",
         "rebuild_image": "rebuild the target's image before converting",
+        "gpus": "jetson: also build a test engine on this host's NVIDIA GPU (docker --gpus all) and write the int8 calibration cache",
     },
 )
 @user_errors
 def convert(c, target, model, quant=None, calib=None, eval=None, labels=None, input_shape=None, option=None,
-            out=None, name=None, rebuild_image=False):
+            out=None, name=None, rebuild_image=False, gpus=False):
     """Convert a model for a target inside its toolchain image; prints the artifact directory last."""
     from edgeship.convert import Request, convert as run_convert, parse_options, summary
 
@@ -140,7 +141,7 @@ def convert(c, target, model, quant=None, calib=None, eval=None, labels=None, in
     request = Request(
         target=target, model=Path(model), quant=quant, calib=Path(calib) if calib else None,
         eval=Path(eval) if eval else None, labels=Path(labels) if labels else None,
-        input_shapes=list(input_shape or []), options=parse_options(option), out=Path(out), name=name,
+        input_shapes=list(input_shape or []), options=parse_options(option), out=Path(out), name=name, gpus=gpus,
     )
     artifact = run_convert(request, rebuild_image=rebuild_image)
     for line in summary(artifact):

@@ -52,6 +52,7 @@ class Request:
     options: dict[str, str] = field(default_factory=dict)
     out: Path = Path("artifacts")
     name: str | None = None
+    gpus: bool = False  # also build and measure a test engine on this host's GPU (targets with a gpu_image)
 
 
 def parse_options(items) -> dict[str, str]:
@@ -123,6 +124,8 @@ def plan(request: Request) -> Plan:
 
     target = targets.get(request.target)
     quant = request.quant or target.default_quant
+    if request.gpus and not target.gpu_image:
+        raise EdgeshipError(f"--gpus is only used by targets that build on a GPU (jetson), not {target.name}; drop --gpus")
     if quant not in target.quantizations:
         raise EdgeshipError(f"target {target.name} does not offer --quant {quant}; choose one of: {', '.join(target.quantizations)}")
     options = resolve_options(target, quant, request.options)
@@ -164,6 +167,7 @@ def cache_key(p: Plan, image_id: str) -> str:
         "calibration": p.calibration_files and calibration_digest(p.calibration_files),
         "eval": p.request.eval and sha256_file(p.request.eval), "labels": p.labels, "image": image_id,
         "code": code_sha256(), "tolerances": p.target.tolerances[p.quant],
+        **({"gpus": True} if p.request.gpus else {}),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
@@ -201,6 +205,7 @@ def _job(p: Plan, key: str, image_tag: str, image_id: str, lock_sha: str) -> dic
         "image": {"tag": image_tag, "id": image_id, "lock_sha256": lock_sha},
         "tolerances": p.target.tolerances[p.quant],
         "cache_key": key,
+        "gpus": p.request.gpus,
         "out": "/out",
         "edgeship_version": __version__,
     }
@@ -252,8 +257,20 @@ def sandbox_kwargs(mounts) -> dict:
     }
 
 
-def _run_container(client, image_tag: str, mounts, log_path: Path) -> None:
-    container = client.containers.run(image_tag, ["python", "-m", "edgeship.worker", "/job/job.json"], detach=True, **sandbox_kwargs(mounts))
+def _run_container(client, image_tag: str, mounts, log_path: Path, gpus: bool = False) -> None:
+    extra = {}
+    if gpus:  # every GPU of the host, through the NVIDIA container toolkit (docker run --gpus all)
+        from docker.types import DeviceRequest
+
+        extra["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+    try:
+        container = client.containers.run(image_tag, ["python", "-m", "edgeship.worker", "/job/job.json"], detach=True,
+                                          **sandbox_kwargs(mounts), **extra)
+    except Exception as error:  # docker.errors.APIError: no nvidia runtime, no GPU
+        if not gpus:
+            raise
+        raise EdgeshipError(f"--gpus: docker could not give {image_tag} a GPU ({str(error).splitlines()[0]}); install the NVIDIA "
+                            "container toolkit on this host, or convert without --gpus (the board builds the engine)") from None
     error_line = ""
     try:
         with open(log_path, "wb") as log:
@@ -299,7 +316,7 @@ def convert(request: Request, client=None, rebuild_image: bool = False) -> Path:
     from edgeship.images import build, find_image
 
     client = client or ensure_engine()
-    spec = load_spec(p.target.image)
+    spec = load_spec(p.target.gpu_image if request.gpus else p.target.image)
     image = find_image(client, spec)
     if image is None or rebuild_image:
         image = build(client, spec, rebuild=rebuild_image)
@@ -323,7 +340,7 @@ def convert(request: Request, client=None, rebuild_image: bool = False) -> Path:
             os.chown(staging, CONTAINER_UID, CONTAINER_UID)
         job_file = _write_job(job_dir, _job(p, key, image_tag, image.id, spec.lock_sha256()))
         print(f"edgeship: converting {request.model} for {p.target.name} ({p.quant}) in {image_tag}", flush=True)
-        _run_container(client, image_tag, _mounts(p, staging, job_file), log_path)
+        _run_container(client, image_tag, _mounts(p, staging, job_file), log_path, gpus=request.gpus)
         if os.getuid() == 0:
             for path in [staging, *staging.rglob("*")]:
                 os.chown(path, 0, 0, follow_symlinks=False)
@@ -352,6 +369,8 @@ def summary(artifact_dir: Path) -> list[str]:
     manifest = json.loads((artifact_dir / "manifest.json").read_text())
     accuracy = manifest["accuracy"]
     lines = []
+    if accuracy.get("measured_with"):
+        lines.append(f"accuracy measured with {accuracy['measured_with']}")
     for name, figures in accuracy["outputs"].items():
         agreement = figures.get("top1_agreement")
         lines.append(f"accuracy of {name!r} vs fp32: cosine min {figures['cosine_min']:.5f}"
@@ -371,6 +390,19 @@ def summary(artifact_dir: Path) -> list[str]:
     ops_path = artifact_dir / "ops.json"
     if ops_path.exists():
         ops = json.loads(ops_path.read_text())
+        if "tensorrt" in ops:
+            trt = ops["tensorrt"]
+            lines.append(f"TensorRT {trt['tensorrt']} op check: {len(trt['ops'])} op types, "
+                         + ("all supported" if trt["supported"] else f"UNSUPPORTED: {', '.join(sorted({u['op'] for u in trt['unsupported']}))}"))
+        sanitize_path = artifact_dir / "sanitize.json"
+        if sanitize_path.exists():
+            steps = json.loads(sanitize_path.read_text())["steps"]
+            lines.append("sanitized: " + " -> ".join(f"{step['step']} {step['nodes']}" for step in steps) + " nodes")
+        gpu_path = artifact_dir / "gpu_engine.json"
+        if gpu_path.exists():
+            gpu = json.loads(gpu_path.read_text())
+            lines.append(f"test engine ({gpu['engine']['precision']}, {gpu['engine']['gpu']['name']}, TensorRT {gpu['engine']['tensorrt']}): "
+                         + ", ".join(f"{name} cosine min {f['cosine_min']:.5f}" for name, f in gpu["accuracy_vs_onnxruntime"].items()))
         if "cpu_layers" in ops:
             cpu = ", ".join(f"{layer['op']}" for layer in ops["cpu_layers"]) or "none"
             lines.append(f"layers: {ops['op_count']} ({ops['npu_layers']} on the NPU); on the CPU instead: {cpu}")

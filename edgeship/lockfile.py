@@ -11,12 +11,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeship.errors import EdgeshipError
+import tomllib
 from edgeship_runtime.artifact import sha256_file  # one implementation, shared with the boards
+
+from edgeship.errors import EdgeshipError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 IMAGES_DIR = REPO_ROOT / "images"
@@ -37,6 +38,8 @@ class ImageSpec:
     uv_platform: str
     pip_platforms: tuple[str, ...]
     base_packages: tuple[str, ...] = ()  # Debian packages the base needs beyond python3 (debootstrap --include)
+    extra_index_urls: tuple[str, ...] = ()  # indexes beside PyPI that the lock and wheelhouse read (e.g. NVIDIA's)
+    gpu_only: bool = False  # built on demand for GPU hosts, not by `images.build --target all`
 
     @property
     def requirements_in(self) -> Path:
@@ -48,7 +51,8 @@ class ImageSpec:
 
     def lock_sha256(self) -> str:
         if not self.lock.exists():
-            raise EdgeshipError(f"{self.lock} is missing; run `invoke images.lock --target {self.name}` to create it")
+            where = f" on a host that reaches {', '.join(self.extra_index_urls)}" if self.extra_index_urls else ""
+            raise EdgeshipError(f"{self.lock} is missing; run `invoke images.lock --target {self.name}`{where} to create it")
         return sha256_file(self.lock)
 
 
@@ -67,11 +71,21 @@ def load_spec(name: str) -> ImageSpec:
         uv_platform=config["uv_platform"],
         pip_platforms=tuple(config["pip_platforms"]),
         base_packages=tuple(config.get("base_packages", ())),
+        extra_index_urls=tuple(config.get("extra_index_urls", ())),
+        gpu_only=bool(config.get("gpu_only", False)),
     )
 
 
-def all_specs() -> list[ImageSpec]:
-    return [load_spec(p.name) for p in sorted(IMAGES_DIR.iterdir()) if (p / "image.toml").exists()]
+def all_specs(include_gpu_only: bool = False) -> list[ImageSpec]:
+    specs = [load_spec(p.name) for p in sorted(IMAGES_DIR.iterdir()) if (p / "image.toml").exists()]
+    return [spec for spec in specs if include_gpu_only or not spec.gpu_only]
+
+
+def _index_arguments(spec: ImageSpec) -> list[str]:
+    arguments = []
+    for url in spec.extra_index_urls:
+        arguments += ["--extra-index-url", url]
+    return arguments
 
 
 def compile_lock(spec: ImageSpec) -> Path:
@@ -84,9 +98,12 @@ def compile_lock(spec: ImageSpec) -> Path:
         "--python-platform", spec.uv_platform,
         "--custom-compile-command", f"invoke images.lock --target {spec.name}",
         "--output-file", str(spec.lock),
-    ]
+    ] + _index_arguments(spec) + (["--index-strategy", "unsafe-best-match"] if spec.extra_index_urls else [])
     print("edgeship: " + " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, cwd=spec.folder)
+    result = subprocess.run(cmd, cwd=spec.folder)
+    if result.returncode != 0:
+        where = f" (it reads {', '.join(spec.extra_index_urls)} as well as PyPI: is it reachable from here?)" if spec.extra_index_urls else ""
+        raise EdgeshipError(f"uv could not resolve {spec.requirements_in} (exit {result.returncode}){where}; see uv's message above")
     return spec.lock
 
 
@@ -118,7 +135,7 @@ def ensure_wheelhouse(spec: ImageSpec) -> Path:
         "--python-version", spec.python_version, "--implementation", "cp",
         "--dest", str(staging), "--requirement", str(spec.lock),
         "--progress-bar", "off",
-    ]
+    ] + _index_arguments(spec)
     for platform_tag in spec.pip_platforms:
         cmd += ["--platform", platform_tag]
     print(f"edgeship: fetching the wheelhouse of {spec.name} into {target}", flush=True)

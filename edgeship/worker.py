@@ -215,6 +215,7 @@ def main(job_path: str) -> int:
         },
         "accuracy": {
             "passed": report["passed"],
+            **({"measured_with": target.measured_with} if target.measured_with else {}),
             "tolerances": report["tolerances"],
             "outputs": {name: {k: v for k, v in figures.items()} for name, figures in report["outputs"].items()},
             **({"labelled_accuracy": report["labelled_accuracy"]} if "labelled_accuracy" in report else {}),

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from targets import onnx, rk3588, tflite
+from targets import jetson, onnx, rk3588, tflite
 from targets.base import Option, Target
 
-TARGETS: dict[str, Target] = {target.name: target for target in (tflite.TARGET, onnx.TARGET, rk3588.TARGET)}
+TARGETS: dict[str, Target] = {target.name: target for target in (tflite.TARGET, onnx.TARGET, rk3588.TARGET, jetson.TARGET)}
 
 
 def get(name: str) -> Target:

@@ -60,6 +60,10 @@ class Target:
     # per-layer accuracy analysis, run when an output falls below tolerance).
     simulate: str = ""
     analyse: str = ""
+    # What the x86 accuracy figures measure, when that is not the artifact on its accelerator.
+    measured_with: str = ""
+    # The image that converts with `--gpus` (one with the vendor's GPU toolchain), if any.
+    gpu_image: str = ""
     log_files: tuple[str, ...] = ()  # toolkit logs the worker writes beside the artifact (not shipped)
     toolchain_packages: tuple[str, ...] = ()
 

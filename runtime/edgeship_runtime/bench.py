@@ -44,6 +44,12 @@ def latency_stats(seconds: list[float], batch: int = 1) -> dict:
     }
 
 
+def stage_stats(milliseconds: list[float]) -> dict:
+    values = np.asarray(milliseconds)
+    return {"runs": int(values.size), "mean_ms": float(values.mean()), "p50_ms": float(np.percentile(values, 50)),
+            "p90_ms": float(np.percentile(values, 90)), "min_ms": float(values.min())}
+
+
 def timed_loop(backend, feeds, min_runs: int, min_s: float) -> list[float]:
     """Time `infer_prepared` until both the run count and the duration are reached."""
     infer, clock = backend.infer_prepared, time.perf_counter
@@ -55,19 +61,42 @@ def timed_loop(backend, feeds, min_runs: int, min_s: float) -> list[float]:
     return times
 
 
+def _read_int(path: str) -> int:
+    with open(path) as handle:
+        return int(handle.read().strip())
+
+
+def _text(path: str, default: str) -> str:
+    return open(path).read().strip() if os.path.exists(path) else default
+
+
 class PowerSampler:
-    """Mean power of every hwmon power sensor (Jetson INA3221 rails, others) during a phase."""
+    """Mean power of every power sensor during a phase: hwmon power*_input, the Jetson
+    INA3221 rails (Orin, JetPack 5/6: inN_label with inN_input in mV and currN_input in mA,
+    so W = mV * mA / 1e6; Xavier/Nano, JetPack 4: in_powerN_input in mW) and others."""
 
     def __init__(self, sysroot: str = "/", period_s: float = 0.05):
-        self.sensors = {}
-        for path in sorted(glob.glob(os.path.join(sysroot, "sys/class/hwmon/hwmon*/power*_input")) +
-                           glob.glob(os.path.join(sysroot, "sys/bus/i2c/drivers/ina3221*/*/hwmon/hwmon*/in_power*_input"))):
-            hwmon = os.path.dirname(path)
-            name = open(os.path.join(hwmon, "name")).read().strip() if os.path.exists(os.path.join(hwmon, "name")) else os.path.basename(hwmon)
-            label_file = path.replace("_input", "_label")
-            label = open(label_file).read().strip() if os.path.exists(label_file) else os.path.basename(path)
-            # hwmon power*_input is in microwatts; the Jetson ina3221 driver's in_power*_input in milliwatts
-            self.sensors[f"{name}/{label}"] = (path, 1e-6 if os.path.basename(path).startswith("power") else 1e-3)
+        self.sensors = {}  # name -> function returning watts
+        hwmons = sorted(set(glob.glob(os.path.join(sysroot, "sys/class/hwmon/hwmon*")) +
+                            glob.glob(os.path.join(sysroot, "sys/bus/i2c/drivers/ina3221*/*/hwmon/hwmon*"))),
+                        key=lambda path: os.path.realpath(path))
+        seen = set()
+        for hwmon in hwmons:
+            if os.path.realpath(hwmon) in seen:
+                continue
+            seen.add(os.path.realpath(hwmon))
+            name = _text(os.path.join(hwmon, "name"), os.path.basename(hwmon))
+            for path in sorted(glob.glob(os.path.join(hwmon, "power*_input")) + glob.glob(os.path.join(hwmon, "in_power*_input"))):
+                label = _text(path.replace("_input", "_label"), os.path.basename(path))
+                # hwmon power*_input is in microwatts; the JetPack 4 ina3221 driver's in_power*_input in milliwatts
+                scale = 1e-6 if os.path.basename(path).startswith("power") else 1e-3
+                self.sensors[f"{name}/{label}"] = lambda path=path, scale=scale: _read_int(path) * scale
+            for voltage in sorted(glob.glob(os.path.join(hwmon, "in[0-9]*_input"))):
+                channel = os.path.basename(voltage)[2:-len("_input")]
+                current = os.path.join(hwmon, f"curr{channel}_input")
+                if os.path.exists(current) and not glob.glob(os.path.join(hwmon, f"power{channel}_input")):
+                    label = _text(os.path.join(hwmon, f"in{channel}_label"), f"in{channel}")
+                    self.sensors[f"{name}/{label}"] = lambda v=voltage, c=current: _read_int(v) * _read_int(c) * 1e-6
         self.period_s, self.samples, self._stop = period_s, {key: [] for key in self.sensors}, threading.Event()
 
     def __enter__(self):
@@ -78,9 +107,9 @@ class PowerSampler:
 
     def _run(self):
         while not self._stop.is_set():
-            for key, (path, scale) in self.sensors.items():
+            for key, read in self.sensors.items():
                 try:
-                    self.samples[key].append(int(open(path).read().strip()) * scale)
+                    self.samples[key].append(read())
                 except (OSError, ValueError):
                     pass
             self._stop.wait(self.period_s)
@@ -142,8 +171,12 @@ def benchmark(artifact, backend_cls, threads=None, warmup_runs=5, warmup_s=1.0, 
         feeds = backend.prepare(sample)
         timed_loop(backend, feeds, warmup_runs, warmup_s)
         memory["after_warmup"] = rss_kb()
+        stages = getattr(backend, "stages", None)  # per-stage device times (CUDA events), where a backend records them
+        for values in (stages or {}).values():
+            values.clear()
         with PowerSampler() as power:
             steady = latency_stats(timed_loop(backend, feeds, min_runs, min_s))
+        device_stages = {stage: stage_stats(values) for stage, values in stages.items() if values} if stages else None
         memory["after_measure"] = rss_kb()
         sweep = []
         for batch in batches:
@@ -181,6 +214,8 @@ def benchmark(artifact, backend_cls, threads=None, warmup_runs=5, warmup_s=1.0, 
         "steady": steady,
         "memory": {**memory, "peak_kb": memory["after_measure"]["peak_kb"],
                    "growth_kb": memory["after_measure"]["rss_kb"] - memory["after_warmup"]["rss_kb"]},
+        "device_stages": device_stages,
+        "engine": getattr(backend, "engine_record", None),
         "batch_sweep": sweep,
         "multi_instance": scaling,
         "power": power.result(),

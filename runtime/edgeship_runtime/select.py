@@ -22,8 +22,18 @@ def choose(artifact_path, allow_cpu_fallback: bool = False, cpu_artifact=None, a
     if cls.accelerator in available:
         return artifact, cls, None
     reason = f"{artifact.path} runs on {cls.accelerator} ({cls.name}), which this board lacks (it has: {', '.join(available)})"
+    own = getattr(cls, "cpu_fallback", None)
     if not allow_cpu_fallback:
-        raise RuntimeUnavailable(reason + "; run it on a board with that accelerator, or pass --allow-cpu-fallback --cpu-artifact DIR")
+        raise RuntimeUnavailable(reason + "; run it on a board with that accelerator, or pass --allow-cpu-fallback"
+                                 + ("" if own else " --cpu-artifact DIR"))
+    if own:
+        # The artifact's own model file runs on a CPU backend (the jetson target's ONNX on
+        # ONNX Runtime): the same network, labelled as a fallback.
+        fallback = Artifact(artifact.path, {**artifact.manifest, "runtime_backend": own})
+        fallback_cls = backend_class(own)
+        record = {"cpu_fallback": True, "reason": reason + f"; its own {artifact.model_file.name} runs on {fallback_cls.name}'s CPU provider instead",
+                  "requested": artifact.identity(), "used": fallback.identity()}
+        return fallback, fallback_cls, record
     if cpu_artifact is None:
         raise RuntimeUnavailable(reason + "; --allow-cpu-fallback needs --cpu-artifact DIR (a CPU artifact of the same model, e.g. target tflite)")
     fallback = Artifact.open(cpu_artifact)

@@ -1,7 +1,10 @@
-"""TensorRT backend: deserialize an engine and run it with CUDA buffers (cuda-python).
+"""TensorRT backend: the artifact's ONNX becomes an engine on this GPU, cached, then runs from device buffers.
 
-Engines are specific to one GPU and TensorRT version, so they are built on the board (or
-the same GPU) from the artifact's ONNX; this backend only loads and runs them.
+Engines are specific to one GPU and TensorRT version, so the first load on a board builds
+one (fp32, fp16, or int8 with the artifact's calibration data; see trt_engine) and later
+loads read it from the engine cache. Each inference is timed with CUDA events on its
+stream: host-to-device copies, GPU compute (execute_async_v3) and device-to-host copies
+separately; the bench reports them beside the end-to-end wall time.
 """
 
 from __future__ import annotations
@@ -9,52 +12,39 @@ from __future__ import annotations
 import numpy as np
 
 from edgeship_runtime.backends.base import Backend
-from edgeship_runtime.errors import RuntimeUnavailable
+from edgeship_runtime.trt_engine import _imports, check_cuda, ensure_engine
 
-
-def _imports():
-    try:
-        import tensorrt as trt
-    except ImportError:
-        raise RuntimeUnavailable("the TensorRT backend needs the `tensorrt` Python bindings (JetPack on Jetson, "
-                                 "or the tensorrt wheels on an x86 GPU machine) and an NVIDIA GPU") from None
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        try:
-            from cuda import cudart
-        except ImportError:
-            raise RuntimeUnavailable("the TensorRT backend needs cuda-python (pip install cuda-python) for device buffers") from None
-    return trt, cudart
-
-
-def _check(result, what: str):
-    error, *values = result if isinstance(result, tuple) else (result,)
-    if int(error) != 0:
-        raise RuntimeError(f"tensorrt: {what} failed with CUDA error {int(error)}")
-    return values[0] if len(values) == 1 else values
+STAGES = ("h2d_ms", "compute_ms", "d2h_ms")
 
 
 class TensorRTBackend(Backend):
     name = "tensorrt"
     accelerator = "nvidia_gpu"
+    # The artifact's model file is a plain ONNX model: where there is no GPU, ONNX Runtime's
+    # CPU provider can run the very same file (the labelled CPU fallback).
+    cpu_fallback = "onnxruntime"
 
     def _load(self) -> None:
         trt, self._cudart = _imports()
         cudart = self._cudart
-        if _check(cudart.cudaGetDeviceCount(), "cudaGetDeviceCount") < 1:
-            raise RuntimeUnavailable("tensorrt: no CUDA device is visible; run on a Jetson or a GPU machine")
-        engine_path = self.options.get("engine") or self.artifact.model_file
+        if self.options.get("engine"):
+            engine_path, self.engine_record = self.options["engine"], {"path": self.options["engine"], "cached": True, "given": True}
+        else:
+            engine_path, self.engine_record = ensure_engine(self.artifact, self.options.get("engine_cache"))
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         with open(engine_path, "rb") as handle:
             self.engine = self._runtime.deserialize_cuda_engine(handle.read())
         if self.engine is None:
+            from edgeship_runtime.errors import RuntimeUnavailable
+
             raise RuntimeUnavailable(f"tensorrt: {engine_path} could not be deserialized; engines only run on the GPU and TensorRT "
-                                     f"version that built them ({trt.__version__} here): rebuild it on this board")
+                                     f"version that built them ({trt.__version__} here): delete it and load again to rebuild")
         self.context = self.engine.create_execution_context()
-        self._stream = _check(cudart.cudaStreamCreate(), "cudaStreamCreate")
+        self._stream = check_cuda(cudart.cudaStreamCreate(), "cudaStreamCreate")
+        self._events = [check_cuda(cudart.cudaEventCreate(), "cudaEventCreate") for _ in range(4)]
         self._trt = trt
+        self.stages = {stage: [] for stage in STAGES}
         self._allocate(1)
 
     def _allocate(self, batch: int) -> None:
@@ -70,7 +60,7 @@ class TensorRTBackend(Backend):
                 self.context.set_input_shape(name, shape)
             dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
             self._host[name] = np.empty([max(d, 1) for d in self.context.get_tensor_shape(name)], dtype)
-            self._device[name] = _check(cudart.cudaMalloc(self._host[name].nbytes), "cudaMalloc")
+            self._device[name] = check_cuda(cudart.cudaMalloc(self._host[name].nbytes), "cudaMalloc")
             self.context.set_tensor_address(name, self._device[name])
             self._dtypes[name] = dtype
 
@@ -83,24 +73,64 @@ class TensorRTBackend(Backend):
         return {name: (dtype, 0.0, 0) for name, dtype in self._dtypes.items()}
 
     def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        cudart, kind = self._cudart, self._cudart.cudaMemcpyKind
+        cudart, kind, stream, events = self._cudart, self._cudart.cudaMemcpyKind, self._stream, self._events
+        check_cuda(cudart.cudaEventRecord(events[0], stream), "cudaEventRecord")
         for name, value in feeds.items():
             value = np.ascontiguousarray(value, self._dtypes[name])
-            _check(cudart.cudaMemcpyAsync(self._device[name], value.ctypes.data, value.nbytes, kind.cudaMemcpyHostToDevice, self._stream), "copy in")
-        if not self.context.execute_async_v3(self._stream):
+            check_cuda(cudart.cudaMemcpyAsync(self._device[name], value.ctypes.data, value.nbytes, kind.cudaMemcpyHostToDevice, stream), "copy in")
+        check_cuda(cudart.cudaEventRecord(events[1], stream), "cudaEventRecord")
+        if not self.context.execute_async_v3(stream):
             raise RuntimeError("tensorrt: execute_async_v3 failed (see the TensorRT log above)")
+        check_cuda(cudart.cudaEventRecord(events[2], stream), "cudaEventRecord")
         outputs = {}
         for name in (m["name"] for m in self._outputs.values()):
             host = self._host[name]
-            _check(cudart.cudaMemcpyAsync(host.ctypes.data, self._device[name], host.nbytes, kind.cudaMemcpyDeviceToHost, self._stream), "copy out")
+            check_cuda(cudart.cudaMemcpyAsync(host.ctypes.data, self._device[name], host.nbytes, kind.cudaMemcpyDeviceToHost, stream), "copy out")
             outputs[name] = host
-        _check(cudart.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
+        check_cuda(cudart.cudaEventRecord(events[3], stream), "cudaEventRecord")
+        check_cuda(cudart.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
+        for stage, (start, end) in zip(STAGES, ((0, 1), (1, 2), (2, 3))):
+            self.stages[stage].append(float(check_cuda(cudart.cudaEventElapsedTime(events[start], events[end]), "cudaEventElapsedTime")))
         return {name: value.copy() for name, value in outputs.items()}
 
+    def profile_layers(self, feeds: dict[str, np.ndarray], runs: int = 20) -> dict:
+        """TensorRT's own timing of this engine: its IProfiler's per-layer times, summed per run
+        (synchronous execute_v2, as trtexec --dumpProfile does)."""
+        trt = self._trt
+        totals = []
+
+        class Profiler(trt.IProfiler):
+            def __init__(self):
+                super().__init__()
+                self.current = 0.0
+
+            def report_layer_time(self, layer_name, ms):
+                self.current += ms
+
+        profiler = Profiler()
+        self.context.profiler = profiler
+        cudart, kind = self._cudart, self._cudart.cudaMemcpyKind
+        for name, value in feeds.items():
+            value = np.ascontiguousarray(value, self._dtypes[name])
+            check_cuda(cudart.cudaMemcpy(self._device[name], value.ctypes.data, value.nbytes, kind.cudaMemcpyHostToDevice), "copy in")
+        bindings = [int(self._device[self.engine.get_tensor_name(i)]) for i in range(self.engine.num_io_tensors)]
+        for _ in range(runs):
+            profiler.current = 0.0
+            self.context.execute_v2(bindings)
+            totals.append(profiler.current)
+        self.context.profiler = None
+        return {"runs": runs, "mean_ms": float(np.mean(totals)), "p50_ms": float(np.median(totals))}
+
     def _set_batch(self, batch: int) -> None:
+        first = self.engine.get_tensor_name(0)
+        if self.engine.get_tensor_shape(first)[0] != -1:
+            raise NotImplementedError(f"tensorrt: the engine of {self.artifact.model_file.name} has a static batch of "
+                                      f"{self.engine.get_tensor_shape(first)[0]} (the jetson target fixes input shapes)")
         self._allocate(batch)
 
     def _close(self) -> None:
         self._free_buffers()
+        for event in self._events:
+            self._cudart.cudaEventDestroy(event)
         self._cudart.cudaStreamDestroy(self._stream)
         del self.context, self.engine

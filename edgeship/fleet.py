@@ -31,7 +31,9 @@ from edgeship.lockfile import cache_root, sha256_file
 
 RELEASE_SCHEMA = 1
 # The pip extra that brings each runtime backend onto a board (see runtime/pyproject.toml).
-BACKEND_EXTRAS = {"litert": "litert", "edgetpu": "litert", "onnxruntime": "onnxruntime", "rknnlite": "rknn", "tensorrt": None}
+BACKEND_EXTRAS = {"litert": "litert", "edgetpu": "litert", "onnxruntime": "onnxruntime", "rknnlite": "rknn",
+                  # TensorRT comes with JetPack; ONNX Runtime runs the same ONNX where there is no GPU.
+                  "tensorrt": "onnxruntime"}
 BOARD_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 
 
@@ -154,6 +156,7 @@ def pack_bundle(board: dict, selection: list[dict], wheelhouse: Path, extras: tu
         "runtime_wheel": runtime_wheel,
         "pip_wheel": pip_wheel,
         "bench": [{"model": e["model"], "artifact": e["primary"]["dir"].name if e["primary"] else None,
+                   "backend": e["primary"]["manifest"]["runtime_backend"] if e["primary"] else None,
                    "cpu_artifact": e["cpu"]["dir"].name if e["cpu"] else None, "note": e["note"]} for e in selection],
     }
     release_bytes = (json.dumps(release, indent=2, sort_keys=True) + "\n").encode()

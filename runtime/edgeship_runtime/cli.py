@@ -37,30 +37,34 @@ def _emit(document: dict, output: str | None) -> None:
 
 
 def _engine(args) -> int:
-    """Build the engine ahead of the first inference (deploy runs this as a long task)."""
+    """Build each artifact's engine ahead of its first inference (deploy runs this as a long task)."""
     import time
 
     from edgeship_runtime.artifact import Artifact
     from edgeship_runtime.backends import backend_class
     from edgeship_runtime.detect import detect
 
-    artifact = Artifact.open(args.artifact)
-    cls = backend_class(artifact.backend)
-    document = {"artifact": artifact.identity()}
-    if cls.name != "tensorrt":
-        document.update(built=False, skipped=f"{artifact.path} runs on {cls.name}, which needs no engine build")
-    elif "nvidia_gpu" not in detect()["available"]:
-        reason = f"this board has no NVIDIA GPU (detect: nvidia_gpu absent); {artifact.model_file.name} runs on ONNX Runtime's CPU provider instead"
-        if not args.allow_cpu_fallback:
-            raise RuntimeUnavailable(reason.split(";")[0] + "; run on a Jetson, or pass --allow-cpu-fallback")
-        document.update(built=False, skipped=reason, cpu_fallback=True)
-    else:
-        from edgeship_runtime.trt_engine import ensure_engine
+    has_gpu = "nvidia_gpu" in detect()["available"]
+    engines = []
+    for path in args.artifact:
+        artifact = Artifact.open(path)
+        cls = backend_class(artifact.backend)
+        document = {"artifact": artifact.identity(), "built": False}
+        if cls.name != "tensorrt":
+            document["skipped"] = f"{artifact.path} runs on {cls.name}, which needs no engine build"
+        elif not has_gpu:
+            reason = f"this board has no NVIDIA GPU (detect: nvidia_gpu absent), so {artifact.path} gets no engine"
+            if not args.allow_cpu_fallback:
+                raise RuntimeUnavailable(reason + "; run on a Jetson, or pass --allow-cpu-fallback")
+            document.update(skipped=reason + f"; its {artifact.model_file.name} runs on ONNX Runtime's CPU provider instead", cpu_fallback=True)
+        else:
+            from edgeship_runtime.trt_engine import ensure_engine
 
-        started = time.monotonic()
-        _, record = ensure_engine(artifact, args.engine_cache, log=lambda line: print(line, file=sys.stderr, flush=True))
-        document.update(built=not record["cached"], engine=record, seconds=time.monotonic() - started)
-    _emit(document, args.output)
+            started = time.monotonic()
+            _, record = ensure_engine(artifact, args.engine_cache, log=lambda line: print(line, file=sys.stderr, flush=True))
+            document.update(built=not record["cached"], engine=record, seconds=time.monotonic() - started)
+        engines.append(document)
+    _emit({"engines": engines, "built": sum(1 for e in engines if e["built"])}, args.output)
     return 0
 
 
@@ -73,7 +77,7 @@ def main(argv=None) -> int:
     check_parser = commands.add_parser("check", help="run the reference inputs, compare with the manifest's tolerances; exit 1 on failure")
     _artifact_arguments(check_parser)
     engine_parser = commands.add_parser("engine", help="build (or find) this board's TensorRT engine of a jetson artifact, as JSON")
-    engine_parser.add_argument("artifact", help="artifact directory written by `invoke convert --target jetson`")
+    engine_parser.add_argument("artifact", nargs="+", help="artifact directories written by `invoke convert --target jetson`")
     engine_parser.add_argument("--engine-cache", default=None, help="engine cache folder (default $EDGESHIP_ENGINE_CACHE or ~/.cache/edgeship/engines)")
     engine_parser.add_argument("--allow-cpu-fallback", action="store_true", help="on a board without an NVIDIA GPU, report and exit 0")
     engine_parser.add_argument("--output", "-o", default=None)

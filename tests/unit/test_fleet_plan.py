@@ -81,7 +81,7 @@ def test_bundle_is_deterministic_and_its_sums_come_from_the_manifest(artifacts, 
         release = json.loads(tar.extractfile("release.json").read())
     assert names[-1] == "SHA256SUMS" and names[0] == "release.json"
     assert f"{hashlib.sha256(b'ref').hexdigest()}  artifacts/{newest.name}/reference/inputs.npz" in sums
-    assert release["bench"] == [{"model": "digits", "artifact": None, "cpu_artifact": newest.name, "note": selection[0]["note"]}]
+    assert release["bench"] == [{"model": "digits", "artifact": None, "backend": None, "cpu_artifact": newest.name, "note": selection[0]["note"]}]
     assert release["runtime_wheel"] == "edgeship_runtime-0.1.0-py3-none-any.whl"
 
 

@@ -66,8 +66,8 @@ def recap(output: str) -> dict[str, dict[str, int]]:
 
 @pytest.fixture(scope="session")
 def fleet_artifacts(tmp_path_factory):
-    """Digits converted for what the fleet's groups run: rknn int8 (rk3588), tflite fp16 (rpi),
-    tflite fp32 and onnx fp32 (CPU fallbacks)."""
+    """Digits converted for what the fleet's groups run: rknn int8 (rk3588), TensorRT-ready
+    ONNX fp16 (jetson), tflite fp16 (rpi), tflite fp32 and onnx fp32 (CPU fallbacks)."""
     from edgeship.convert import Request, convert
     from edgeship.engine import ensure_engine
     from edgeship.examples import build_examples
@@ -75,7 +75,7 @@ def fleet_artifacts(tmp_path_factory):
     client = ensure_engine()
     folder = {f.name: f for f in build_examples(ROOT / "examples", names=("digits",))}["digits"]
     root = tmp_path_factory.mktemp("fleet-artifacts")
-    for target, quant in (("rk3588", "int8"), ("tflite", "fp16"), ("tflite", "fp32"), ("onnx", "fp32")):
+    for target, quant in (("rk3588", "int8"), ("jetson", "fp16"), ("tflite", "fp16"), ("tflite", "fp32"), ("onnx", "fp32")):
         convert(Request(target=target, model=folder / "model.onnx", quant=quant, eval=folder / "eval.npz",
                         calib=folder / "calib" if quant == "int8" else None, labels=folder / "labels.txt", out=root), client=client)
     return root

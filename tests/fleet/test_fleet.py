@@ -95,6 +95,12 @@ def test_bench_brings_results_home_and_prints_summary(fleet):
     assert jetson["detect"]["accelerators"]["nvidia_gpu"]["jetson"] is True
     assert jetson["detect"]["accelerators"]["nvidia_gpu"]["present"] is False
     assert jetson["results"][0]["bench"]["backend"] == "onnxruntime"
+    # the board asked for the TensorRT artifact; without a GPU its own ONNX ran on ONNX Runtime's CPU provider
+    jetson_fallback = jetson["results"][0]["bench"]["fallback"]
+    assert jetson_fallback["requested"]["backend"] == "tensorrt" and jetson_fallback["used"]["target"] == "jetson"
+    assert jetson_fallback["used"]["artifact_sha256"] == jetson_fallback["requested"]["artifact_sha256"]
+    assert "CPU provider" in jetson_fallback["reason"]
+    assert jetson["results"][0]["check"]["passed"] is True
     summary = (run / "summary.md").read_text()
     for host in HOSTS:
         assert f"| {host} |" in summary
@@ -216,3 +222,25 @@ def test_librknnrt_older_than_the_toolkit_is_refused_before_activation(fleet):
     assert "was NOT activated on t-rk3588" in result.stdout
     assert fleet.current("t-rk3588") == before
     assert fleet.releases("t-rk3588") == releases
+
+
+def test_jetson_deploy_runs_the_engine_build_as_a_polled_background_task(fleet):
+    """deploy.yml -l jetson: the engine step runs async (no SSH session held); the simulated
+    board has no GPU, so it reports that and the release is checked on the CPU fallback."""
+    result = fleet.playbook("deploy.yml", limit="t-jetson", edgeship_release_label="jetson-engine-step")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Start building the TensorRT engines on the board" in result.stdout
+    assert "Wait for the engine build" in result.stdout
+    artifacts = fleet.board("t-jetson", "ls", "/home/edge/edgeship/current/artifacts").stdout.split()
+    jetson = next(name for name in artifacts if "-jetson-fp16-" in name)
+    files = fleet.board("t-jetson", "ls", f"/home/edge/edgeship/current/artifacts/{jetson}").stdout.split()
+    assert {"model.onnx", "tensorrt.json", "sanitize.json", "ops.json"} <= set(files)
+    engine = fleet.board("t-jetson", "/home/edge/edgeship/current/venv/bin/edgeship-runtime", "engine", "--allow-cpu-fallback",
+                         f"/home/edge/edgeship/current/artifacts/{jetson}")
+    assert engine.returncode == 0, engine.stderr
+    document = json.loads(engine.stdout)
+    assert document["built"] == 0 and document["engines"][0]["cpu_fallback"] is True
+    assert "no NVIDIA GPU" in document["engines"][0]["skipped"]
+    refused = fleet.board("t-jetson", "/home/edge/edgeship/current/venv/bin/edgeship-runtime", "engine",
+                          f"/home/edge/edgeship/current/artifacts/{jetson}")
+    assert refused.returncode == 2 and "no NVIDIA GPU" in refused.stderr

@@ -45,6 +45,11 @@ def _runtime_figures(artifact_dir: Path) -> dict:
 
     artifact = Artifact.open(artifact_dir)
     cls = backend_class(artifact.backend)
+    note = None
+    if cls.accelerator != "cpu" and getattr(cls, "cpu_fallback", None):
+        # jetson: the artifact's own ONNX on ONNX Runtime's CPU provider, as a board without a GPU runs it
+        artifact, cls = Artifact(artifact.path, {**artifact.manifest, "runtime_backend": cls.cpu_fallback}), backend_class(cls.cpu_fallback)
+        note = f"on {cls.name} CPU"
     if cls.accelerator != "cpu":  # an NPU/GPU artifact: its accuracy was measured by the vendor's simulator
         return {"host_check_passed": None, "host_mean_ms": None, "host_p90_ms": None, "host_note": f"needs {cls.accelerator}"}
     try:
@@ -52,7 +57,8 @@ def _runtime_figures(artifact_dir: Path) -> dict:
     except RuntimeUnavailable as error:
         return {"host_check_passed": None, "host_mean_ms": None, "host_p90_ms": None, "host_note": str(error)}
     bench = benchmark(artifact, cls, threads=1, warmup_runs=5, warmup_s=0.2, min_runs=20, min_s=1.0)
-    return {"host_check_passed": report["passed"], "host_mean_ms": bench["steady"]["mean_ms"], "host_p90_ms": bench["steady"]["p90_ms"]}
+    return {"host_check_passed": report["passed"], "host_mean_ms": bench["steady"]["mean_ms"], "host_p90_ms": bench["steady"]["p90_ms"],
+            **({"host_note": note} if note else {})}
 
 
 def _row(request: Request, artifact: Path, seconds: float) -> dict:
@@ -84,7 +90,8 @@ def _fmt(value, pattern):
 def _host_check(row: dict) -> str:
     if row["host_check_passed"] is None:
         return f"- ({row.get('host_note', 'not run')})"
-    return "pass" if row["host_check_passed"] else "FAIL"
+    verdict = "pass" if row["host_check_passed"] else "FAIL"
+    return f"{verdict} ({row['host_note']})" if row.get("host_note") else verdict
 
 
 def _host_latency(row: dict) -> str:
@@ -154,7 +161,9 @@ def run_main(results: Path, quick: bool = False, artifacts: Path = Path("artifac
     fleet_notes = ("Simulated boards are containers on this machine, sharing its cores (bench.yml measures them one at a "
                    "time): the aarch64 one runs under qemu-user emulation, so its latencies show emulation cost, not a board's speed; a board without its accelerator (no simulated board has an "
                    "NPU, GPU or Edge TPU) or without an artifact for it runs its model's CPU artifact and says so. rk3588 rows "
-                   "of the conversion table measure accuracy on rknn-toolkit2's x86 simulator.")
+                   "of the conversion table measure accuracy on rknn-toolkit2's x86 simulator; jetson rows measure the "
+                   "sanitized ONNX on ONNX Runtime's CPU provider (TensorRT engines are built on the board, for its GPU), and "
+                   "the jetson board, having no GPU, runs that same ONNX on ONNX Runtime, labelled.")
     (folder / "report.json").write_text(json.dumps({"run_id": run_id, "conversions": rows, "fleet_exit": fleet_exit}, indent=2) + "\n")
     (folder / "report.md").write_text(f"# edgeship run {run_id}\n\n## Conversions\n\n{table}\n\n{notes}\n\n"
                                       f"## Simulated fleet (deploy.yml + bench.yml)\n\n{fleet_table}\n\n{fleet_notes}\n")

@@ -53,6 +53,7 @@ def image_tag(spec: ImageSpec, key: str) -> str:
 
 def resolve(client, spec: ImageSpec) -> tuple[str, str, str, str]:
     """(tag, key, base reference, base id) the image of this spec has, whether built yet or not."""
+    spec.lock_sha256()  # a missing lock file is one clear line, before the base image is looked at
     base = base_image_ref(client, spec)
     base_id = client.images.get(base).id
     key = image_key(spec, base_id)

@@ -147,3 +147,15 @@ def test_the_board_runtime_without_a_gpu_runs_the_same_onnx_on_the_cpu_labelled(
     report = json.loads(out.read_text())
     assert report["passed"] and report["fallback"]["cpu_fallback"] and report["fallback"]["used"]["backend"] == "onnxruntime"
     assert report["fallback"]["used"]["artifact_sha256"] == manifest_of(artifact)["artifact"]["sha256"]
+
+
+def test_gpus_without_the_tensorrt_image_lock_says_how_to_make_it(jetson_image, example_dirs, tmp_path):
+    from tests.conftest import ROOT
+
+    if (ROOT / "images/jetson-tensorrt/requirements.lock").exists():
+        pytest.skip("the jetson-tensorrt lock exists here (made on a host that reaches NVIDIA's index)")
+    result = run_cli("convert", "--target", "jetson", "--model", str(example_dirs["digits"] / "model.onnx"), "--gpus", "--out", str(tmp_path / "a"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == ("edgeship: error: " + str(ROOT / "images/jetson-tensorrt/requirements.lock") + " is missing; run "
+                                     "`invoke images.lock --target jetson-tensorrt` on a host that reaches https://pypi.nvidia.com to create it")
+    assert not (tmp_path / "a").exists()

@@ -118,7 +118,7 @@ def _retargeted(artifact, tmp_path, backend: str):
 
 @pytest.mark.parametrize("backend,message", [
     ("rknnlite", r"no Rockchip NPU on this board .*--allow-cpu-fallback"),
-    ("tensorrt", r"needs the `tensorrt` Python bindings"),
+    ("tensorrt", r"needs TensorRT's Python bindings \(JetPack on a Jetson"),
     ("edgetpu", r"cannot load libedgetpu.so.1 .*Coral's apt repository"),
 ])
 def test_missing_accelerator_sdk_is_one_clear_error(conversions, tmp_path, backend, message):

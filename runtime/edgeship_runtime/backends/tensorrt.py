@@ -118,7 +118,10 @@ class TensorRTBackend(Backend):
             profiler.current = 0.0
             self.context.execute_v2(bindings)
             totals.append(profiler.current)
-        self.context.profiler = None
+        try:
+            self.context.profiler = None  # back to unprofiled enqueues for the timed loop
+        except TypeError:
+            pass
         return {"runs": runs, "mean_ms": float(np.mean(totals)), "p50_ms": float(np.median(totals))}
 
     def _set_batch(self, batch: int) -> None:

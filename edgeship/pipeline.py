@@ -42,16 +42,16 @@ def _runtime_figures(artifact_dir: Path) -> dict:
     from edgeship_runtime.bench import benchmark
     from edgeship_runtime.check import check
     from edgeship_runtime.errors import RuntimeUnavailable
+    from edgeship_runtime.select import choose
 
-    artifact = Artifact.open(artifact_dir)
-    cls = backend_class(artifact.backend)
-    note = None
-    if cls.accelerator != "cpu" and getattr(cls, "cpu_fallback", None):
-        # jetson: the artifact's own ONNX on ONNX Runtime's CPU provider, as a board without a GPU runs it
-        artifact, cls = Artifact(artifact.path, {**artifact.manifest, "runtime_backend": cls.cpu_fallback}), backend_class(cls.cpu_fallback)
-        note = f"on {cls.name} CPU"
-    if cls.accelerator != "cpu":  # an NPU/GPU artifact: its accuracy was measured by the vendor's simulator
-        return {"host_check_passed": None, "host_mean_ms": None, "host_p90_ms": None, "host_note": f"needs {cls.accelerator}"}
+    requested = backend_class(Artifact.open(artifact_dir).backend)
+    try:
+        # The board runtime's own choice on a CPU-only machine: a CPU artifact runs as is, a
+        # jetson artifact's own ONNX on ONNX Runtime's CPU (labelled); NPU artifacts need theirs.
+        artifact, cls, fallback = choose(artifact_dir, allow_cpu_fallback=True, available=["cpu"])
+    except RuntimeUnavailable:  # an NPU artifact: its accuracy was measured by the vendor's simulator
+        return {"host_check_passed": None, "host_mean_ms": None, "host_p90_ms": None, "host_note": f"needs {requested.accelerator}"}
+    note = f"on {cls.name} CPU" if fallback else None
     try:
         report = check(artifact, cls, threads=1)
     except RuntimeUnavailable as error:

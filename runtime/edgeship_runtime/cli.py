@@ -1,4 +1,4 @@
-"""edgeship-runtime {detect,check,bench}: one entry point on the board; JSON on stdout."""
+"""edgeship-runtime {detect,check,engine,bench,demo}: one entry point on the board; JSON on stdout."""
 
 from __future__ import annotations
 
@@ -68,6 +68,54 @@ def _engine(args) -> int:
     return 0
 
 
+def _size(text: str) -> tuple[int, int]:
+    width, sep, height = text.lower().partition("x")
+    if not sep or not width.isdigit() or not height.isdigit() or not int(width) or not int(height):
+        raise ArtifactError(f"--size {text!r} is not WIDTHxHEIGHT; e.g. --size 640x480")
+    return int(width), int(height)
+
+
+def _preprocess_override(text: str | None) -> dict | None:
+    """--preprocess: a JSON object, inline or in a file."""
+    if not text:
+        return None
+    import os
+
+    where = text if os.path.isfile(text) else "--preprocess"
+    try:
+        value = json.loads(open(text).read() if os.path.isfile(text) else text)
+    except json.JSONDecodeError as error:
+        raise ArtifactError(f"{where} is not JSON ({error}); give an object such as '{{\"color\": \"gray\", \"invert\": true}}' or a .json file") from None
+    if not isinstance(value, dict):
+        raise ArtifactError(f"{where} must hold a JSON object, not {type(value).__name__}")
+    return value
+
+
+def _demo(args, artifact, backend_cls, fallback, options) -> int:
+    from pathlib import Path
+
+    from edgeship_runtime.demo import Demo, open_source
+    from edgeship_runtime.preprocess import Preprocess
+
+    for flag, value in (("--record", args.record), ("--save-frame", args.save_frame), ("--predictions", args.predictions), ("--output", args.output)):
+        if value and not Path(value).resolve().parent.is_dir():
+            raise ArtifactError(f"{flag} {value}: folder {Path(value).resolve().parent} does not exist; create it or pick another path")
+    for flag, value in (("--duration", args.duration), ("--frames", args.frames), ("--queue-size", args.queue_size)):
+        if value is not None and value <= 0:
+            raise ArtifactError(f"{flag} {value} must be greater than 0")
+    preprocess = Preprocess.for_artifact(artifact, _preprocess_override(args.preprocess))
+    width, height = _size(args.size)
+    source = open_source(args.source, width, height, args.fps, realtime=args.realtime, loop=args.loop, frames=None)
+    demo = Demo(artifact, backend_cls, source, preprocess, threads=args.threads, fallback=fallback, options=options,
+                pipelined=not args.sequential, queue_size=args.queue_size, duration_s=args.duration, max_frames=args.frames,
+                listen=None if args.no_server else args.listen, record=args.record and Path(args.record),
+                save_frame=args.save_frame and Path(args.save_frame), predictions=args.predictions and Path(args.predictions),
+                stats_path=args.output and Path(args.output), log=lambda line: print(line, file=sys.stderr, flush=True))
+    document = demo.run()
+    print(json.dumps(document, indent=2, sort_keys=True))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="edgeship-runtime", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -89,6 +137,23 @@ def main(argv=None) -> int:
     bench_parser.add_argument("--min-s", type=float, default=2.0)
     bench_parser.add_argument("--batches", default="1", help="comma-separated batch sizes to sweep, e.g. 1,2,4")
     bench_parser.add_argument("--instances", default="", help="comma-separated runner counts for multi-instance throughput, e.g. 2,4")
+    demo_parser = commands.add_parser("demo", help="live classifier: camera/video/folder/pattern -> annotated MJPEG stream, stats as JSON")
+    _artifact_arguments(demo_parser)
+    demo_parser.add_argument("--source", default="pattern", help="pattern, /dev/videoN or a camera index, a video file, or a folder of images (default pattern)")
+    demo_parser.add_argument("--size", default="640x480", help="WIDTHxHEIGHT of the test pattern, or asked of the camera (default 640x480)")
+    demo_parser.add_argument("--fps", type=float, default=None, help="test pattern rate (0: as fast as the pipeline takes), or asked of the camera")
+    demo_parser.add_argument("--realtime", action="store_true", help="play a video file at its own frame rate, as a live source (drops instead of lag)")
+    demo_parser.add_argument("--loop", action="store_true", help="start a video file or folder again at its end")
+    demo_parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    demo_parser.add_argument("--frames", type=int, default=None, help="stop after reading this many frames")
+    demo_parser.add_argument("--sequential", action="store_true", help="run all stages one after another in one thread (for comparison)")
+    demo_parser.add_argument("--queue-size", type=int, default=2, help="frames each queue between stages holds (default 2)")
+    demo_parser.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT of the viewer page and MJPEG stream (default loopback 127.0.0.1:8080; port 0 picks one)")
+    demo_parser.add_argument("--no-server", action="store_true", help="serve nothing (bounded runs that only record)")
+    demo_parser.add_argument("--record", default=None, help="also write the annotated frames to this MJPG .avi")
+    demo_parser.add_argument("--save-frame", default=None, help="write the last annotated frame to this .png/.jpg")
+    demo_parser.add_argument("--predictions", default=None, help="write one JSON line per frame (class, confidence, times) here")
+    demo_parser.add_argument("--preprocess", default=None, help="JSON object (or .json file) overriding the artifact's preprocess record")
     args = parser.parse_args(argv)
     try:
         from edgeship_runtime.detect import detect
@@ -108,6 +173,8 @@ def main(argv=None) -> int:
         compat = compatibility(Artifact.open(args.artifact).manifest, board)
         artifact, backend_cls, fallback = choose(args.artifact, args.allow_cpu_fallback, args.cpu_artifact, board["available"])
         options = _options(args.backend_option)
+        if args.command == "demo":
+            return _demo(args, artifact, backend_cls, fallback, options)
         if args.command == "check":
             from edgeship_runtime.check import check
 

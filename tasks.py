@@ -123,6 +123,7 @@ def targets(c):
         "calib": "calibration directory: one .npy sample per file (or .npz by input name); needed for int8",
         "eval": "evaluation set .npz: inputs stacked on axis 0, optional `labels` for labelled accuracy",
         "labels": "class names: text file, one per line (or a JSON list)",
+        "preprocess": "JSON file: how a camera frame becomes the model input (color, invert, scale, mean, std, resize, layout); the demo reads it",
         "input_shape": "NAME:D0,D1,... static shape for a dynamic input (repeatable)",
         "option": "target option KEY=VALUE (repeatable), e.g. io_dtype=uint8",
         "out": "artifacts root folder (default: artifacts/)",
@@ -133,7 +134,7 @@ def targets(c):
 )
 @user_errors
 def convert(c, target, model, quant=None, calib=None, eval=None, labels=None, input_shape=None, option=None,
-            out=None, name=None, rebuild_image=False, gpus=False):
+            out=None, name=None, rebuild_image=False, gpus=False, preprocess=None):
     """Convert a model for a target inside its toolchain image; prints the artifact directory last."""
     from edgeship.convert import Request, convert as run_convert, parse_options, summary
 
@@ -142,6 +143,7 @@ def convert(c, target, model, quant=None, calib=None, eval=None, labels=None, in
         target=target, model=Path(model), quant=quant, calib=Path(calib) if calib else None,
         eval=Path(eval) if eval else None, labels=Path(labels) if labels else None,
         input_shapes=list(input_shape or []), options=parse_options(option), out=Path(out), name=name, gpus=gpus,
+        preprocess=Path(preprocess) if preprocess else None,
     )
     artifact = run_convert(request, rebuild_image=rebuild_image)
     for line in summary(artifact):
@@ -251,6 +253,23 @@ def fleet_rollback(c, limit="", inventory="inventory.ini", to=""):
     _playbook("rollback.yml", inventory, limit, {"edgeship_rollback_to": to} if to else None)
 
 
+@task(help={"limit": "Ansible host pattern", "inventory": "inventory file", "results": "results root (default: results/)",
+            "source": "what the boards' demo reads: pattern, /dev/videoN, or a video/folder on the board (default: the inventory's)",
+            "video": "a video on this machine to copy to the boards and play", "model": "model to show (default: the release's first)",
+            "duration": "seconds the demo runs before its stats are taken (default 20)", "mode": "auto, service or foreground (default auto)"})
+@user_errors
+def fleet_demo(c, limit="", inventory="inventory.ini", results="results", source="", video="", model="", duration=0, mode=""):
+    """Run the camera demo on the boards (playbooks/demo.yml); stats and frames in results/<run-id>/demo/<host>/."""
+    extra = {"edgeship_demo_results_dir": str(Path(results).resolve())}
+    if video and not Path(video).is_file():
+        raise Exit(f"edgeship: --video {video} does not exist; give a video file on this machine (e.g. an MJPG .avi)", code=2)
+    for key, value in (("source", source), ("video", str(Path(video).resolve()) if video else ""), ("model", model),
+                       ("duration_s", int(duration)), ("mode", mode)):
+        if value:
+            extra[f"edgeship_demo_{key}"] = value
+    _playbook("demo.yml", inventory, limit, extra)
+
+
 images = Collection("images")
 images.add_task(images_build, "build")
 images.add_task(images_base, "base")
@@ -266,6 +285,7 @@ fleet = Collection("fleet")
 fleet.add_task(fleet_deploy, "deploy")
 fleet.add_task(fleet_bench, "bench")
 fleet.add_task(fleet_rollback, "rollback")
+fleet.add_task(fleet_demo, "demo")
 
 ns = Collection(engine, examples, targets, convert, main, test, images, sim, fleet)
 ns.configure({"edgeship": {"artifacts": os.environ.get("EDGESHIP_ARTIFACTS", "artifacts")}})

@@ -24,11 +24,13 @@ from edgeship.inputs import (
     calibration_files,
     check_calibration,
     check_eval,
+    check_preprocess,
     detect_format,
     load_onnx,
     onnx_signature,
     parse_input_shapes,
     read_labels,
+    read_preprocess,
     resolve_io,
     source_sha256,
 )
@@ -52,6 +54,7 @@ class Request:
     options: dict[str, str] = field(default_factory=dict)
     out: Path = Path("artifacts")
     name: str | None = None
+    preprocess: Path | None = None  # JSON: how a camera frame becomes the model input (the demo reads it)
     gpus: bool = False  # also build and measure a test engine on this host's GPU (targets with a gpu_image)
 
 
@@ -117,6 +120,8 @@ class Plan:
     outputs: list | None = None
     calibration: dict | None = None
     evaluation: dict | None = None
+    preprocess_request: dict | None = None  # as the user wrote it (in the cache key)
+    preprocess: dict | None = None  # completed against the input, once its shape is known
 
 
 def plan(request: Request) -> Plan:
@@ -142,6 +147,7 @@ def plan(request: Request) -> Plan:
         raise EdgeshipError(f"evaluation set {request.eval} does not exist; pass --eval FILE.npz with inputs stacked on axis 0 and optional labels")
     p = Plan(target, request, quant, options, fmt, source_sha256(model), input_shapes, None,
              read_labels(request.labels) if request.labels else None)
+    p.preprocess_request = read_preprocess(request.preprocess) if request.preprocess else None
     if fmt == "onnx":
         proto = load_onnx(model)
         if any(init.HasField("data_location") and init.data_location == 1 for init in proto.graph.initializer):
@@ -156,6 +162,8 @@ def complete_plan(p: Plan, declared_inputs: list[dict], declared_outputs: list[d
     p.inputs, p.outputs = resolve_io(p.request.model, declared_inputs, declared_outputs, p.input_shapes)
     p.calibration = check_calibration(p.request.calib, p.inputs) if p.request.calib else None
     p.evaluation = check_eval(p.request.eval, p.inputs) if p.request.eval else None
+    if p.preprocess_request is not None:
+        p.preprocess = check_preprocess(p.request.preprocess, p.preprocess_request, p.inputs)
     return p
 
 
@@ -168,6 +176,7 @@ def cache_key(p: Plan, image_id: str) -> str:
         "eval": p.request.eval and sha256_file(p.request.eval), "labels": p.labels, "image": image_id,
         "code": code_sha256(), "tolerances": p.target.tolerances[p.quant],
         **({"gpus": True} if p.request.gpus else {}),
+        **({"preprocess": p.preprocess_request} if p.preprocess_request is not None else {}),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
@@ -202,6 +211,7 @@ def _job(p: Plan, key: str, image_tag: str, image_id: str, lock_sha: str) -> dic
         "calibration": p.calibration and {**p.calibration, "path": "/in/calib"},
         "eval": p.evaluation and {**p.evaluation, "path": "/in/eval.npz"},
         "labels": p.labels,
+        "preprocess": p.preprocess,
         "image": {"tag": image_tag, "id": image_id, "lock_sha256": lock_sha},
         "tolerances": p.target.tolerances[p.quant],
         "cache_key": key,

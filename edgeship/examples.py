@@ -57,6 +57,8 @@ def _write_example(folder: Path, calibration: np.ndarray, eval_arrays: dict, met
         np.save(folder / "calib" / f"{index:03d}.npy", sample[None].astype(np.float32))
     np.savez(folder / "eval.npz", **eval_arrays)
     (folder / "labels.txt").write_text("\n".join(metadata["labels"]) + "\n")
+    # what `invoke convert --preprocess` records in the artifact, for the camera demo
+    (folder / "preprocess.json").write_text(json.dumps(metadata["input"]["preprocess"], indent=2) + "\n")
     metadata["model_sha256"] = sha256_file(folder / "model.onnx")
     metadata["generator"] = GENERATOR
     (folder / "metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
@@ -106,7 +108,9 @@ def build_digits(folder: Path, epochs: int = 40) -> Path:
         "description": "Small CNN trained with fixed seeds on scikit-learn's 8x8 digits (pixels/16, NCHW).",
         "weights": "trained",
         "labels": [str(d) for d in range(10)],
-        "input": {"name": "input", "shape": [1, 1, 8, 8], "layout": "NCHW", "preprocessing": "pixel / 16"},
+        "input": {"name": "input", "shape": [1, 1, 8, 8], "layout": "NCHW", "preprocessing": "pixel / 16",
+                  # a camera sees dark ink on light paper; the digits have bright ink on black (0..16)
+                  "preprocess": {"color": "gray", "invert": True, "scale": 1 / 255, "resize": "center_crop"}},
         "output": {"name": "logits", "shape": [1, 10]},
         "split": {"train": len(train_x), "test": len(test_x), "seed": SEED, "stratified": True},
         "calibration": {"samples": len(calibration), "from": "training split"},
@@ -198,7 +202,9 @@ def build_mobilenetv2(folder: Path) -> Path:
                        "no accuracy claim can be made; BatchNorm statistics measured on scikit-image photos.",
         "weights": "random (seed 0)",
         "labels": [f"class_{index}" for index in range(1000)],
-        "input": {"name": "input", "shape": [1, 3, 224, 224], "layout": "NCHW", "preprocessing": "RGB/255, ImageNet mean/std"},
+        "input": {"name": "input", "shape": [1, 3, 224, 224], "layout": "NCHW", "preprocessing": "RGB/255, ImageNet mean/std",
+                  "preprocess": {"color": "rgb", "scale": 1 / 255, "mean": IMAGENET_MEAN.tolist(), "std": IMAGENET_STD.tolist(),
+                                 "resize": "center_crop"}},
         "output": {"name": "logits", "shape": [1, 1000]},
         "calibration": {"samples": len(calibration), "from": "crops of scikit-image photos: " + ", ".join(CALIBRATION_PHOTOS)},
         "eval": {"samples": len(eval_inputs), "from": "crops of scikit-image photos: " + ", ".join(EVAL_PHOTOS), "labels": None},

@@ -87,11 +87,15 @@ def board_selection(board: dict, artifacts: list[dict], models: list[str] | None
     return selection
 
 
-def extras_for(selection: list[dict], configured: list[str] | None) -> tuple[str, ...]:
+def extras_for(selection: list[dict], configured: list[str] | None, demo: bool = False) -> tuple[str, ...]:
+    """The runtime extras a board installs: as configured, or its artifacts' backends (plus
+    `demo`, OpenCV for the camera demo, when the board shows it)."""
     if configured:
-        return tuple(sorted(set(configured)))
-    backends = {a["manifest"]["runtime_backend"] for entry in selection for a in (entry["primary"], entry["cpu"]) if a}
-    return tuple(sorted({BACKEND_EXTRAS[b] for b in backends if BACKEND_EXTRAS.get(b)}))
+        extras = set(configured)
+    else:
+        backends = {a["manifest"]["runtime_backend"] for entry in selection for a in (entry["primary"], entry["cpu"]) if a}
+        extras = {BACKEND_EXTRAS[b] for b in backends if BACKEND_EXTRAS.get(b)}
+    return tuple(sorted(extras | ({"demo"} if demo else set())))
 
 
 def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
@@ -198,7 +202,7 @@ def make_plan(boards: list[dict], artifacts_root: Path, models: list[str] | None
             raise EdgeshipError(f"board {board['host']}: architecture {board['arch']!r} has no wheels; edgeship supports x86_64 and aarch64 boards")
         board = dict(board, arch=arch, python=".".join(str(board["python"]).split(".")[:2]))
         selection = board_selection(board, artifacts, models, artifacts_root)
-        extras = extras_for(selection, board.get("extras"))
+        extras = extras_for(selection, board.get("extras"), str(board.get("demo", False)).lower() in ("true", "1", "yes"))
         wheelhouse = ensure_runtime_wheelhouse(arch, board["python"], extras)
         plans[board["host"]] = pack_bundle(board, selection, wheelhouse, extras, bundles, label)
     release_id = hashlib.sha256("".join(f"{h}:{p['bundle_sha256']}\n" for h, p in sorted(plans.items())).encode()).hexdigest()[:16]

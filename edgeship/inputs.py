@@ -218,3 +218,31 @@ def read_labels(path: Path) -> list[str]:
             raise EdgeshipError(f"labels file {path} must hold a JSON list of strings")
         return labels
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def read_preprocess(path: Path) -> dict:
+    """The --preprocess JSON object, as written (validated against the input by check_preprocess)."""
+    if not path.is_file():
+        raise EdgeshipError(f"preprocess file {path} does not exist; pass --preprocess FILE.json such as "
+                            '{"color": "rgb", "scale": 0.00392156862745098, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}')
+    try:
+        spec = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise EdgeshipError(f"preprocess file {path} is not valid JSON ({error}); write one JSON object") from None
+    if not isinstance(spec, dict):
+        raise EdgeshipError(f"preprocess file {path} must hold a JSON object (keys color, invert, scale, mean, std, resize, layout)")
+    return spec
+
+
+def check_preprocess(path: Path, spec: dict, inputs: list[dict]) -> dict:
+    """The complete preprocess record for the model's one image input (the runtime's own validation)."""
+    from edgeship_runtime.errors import ArtifactError
+    from edgeship_runtime.preprocess import validate
+
+    if len(inputs) != 1:
+        raise EdgeshipError(f"--preprocess {path}: the model takes {len(inputs)} inputs ({', '.join(i['name'] for i in inputs)}); "
+                            "a preprocess record describes one image input, drop --preprocess")
+    try:
+        return validate(spec, inputs[0], str(path))
+    except ArtifactError as error:
+        raise EdgeshipError(str(error)) from None

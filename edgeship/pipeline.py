@@ -25,12 +25,13 @@ def conversion_requests(example_dirs: list[Path], artifacts: Path) -> list[Reque
     requests = []
     for target in targets.TARGETS.values():
         for folder in example_dirs:
-            labels = folder / "labels.txt"
+            labels, preprocess = folder / "labels.txt", folder / "preprocess.json"
             for quant in target.quantizations:
                 requests.append(Request(
                     target=target.name, model=folder / "model.onnx", quant=quant,
                     calib=folder / "calib" if quant in target.needs_calibration else None,
                     eval=folder / "eval.npz", labels=labels if labels.exists() else None, out=artifacts,
+                    preprocess=preprocess if preprocess.exists() else None,
                 ))
     return requests
 

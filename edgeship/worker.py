@@ -202,6 +202,7 @@ def main(job_path: str) -> int:
         "outputs": job["outputs"],
         "artifact_io": {"tensors": {"inputs": ops["inputs"], "outputs": ops["outputs"]}, "mapping": io_mapping},
         "labels": job.get("labels"),
+        **({"preprocess": job["preprocess"]} if job.get("preprocess") else {}),
         "toolchain": toolchain_versions(target.toolchain_packages),
         "image": job["image"],
         "calibration": {k: job["calibration"][k] for k in ("sha256", "samples")} if job.get("calibration") else None,

@@ -268,7 +268,7 @@ class Frame:
     index: int
     name: str
     image: np.ndarray
-    captured_at: float  # when capture began for this frame (perf_counter), for end-to-end latency
+    captured_at: float  # when the source delivered the frame (perf_counter): end-to-end latency runs from here to its JPEG
     feeds: dict | None = None
     outputs: dict | None = None
     result: dict = field(default_factory=dict)
@@ -323,11 +323,11 @@ async function refresh() {{
   try {{
     const s = await (await fetch('stats.json', {{cache: 'no-store'}})).json();
     const st = s.stages || {{}};
-    const ms = (n) => st[n] && st[n].mean_ms !== undefined ? st[n].mean_ms.toFixed(1) + ' ms' : '-';
+    const ms = (f) => f && f.mean_ms !== undefined ? f.mean_ms.toFixed(1) + ' ms' : '-';
     document.getElementById('stats').textContent =
       `${{s.fps ? s.fps.toFixed(1) : '-'}} FPS, ${{s.frames.processed}} frames, ${{s.frames.dropped}} dropped\\n` +
-      ['capture', 'preprocess', 'infer', 'postprocess', 'render'].map(n => `${{n}} ${{ms(n)}}`).join('  ') +
-      `\\nend-to-end ${{ms('end_to_end')}}` + (s.last ? `\\nlast: ${{s.last.label}} ${{(100 * s.last.confidence).toFixed(1)}}%` : '');
+      ['capture', 'preprocess', 'infer', 'postprocess', 'render'].map(n => `${{n}} ${{ms(st[n])}}`).join('  ') +
+      `\\nend-to-end ${{ms(s.end_to_end)}}` + (s.last ? `\\nlast: ${{s.last.label}} ${{(100 * s.last.confidence).toFixed(1)}}%` : '');
   }} catch (e) {{}}
 }}
 setInterval(refresh, 1000); refresh();
@@ -525,9 +525,10 @@ class Demo:
         if read is None:
             self._request_stop("end of source")
             return None
-        self.timings.add("capture", time.perf_counter() - began)
+        delivered = time.perf_counter()
+        self.timings.add("capture", delivered - began)  # a live source's wait for its next frame counts here
         self.captured += 1
-        return Frame(self.captured - 1, read[1], read[0], began)
+        return Frame(self.captured - 1, read[1], read[0], delivered)
 
     def _timed(self, stage: str, work, frame: Frame) -> None:
         began = time.perf_counter()

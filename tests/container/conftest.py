@@ -56,7 +56,7 @@ def conversions(tflite_image, onnx_image, example_dirs, tmp_path_factory, docker
             request = Request(
                 target=target, model=folder / "model.onnx", quant=quant,
                 calib=folder / "calib" if quant == "int8" else None, eval=folder / "eval.npz",
-                labels=folder / "labels.txt", options=dict(options), out=roots[out_name],
+                labels=folder / "labels.txt", options=dict(options), out=roots[out_name], preprocess=folder / "preprocess.json",
             )
             done[key] = convert(request, client=docker_client)
         return done[key]

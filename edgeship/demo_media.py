@@ -1,0 +1,85 @@
+"""Videos for the camera demo, made here from images that ship inside packages (no downloads).
+
+- `photo_video`: a slow pan across scikit-image's photos (astronaut, coffee, chelsea, ...),
+  the kind of footage a camera in front of real scenes gives.
+- `digits_video`: scikit-learn's labelled 8x8 digits drawn as dark ink on light paper, one
+  digit per frame, with the labels returned: a video whose right answers are known.
+
+Both are MJPG .avi files, the format cheap USB cameras deliver and OpenCV reads everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "cat", "immunohistochemistry")
+
+
+def _writer(path: Path, fps: float, size: tuple[int, int]):
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), float(fps), size)
+    if not writer.isOpened():
+        raise OSError(f"OpenCV cannot write an MJPG video at {path}")
+    return writer
+
+
+def _finish(partial: Path, path: Path, writer) -> Path:
+    writer.release()
+    os.replace(partial, path)
+    return path
+
+
+def photo_video(path: Path, width: int = 640, height: int = 480, fps: float = 15.0, frames_per_photo: int = 30,
+                photos=PHOTOS) -> Path:
+    """Pan a window of width x height across each photo (scaled to cover it): len(photos) * frames_per_photo frames."""
+    import cv2
+    from skimage import data
+
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial.avi")
+    writer = _writer(partial, fps, (width, height))
+    try:
+        for name in photos:
+            photo = getattr(data, name)()
+            if photo.ndim == 2:
+                photo = np.stack([photo] * 3, axis=-1)
+            photo = cv2.cvtColor(np.ascontiguousarray(photo[..., :3]), cv2.COLOR_RGB2BGR)
+            scale = max(width * 1.25 / photo.shape[1], height * 1.25 / photo.shape[0])
+            photo = cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+            span_x, span_y = photo.shape[1] - width, photo.shape[0] - height
+            for index in range(frames_per_photo):
+                t = index / max(1, frames_per_photo - 1)
+                x, y = round(span_x * t), round(span_y * (1 - t) / 2)
+                writer.write(np.ascontiguousarray(photo[y:y + height, x:x + width]))
+    except BaseException:
+        writer.release()
+        partial.unlink(missing_ok=True)
+        raise
+    return _finish(partial, path, writer)
+
+
+def digits_video(path: Path, count: int = 60, side: int = 320, fps: float = 15.0, seed: int = 0) -> tuple[Path, list[int]]:
+    """`count` digits of scikit-learn's set (a fixed-seed sample), each drawn dark on light paper
+    filling a side x side frame; returns the video and each frame's true digit."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    order = np.random.default_rng(seed).permutation(len(digits.images))[:count]
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial.avi")
+    writer = _writer(partial, fps, (side, side))
+    try:
+        for index in order:
+            ink = digits.images[index] / 16.0  # 0 (paper) .. 1 (ink)
+            paper = np.round(255 * (1 - ink)).astype(np.uint8)
+            frame = np.kron(paper, np.ones((side // 8, side // 8), np.uint8))
+            writer.write(np.ascontiguousarray(np.stack([frame] * 3, axis=-1)))
+    except BaseException:
+        writer.release()
+        partial.unlink(missing_ok=True)
+        raise
+    return _finish(partial, path, writer), [int(digits.target[i]) for i in order]

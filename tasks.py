@@ -174,6 +174,9 @@ def test(c, tier="all", pytest_args=""):
             print("=== edgeship tests: preparing engine, images and examples ===", flush=True)
             images_build(c, target="all")
             examples(c)
+            from edgeship.browser import ensure_chromium
+
+            ensure_chromium()  # the demo's viewer is looked at by a real headless Chromium
             prepared = True
         if name == "fleet":
             from edgeship.sim import board_images

@@ -94,7 +94,7 @@ def _preprocess_override(text: str | None) -> dict | None:
 def _demo(args, artifact, backend_cls, fallback, options) -> int:
     from pathlib import Path
 
-    from edgeship_runtime.demo import Demo, open_source
+    from edgeship_runtime.demo import Demo, open_source, parse_listen
     from edgeship_runtime.preprocess import Preprocess
 
     for flag, value in (("--record", args.record), ("--save-frame", args.save_frame), ("--predictions", args.predictions), ("--output", args.output)):
@@ -103,6 +103,8 @@ def _demo(args, artifact, backend_cls, fallback, options) -> int:
     for flag, value in (("--duration", args.duration), ("--frames", args.frames), ("--queue-size", args.queue_size)):
         if value is not None and value <= 0:
             raise ArtifactError(f"{flag} {value} must be greater than 0")
+    if not args.no_server:
+        parse_listen(args.listen)
     preprocess = Preprocess.for_artifact(artifact, _preprocess_override(args.preprocess))
     width, height = _size(args.size)
     source = open_source(args.source, width, height, args.fps, realtime=args.realtime, loop=args.loop, frames=None)

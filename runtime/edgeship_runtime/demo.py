@@ -358,13 +358,18 @@ class Publisher:
             self.condition.notify_all()
 
 
+def parse_listen(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ArtifactError(f"--listen {address!r} is not HOST:PORT; e.g. 127.0.0.1:8080 (0.0.0.0:8080 to let other machines watch)")
+    return host.strip("[]"), int(port)
+
+
 def serve(address: str, publisher: Publisher, stats, title: str):
     """Start the viewer on HOST:PORT in a daemon thread; returns the server (its URL in .url)."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise ArtifactError(f"--listen {address!r} is not HOST:PORT; e.g. 127.0.0.1:8080 (0.0.0.0:8080 to let other machines watch)")
+    host, port = parse_listen(address)
     page = VIEWER_HTML.format(title=title).encode()
 
     class Handler(BaseHTTPRequestHandler):
@@ -412,7 +417,7 @@ def serve(address: str, publisher: Publisher, stats, title: str):
         allow_reuse_address = True
 
     try:
-        server = Server((host.strip("[]"), int(port)), Handler)
+        server = Server((host, port), Handler)
     except OSError as error:
         raise ArtifactError(f"--listen {address}: cannot listen there ({error.strerror}); pick another port or address") from None
     bound_host, bound_port = server.server_address[:2]

@@ -121,7 +121,7 @@ def _deploy_root(folder: Path, artifacts: list[Path]) -> Path:
 
 
 def run_fleet(folder: Path, artifacts: list[Path], inventory: Path) -> tuple[str, int]:
-    """sim.up, deploy.yml, bench.yml; returns the summary table and the worst playbook exit code."""
+    """sim.up, deploy.yml, bench.yml, demo.yml; returns the summary tables and the worst playbook exit code."""
     from edgeship import sim
     from edgeship.fleet_report import write_summary
     from edgeship.playbook import run_playbook
@@ -133,7 +133,36 @@ def run_fleet(folder: Path, artifacts: list[Path], inventory: Path) -> tuple[str
     benched = run_playbook("bench.yml", inventory, extra_vars={"edgeship_bench_results_dir": str(folder.parent.resolve()),
                                                                "edgeship_bench_run_id": folder.name})
     table = write_summary(folder, [b.host for b in boards])
-    return table, max(deployed.returncode, benched.returncode)
+    # The camera demo on every board, fed a video made from scikit-image photos (no board has a camera)
+    from edgeship.demo_media import photo_video
+    from edgeship.demo_report import demo_table
+
+    video = photo_video(folder / "demo" / "photos.avi", width=320, height=240, frames_per_photo=10)
+    shown = run_playbook("demo.yml", inventory, extra_vars={"edgeship_demo_results_dir": str(folder.parent.resolve()),
+                                                            "edgeship_demo_run_id": folder.name, "edgeship_demo_video": str(video.resolve()),
+                                                            "edgeship_demo_duration_s": 10})
+    table += "\n\n### Camera demo (demo.yml, a video of scikit-image photos, 10 s per board)\n\n" + demo_table(folder, [b.host for b in boards])
+    return table, max(deployed.returncode, benched.returncode, shown.returncode)
+
+
+def host_viewer(folder: Path, artifacts: list[Path]) -> str:
+    """The viewer page of a demo served here, as headless Chromium shows it (results/<run>/demo/viewer.png)."""
+    from edgeship.demo_media import photo_video
+    from edgeship.demo_report import viewer_screenshot
+
+    shown = [a for a in artifacts if "-onnx-fp32-" in a.name]
+    artifact = next((a for a in shown if a.name.startswith("mobilenetv2")), shown[0] if shown else None)
+    if artifact is None:
+        return "(no onnx fp32 artifact to show)"
+    video = folder / "demo" / "photos.avi"
+    if not video.is_file():
+        video = photo_video(video, width=320, height=240, frames_per_photo=10)
+    try:
+        shot = viewer_screenshot(artifact, video, folder / "demo")
+    except EdgeshipError as error:
+        return f"(no screenshot: {error})"
+    return (f"![the demo's viewer page in headless Chromium](demo/viewer.png)\n\n{artifact.name} on this machine, "
+            f"stream {shot['stream_size'][0]}x{shot['stream_size'][1]}; the page read: `{shot['stats_text'].splitlines()[0]}`")
 
 
 def run_main(results: Path, quick: bool = False, artifacts: Path = Path("artifacts"), examples: Path = Path("examples"),
@@ -159,6 +188,7 @@ def run_main(results: Path, quick: bool = False, artifacts: Path = Path("artifac
     notes = ("mobilenetv2 has fixed-seed RANDOM weights: its accuracy figures only show conversion drift "
              "on a network whose logits are nearly tied, not a model's quality.")
     fleet_table, fleet_exit = ("(fleet skipped)", 0) if inventory is None else run_fleet(folder, converted, inventory)
+    viewer = host_viewer(folder, converted)
     fleet_notes = ("Simulated boards are containers on this machine, sharing its cores (bench.yml measures them one at a "
                    "time): the aarch64 one runs under qemu-user emulation, so its latencies show emulation cost, not a board's speed; a board without its accelerator (no simulated board has an "
                    "NPU, GPU or Edge TPU) or without an artifact for it runs its model's CPU artifact and says so. rk3588 rows "
@@ -167,7 +197,8 @@ def run_main(results: Path, quick: bool = False, artifacts: Path = Path("artifac
                    "the jetson board, having no GPU, runs that same ONNX on ONNX Runtime, labelled.")
     (folder / "report.json").write_text(json.dumps({"run_id": run_id, "conversions": rows, "fleet_exit": fleet_exit}, indent=2) + "\n")
     (folder / "report.md").write_text(f"# edgeship run {run_id}\n\n## Conversions\n\n{table}\n\n{notes}\n\n"
-                                      f"## Simulated fleet (deploy.yml + bench.yml)\n\n{fleet_table}\n\n{fleet_notes}\n")
+                                      f"## Simulated fleet (deploy.yml + bench.yml + demo.yml)\n\n{fleet_table}\n\n{fleet_notes}\n\n"
+                                      f"## The demo's viewer page\n\n{viewer}\n")
     print("\n" + table + "\n\n" + notes + "\n\n" + fleet_table + "\n\n" + fleet_notes)
     print(f"\nedgeship: main job done in {time.monotonic() - started:.0f} s; report: {folder / 'report.md'}")
     if fleet_exit:

@@ -77,7 +77,8 @@ def fleet_artifacts(tmp_path_factory):
     root = tmp_path_factory.mktemp("fleet-artifacts")
     for target, quant in (("rk3588", "int8"), ("jetson", "fp16"), ("tflite", "fp16"), ("tflite", "fp32"), ("onnx", "fp32")):
         convert(Request(target=target, model=folder / "model.onnx", quant=quant, eval=folder / "eval.npz",
-                        calib=folder / "calib" if quant == "int8" else None, labels=folder / "labels.txt", out=root), client=client)
+                        calib=folder / "calib" if quant == "int8" else None, labels=folder / "labels.txt", out=root,
+                        preprocess=folder / "preprocess.json"), client=client)
     return root
 
 

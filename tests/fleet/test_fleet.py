@@ -244,3 +244,37 @@ def test_jetson_deploy_runs_the_engine_build_as_a_polled_background_task(fleet):
     refused = fleet.board("t-jetson", "/home/edge/edgeship/current/venv/bin/edgeship-runtime", "engine",
                           f"/home/edge/edgeship/current/artifacts/{jetson}")
     assert refused.returncode == 2 and "no NVIDIA GPU" in refused.stderr
+
+
+def test_demo_runs_on_every_board_and_its_stats_come_home(fleet, tmp_path):
+    """demo.yml with a video made from scikit-image photos: no simulated board runs systemd,
+    so each runs the demo bounded in the foreground, and its stats and last frame come home."""
+    import cv2
+
+    from edgeship.demo_media import photo_video
+    from edgeship_runtime.demo import BANNER_PX
+
+    video = photo_video(tmp_path / "photos.avi", width=320, height=240, frames_per_photo=8)
+    results = tmp_path / "results"
+    result = fleet.playbook("demo.yml", edgeship_demo_video=str(video), edgeship_demo_duration_s=6,
+                            edgeship_demo_results_dir=str(results), edgeship_demo_run_id="demo-test")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Run the demo bounded in the foreground" in result.stdout and "(foreground run)" in result.stdout
+    for host in HOSTS:
+        folder = results / "demo-test" / "demo" / host
+        stats = json.loads((folder / "stats.json").read_text())
+        assert stats["final"] and stats["error"] is None and stats["stopped_by"] == "duration", host
+        assert stats["source"]["kind"] == "video" and stats["source"]["live"] and stats["source"]["path"].endswith("/demo/source.avi")
+        assert stats["frames"]["processed"] > 0 and stats["preprocess"]["color"] == "gray" and stats["preprocess"]["invert"]
+        for stage in ("capture", "preprocess", "infer", "postprocess", "render"):
+            assert stats["stages"][stage]["mean_ms"] > 0, (host, stage)
+        release = json.loads(fleet.board(host, "cat", "/home/edge/edgeship/current/release.json").stdout)
+        entry = release["bench"][0]
+        assert "demo" in release["extras"]
+        assert stats["artifact"]["path"].rsplit("/", 1)[1] in (entry["artifact"], entry["cpu_artifact"]), host
+        predictions = (folder / "predictions.jsonl").read_text().splitlines()
+        assert len(predictions) == stats["frames"]["processed"]
+        frame = cv2.imread(str(folder / "frame.jpg"))
+        assert frame.shape == (240 + BANNER_PX, 320, 3), host
+    rk3588 = json.loads((results / "demo-test" / "demo" / "t-rk3588" / "stats.json").read_text())
+    assert rk3588["fallback"]["cpu_fallback"] is True and "rknpu" in rk3588["fallback"]["reason"]  # labelled, no NPU here

@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "runtime")]
 
-from edgeship_runtime.demo import STAGES, Demo, open_source  # noqa: E402
-from edgeship_runtime.preprocess import Preprocess  # noqa: E402
-from edgeship_runtime.select import choose  # noqa: E402
+from edgeship_runtime.demo import STAGES, Demo, open_source
+from edgeship_runtime.preprocess import Preprocess
+from edgeship_runtime.select import choose
 
 
 def default_artifact() -> Path:

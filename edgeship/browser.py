@@ -62,7 +62,7 @@ class Browser:
             detail = json.loads(error.read() or b"{}").get("value", {})
             raise EdgeshipError(f"chromedriver {method} {path}: {detail.get('error')}: {str(detail.get('message', ''))[:300]}") from None
 
-    def __enter__(self) -> "Browser":
+    def __enter__(self) -> Browser:
         deadline = time.monotonic() + 30
         while True:
             try:

@@ -140,7 +140,7 @@ def run_fleet(folder: Path, artifacts: list[Path], inventory: Path) -> tuple[str
     video = photo_video(folder / "demo" / "photos.avi", width=320, height=240, frames_per_photo=10)
     shown = run_playbook("demo.yml", inventory, extra_vars={"edgeship_demo_results_dir": str(folder.parent.resolve()),
                                                             "edgeship_demo_run_id": folder.name, "edgeship_demo_video": str(video.resolve()),
-                                                            "edgeship_demo_duration_s": 10})
+                                                            "edgeship_demo_duration_s": 10, "edgeship_demo_keep_running": False})
     table += "\n\n### Camera demo (demo.yml, a video of scikit-image photos, 10 s per board)\n\n" + demo_table(folder, [b.host for b in boards])
     return table, max(deployed.returncode, benched.returncode, shown.returncode)
 

@@ -27,6 +27,10 @@ from edgeship.errors import EdgeshipError
 
 BOARD_FILES = Path(__file__).resolve().parent / "board"
 BOARD_PACKAGES = ("openssh-server", "sudo")
+# A board with edgeship_sim_init=systemd boots systemd as PID 1 (sshd then runs as ssh.service),
+# as every real board OS does, so services and their sandboxing are real there.
+SYSTEMD_PACKAGES = ("systemd", "systemd-sysv", "dbus")
+INITS = ("sshd", "systemd")
 LABEL = "io.edgeship.sim"
 SSH_READY_TIMEOUT_S = 180
 DOCKER_ARCH = {"arm64": "arm64", "aarch64": "arm64", "amd64": "amd64", "x86_64": "amd64"}
@@ -41,6 +45,7 @@ class Board:
     model: str
     compatible: str
     disk_mb: int | None
+    init: str = "sshd"  # what runs as PID 1: sshd alone, or systemd
 
     @property
     def container(self) -> str:
@@ -72,8 +77,11 @@ def read_inventory(inventory: Path) -> list[Board]:
         if arch is None:
             raise EdgeshipError(f"{inventory}: {host} has edgeship_arch={variables['edgeship_arch']!r}; a simulated board is x86_64 or aarch64")
         disk = variables.get("edgeship_sim_disk_mb")
+        init = str(variables.get("edgeship_sim_init", "sshd"))
+        if init not in INITS:
+            raise EdgeshipError(f"{inventory}: {host} has edgeship_sim_init={init!r}; a simulated board boots {' or '.join(INITS)}")
         boards.append(Board(host=host, port=port, arch=arch, model=str(variables.get("edgeship_board_model", f"edgeship simulated board {host}")),
-                            compatible=str(variables.get("edgeship_board_compatible", "")), disk_mb=int(disk) if disk else None))
+                            compatible=str(variables.get("edgeship_board_compatible", "")), disk_mb=int(disk) if disk else None, init=init))
     if not boards:
         raise EdgeshipError(f"{inventory} has no hosts in group [sim]; add the simulated boards there (see the shipped inventory.ini)")
     return boards
@@ -132,13 +140,14 @@ def _ensure_credentials(entry: Path) -> None:
     Path("/proc/sys/fs/binfmt_misc/register").write_text(rule)
 
 
-def board_image(client, arch: str) -> str:
-    """Build (or reuse) edgeship/board:bookworm-<arch>-<key> from the debootstrapped base."""
+def board_image(client, arch: str, init: str = "sshd") -> str:
+    """Build (or reuse) edgeship/board:bookworm-<arch>-<key> from the debootstrapped base
+    (with systemd in it for boards that boot it)."""
     import docker
 
     from edgeship.baseimage import PACKAGES, ensure_base_image
 
-    base = ensure_base_image(client, arch=arch, packages=PACKAGES + BOARD_PACKAGES)
+    base = ensure_base_image(client, arch=arch, packages=PACKAGES + BOARD_PACKAGES + (SYSTEMD_PACKAGES if init == "systemd" else ()))
     base_id = client.images.get(base).id
     digest = hashlib.sha256(base_id.encode())
     files = sorted(p for p in BOARD_FILES.iterdir() if p.is_file())
@@ -165,16 +174,16 @@ def board_image(client, arch: str) -> str:
     return tag
 
 
-def board_images(inventory: Path, client=None, arches: set[str] | None = None) -> dict[str, str]:
-    """The board image of each architecture (default: every one in the inventory's [sim]
-    group), emulation enabled first where it is foreign; built when missing."""
+def board_images(inventory: Path, client=None, kinds: set[tuple[str, str]] | None = None) -> dict[tuple[str, str], str]:
+    """The board image of each (architecture, init) (default: every one in the inventory's
+    [sim] group), emulation enabled first where it is foreign; built when missing."""
     from edgeship.engine import ensure_engine
 
     client = client or ensure_engine()
     images = {}
-    for arch in sorted(arches or {b.arch for b in read_inventory(inventory)}):
+    for arch, init in sorted(kinds or {(b.arch, b.init) for b in read_inventory(inventory)}):
         ensure_emulation(arch)
-        images[arch] = board_image(client, arch)
+        images[arch, init] = board_image(client, arch, init)
     return images
 
 
@@ -215,14 +224,22 @@ def _start_board(client, board: Board, image: str, public_key: str):
         if not _port_free(board.port):
             raise EdgeshipError(f"127.0.0.1:{board.port} (ansible_port of {board.host}) is in use by another program; "
                                 "pick a free port in the inventory")
-        tmpfs = {"/home/edge/edgeship": f"size={board.disk_mb}m,uid=1000,gid=1000,mode=0755,exec"} if board.disk_mb else None
+        tmpfs = {"/home/edge/edgeship": f"size={board.disk_mb}m,uid=1000,gid=1000,mode=0755,exec"} if board.disk_mb else {}
+        systemd = {}
+        if board.init == "systemd":
+            # What systemd needs to be PID 1 in a container: its own /run, the cgroup tree,
+            # and CAP_SYS_ADMIN for the mount namespaces that units' sandboxing (ProtectSystem,
+            # PrivateTmp, ...) sets up. It stops on SIGRTMIN+3.
+            tmpfs.update({"/run": "exec,mode=0755", "/run/lock": "mode=1777"})
+            systemd = dict(cap_add=["SYS_ADMIN"], security_opt=["seccomp=unconfined", "apparmor=unconfined"], stop_signal="SIGRTMIN+3",
+                           volumes={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}})
         container = client.containers.create(
             image, name=board.container, hostname=board.host, detach=True,
             ports={"22/tcp": ("127.0.0.1", board.port)},
             environment={"EDGESHIP_AUTHORIZED_KEY": public_key, "EDGESHIP_BOARD_MODEL": board.model,
-                         "EDGESHIP_BOARD_COMPATIBLE": board.compatible},
+                         "EDGESHIP_BOARD_COMPATIBLE": board.compatible, "EDGESHIP_SIM_INIT": board.init, "container": "docker"},
             labels={LABEL: "board", f"{LABEL}.host": board.host, f"{LABEL}.port": str(board.port), f"{LABEL}.arch": board.arch},
-            tmpfs=tmpfs,
+            tmpfs=tmpfs or None, **systemd,
         )
     container.reload()
     if container.status != "running":
@@ -284,9 +301,9 @@ def up(inventory: Path, only: list[str] | None = None) -> list[Board]:
     folder = state_dir(inventory)
     key = _controller_key(folder)
     public_key = key.with_suffix(".pub").read_text().strip()
-    images = board_images(inventory, client, {b.arch for b in chosen})
+    images = board_images(inventory, client, {(b.arch, b.init) for b in chosen})
     started = time.monotonic()
-    containers = {b.host: _start_board(client, b, images[b.arch], public_key) for b in chosen}
+    containers = {b.host: _start_board(client, b, images[b.arch, b.init], public_key) for b in chosen}
     deadline = started + SSH_READY_TIMEOUT_S
     keys = {}
     for board in boards:  # every running board of the inventory stays in known_hosts

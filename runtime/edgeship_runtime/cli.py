@@ -79,11 +79,11 @@ def _preprocess_override(text: str | None) -> dict | None:
     """--preprocess: a JSON object, inline or in a file."""
     if not text:
         return None
-    import os
+    from pathlib import Path
 
-    where = text if os.path.isfile(text) else "--preprocess"
+    where = text if Path(text).is_file() else "--preprocess"
     try:
-        value = json.loads(open(text).read() if os.path.isfile(text) else text)
+        value = json.loads(Path(text).read_text() if Path(text).is_file() else text)
     except json.JSONDecodeError as error:
         raise ArtifactError(f"{where} is not JSON ({error}); give an object such as '{{\"color\": \"gray\", \"invert\": true}}' or a .json file") from None
     if not isinstance(value, dict):

@@ -15,6 +15,7 @@ written at the end, on SIGUSR1 (a snapshot) and when SIGTERM/SIGINT stop the run
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import math
 import os
@@ -447,7 +448,7 @@ class Demo:
         self.stop = threading.Event()
         self.stopped_by = None
         self.error = None
-        self.queues = [StageQueue(f"{a}->{b}", queue_size, drop_oldest=source.live) for a, b in zip(STAGES, STAGES[1:])]
+        self.queues = [StageQueue(f"{a}->{b}", queue_size, drop_oldest=source.live) for a, b in itertools.pairwise(STAGES)]
         self.captured = self.processed = 0
         self.first_rendered_at = self.last_rendered_at = None
         self.started_wall = time.time()
@@ -459,6 +460,7 @@ class Demo:
         self.writer = None
         self.prediction_file = None
         self.lock = threading.Lock()
+        self.stats_lock = threading.Lock()  # a SIGUSR1 snapshot and the final write never interleave
         self.note = "CPU fallback" if fallback else backend_cls.name
 
     # stages: each takes a Frame and fills it in
@@ -628,9 +630,10 @@ class Demo:
         }
 
     def write_stats(self, final: bool = False) -> dict:
-        document = self.stats(final)
-        if self.stats_path:
-            _write_atomic(self.stats_path, json.dumps(document, indent=2, sort_keys=True) + "\n")
+        with self.stats_lock:
+            document = self.stats(final)
+            if self.stats_path:
+                _write_atomic(self.stats_path, json.dumps(document, indent=2, sort_keys=True) + "\n")
         return document
 
     def _signals(self):

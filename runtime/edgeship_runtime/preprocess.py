@@ -89,7 +89,7 @@ class Preprocess:
     spec: dict
 
     @classmethod
-    def for_artifact(cls, artifact, override: dict | None = None) -> "Preprocess":
+    def for_artifact(cls, artifact, override: dict | None = None) -> Preprocess:
         inputs = artifact.inputs
         if len(inputs) != 1:
             raise ArtifactError(f"{artifact.path}: the demo feeds one image input; this model takes {[i['name'] for i in inputs]}")

@@ -38,6 +38,7 @@ def test_conversion_writes_a_complete_verified_artifact(conversions, tflite_imag
     assert manifest["image"]["id"] == tflite_image.id
     assert manifest["image"]["lock_sha256"] == load_spec("tflite").lock_sha256()
     assert (manifest["calibration"] is not None) == (quant == "int8")
+    assert manifest["preprocess"]["resize"] == "center_crop" and manifest["preprocess"]["layout"] == "NCHW"  # from preprocess.json, completed
     figures = manifest["accuracy"]["outputs"]["logits"]
     for key in ("cosine_min", "max_abs_error", "top1_agreement"):
         assert figures[key] is not None
@@ -92,7 +93,7 @@ def test_cache_returns_the_artifact_without_a_container(conversions, example_dir
 
     monkeypatch.setattr(convert_module, "_run_container", no_container)
     request = convert_module.Request(target="tflite", model=folder / "model.onnx", quant="fp16", eval=folder / "eval.npz",
-                                     labels=folder / "labels.txt", out=artifact.parent)
+                                     labels=folder / "labels.txt", preprocess=folder / "preprocess.json", out=artifact.parent)
     assert convert_module.convert(request, client=docker_client) == artifact
     # a different option is a different artifact, and does need a container
     request.quant, request.calib, request.options = "int8", folder / "calib", {"io_dtype": "float32"}

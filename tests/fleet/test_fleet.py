@@ -247,8 +247,9 @@ def test_jetson_deploy_runs_the_engine_build_as_a_polled_background_task(fleet):
 
 
 def test_demo_runs_on_every_board_and_its_stats_come_home(fleet, tmp_path):
-    """demo.yml with a video made from scikit-image photos: no simulated board runs systemd,
-    so each runs the demo bounded in the foreground, and its stats and last frame come home."""
+    """demo.yml with a video made from scikit-image photos: t-rpi boots systemd, so the demo
+    becomes a hardened service there (left running, stats by SIGUSR1, frame over HTTP); the
+    other boards run it bounded in the foreground. Every board's stats and frame come home."""
     import cv2
 
     from edgeship.demo_media import photo_video
@@ -259,11 +260,13 @@ def test_demo_runs_on_every_board_and_its_stats_come_home(fleet, tmp_path):
     result = fleet.playbook("demo.yml", edgeship_demo_video=str(video), edgeship_demo_duration_s=6,
                             edgeship_demo_results_dir=str(results), edgeship_demo_run_id="demo-test")
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "Run the demo bounded in the foreground" in result.stdout and "(foreground run)" in result.stdout
+    assert "(foreground run)" in result.stdout and "(service edgeship-demo)" in result.stdout
     for host in HOSTS:
         folder = results / "demo-test" / "demo" / host
         stats = json.loads((folder / "stats.json").read_text())
-        assert stats["final"] and stats["error"] is None and stats["stopped_by"] == "duration", host
+        service = host == "t-rpi"
+        assert stats["error"] is None and stats["final"] is not service, host  # the service's is a SIGUSR1 snapshot
+        assert stats["stopped_by"] == (None if service else "duration"), host
         assert stats["source"]["kind"] == "video" and stats["source"]["live"] and stats["source"]["path"].endswith("/demo/source.avi")
         assert stats["frames"]["processed"] > 0 and stats["preprocess"]["color"] == "gray" and stats["preprocess"]["invert"]
         for stage in ("capture", "preprocess", "infer", "postprocess", "render"):
@@ -272,9 +275,29 @@ def test_demo_runs_on_every_board_and_its_stats_come_home(fleet, tmp_path):
         entry = release["bench"][0]
         assert "demo" in release["extras"]
         assert stats["artifact"]["path"].rsplit("/", 1)[1] in (entry["artifact"], entry["cpu_artifact"]), host
-        predictions = (folder / "predictions.jsonl").read_text().splitlines()
-        assert len(predictions) == stats["frames"]["processed"]
+        if not service:
+            predictions = (folder / "predictions.jsonl").read_text().splitlines()
+            assert len(predictions) == stats["frames"]["processed"]
         frame = cv2.imread(str(folder / "frame.jpg"))
         assert frame.shape == (240 + BANNER_PX, 320, 3), host
     rk3588 = json.loads((results / "demo-test" / "demo" / "t-rk3588" / "stats.json").read_text())
     assert rk3588["fallback"]["cpu_fallback"] is True and "rknpu" in rk3588["fallback"]["reason"]  # labelled, no NPU here
+
+    # the service on t-rpi is still running, sandboxed: the deploy user, no capabilities, no new
+    # privileges, a syscall filter, a read-only root with only the demo's folder writable
+    pid = fleet.board("t-rpi", "systemctl", "show", "-p", "MainPID", "--value", "edgeship-demo").stdout.strip()
+    assert pid not in ("", "0")
+    status = dict(line.split(":", 1) for line in fleet.board("t-rpi", "cat", f"/proc/{pid}/status").stdout.splitlines() if ":" in line)
+    assert status["Uid"].split()[0] == "1000" and status["NoNewPrivs"].strip() == "1" and status["Seccomp"].strip() == "2"
+    assert int(status["CapEff"].strip(), 16) == 0
+    mounts = {fields[4]: fields[5] for fields in (line.split() for line in fleet.board("t-rpi", "cat", f"/proc/{pid}/mountinfo").stdout.splitlines())}
+    assert mounts["/"].startswith("ro") and mounts["/home/edge/edgeship/demo"].startswith("rw") and "/tmp" in mounts
+
+    # stopped by the play: SIGTERM, and the final stats, frame and predictions come home
+    stopped = fleet.playbook("demo.yml", limit="t-rpi", edgeship_demo_video=str(video), edgeship_demo_duration_s=4,
+                             edgeship_demo_keep_running=False, edgeship_demo_results_dir=str(results), edgeship_demo_run_id="demo-stop")
+    assert stopped.returncode == 0, stopped.stdout[-3000:]
+    final = json.loads((results / "demo-stop" / "demo" / "t-rpi" / "stats.json").read_text())
+    assert final["final"] and final["stopped_by"] == "signal SIGTERM" and final["error"] is None
+    assert len((results / "demo-stop" / "demo" / "t-rpi" / "predictions.jsonl").read_text().splitlines()) == final["frames"]["processed"]
+    assert fleet.board("t-rpi", "systemctl", "is-active", "edgeship-demo").stdout.strip() == "inactive"

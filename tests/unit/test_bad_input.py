@@ -19,6 +19,8 @@ def cases(tmp_path):
     (tmp_path / "empty_calib").mkdir()
     (tmp_path / "wrong_calib").mkdir()
     np.save(tmp_path / "wrong_calib" / "000.npy", np.zeros((1, 3, 8, 8), np.float32))
+    (tmp_path / "rgb.json").write_text('{"color": "rgb"}')
+    (tmp_path / "broken.json").write_text('{"color": ')
     return tmp_path
 
 
@@ -39,6 +41,12 @@ BAD = [
     ("unknown option value", ["--target", "tflite", "--model", "{d}/good.onnx", "--quant", "int8", "--calib", "{d}/wrong_calib", "--option", "io_dtype=int4"],
      r"option io_dtype='int4' is not offered by target tflite; choose one of: int8, uint8, float32"),
     ("bad input shape", ["--target", "tflite", "--model", "{d}/dynamic.onnx", "--input-shape", "input:1,x"], r"--input-shape 'input:1,x' is not NAME:D0,D1,\.\.\."),
+    ("missing preprocess", ["--target", "tflite", "--model", "{d}/good.onnx", "--preprocess", "{d}/absent.json"],
+     r"preprocess file .*absent\.json does not exist; pass --preprocess FILE\.json such as"),
+    ("broken preprocess", ["--target", "tflite", "--model", "{d}/good.onnx", "--preprocess", "{d}/broken.json"],
+     r"preprocess file .*broken\.json is not valid JSON .*; write one JSON object"),
+    ("preprocess of another input", ["--target", "tflite", "--model", "{d}/good.onnx", "--preprocess", "{d}/rgb.json"],
+     r"rgb\.json: preprocess color 'rgb' does not fit input 'input' with 1 channel\(s\); use gray"),
     ("wrong input name", ["--target", "tflite", "--model", "{d}/dynamic.onnx", "--input-shape", "image:1,1,8,8"], r"--input-shape names 'image', but .* has inputs \['input'\]"),
 ]
 

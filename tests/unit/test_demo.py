@@ -8,7 +8,6 @@ import time
 
 import numpy as np
 import pytest
-
 from edgeship_runtime.demo import BANNER_PX, StageQueue, annotate, classify, open_source
 from edgeship_runtime.errors import ArtifactError
 from edgeship_runtime.preprocess import Preprocess, validate

@@ -53,6 +53,7 @@ def test_selection_takes_the_newest_artifact_and_labels_a_missing_target(artifac
     assert "no rk3588 int8 artifact of digits" in selection[0]["note"]
     assert extras_for(selection, None) == ("litert",)
     assert extras_for(selection, ["rknn", "litert"]) == ("litert", "rknn")
+    assert extras_for(selection, None, demo=True) == ("demo", "litert")  # OpenCV for the camera demo
 
 
 def test_selection_without_any_artifact_names_the_fix(artifacts):

@@ -155,13 +155,13 @@ def test_release_failing_the_accuracy_check_is_not_activated(fleet, tmp_path):
 
 
 def test_full_disk_fails_clearly_keeps_previous_release_then_rollback(fleet, tmp_path_factory):
-    """A board with a 512 MB deploy disk: fill it, deploy, fail cleanly; free it, deploy; roll back."""
+    """A board with a 1 GB deploy disk (two releases with the demo's OpenCV fit): fill it, deploy, fail cleanly; free it, deploy; roll back."""
     from edgeship import sim
     from tests.fleet.conftest import Fleet
 
     folder = tmp_path_factory.mktemp("tiny")
     inventory = fleet_inventory(folder, prefix="d-", port_base=22400)
-    inventory.write_text(re.sub(r"^(d-rpi ansible_port=\d+)", r"\1 edgeship_sim_disk_mb=512", inventory.read_text(), flags=re.MULTILINE))
+    inventory.write_text(re.sub(r"^(d-rpi ansible_port=\d+)", r"\1 edgeship_sim_disk_mb=1024", inventory.read_text(), flags=re.MULTILINE))
     sim.up(inventory, ["d-rpi"])
     tiny = Fleet(inventory=inventory, artifacts=fleet.artifacts, results=folder / "results")
     try:

@@ -15,15 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeship.errors import EdgeshipError
+
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "cat", "immunohistochemistry")
 
 
 def _writer(path: Path, fps: float, size: tuple[int, int]):
     import cv2
 
+    path.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), float(fps), size)
     if not writer.isOpened():
-        raise OSError(f"OpenCV cannot write an MJPG video at {path}")
+        raise EdgeshipError(f"OpenCV cannot write an MJPG video at {path}; check that the folder is writable")
     return writer
 
 

@@ -303,11 +303,13 @@ def annotate(frame: np.ndarray, result: dict, fps: float, infer_ms: float, note:
     canvas = np.empty((frame.shape[0] + height, frame.shape[1], 3), np.uint8)
     canvas[:height] = (24, 24, 24)
     canvas[height:] = frame
-    scale = 0.6
-    cv2.putText(canvas, f"{result['label']}  {result['confidence'] * 100:.1f}%", (8, BANNER_LINE_PX),
-                cv2.FONT_HERSHEY_SIMPLEX, scale, (80, 255, 80), 2, cv2.LINE_AA)
-    cv2.putText(canvas, f"{fps:5.1f} FPS  infer {infer_ms:.1f} ms  {note}".rstrip(), (8, 2 * BANNER_LINE_PX + 2),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+    width = canvas.shape[1] - 16
+    for text, scale, colour, thickness, y in ((f"{result['label']}  {result['confidence'] * 100:.1f}%", 0.6, (80, 255, 80), 2, BANNER_LINE_PX),
+                                               (f"{fps:.1f} FPS  infer {infer_ms:.1f} ms  {note}".rstrip(), 0.5, (255, 255, 255), 1, 2 * BANNER_LINE_PX + 2)):
+        text_width = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][0]
+        if text_width > width:  # narrow frames: a smaller font rather than a cut-off line
+            scale *= width / text_width
+        cv2.putText(canvas, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness, cv2.LINE_AA)
     return canvas
 
 

@@ -14,6 +14,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 
+from edgeship.apt import apt_install
 from edgeship.errors import EdgeshipError
 
 SUITE = "bookworm"
@@ -46,9 +47,7 @@ def _ensure_debootstrap() -> None:
     if shutil.which("debootstrap"):
         return
     if os.geteuid() == 0 and shutil.which("apt-get"):
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "debootstrap"], check=True, env=env)
+        apt_install("debootstrap")
         return
     raise EdgeshipError("debootstrap is not installed; `apt-get install debootstrap` (as root), or set BASE_IMAGE to a registry image")
 

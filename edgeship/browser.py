@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from edgeship.apt import apt_install
 from edgeship.errors import EdgeshipError
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -30,9 +31,7 @@ def ensure_chromium() -> None:
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise EdgeshipError("headless Chromium is missing; install it with `sudo apt-get install chromium chromium-driver` and run again")
     print("edgeship: installing chromium and chromium-driver (Debian)", flush=True)
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"], check=True, env=env, stdout=subprocess.DEVNULL)
+    apt_install("chromium", "chromium-driver")
 
 
 def _free_port() -> int:

@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from edgeship.apt import apt_install
 from edgeship.errors import EdgeshipError
 
 DOCKERD_LOG = Path("/var/log/edgeship-dockerd.log")
@@ -31,9 +32,7 @@ def _is_debian_like() -> bool:
 
 def _install_docker_io() -> None:
     print("edgeship: installing docker.io from the distribution archive", flush=True)
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "docker.io"], check=True, env=env)
+    apt_install("docker.io")
 
 
 def _start_dockerd() -> None:

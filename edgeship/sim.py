@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeship.apt import apt_install
 from edgeship.errors import EdgeshipError
 
 BOARD_FILES = Path(__file__).resolve().parent / "board"
@@ -108,11 +109,9 @@ def ensure_emulation(arch: str) -> None:
     if os.geteuid() != 0:
         raise EdgeshipError(f"{arch} boards need qemu-user emulation ({entry} is missing); as root: "
                             f"apt-get install qemu-user-static binfmt-support && update-binfmts --enable {qemu}")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     if not Path(f"/usr/bin/{qemu}-static").exists() or not shutil.which("update-binfmts"):
         print("edgeship: installing qemu-user-static and binfmt-support for emulated boards", flush=True)
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "qemu-user-static", "binfmt-support"], check=True, env=env)
+        apt_install("qemu-user-static", "binfmt-support")
     if not Path("/proc/sys/fs/binfmt_misc/register").exists():
         subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", "/proc/sys/fs/binfmt_misc"], check=True)
     subprocess.run(["update-binfmts", "--enable", qemu], check=True)

@@ -3,6 +3,7 @@ page as a real headless Chromium shows it (a demo served here, on loopback)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -30,24 +31,32 @@ def demo_table(run_dir: Path, hosts: list[str]) -> str:
     return "\n".join(lines)
 
 
-def viewer_screenshot(artifact: Path, video: Path, out: Path, seconds: float = 120) -> dict:
-    """Serve `artifact` on `video` here (loopback, a free port), screenshot the viewer with
-    headless Chromium, stop the demo with SIGTERM; the demo's final stats land next to it."""
-    from edgeship.browser import screenshot_viewer
-
-    out.mkdir(parents=True, exist_ok=True)
+@contextlib.contextmanager
+def served_demo(artifact: Path, video: Path, stats: Path, seconds: float = 120, stdout=subprocess.DEVNULL):
+    """Run the demo on `video` in real time, looping, served on loopback (a free port); yields
+    (process, viewer URL). A demo still running on the way out gets SIGTERM."""
     process = subprocess.Popen([sys.executable, "-m", "edgeship_runtime.cli", "demo", str(artifact), "--source", str(video), "--realtime",
-                                "--loop", "--listen", "127.0.0.1:0", "--duration", str(seconds), "--output", str(out / "viewer-stats.json")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                "--loop", "--listen", "127.0.0.1:0", "--duration", str(seconds), "--output", str(stats)],
+                               stdout=stdout, stderr=subprocess.PIPE, text=True)
     try:
         line = process.stderr.readline()
         if "serving http://" not in line:
             raise EdgeshipError(f"the demo did not start its viewer: {(line + process.stderr.read()).strip()[-500:]}")
-        shot = screenshot_viewer(line.split("serving ", 1)[1].split()[0], out / "viewer.png")
+        yield process, line.split("serving ", 1)[1].split()[0]
     finally:
-        process.terminate()
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    return shot
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def viewer_screenshot(artifact: Path, video: Path, out: Path, seconds: float = 120) -> dict:
+    """Serve `artifact` on `video` here, screenshot the viewer with headless Chromium, stop the
+    demo with SIGTERM; the demo's final stats land next to it."""
+    from edgeship.browser import screenshot_viewer
+
+    out.mkdir(parents=True, exist_ok=True)
+    with served_demo(artifact, video, out / "viewer-stats.json", seconds) as (_, url):
+        return screenshot_viewer(url, out / "viewer.png")

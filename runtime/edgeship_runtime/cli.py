@@ -107,7 +107,7 @@ def _demo(args, artifact, backend_cls, fallback, options) -> int:
         parse_listen(args.listen)
     preprocess = Preprocess.for_artifact(artifact, _preprocess_override(args.preprocess))
     width, height = _size(args.size)
-    source = open_source(args.source, width, height, args.fps, realtime=args.realtime, loop=args.loop, frames=None)
+    source = open_source(args.source, width, height, args.fps, realtime=args.realtime, loop=args.loop)
     demo = Demo(artifact, backend_cls, source, preprocess, threads=args.threads, fallback=fallback, options=options,
                 pipelined=not args.sequential, queue_size=args.queue_size, duration_s=args.duration, max_frames=args.frames,
                 listen=None if args.no_server else args.listen, record=args.record and Path(args.record),

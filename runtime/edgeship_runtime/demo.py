@@ -69,8 +69,8 @@ class TestPattern(Source):
 
     kind = "pattern"
 
-    def __init__(self, width: int = 640, height: int = 480, fps: float = 30.0, frames: int | None = None):
-        self.width, self.height, self.fps, self.frames = width, height, fps or None, frames
+    def __init__(self, width: int = 640, height: int = 480, fps: float = 30.0):
+        self.width, self.height, self.fps = width, height, fps or None
         self.live = bool(fps)
         self.index = 0
         self._next = time.monotonic()
@@ -79,8 +79,6 @@ class TestPattern(Source):
         self._bars = np.ascontiguousarray(np.broadcast_to(bars[None], (height, width, 3)))
 
     def read(self):
-        if self.frames is not None and self.index >= self.frames:
-            return None
         if self.fps:  # paced like a camera: the frame exists when its time has come
             delay = self._next - time.monotonic()
             if delay > 0:
@@ -182,10 +180,10 @@ class FolderSource(Source):
 
 
 def open_source(spec: str, width: int = 640, height: int = 480, fps: float | None = None, realtime: bool = False,
-                loop: bool = False, frames: int | None = None) -> Source:
+                loop: bool = False) -> Source:
     """`pattern`, `/dev/videoN`, a camera index, a video file or a folder of images."""
     if spec == "pattern":
-        return TestPattern(width, height, 30.0 if fps is None else fps, frames)
+        return TestPattern(width, height, 30.0 if fps is None else fps)
     if spec.isdigit() or spec.startswith("/dev/video"):
         if spec.startswith("/dev/") and not os.path.exists(spec):
             raise ArtifactError(f"camera {spec} does not exist on this board; list cameras with `ls /dev/video*`, or use --source pattern")

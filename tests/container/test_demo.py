@@ -121,16 +121,12 @@ def test_a_live_source_drops_frames_instead_of_lagging(conversions, tmp_path):
 
 def test_headless_chromium_shows_the_annotated_stream_and_signals_write_stats(conversions, photo_video, tmp_path):
     from edgeship.browser import screenshot_viewer
+    from edgeship.demo_report import served_demo
 
     artifact = conversions("mobilenetv2", "fp32", target="onnx")
     stats_path = tmp_path / "stats.json"
-    process = subprocess.Popen([sys.executable, "-m", "edgeship_runtime.cli", "demo", str(artifact), "--source", str(photo_video),
-                                "--realtime", "--loop", "--listen", "127.0.0.1:0", "--duration", "300", "--output", str(stats_path)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = process.stderr.readline()
-        assert "serving http://127.0.0.1:" in line, line + process.stderr.read()
-        url = line.split("serving ", 1)[1].split()[0]
+    with served_demo(artifact, photo_video, stats_path, seconds=300, stdout=subprocess.PIPE) as (process, url):
+        assert url.startswith("http://127.0.0.1:"), url
         shot = screenshot_viewer(url, tmp_path / "viewer.png")
         process.send_signal(signal.SIGUSR1)
         deadline = time.monotonic() + 30
@@ -140,9 +136,6 @@ def test_headless_chromium_shows_the_annotated_stream_and_signals_write_stats(co
         assert snapshot["final"] is False and snapshot["frames"]["processed"] > 0
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
     assert process.returncode == 0, stderr
     final = json.loads(stats_path.read_text())
     assert final["final"] and final["stopped_by"] == "signal SIGTERM" and final["frames"]["processed"] >= snapshot["frames"]["processed"]

@@ -9,10 +9,8 @@ from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT))
-
-from edgeship.errors import EdgeshipError  # noqa: E402
+from edgeship.errors import EdgeshipError
+from edgeship.paths import REPO_ROOT
 
 
 def user_errors(function):
@@ -29,7 +27,7 @@ def user_errors(function):
 
 
 def _spec_names(target: str) -> list[str]:
-    from edgeship.lockfile import all_specs, load_spec
+    from edgeship.images.locks import all_specs, load_spec
 
     if target == "all":
         return [spec.name for spec in all_specs()]
@@ -40,9 +38,9 @@ def _spec_names(target: str) -> list[str]:
 @user_errors
 def images_build(c, target="all", rebuild=False):
     """Build toolchain images (base image and wheelhouse first, then a smoke test in the image)."""
-    from edgeship.engine import ensure_engine
-    from edgeship.images import build
-    from edgeship.lockfile import load_spec
+    from edgeship.images.build import build
+    from edgeship.images.engine import ensure_engine
+    from edgeship.images.locks import load_spec
 
     client = ensure_engine()
     for name in _spec_names(target):
@@ -54,8 +52,8 @@ def images_build(c, target="all", rebuild=False):
 @user_errors
 def images_base(c, arch=None, rebuild=False):
     """Bootstrap the Debian bookworm base image from Debian's archive (debootstrap + docker import)."""
-    from edgeship.baseimage import ensure_base_image
-    from edgeship.engine import ensure_engine
+    from edgeship.images.base import ensure_base_image
+    from edgeship.images.engine import ensure_engine
 
     print(ensure_base_image(ensure_engine(), arch=arch, rebuild=rebuild))
 
@@ -64,7 +62,7 @@ def images_base(c, arch=None, rebuild=False):
 @user_errors
 def images_lock(c, target="all"):
     """Regenerate an image's requirements.lock (pinned, hashed) from its requirements.in."""
-    from edgeship.lockfile import compile_lock, load_spec
+    from edgeship.images.locks import compile_lock, load_spec
 
     for name in _spec_names(target):
         print(compile_lock(load_spec(name)))
@@ -74,17 +72,25 @@ def images_lock(c, target="all"):
 @user_errors
 def images_wheels(c, target="all"):
     """Fetch an image's wheelhouse into the cache (keyed by the lock file's sha256)."""
-    from edgeship.lockfile import ensure_wheelhouse, load_spec
+    from edgeship.images.locks import ensure_wheelhouse, load_spec
 
     for name in _spec_names(target):
         print(ensure_wheelhouse(load_spec(name)))
 
 
+@task(help={"quiet": "say nothing when everything is there"})
+def setup(c, quiet=False):
+    """Install and start what edgeship needs from the OS (as root on Debian/Ubuntu: Docker, debootstrap, qemu-user, Chromium)."""
+    from edgeship.host import setup as host_setup
+
+    host_setup(quiet=quiet)
+
+
 @task
 @user_errors
 def engine(c):
-    """Make sure a Docker engine runs (installs docker.io and starts dockerd as root on Debian)."""
-    from edgeship.engine import ensure_engine
+    """Show the Docker engine edgeship uses (`./dev setup` starts one)."""
+    from edgeship.images.engine import ensure_engine
 
     info = ensure_engine().info()
     print(f"docker engine {info.get('ServerVersion')} ({info.get('Driver')}, cgroup v{info.get('CgroupVersion', '?')})")
@@ -136,7 +142,8 @@ def targets(c):
 def convert(c, target, model, quant=None, calib=None, eval=None, labels=None, input_shape=None, option=None,
             out=None, name=None, rebuild_image=False, gpus=False, preprocess=None):
     """Convert a model for a target inside its toolchain image; prints the artifact directory last."""
-    from edgeship.convert import Request, convert as run_convert, parse_options, summary
+    from edgeship.convert import Request, parse_options, summary
+    from edgeship.convert import convert as run_convert
 
     out = out or c.config.get("edgeship", {}).get("artifacts", "artifacts")
     request = Request(
@@ -157,7 +164,7 @@ def convert(c, target, model, quant=None, calib=None, eval=None, labels=None, in
 @user_errors
 def main(c, out="results", quick=False, inventory="inventory.ini", no_fleet=False):
     """The main job: engine, images, examples, convert for every built target, simulated fleet deploy + benchmark, report."""
-    from edgeship.pipeline import run_main
+    from edgeship.main_job import run_main
 
     run_main(Path(out), quick=quick, inventory=None if no_fleet else Path(inventory))
 
@@ -174,15 +181,12 @@ def test(c, tier="all", pytest_args=""):
             print("=== edgeship tests: preparing engine, images and examples ===", flush=True)
             images_build(c, target="all")
             examples(c)
-            from edgeship.browser import ensure_chromium
-
-            ensure_chromium()  # the demo's viewer is looked at by a real headless Chromium
             prepared = True
         if name == "fleet":
-            from edgeship.sim import board_images
+            from edgeship.fleet.sim import board_images
 
             print("=== edgeship tests: preparing the simulated boards' images ===", flush=True)
-            board_images(ROOT / "inventory.ini")
+            board_images(REPO_ROOT / "inventory.ini")
         print(f"=== edgeship tests: {name} tier ===", flush=True)
         result = c.run(f"{sys.executable} -m pytest tests/{name} -ra {pytest_args}", warn=True, pty=False)
         if result.exited == 5:
@@ -195,7 +199,7 @@ def test(c, tier="all", pytest_args=""):
 @user_errors
 def sim_up(c, boards="", inventory="inventory.ini"):
     """Start the simulated boards (containers with sshd on 127.0.0.1 ports; arm64 ones under qemu)."""
-    from edgeship import sim
+    from edgeship.fleet import sim
 
     for board in sim.up(Path(inventory), [b for b in boards.split(",") if b]):
         print(f"{board.host}: {board.arch}, ssh edge@127.0.0.1 -p {board.port}, '{board.model}'")
@@ -206,7 +210,7 @@ def sim_up(c, boards="", inventory="inventory.ini"):
 @user_errors
 def sim_status(c, inventory="inventory.ini"):
     """Show each simulated board: container state, port, architecture, model, SSH answer."""
-    from edgeship import sim
+    from edgeship.fleet import sim
 
     for row in sim.status(Path(inventory)):
         print(f"{row['host']:<14} {row['state']:<8} 127.0.0.1:{row['port']:<6} {row['arch']:<6} ssh: {row['ssh']:<10} {row['model']}")
@@ -217,14 +221,14 @@ def sim_status(c, inventory="inventory.ini"):
 @user_errors
 def sim_down(c, boards="", inventory="inventory.ini", purge=False):
     """Remove the simulated boards' containers (and with --purge their keys)."""
-    from edgeship import sim
+    from edgeship.fleet import sim
 
     removed = sim.down(Path(inventory), [b for b in boards.split(",") if b], purge=purge)
     print("removed: " + (", ".join(removed) or "nothing"))
 
 
 def _playbook(playbook, inventory, limit, extra_vars):
-    from edgeship.playbook import run_playbook
+    from edgeship.fleet.playbook import run_playbook
 
     result = run_playbook(playbook, Path(inventory), limit or None, extra_vars)
     if result.returncode != 0:
@@ -290,5 +294,5 @@ fleet.add_task(fleet_bench, "bench")
 fleet.add_task(fleet_rollback, "rollback")
 fleet.add_task(fleet_demo, "demo")
 
-ns = Collection(engine, examples, targets, convert, main, test, images, sim, fleet)
+ns = Collection(setup, engine, examples, targets, convert, main, test, images, sim, fleet)
 ns.configure({"edgeship": {"artifacts": os.environ.get("EDGESHIP_ARTIFACTS", "artifacts")}})

@@ -16,14 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from edgeship.convert import Request, convert  # noqa: E402
-from edgeship.engine import ensure_engine  # noqa: E402
-from edgeship.examples import build_examples  # noqa: E402
-from edgeship.images import build  # noqa: E402
-from edgeship.lockfile import load_spec  # noqa: E402
+from edgeship.convert import Request, convert
+from edgeship.examples import build_examples
+from edgeship.images.build import build
+from edgeship.images.engine import ensure_engine
+from edgeship.images.locks import load_spec
+from edgeship.paths import REPO_ROOT as ROOT
 
 
 def main(example: str = "digits", quant: str = "int8", repeats: int = 5) -> None:

@@ -22,10 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "runtime")]
-
-from edgeship_runtime.demo import STAGES, Demo, open_source
+from edgeship.paths import REPO_ROOT as ROOT
+from edgeship_runtime.demo import STAGES, Demo, DemoOptions, open_source
 from edgeship_runtime.preprocess import Preprocess
 from edgeship_runtime.select import choose
 
@@ -41,8 +39,8 @@ def default_artifact() -> Path:
 
 def run_once(artifact_dir: Path, video: Path, frames: int, pipelined: bool, threads: int) -> dict:
     artifact, backend_cls, fallback = choose(artifact_dir, allow_cpu_fallback=True, available=["cpu"])
-    demo = Demo(artifact, backend_cls, open_source(str(video)), Preprocess.for_artifact(artifact), threads=threads,
-                fallback=fallback, pipelined=pipelined, max_frames=frames, log=lambda line: None)
+    demo = Demo(artifact, backend_cls, open_source(str(video)), Preprocess.for_artifact(artifact),
+                DemoOptions(threads=threads, fallback=fallback, pipelined=pipelined, max_frames=frames, log=lambda line: None))
     return demo.run()
 
 
@@ -54,7 +52,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="inference threads (default 1: the other stages get the other cores)")
     args = parser.parse_args()
     artifact = Path(args.artifact) if args.artifact else default_artifact()
-    from edgeship.demo_media import photo_video
+    from edgeship.report.media import photo_video
 
     with tempfile.TemporaryDirectory() as scratch:
         video = photo_video(Path(scratch) / "photos.avi", frames_per_photo=max(1, args.frames // 6 + 1))

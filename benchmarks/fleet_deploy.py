@@ -20,8 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from edgeship.paths import REPO_ROOT as ROOT
 
 BOARDS = ("b-rpi1", "b-rpi2", "b-rpi3", "b-rpi4")
 
@@ -59,7 +58,7 @@ def busy_cpu_s() -> float:
 
 
 def timed_deploy(inventory: Path, artifacts: Path, models: list[str], label: str, limit: str | None) -> tuple[float, float]:
-    from edgeship.playbook import run_playbook
+    from edgeship.fleet.playbook import run_playbook
 
     extra = {"edgeship_release_artifacts_root": str(artifacts.resolve()), "edgeship_release_label": label}
     if models:
@@ -81,7 +80,7 @@ def main() -> int:
     parser.add_argument("--models", default="digits", help="comma-separated models to deploy (default: digits)")
     parser.add_argument("--port-base", type=int, default=22500)
     args = parser.parse_args()
-    from edgeship import sim
+    from edgeship.fleet import sim
 
     models = [m for m in args.models.split(",") if m]
     with tempfile.TemporaryDirectory(prefix="edgeship-bench-fleet-") as folder:

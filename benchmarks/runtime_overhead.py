@@ -16,12 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "runtime")]
-
-from edgeship_runtime.artifact import Artifact  # noqa: E402
-from edgeship_runtime.backends.litert import LiteRTBackend  # noqa: E402
-from edgeship_runtime.bench import latency_stats, multi_instance, timed_loop  # noqa: E402
+from edgeship.paths import REPO_ROOT as ROOT
+from edgeship_runtime.artifact import Artifact
+from edgeship_runtime.backends.litert import LiteRTBackend
+from edgeship_runtime.bench import latency_stats, multi_instance, timed_loop
 
 ROUNDS, RUNS = 8, 150
 

@@ -1,14 +1,20 @@
-"""What a target is: data the controller reads, plus the conversion it runs in its image.
+"""What a target is: a row of data the controller reads, and a converter class the worker runs
+inside the target's toolchain image.
 
-This module imports nothing heavy: the controller reads the table on the host, and the
-worker inside a toolchain image calls the target's functions, which import the vendor SDK
-lazily.
+This module imports nothing heavy: the controller reads the table on the host, and the worker
+creates one `Converter` per job inside the image; converters import their vendor SDK lazily,
+in the methods that need it. Nothing here (or in any target) imports the controller.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from targets.job import Job
 
 # Per quantization mode, how close the converted model must stay to the fp32 reference on
 # the reference inputs (worst sample cosine similarity, top-1 agreement over samples).
@@ -18,6 +24,10 @@ DEFAULT_TOLERANCES = {
     "dynamic": {"min_cosine": 0.99, "min_top1_agreement": 0.95},
     "int8": {"min_cosine": 0.98, "min_top1_agreement": 0.90},
 }
+
+
+class TargetError(LookupError):
+    """An unknown target name; the controller turns it into its one-line user error."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,86 @@ class Option:
     parse: Callable[[str], str] | None = None
 
 
+def log(message: str) -> None:
+    """A progress line for the controller, which shows lines with this prefix as they come."""
+    print(f"edgeship-worker: {message}", flush=True)
+
+
+class Converter:
+    """One conversion job inside the target's image: its state lives on `self`.
+
+    The worker calls, in this order: `reference` (fp32 outputs of the source; ONNX sources are
+    run by ONNX Runtime here), `convert`, `op_report`, `io_map`, `run_converted`, and `analyse`
+    when an output misses its tolerance; then `close`. `inspect` reads the declared I/O of a
+    non-ONNX source in a short run of its own.
+    """
+
+    def __init__(self, target: Target, job: Job, workdir: Path, log: Callable[[str], None] = log):
+        self.target, self.job, self.workdir, self.log = target, job, workdir, log
+        self.out = Path(job.out)
+
+    # -- what every target implements -----------------------------------------------------
+    def convert(self, calibration: list[dict], reference_set: list[dict]) -> Path:
+        """Write the artifact into self.workdir; return its path."""
+        raise NotImplementedError
+
+    def op_report(self, artifact: Path) -> dict:
+        """{"ops": {type: count}, "op_count", "inputs", "outputs", "file_size", ...target's own keys}."""
+        raise NotImplementedError
+
+    def io_map(self, artifact: Path) -> dict:
+        """How source tensors map onto the artifact's: {"inputs"/"outputs": {source name: {"name", "shape", "perm"}}}."""
+        raise NotImplementedError
+
+    # -- what a target may override ---------------------------------------------------------
+    def inspect(self) -> tuple[list[dict], list[dict]]:
+        """Declared inputs/outputs of a non-ONNX source (ONNX is read on the host)."""
+        raise NotImplementedError(f"target {self.target.name} reads no {self.job.source.format} sources")
+
+    def reference(self, samples: list[dict]) -> list[dict]:
+        """fp32 outputs of the source model: ONNX Runtime on the CPU, one thread."""
+        if self.job.source.format != "onnx":
+            raise NotImplementedError(f"target {self.target.name} has no fp32 reference for {self.job.source.format} sources")
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1  # one thread: the same summation order on every run
+        options.inter_op_num_threads = 1
+        session = onnxruntime.InferenceSession(self.job.source.path, options, providers=["CPUExecutionProvider"])
+        names = [spec["name"] for spec in self.job.outputs]
+        return [dict(zip(names, session.run(names, sample))) for sample in samples]
+
+    def run_converted(self, artifact: Path, io_mapping: dict, samples: list[dict]) -> list[dict]:
+        """The converted model's outputs through the board runtime's backend for the target, so
+        x86 accuracy is measured on the code path a board uses. Targets whose artifact only
+        runs on their accelerator override this with the vendor's simulator."""
+        from edgeship_runtime.backends import backend_class
+
+        provisional = self.job.provisional_artifact(self.out, artifact, io_mapping, self.target.runtime_backend)
+        with backend_class(self.target.runtime_backend)(provisional, threads=1) as backend:
+            return [backend.infer(sample) for sample in samples]
+
+    def analyse(self, samples: list[dict]) -> dict | None:
+        """A per-layer accuracy analysis when an output misses its tolerance (None: none offered)."""
+        return None
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Converter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- on the controller --------------------------------------------------------------------
+    @classmethod
+    def summary(cls, artifact_dir: Path, manifest: dict, ops: dict) -> list[str]:
+        """Target-specific lines `invoke convert` prints about a finished artifact (host side,
+        no SDK): op placement, toolchain checks."""
+        return []
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
@@ -44,35 +134,21 @@ class Target:
     default_quant: str
     artifact_suffix: str
     runtime_backend: str  # the board-side runtime backend that runs the artifact
+    converter: type[Converter]
     needs_calibration: tuple[str, ...] = ("int8",)
     options: tuple[Option, ...] = ()
     tolerances: dict = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
-    # In-image functions, imported by the worker as "module:function" strings so the
-    # controller never imports vendor SDKs. The converted model is run through the board
-    # runtime's `runtime_backend`, the same code a board uses.
-    convert: str = ""
-    op_report: str = ""
-    io_map: str = ""
-    inspect: str = ""  # declared I/O of non-ONNX sources (ONNX is read on the host)
-    reference: str = ""  # fp32 outputs of non-ONNX sources (ONNX runs in ONNX Runtime)
-    # Targets whose artifact cannot run on x86 through the board runtime give `simulate`
-    # (the vendor's simulator, same process as the build) and may give `analyse` (a
-    # per-layer accuracy analysis, run when an output falls below tolerance).
-    simulate: str = ""
-    analyse: str = ""
     # What the x86 accuracy figures measure, when that is not the artifact on its accelerator.
     measured_with: str = ""
     # The image that converts with `--gpus` (one with the vendor's GPU toolchain), if any.
     gpu_image: str = ""
     log_files: tuple[str, ...] = ()  # toolkit logs the worker writes beside the artifact (not shipped)
     toolchain_packages: tuple[str, ...] = ()
+    # Device nodes the board's accelerator needs, as systemd DeviceAllow entries (the demo's
+    # service opens only these and the camera).
+    device_nodes: tuple[str, ...] = ()
+    # One sentence for reports: what this target's x86 and fallback figures measure.
+    report_note: str = ""
 
     def option(self, name: str) -> Option | None:
         return next((option for option in self.options if option.name == name), None)
-
-
-def load_function(spec: str) -> Callable:
-    import importlib
-
-    module_name, function_name = spec.split(":")
-    return getattr(importlib.import_module(module_name), function_name)

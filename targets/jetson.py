@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from targets.base import DEFAULT_TOLERANCES, Option, Target
+from targets.base import DEFAULT_TOLERANCES, Converter, Option, Target
+from targets.onnx import identity_io_map, onnx_op_report
 from targets.tensorrt_ops import JETPACK, TENSORRT_VERSION
 
 MAX_IR_VERSION = 10  # TensorRT 10.3's parser (and onnxsim's ONNX) read IR <= 10
@@ -42,33 +43,6 @@ def parse_workspace(value: str) -> str:
     if not 16 <= mib <= 65536:
         raise ValueError(f"{mib} MiB is outside 16..65536")
     return str(mib)
-
-
-TARGET = Target(
-    name="jetson",
-    image="jetson",
-    description=f"NVIDIA Jetson GPUs through TensorRT {TENSORRT_VERSION} (JetPack {JETPACK}); engines are built on the board",
-    source_formats=("onnx",),
-    quantizations=("fp16", "int8", "fp32"),
-    default_quant="fp16",
-    artifact_suffix=".onnx",
-    runtime_backend="tensorrt",
-    needs_calibration=("int8",),
-    options=(
-        Option("workspace", (), "1024", "TensorRT builder workspace in MiB (16..65536); Orin Nano shares 8 GB with the CPU",
-               parse=parse_workspace),
-    ),
-    # Measured here on the sanitized fp32 ONNX, so every precision is held to fp32's tolerance.
-    tolerances={quant: DEFAULT_TOLERANCES["fp32"] for quant in ("fp16", "int8", "fp32")},
-    convert="targets.jetson:convert",
-    op_report="targets.jetson:op_report",
-    io_map="targets.onnx:io_map",
-    simulate="targets.jetson:simulate",
-    measured_with="the sanitized ONNX on ONNX Runtime's CPU provider (the engine's fp16/int8 accuracy is measured where it is built: "
-                  "on the board, or here with --gpus)",
-    gpu_image="jetson-tensorrt",
-    toolchain_packages=("onnx", "onnxruntime", "onnxsim", "polygraphy", "onnx-graphsurgeon", "numpy", "protobuf", "tensorrt"),
-)
 
 
 class UnsupportedByTensorRT(RuntimeError):
@@ -109,88 +83,121 @@ def sanitize(source: str, inputs: list[dict], log=print) -> tuple[object, dict]:
     return simplified, {"steps": steps}
 
 
-def convert(job: dict, calibration_set: list[dict], reference_set: list[dict], workdir: Path) -> Path:
-    import onnx
+class JetsonConverter(Converter):
+    def convert(self, calibration: list[dict], reference_set: list[dict]) -> Path:
+        import onnx
 
-    from edgeship.worker import log
-    from targets.tensorrt_ops import check_model, describe_problems
+        from targets.tensorrt_ops import check_model, describe_problems
 
-    out = Path(job["out"])
-    model, report = sanitize(job["source"]["path"], job["inputs"], log)
-    support = check_model(model)
-    if not support["supported"]:
-        log("TensorRT op check: " + json.dumps(support["unsupported"]))
-        raise UnsupportedByTensorRT(f"{job['source']['file']}: TensorRT {TENSORRT_VERSION} (JetPack {JETPACK}) cannot import: "
-                                    f"{describe_problems(support)}; replace these ops in the model (or re-export it), "
-                                    f"then convert again")
-    artifact = workdir / "model.onnx"
-    onnx.save(model, str(artifact))
-    (out / "sanitize.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    config = {"tensorrt": TENSORRT_VERSION, "jetpack": JETPACK, "precision": job["quant"],
-              "workspace_mib": int(job["options"]["workspace"]), "calibration": None}
-    if job["quant"] == "int8":
-        names = [spec["name"] for spec in job["inputs"]]
-        np.savez(out / "calibration.npz", **{name: np.concatenate([sample[name] for sample in calibration_set]) for name in names})
-        config["calibration"] = {"file": "calibration.npz", "samples": len(calibration_set), "batch": 1, "inputs": names}
-        log(f"packaged {len(calibration_set)} calibration samples for the board's int8 calibrator")
-    (out / "tensorrt.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    return artifact
+        model, report = sanitize(self.job.source.path, self.job.inputs, self.log)
+        support = check_model(model)
+        if not support["supported"]:
+            self.log("TensorRT op check: " + json.dumps(support["unsupported"]))
+            raise UnsupportedByTensorRT(f"{self.job.source.file}: TensorRT {TENSORRT_VERSION} (JetPack {JETPACK}) cannot import: "
+                                        f"{describe_problems(support)}; replace these ops in the model (or re-export it), "
+                                        f"then convert again")
+        artifact = self.workdir / "model.onnx"
+        onnx.save(model, str(artifact))
+        (self.out / "sanitize.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        config: dict = {"tensorrt": TENSORRT_VERSION, "jetpack": JETPACK, "precision": self.job.quant,
+                        "workspace_mib": int(self.job.options["workspace"]), "calibration": None}
+        if self.job.quant == "int8":
+            names = self.job.input_names
+            np.savez(self.out / "calibration.npz", **{name: np.concatenate([sample[name] for sample in calibration]) for name in names})
+            config["calibration"] = {"file": "calibration.npz", "samples": len(calibration), "batch": 1, "inputs": names}
+            self.log(f"packaged {len(calibration)} calibration samples for the board's int8 calibrator")
+        (self.out / "tensorrt.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        return artifact
+
+    def op_report(self, artifact: Path) -> dict:
+        import onnx
+
+        from targets.tensorrt_ops import check_model
+
+        report = onnx_op_report(artifact)
+        report["tensorrt"] = check_model(onnx.load(str(artifact)))
+        return report
+
+    def io_map(self, artifact: Path) -> dict:
+        return identity_io_map(self.job.inputs, self.job.outputs)
+
+    def run_converted(self, artifact: Path, io_mapping: dict, samples: list[dict]) -> list[dict]:
+        """The sanitized ONNX on ONNX Runtime's CPU provider (the board's fallback backend); with
+        `--gpus`, also a TensorRT engine of it built by the board's code, measured the same way."""
+        from edgeship_runtime.backends import backend_class
+
+        cpu = self.job.provisional_artifact(self.out, artifact, io_mapping, "onnxruntime")
+        with backend_class("onnxruntime")(cpu, threads=1) as backend:
+            results = [backend.infer(sample) for sample in samples]
+        if self.job.gpus:
+            self.gpu_engine(artifact, io_mapping, samples, results)
+        return results
+
+    def gpu_engine(self, artifact: Path, io_mapping: dict, samples: list[dict], cpu_results: list[dict]) -> None:
+        """Build a test engine on this host's GPU with the board's code path, keep the int8
+        calibration cache, and record the engine's accuracy against ONNX Runtime."""
+        import tempfile
+
+        from edgeship_runtime.accuracy import compare_output
+        from edgeship_runtime.backends import backend_class
+
+        gpu = self.job.provisional_artifact(self.out, artifact, io_mapping, "tensorrt")
+        cache = Path(tempfile.mkdtemp(prefix="engines-"))
+        with backend_class("tensorrt")(gpu, engine_cache=str(cache)) as backend:
+            record = backend.engine_record
+            results = [backend.infer(sample) for sample in samples]
+        calibration_cache = cache / f"{record['key']}.calibration.cache"
+        if calibration_cache.is_file():
+            (self.out / "calibration.cache").write_bytes(calibration_cache.read_bytes())
+        figures = {name: compare_output([c[name] for c in cpu_results], [g[name] for g in results]) for name in self.job.output_names}
+        summary = {"engine": {k: v for k, v in record.items() if k != "path"}, "accuracy_vs_onnxruntime": figures,
+                   "note": "test engine built on the conversion host's GPU; the board builds its own for its GPU and TensorRT"}
+        (self.out / "gpu_engine.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        self.log(f"test engine on {record['gpu']['name']} (sm {record['gpu']['compute_capability']}, TensorRT {record['tensorrt']}): "
+                 + ", ".join(f"{name} cosine min {f['cosine_min']:.5f}" for name, f in figures.items()))
+
+    @classmethod
+    def summary(cls, artifact_dir: Path, manifest: dict, ops: dict) -> list[str]:
+        lines = []
+        if "tensorrt" in ops:
+            trt = ops["tensorrt"]
+            lines.append(f"TensorRT {trt['tensorrt']} op check: {len(trt['ops'])} op types, "
+                         + ("all supported" if trt["supported"] else f"UNSUPPORTED: {', '.join(sorted({u['op'] for u in trt['unsupported']}))}"))
+        sanitize_path = artifact_dir / "sanitize.json"
+        if sanitize_path.exists():
+            steps = json.loads(sanitize_path.read_text())["steps"]
+            lines.append("sanitized: " + " -> ".join(f"{step['step']} {step['nodes']}" for step in steps) + " nodes")
+        gpu_path = artifact_dir / "gpu_engine.json"
+        if gpu_path.exists():
+            gpu = json.loads(gpu_path.read_text())
+            lines.append(f"test engine ({gpu['engine']['precision']}, {gpu['engine']['gpu']['name']}, TensorRT {gpu['engine']['tensorrt']}): "
+                         + ", ".join(f"{name} cosine min {f['cosine_min']:.5f}" for name, f in gpu["accuracy_vs_onnxruntime"].items()))
+        return lines
 
 
-def op_report(artifact: Path) -> dict:
-    import onnx
-
-    from targets.onnx import op_report as onnx_op_report
-    from targets.tensorrt_ops import check_model
-
-    report = onnx_op_report(artifact)
-    report["tensorrt"] = check_model(onnx.load(str(artifact)))
-    return report
-
-
-def _artifact(out: Path, artifact: Path, job: dict, io_mapping: dict, backend: str):
-    from edgeship_runtime.artifact import Artifact, sha256_file
-
-    manifest = {"artifact": {"file": artifact.name, "sha256": sha256_file(artifact)}, "runtime_backend": backend,
-                "inputs": job["inputs"], "outputs": job["outputs"], "artifact_io": {"mapping": io_mapping},
-                "options": {"quant": job["quant"]}, "source": {"sha256": job["source"]["sha256"]}, "target": "jetson"}
-    return Artifact(out, manifest)
-
-
-def simulate(out: Path, artifact: Path, job: dict, io_mapping: dict, samples: list[dict]) -> list[dict]:
-    """The sanitized ONNX on ONNX Runtime's CPU provider (the board's fallback backend); with
-    `--gpus`, also a TensorRT engine of it built by the board's code, measured the same way."""
-    from edgeship_runtime.backends import backend_class
-
-    from edgeship.worker import log
-
-    with backend_class("onnxruntime")(_artifact(out, artifact, job, io_mapping, "onnxruntime"), threads=1) as backend:
-        results = [backend.infer(sample) for sample in samples]
-    if job.get("gpus"):
-        gpu_engine(out, artifact, job, io_mapping, samples, results, log)
-    return results
-
-
-def gpu_engine(out: Path, artifact: Path, job: dict, io_mapping: dict, samples: list[dict], cpu_results: list[dict], log) -> None:
-    """Build a test engine on this host's GPU with the board's code path, keep the int8
-    calibration cache, and record the engine's accuracy against ONNX Runtime."""
-    import tempfile
-
-    from edgeship_runtime.accuracy import compare_output
-    from edgeship_runtime.backends import backend_class
-
-    target = _artifact(out, artifact, job, io_mapping, "tensorrt")
-    cache = Path(tempfile.mkdtemp(prefix="engines-"))
-    with backend_class("tensorrt")(target, engine_cache=str(cache)) as backend:
-        record = backend.engine_record
-        results = [backend.infer(sample) for sample in samples]
-    calibration_cache = cache / f"{record['key']}.calibration.cache"
-    if calibration_cache.is_file():
-        (out / "calibration.cache").write_bytes(calibration_cache.read_bytes())
-    figures = {item["name"]: compare_output([c[item["name"]] for c in cpu_results], [g[item["name"]] for g in results])
-               for item in job["outputs"]}
-    summary = {"engine": {k: v for k, v in record.items() if k != "path"}, "accuracy_vs_onnxruntime": figures,
-               "note": "test engine built on the conversion host's GPU; the board builds its own for its GPU and TensorRT"}
-    (out / "gpu_engine.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    log(f"test engine on {record['gpu']['name']} (sm {record['gpu']['compute_capability']}, TensorRT {record['tensorrt']}): "
-        + ", ".join(f"{name} cosine min {f['cosine_min']:.5f}" for name, f in figures.items()))
+TARGET = Target(
+    name="jetson",
+    image="jetson",
+    description=f"NVIDIA Jetson GPUs through TensorRT {TENSORRT_VERSION} (JetPack {JETPACK}); engines are built on the board",
+    source_formats=("onnx",),
+    quantizations=("fp16", "int8", "fp32"),
+    default_quant="fp16",
+    artifact_suffix=".onnx",
+    runtime_backend="tensorrt",
+    needs_calibration=("int8",),
+    options=(
+        Option("workspace", (), "1024", "TensorRT builder workspace in MiB (16..65536); Orin Nano shares 8 GB with the CPU",
+               parse=parse_workspace),
+    ),
+    # Measured here on the sanitized fp32 ONNX, so every precision is held to fp32's tolerance.
+    tolerances={quant: DEFAULT_TOLERANCES["fp32"] for quant in ("fp16", "int8", "fp32")},
+    converter=JetsonConverter,
+    measured_with="the sanitized ONNX on ONNX Runtime's CPU provider (the engine's fp16/int8 accuracy is measured where it is built: "
+                  "on the board, or here with --gpus)",
+    gpu_image="jetson-tensorrt",
+    toolchain_packages=("onnx", "onnxruntime", "onnxsim", "polygraphy", "onnx-graphsurgeon", "numpy", "protobuf", "tensorrt"),
+    # Jetson's GPU through the Tegra drivers (nvhost/nvmap/nvgpu) and NVIDIA's own nodes.
+    device_nodes=("char-nvhost rw", "char-nvmap rw", "char-nvgpu rw", "char-nvidia rw"),
+    report_note=("jetson accuracy is measured on the sanitized ONNX on ONNX Runtime's CPU provider (TensorRT engines are "
+                 "built on the board, for its GPU); a board without a GPU runs that same ONNX on ONNX Runtime, labelled."),
+)

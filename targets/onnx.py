@@ -8,28 +8,13 @@ calibration set. Model I/O stays float32.
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from pathlib import Path
 
-from targets.base import Target
-
-TARGET = Target(
-    name="onnx",
-    image="onnx",
-    description="CPU boards (any architecture) through ONNX Runtime",
-    source_formats=("onnx",),
-    quantizations=("fp32", "int8"),
-    default_quant="fp32",
-    artifact_suffix=".onnx",
-    runtime_backend="onnxruntime",
-    needs_calibration=("int8",),
-    convert="targets.onnx:convert",
-    op_report="targets.onnx:op_report",
-    io_map="targets.onnx:io_map",
-    toolchain_packages=("onnx", "onnxruntime", "numpy", "protobuf"),
-)
+from targets.base import Converter, Target
 
 
-class _CalibrationReader:
+class CalibrationReader:
     """ONNX Runtime's CalibrationDataReader protocol over the job's samples."""
 
     def __init__(self, samples: list[dict]):
@@ -39,24 +24,8 @@ class _CalibrationReader:
         return next(self._samples, None)
 
 
-def convert(job: dict, calibration_set: list[dict], reference_set: list[dict], workdir: Path) -> Path:
-    artifact = workdir / "model.onnx"
-    if job["quant"] == "fp32":
-        shutil.copyfile(job["source"]["path"], artifact)
-        return artifact
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    prepared = workdir / "prepared.onnx"
-    quant_pre_process(job["source"]["path"], str(prepared), skip_symbolic_shape=True)
-    quantize_static(str(prepared), str(artifact), _CalibrationReader(calibration_set), quant_format=QuantFormat.QDQ,
-                    per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
-    return artifact
-
-
-def op_report(artifact: Path) -> dict:
-    from collections import Counter
-
+def onnx_op_report(artifact: Path) -> dict:
+    """Operator types and counts of an ONNX artifact, with its I/O tensors."""
     import onnx
 
     model = onnx.load(str(artifact))
@@ -72,7 +41,44 @@ def op_report(artifact: Path) -> dict:
             "outputs": describe(model.graph.output), "file_size": artifact.stat().st_size}
 
 
-def io_map(artifact: Path, inputs: list[dict], outputs: list[dict]) -> dict:
+def identity_io_map(inputs: list[dict], outputs: list[dict]) -> dict:
     """ONNX in, ONNX out: same names, same layout."""
     return {"inputs": {spec["name"]: {"name": spec["name"], "shape": spec["shape"], "perm": None} for spec in inputs},
             "outputs": {spec["name"]: {"name": spec["name"], "shape": spec["shape"], "perm": None} for spec in outputs}}
+
+
+class OnnxConverter(Converter):
+    def convert(self, calibration: list[dict], reference_set: list[dict]) -> Path:
+        artifact = self.workdir / "model.onnx"
+        if self.job.quant == "fp32":
+            shutil.copyfile(self.job.source.path, artifact)
+            return artifact
+        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        prepared = self.workdir / "prepared.onnx"
+        quant_pre_process(self.job.source.path, str(prepared), skip_symbolic_shape=True)
+        quantize_static(str(prepared), str(artifact), CalibrationReader(calibration), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+        return artifact
+
+    def op_report(self, artifact: Path) -> dict:
+        return onnx_op_report(artifact)
+
+    def io_map(self, artifact: Path) -> dict:
+        return identity_io_map(self.job.inputs, self.job.outputs)
+
+
+TARGET = Target(
+    name="onnx",
+    image="onnx",
+    description="CPU boards (any architecture) through ONNX Runtime",
+    source_formats=("onnx",),
+    quantizations=("fp32", "int8"),
+    default_quant="fp32",
+    artifact_suffix=".onnx",
+    runtime_backend="onnxruntime",
+    converter=OnnxConverter,
+    needs_calibration=("int8",),
+    toolchain_packages=("onnx", "onnxruntime", "numpy", "protobuf"),
+)

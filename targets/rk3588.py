@@ -31,7 +31,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from targets.base import DEFAULT_TOLERANCES, Option, Target
+from targets.base import Converter, Option, Target, log
+from targets.job import Job
 
 PLATFORMS = ("rk3588", "rk3566", "rk3568", "rk3576", "rk3562")
 LOG_FILE = "rknn-toolkit.log"
@@ -58,47 +59,12 @@ def parse_std(value: str) -> str:
     return normalized
 
 
-TARGET = Target(
-    name="rk3588",
-    image="rk3588",
-    description="Rockchip NPUs (RK3588, RK3566/RK3568, RK3576, RK3562) through rknn-toolkit2 / RKNN Lite",
-    source_formats=("onnx", "tflite"),
-    quantizations=("int8", "fp16"),
-    default_quant="fp16",
-    artifact_suffix=".rknn",
-    runtime_backend="rknnlite",
-    needs_calibration=("int8",),
-    options=(
-        Option("platform", PLATFORMS, "rk3588", "the Rockchip chip the model is compiled for"),
-        Option("mean", (), "", "per-channel means folded into the model (raw = normalized * std + mean), e.g. 123.675,116.28,103.53",
-               parse=parse_floats),
-        Option("std", (), "", "per-channel standard deviations folded into the model, e.g. 58.395,57.12,57.375", parse=parse_std),
-        Option("algorithm", ("normal", "mmse", "kl_divergence"), "normal", "the toolkit's quantization algorithm",
-               applies_to=("int8",)),
-    ),
-    tolerances=dict(DEFAULT_TOLERANCES),
-    convert="targets.rk3588:convert",
-    op_report="targets.rk3588:op_report",
-    io_map="targets.rk3588:io_map",
-    inspect="targets.rk3588:inspect",
-    reference="targets.rk3588:reference",
-    simulate="targets.rk3588:simulate",
-    analyse="targets.rk3588:analyse",
-    log_files=(LOG_FILE,),
-    toolchain_packages=("rknn-toolkit2", "torch", "tensorflow-cpu", "onnx", "onnxruntime", "numpy", "protobuf"),
-)
-
-# The one RKNN object of this worker process: built by `convert`, then run by `simulate`
-# and `analyse`. The simulator can only run a model built in the same object.
-_SESSION: dict = {}
-
-
 class ToolkitError(RuntimeError):
     """An SDK call failed; the message names the call and the toolkit's own error lines."""
 
 
 @contextlib.contextmanager
-def _toolkit_output(log_path: Path):
+def toolkit_output(log_path: Path):
     """Send everything written to fd 1 and 2 (Python and C++ alike) into the toolkit log."""
     sys.stdout.flush()
     sys.stderr.flush()
@@ -127,12 +93,12 @@ def _error_lines(log_path: Path, since: int) -> str:
     return "; ".join(dict.fromkeys(errors[-3:])) or "no error line in the toolkit log"
 
 
-def _call(name: str, function, log_path: Path, *args, **kwargs):
+def toolkit_call(name: str, function, log_path: Path, *args, **kwargs):
     """Run one SDK call with its output in the log; a non-zero return or an exception
     becomes a ToolkitError naming the call and the toolkit's error lines."""
     since = log_path.stat().st_size if log_path.exists() else 0
     try:
-        with _toolkit_output(log_path):
+        with toolkit_output(log_path):
             result = function(*args, **kwargs)
     except Exception as error:  # the toolkit raises as well as returning codes
         raise ToolkitError(f"rknn-toolkit2 {name} raised {type(error).__name__}: {_error_lines(log_path, since)}") from error
@@ -143,153 +109,6 @@ def _call(name: str, function, log_path: Path, *args, **kwargs):
 
 def _floats(text: str) -> list[float] | None:
     return [float(part) for part in text.split(",")] if text else None
-
-
-def _normalization(job: dict):
-    """(mean, std) per input as lists of per-channel values, or (None, None)."""
-    mean, std = _floats(job["options"].get("mean", "")), _floats(job["options"].get("std", ""))
-    if mean is None and std is None:
-        return None, None
-    per_input_mean, per_input_std = [], []
-    for spec in job["inputs"]:
-        channels = spec["shape"][1] if len(spec["shape"]) == 4 and job["source"]["format"] == "onnx" else spec["shape"][-1]
-        for label, values in (("mean", mean), ("std", std)):
-            if values is not None and len(values) not in (1, channels):
-                raise ValueError(f"option {label} has {len(values)} values but input {spec['name']!r} has {channels} channels; give 1 or {channels}")
-        per_input_mean.append([(mean or [0.0])[i % len(mean or [0.0])] for i in range(channels)])
-        per_input_std.append([(std or [1.0])[i % len(std or [1.0])] for i in range(channels)])
-    return per_input_mean, per_input_std
-
-
-def _channel_last(job: dict, spec: dict) -> bool:
-    """True when a source tensor is channel-first and the artifact takes it channel-last."""
-    return job["source"]["format"] == "onnx" and len(spec["shape"]) == 4
-
-
-def _to_toolkit_file(job: dict, value, mean: list | None, std: list | None):
-    """A source-layout float sample as the toolkit's .npy files want it: NCHW for 4-D
-    inputs (the toolkit checks this for TFLite sources too), raw values when mean/std
-    (this input's, per channel) are folded into the model."""
-    import numpy as np
-
-    value = np.asarray(value, np.float32)
-    if job["source"]["format"] == "tflite" and value.ndim == 4:
-        value = value.transpose(0, 3, 1, 2)
-    if mean is not None:
-        shape = (1, -1, 1, 1) if value.ndim == 4 else (-1,)
-        value = value * np.reshape(np.float32(std), shape) + np.reshape(np.float32(mean), shape)
-    return np.ascontiguousarray(value, np.float32)
-
-
-def _write_samples(job: dict, samples: list[dict], folder: Path) -> list[list[str]]:
-    import numpy as np
-
-    folder.mkdir(parents=True, exist_ok=True)
-    mean, std = _normalization(job)
-    rows = []
-    for number, sample in enumerate(samples):
-        row = []
-        for index, spec in enumerate(job["inputs"]):
-            path = folder / f"{number:05d}-{index}.npy"
-            np.save(path, _to_toolkit_file(job, sample[spec["name"]], mean and mean[index], std and std[index]))
-            row.append(str(path))
-        rows.append(row)
-    return rows
-
-
-def _has_dynamic_dims(path: str) -> bool:
-    import onnx
-
-    model = onnx.load(path, load_external_data=False)
-    initializers = {init.name for init in model.graph.initializer}
-    return any(not dim.HasField("dim_value") for value in model.graph.input if value.name not in initializers
-               for dim in value.type.tensor_type.shape.dim)
-
-
-def convert(job: dict, calibration_set: list[dict], reference_set: list[dict], workdir: Path) -> Path:
-    from rknn.api import RKNN
-
-    out = Path(job["out"])
-    log_path = out / LOG_FILE
-    os.chdir(workdir)  # the toolkit writes check*.onnx files into the working directory
-    mean, std = _normalization(job)
-    quantize = job["quant"] == "int8"
-    with _toolkit_output(log_path):
-        rknn = RKNN(verbose=True)
-    _SESSION.clear()
-    _SESSION.update(rknn=rknn, job=job, log=log_path, workdir=workdir, runtime=False)
-    config = {"target_platform": job["options"]["platform"], "optimization_level": 3, "float_dtype": "float16"}
-    if mean is not None:
-        config.update(mean_values=mean, std_values=std)
-    if quantize:
-        config.update(quantized_dtype="w8a8", quantized_algorithm=job["options"]["algorithm"], quantized_method="channel")
-    if job["source"]["format"] == "tflite":
-        # The toolkit's Pad+Conv fusion fails on read-only TFLite weight buffers
-        # ("assignment destination is read-only"); its own message suggests this.
-        config["disable_rules"] = ["fuse_pad_into_conv"]
-    _call("config", rknn.config, log_path, **config)
-    source = job["source"]["path"]
-    if job["source"]["format"] == "onnx":
-        fixed = {}
-        if _has_dynamic_dims(source):  # pin dynamic dimensions to the job's static shapes
-            fixed = {"inputs": [spec["name"] for spec in job["inputs"]], "input_size_list": [spec["shape"] for spec in job["inputs"]]}
-        _call("load_onnx", rknn.load_onnx, log_path, model=source, **fixed)
-    else:
-        _call("load_tflite", rknn.load_tflite, log_path, model=source)
-    dataset = None
-    if quantize:
-        rows = _write_samples(job, calibration_set, workdir / "dataset")
-        dataset = workdir / "dataset.txt"
-        dataset.write_text("".join(" ".join(row) + "\n" for row in rows))
-    _call("build", rknn.build, log_path, do_quantization=quantize, dataset=str(dataset) if dataset else None)
-    artifact = workdir / "model.rknn"
-    _call("export_rknn", rknn.export_rknn, log_path, str(artifact))
-    return artifact
-
-
-def _session():
-    if "rknn" not in _SESSION:
-        raise RuntimeError("the RKNN simulator needs the model built in this process; call convert first")
-    return _SESSION["rknn"], _SESSION["log"]
-
-
-def _simulator_backend(artifact):
-    """The toolkit's x86 simulator as a runtime backend: RKNN Lite's backend with the
-    session's RKNN object in place of the board's runtime, so inputs are laid out,
-    normalized and mapped exactly as on a board."""
-    from edgeship_runtime.backends.rknnlite import RKNNLiteBackend
-
-    class SimulatorBackend(RKNNLiteBackend):
-        name = "rknn-simulator"
-        accelerator = "cpu"
-
-        def _load(self) -> None:
-            self.runtime, log_path = _session()
-            if not _SESSION["runtime"]:
-                _call("init_runtime (simulator)", self.runtime.init_runtime, log_path)
-                _SESSION["runtime"] = True
-            self._bind_io()
-
-        def _inference(self, inputs):
-            outputs = _call("inference (simulator)", self.runtime.inference, _SESSION["log"], inputs=inputs)
-            if outputs is None:
-                raise ToolkitError(f"rknn-toolkit2 simulator returned no outputs (see {LOG_FILE})")
-            return outputs
-
-        def _close(self) -> None:
-            pass  # the session's RKNN object stays for the accuracy analysis
-
-    return SimulatorBackend(artifact, threads=1)
-
-
-def simulate(out: Path, artifact: Path, job: dict, io_mapping: dict, samples: list[dict]) -> list[dict]:
-    """Outputs of the just-built model in the toolkit's simulator, by source output name."""
-    from edgeship_runtime.artifact import Artifact
-
-    manifest = {"artifact": {"file": artifact.name}, "runtime_backend": TARGET.runtime_backend, "inputs": job["inputs"],
-                "outputs": job["outputs"], "artifact_io": {"mapping": io_mapping}}
-    with _simulator_backend(Artifact(out, manifest)) as backend:
-        return [backend.infer(sample) for sample in samples]
 
 
 _ANALYSIS_ROW = re.compile(r"^\[(?P<op>[^\]]+)\]\s+(?P<name>\S+)\s+(?P<entire_cos>[\d.]+)\s*\|\s*(?P<entire_euc>[\d.]+)\s+"
@@ -309,49 +128,14 @@ def parse_analysis(text: str) -> list[dict]:
     return rows
 
 
-def analyse(out: Path, job: dict, samples: list[dict], workdir: Path) -> dict:
-    """The toolkit's per-layer accuracy analysis (fp32 'golden' vs simulator) on the first
-    reference samples; the table is kept as accuracy_analysis.txt."""
-    rknn, log_path = _session()
-    rows = _write_samples(job, samples[:1], workdir / "analysis-inputs")
-    snapshot = workdir / "snapshot"
-    _call("accuracy_analysis", rknn.accuracy_analysis, log_path, inputs=rows[0], output_dir=str(snapshot))
-    text = _ANSI.sub("", (snapshot / "error_analysis.txt").read_text())
-    (out / ANALYSIS_FILE).write_text(text)
-    layers = parse_analysis(text)
-    # "entire" accumulates the error up to a layer; "single" is the layer's own error.
-    limit = job["tolerances"]["min_cosine"]
-    first_below = next((row for row in layers if row["entire_cos"] < limit), None)
-    worst = sorted(layers, key=lambda row: row["single_cos"])[:5]
-    return {"file": ANALYSIS_FILE, "samples": 1, "min_cosine": limit, "first_layer_below_tolerance": first_below,
-            "worst_single_layers": worst, "layers": layers}
-
-
-def io_map(artifact: Path, inputs: list[dict], outputs: list[dict]) -> dict:
-    """4-D ONNX inputs go in channel-last; mean/std folded into the model are recorded so
-    the runtime turns the caller's normalized inputs into the raw values the model takes."""
-    job = _SESSION["job"]
-    mean, std = _normalization(job)
-    mapping = {"inputs": {}, "outputs": {}}
-    for index, spec in enumerate(inputs):
-        perm = [0, 2, 3, 1] if _channel_last(job, spec) else None
-        shape = [spec["shape"][i] for i in perm] if perm else list(spec["shape"])
-        entry = {"name": spec["name"], "shape": shape, "perm": perm}
-        if mean is not None:
-            entry["normalize"] = {"mean": mean[index], "std": std[index]}
-        mapping["inputs"][spec["name"]] = entry
-    for spec in outputs:
-        mapping["outputs"][spec["name"]] = {"name": spec["name"], "shape": list(spec["shape"]), "perm": None}
-    return mapping
-
-
 _LAYER_ROW = re.compile(r"^D RKNN: \[[^\]]*\]\s+(?P<id>\d+)\s+(?P<op>\S+)\s+(?P<dtype>\S+)\s+(?P<target>CPU|NPU)\s+"
                         r"(?P<inputs>\S+)\s+(?P<output>\S+)\s+\S+\s+\S+\s+(?P<full>\S+)")
 
 
 def parse_layer_table(log_text: str) -> list[dict]:
     """The compiler's "Network Layer Information Table" (the last one in the log)."""
-    tables, current = [], None
+    tables: list[list[dict]] = []
+    current: list[dict] | None = None
     for line in _ANSI.sub("", log_text).splitlines():
         if "Network Layer Information Table" in line:
             current = []
@@ -364,36 +148,13 @@ def parse_layer_table(log_text: str) -> list[dict]:
     return tables[-1] if tables else []
 
 
-def op_report(artifact: Path) -> dict:
-    """Source op types, the compiled layers, and which of them the toolkit put on the CPU."""
-    job = _SESSION["job"]
-    layers = parse_layer_table(_SESSION["log"].read_text(errors="replace"))
-    if not layers:
-        raise ToolkitError(f"no layer table in {LOG_FILE}; the toolkit's compiler output changed, so CPU/NPU placement is unknown")
-    io_ops = ("InputOperator", "OutputOperator")
-    compute = [layer for layer in layers if layer["op"] not in io_ops]
-    source_ops = {}
-    if job["source"]["format"] == "onnx":
-        import onnx
+def _has_dynamic_dims(path: str) -> bool:
+    import onnx
 
-        source_ops = dict(sorted(Counter(node.op_type for node in onnx.load(job["source"]["path"]).graph.node).items()))
-    dtype_of = {layer["name"].split(":", 1)[-1]: layer["dtype"].lower() for layer in layers if layer["op"] in io_ops}
-
-    def describe(specs, transposed):
-        return [{"name": spec["name"], "shape": [spec["shape"][i] for i in (0, 2, 3, 1)] if transposed(spec) else list(spec["shape"]),
-                 "dtype": dtype_of.get(spec["name"], "float32"), "quantization": [0.0, 0]} for spec in specs]
-
-    return {
-        "ops": dict(sorted(Counter(layer["op"] for layer in compute).items())),
-        "op_count": len(compute),
-        "source_ops": source_ops,
-        "npu_layers": sum(layer["target"] == "NPU" for layer in compute),
-        "cpu_layers": [{"id": layer["id"], "op": layer["op"], "name": layer["name"]} for layer in compute if layer["target"] == "CPU"],
-        "platform": job["options"]["platform"],
-        "inputs": describe(job["inputs"], lambda spec: _channel_last(job, spec)),
-        "outputs": describe(job["outputs"], lambda spec: False),
-        "file_size": artifact.stat().st_size,
-    }
+    model = onnx.load(path, load_external_data=False)
+    initializers = {init.name for init in model.graph.initializer}
+    return any(not dim.HasField("dim_value") for value in model.graph.input if value.name not in initializers
+               for dim in value.type.tensor_type.shape.dim)
 
 
 def _tflite_interpreter(path: str):
@@ -402,32 +163,261 @@ def _tflite_interpreter(path: str):
     return tf.lite.Interpreter(model_path=path, num_threads=1)
 
 
-def inspect(job: dict) -> tuple[list[dict], list[dict]]:
-    """Declared I/O of a TFLite source (float I/O only: the toolkit quantizes itself)."""
-    import numpy as np
+class RK3588Converter(Converter):
+    """One `RKNN` object per job: built by `convert`, then run by the simulator and, when an
+    output misses its tolerance, analysed layer by layer. The simulator can only run a model
+    built in the same object, so the object lives on the converter until `close`."""
 
-    interpreter = _tflite_interpreter(job["source"]["path"])
-    inputs = [{"name": d["name"], "dims": [int(x) if x > 0 else None for x in d["shape_signature"]], "float32": d["dtype"] == np.float32}
-              for d in interpreter.get_input_details()]
-    outputs = [{"name": d["name"], "dims": [int(x) if x > 0 else None for x in d["shape_signature"]]} for d in interpreter.get_output_details()]
-    return inputs, outputs
+    def __init__(self, target: Target, job: Job, workdir: Path, log=log):
+        super().__init__(target, job, workdir, log)
+        self.log_path = self.out / LOG_FILE
+        self.rknn = None
+        self.simulator_ready = False
 
+    def _call(self, name: str, function, *args, **kwargs):
+        with contextlib.chdir(self.workdir):  # the toolkit writes check*.onnx files into the working directory
+            return toolkit_call(name, function, self.log_path, *args, **kwargs)
 
-def reference(job: dict, samples: list[dict]) -> list[dict]:
-    """fp32 outputs of a TFLite source (TensorFlow Lite's interpreter, one thread)."""
-    import numpy as np
+    # -- input data as the toolkit wants it ------------------------------------------------
+    def normalization(self):
+        """(mean, std) per input as lists of per-channel values, or (None, None)."""
+        options = self.job.options
+        mean, std = _floats(options.get("mean", "")), _floats(options.get("std", ""))
+        if mean is None and std is None:
+            return None, None
+        per_input_mean, per_input_std = [], []
+        for spec in self.job.inputs:
+            channels = spec["shape"][1] if len(spec["shape"]) == 4 and self.job.source.format == "onnx" else spec["shape"][-1]
+            for label, values in (("mean", mean), ("std", std)):
+                if values is not None and len(values) not in (1, channels):
+                    raise ValueError(f"option {label} has {len(values)} values but input {spec['name']!r} has {channels} channels; give 1 or {channels}")
+            per_input_mean.append([(mean or [0.0])[i % len(mean or [0.0])] for i in range(channels)])
+            per_input_std.append([(std or [1.0])[i % len(std or [1.0])] for i in range(channels)])
+        return per_input_mean, per_input_std
 
-    interpreter = _tflite_interpreter(job["source"]["path"])
-    interpreter.allocate_tensors()
-    inputs = {d["name"]: d["index"] for d in interpreter.get_input_details()}
-    outputs = {d["name"]: d["index"] for d in interpreter.get_output_details()}
-    results = []
-    for sample in samples:
-        for name, index in inputs.items():
-            interpreter.set_tensor(index, np.asarray(sample[name], np.float32))
-        interpreter.invoke()
-        results.append({spec["name"]: interpreter.get_tensor(outputs[spec["name"]]).copy() for spec in job["outputs"]})
-    return results
+    def channel_last(self, spec: dict) -> bool:
+        """True when a source tensor is channel-first and the artifact takes it channel-last."""
+        return self.job.source.format == "onnx" and len(spec["shape"]) == 4
+
+    def _toolkit_array(self, value, mean: list | None, std: list | None):
+        """A source-layout float sample as the toolkit's .npy files want it: NCHW for 4-D
+        inputs (the toolkit checks this for TFLite sources too), raw values when mean/std
+        (this input's, per channel) are folded into the model."""
+        import numpy as np
+
+        value = np.asarray(value, np.float32)
+        if self.job.source.format == "tflite" and value.ndim == 4:
+            value = value.transpose(0, 3, 1, 2)
+        if mean is not None:
+            shape = (1, -1, 1, 1) if value.ndim == 4 else (-1,)
+            value = value * np.reshape(np.float32(std), shape) + np.reshape(np.float32(mean), shape)
+        return np.ascontiguousarray(value, np.float32)
+
+    def write_samples(self, samples: list[dict], folder: Path) -> list[list[str]]:
+        import numpy as np
+
+        folder.mkdir(parents=True, exist_ok=True)
+        mean, std = self.normalization()
+        rows = []
+        for number, sample in enumerate(samples):
+            row = []
+            for index, spec in enumerate(self.job.inputs):
+                path = folder / f"{number:05d}-{index}.npy"
+                np.save(path, self._toolkit_array(sample[spec["name"]], mean and mean[index], std and std[index]))
+                row.append(str(path))
+            rows.append(row)
+        return rows
+
+    # -- the build ---------------------------------------------------------------------------
+    def convert(self, calibration: list[dict], reference_set: list[dict]) -> Path:
+        from rknn.api import RKNN
+
+        mean, std = self.normalization()
+        quantize = self.job.quant == "int8"
+        with toolkit_output(self.log_path):
+            self.rknn = rknn = RKNN(verbose=True)
+        options = self.job.options
+        config = {"target_platform": options["platform"], "optimization_level": 3, "float_dtype": "float16"}
+        if mean is not None:
+            config.update(mean_values=mean, std_values=std)
+        if quantize:
+            config.update(quantized_dtype="w8a8", quantized_algorithm=options["algorithm"], quantized_method="channel")
+        if self.job.source.format == "tflite":
+            # The toolkit's Pad+Conv fusion fails on read-only TFLite weight buffers
+            # ("assignment destination is read-only"); its own message suggests this.
+            config["disable_rules"] = ["fuse_pad_into_conv"]
+        self._call("config", rknn.config, **config)
+        source = self.job.source.path
+        if self.job.source.format == "onnx":
+            fixed = {}
+            if _has_dynamic_dims(source):  # pin dynamic dimensions to the job's static shapes
+                fixed = {"inputs": self.job.input_names, "input_size_list": [spec["shape"] for spec in self.job.inputs]}
+            self._call("load_onnx", rknn.load_onnx, model=source, **fixed)
+        else:
+            self._call("load_tflite", rknn.load_tflite, model=source)
+        dataset = None
+        if quantize:
+            rows = self.write_samples(calibration, self.workdir / "dataset")
+            dataset = self.workdir / "dataset.txt"
+            dataset.write_text("".join(" ".join(row) + "\n" for row in rows))
+        self._call("build", rknn.build, do_quantization=quantize, dataset=str(dataset) if dataset else None)
+        artifact = self.workdir / "model.rknn"
+        self._call("export_rknn", rknn.export_rknn, str(artifact))
+        return artifact
+
+    def close(self) -> None:
+        if self.rknn is not None:
+            with toolkit_output(self.log_path):
+                self.rknn.release()
+            self.rknn = None
+
+    def _built(self):
+        if self.rknn is None:
+            raise RuntimeError("the RKNN simulator needs the model built by this converter; call convert first")
+        return self.rknn
+
+    # -- accuracy on the toolkit's x86 simulator ----------------------------------------------
+    def run_converted(self, artifact: Path, io_mapping: dict, samples: list[dict]) -> list[dict]:
+        """Outputs of the just-built model in the toolkit's simulator, by source output name:
+        RKNN Lite's backend with this converter's RKNN object in place of the board's runtime,
+        so inputs are laid out, normalized and mapped exactly as on a board."""
+        from edgeship_runtime.backends.rknnlite import RKNNLiteBackend
+
+        converter = self
+
+        class SimulatorBackend(RKNNLiteBackend):
+            name = "rknn-simulator"
+            accelerator = "cpu"
+
+            def _load(self) -> None:
+                self.runtime = converter._built()
+                if not converter.simulator_ready:
+                    converter._call("init_runtime (simulator)", self.runtime.init_runtime)
+                    converter.simulator_ready = True
+                self._bind_io()
+
+            def _inference(self, inputs):
+                outputs = converter._call("inference (simulator)", self.runtime.inference, inputs=inputs)
+                if outputs is None:
+                    raise ToolkitError(f"rknn-toolkit2 simulator returned no outputs (see {LOG_FILE})")
+                return outputs
+
+            def _close(self) -> None:
+                pass  # the converter's RKNN object stays for the accuracy analysis
+
+        provisional = self.job.provisional_artifact(self.out, artifact, io_mapping, self.target.runtime_backend)
+        with SimulatorBackend(provisional, threads=1) as backend:
+            return [backend.infer(sample) for sample in samples]
+
+    def analyse(self, samples: list[dict]) -> dict:
+        """The toolkit's per-layer accuracy analysis (fp32 'golden' vs simulator) on the first
+        reference sample; the table is kept as accuracy_analysis.txt."""
+        self.log("below tolerance: running the toolkit's per-layer accuracy analysis")
+        rknn = self._built()
+        rows = self.write_samples(samples[:1], self.workdir / "analysis-inputs")
+        snapshot = self.workdir / "snapshot"
+        self._call("accuracy_analysis", rknn.accuracy_analysis, inputs=rows[0], output_dir=str(snapshot))
+        text = _ANSI.sub("", (snapshot / "error_analysis.txt").read_text())
+        (self.out / ANALYSIS_FILE).write_text(text)
+        layers = parse_analysis(text)
+        # "entire" accumulates the error up to a layer; "single" is the layer's own error.
+        limit = self.job.tolerances["min_cosine"]
+        first_below = next((row for row in layers if row["entire_cos"] < limit), None)
+        worst = sorted(layers, key=lambda row: row["single_cos"])[:5]
+        return {"file": ANALYSIS_FILE, "samples": 1, "min_cosine": limit, "first_layer_below_tolerance": first_below,
+                "worst_single_layers": worst, "layers": layers}
+
+    # -- the artifact's I/O and layers ---------------------------------------------------------
+    def io_map(self, artifact: Path) -> dict:
+        """4-D ONNX inputs go in channel-last; mean/std folded into the model are recorded so
+        the runtime turns the caller's normalized inputs into the raw values the model takes."""
+        mean, std = self.normalization()
+        mapping: dict = {"inputs": {}, "outputs": {}}
+        for index, spec in enumerate(self.job.inputs):
+            perm = [0, 2, 3, 1] if self.channel_last(spec) else None
+            shape = [spec["shape"][i] for i in perm] if perm else list(spec["shape"])
+            entry = {"name": spec["name"], "shape": shape, "perm": perm}
+            if mean is not None:
+                entry["normalize"] = {"mean": mean[index], "std": std[index]}
+            mapping["inputs"][spec["name"]] = entry
+        for spec in self.job.outputs:
+            mapping["outputs"][spec["name"]] = {"name": spec["name"], "shape": list(spec["shape"]), "perm": None}
+        return mapping
+
+    def op_report(self, artifact: Path) -> dict:
+        """Source op types, the compiled layers, and which of them the toolkit put on the CPU."""
+        layers = parse_layer_table(self.log_path.read_text(errors="replace"))
+        if not layers:
+            raise ToolkitError(f"no layer table in {LOG_FILE}; the toolkit's compiler output changed, so CPU/NPU placement is unknown")
+        io_ops = ("InputOperator", "OutputOperator")
+        compute = [layer for layer in layers if layer["op"] not in io_ops]
+        source_ops = {}
+        if self.job.source.format == "onnx":
+            import onnx
+
+            source_ops = dict(sorted(Counter(node.op_type for node in onnx.load(self.job.source.path).graph.node).items()))
+        dtype_of = {layer["name"].split(":", 1)[-1]: layer["dtype"].lower() for layer in layers if layer["op"] in io_ops}
+
+        def describe(specs, transposed):
+            return [{"name": spec["name"], "shape": [spec["shape"][i] for i in (0, 2, 3, 1)] if transposed(spec) else list(spec["shape"]),
+                     "dtype": dtype_of.get(spec["name"], "float32"), "quantization": [0.0, 0]} for spec in specs]
+
+        return {
+            "ops": dict(sorted(Counter(layer["op"] for layer in compute).items())),
+            "op_count": len(compute),
+            "source_ops": source_ops,
+            "npu_layers": sum(layer["target"] == "NPU" for layer in compute),
+            "cpu_layers": [{"id": layer["id"], "op": layer["op"], "name": layer["name"]} for layer in compute if layer["target"] == "CPU"],
+            "platform": self.job.options["platform"],
+            "inputs": describe(self.job.inputs, self.channel_last),
+            "outputs": describe(self.job.outputs, lambda spec: False),
+            "file_size": artifact.stat().st_size,
+        }
+
+    # -- TFLite sources --------------------------------------------------------------------------
+    def inspect(self) -> tuple[list[dict], list[dict]]:
+        """Declared I/O of a TFLite source (float I/O only: the toolkit quantizes itself)."""
+        import numpy as np
+
+        reader = _tflite_interpreter(self.job.source.path)
+        inputs = [{"name": d["name"], "dims": [int(x) if x > 0 else None for x in d["shape_signature"]], "float32": d["dtype"] == np.float32}
+                  for d in reader.get_input_details()]
+        outputs = [{"name": d["name"], "dims": [int(x) if x > 0 else None for x in d["shape_signature"]]} for d in reader.get_output_details()]
+        return inputs, outputs
+
+    def reference(self, samples: list[dict]) -> list[dict]:
+        """fp32 outputs: ONNX Runtime for ONNX, TensorFlow Lite's interpreter (one thread) for TFLite."""
+        if self.job.source.format == "onnx":
+            return super().reference(samples)
+        import numpy as np
+
+        reader = _tflite_interpreter(self.job.source.path)
+        reader.allocate_tensors()
+        inputs = {d["name"]: d["index"] for d in reader.get_input_details()}
+        outputs = {d["name"]: d["index"] for d in reader.get_output_details()}
+        results = []
+        for sample in samples:
+            for name, index in inputs.items():
+                reader.set_tensor(index, np.asarray(sample[name], np.float32))
+            reader.invoke()
+            results.append({spec["name"]: reader.get_tensor(outputs[spec["name"]]).copy() for spec in self.job.outputs})
+        return results
+
+    # -- on the controller ---------------------------------------------------------------------------
+    @classmethod
+    def summary(cls, artifact_dir: Path, manifest: dict, ops: dict) -> list[str]:
+        lines = []
+        per_layer = manifest["accuracy"].get("per_layer")
+        if per_layer:
+            worst = ", ".join(f"{row['layer']} ({row['op']}) {row['single_cos']:.4f}" for row in per_layer["worst_single_layers"][:3])
+            first = per_layer.get("first_layer_below_tolerance")
+            where = (f"the network's output first falls below cosine {per_layer['min_cosine']} at {first['layer']} ({first['op']}, "
+                     f"{first['entire_cos']:.4f}); " if first else "")
+            lines.append(f"per-layer analysis: {artifact_dir / per_layer['file']}: {where}worst single layers (cosine): {worst}")
+        if "cpu_layers" in ops:
+            cpu = ", ".join(f"{layer['op']}" for layer in ops["cpu_layers"]) or "none"
+            lines.append(f"layers: {ops['op_count']} ({ops['npu_layers']} on the NPU); on the CPU instead: {cpu}")
+        return lines
 
 
 def compare_builds(first: bytes, second: bytes) -> dict:
@@ -442,7 +432,7 @@ def compare_builds(first: bytes, second: bytes) -> dict:
 
     def address64(data: bytes, offset: int) -> bool:
         for start in range(offset - 7, offset + 4):
-            if 0 <= start and start + 8 <= len(data):
+            if start >= 0 and start + 8 <= len(data):
                 value = int.from_bytes(data[start:start + 8], "little")
                 if 0x5500_0000_0000 <= value < 0x5700_0000_0000 or 0x7f00_0000_0000 <= value < 0x8000_0000_0000:
                     return True
@@ -459,3 +449,30 @@ def compare_builds(first: bytes, second: bytes) -> dict:
             "first_offset": positions[0] if positions else None, "last_offset": positions[-1] if positions else None,
             "words": len(words), "address64_words": len(addresses), "other_words": [word for word in words if word not in addresses],
             "runs": [{"start": a, "end": b, "first": first[a:b + 1].hex(), "second": second[a:b + 1].hex()} for a, b in runs]}
+
+
+TARGET = Target(
+    name="rk3588",
+    image="rk3588",
+    description="Rockchip NPUs (RK3588, RK3566/RK3568, RK3576, RK3562) through rknn-toolkit2 / RKNN Lite",
+    source_formats=("onnx", "tflite"),
+    quantizations=("int8", "fp16"),
+    default_quant="fp16",
+    artifact_suffix=".rknn",
+    runtime_backend="rknnlite",
+    needs_calibration=("int8",),
+    options=(
+        Option("platform", PLATFORMS, "rk3588", "the Rockchip chip the model is compiled for"),
+        Option("mean", (), "", "per-channel means folded into the model (raw = normalized * std + mean), e.g. 123.675,116.28,103.53",
+               parse=parse_floats),
+        Option("std", (), "", "per-channel standard deviations folded into the model, e.g. 58.395,57.12,57.375", parse=parse_std),
+        Option("algorithm", ("normal", "mmse", "kl_divergence"), "normal", "the toolkit's quantization algorithm",
+               applies_to=("int8",)),
+    ),
+    converter=RK3588Converter,
+    log_files=(LOG_FILE,),
+    toolchain_packages=("rknn-toolkit2", "torch", "tensorflow-cpu", "onnx", "onnxruntime", "numpy", "protobuf"),
+    # The RKNPU2 driver: a DRM render node on current kernels, /dev/rknpu on older BSPs.
+    device_nodes=("char-drm rw", "/dev/rknpu rw"),
+    report_note="rk3588 accuracy is measured on rknn-toolkit2's x86 simulator.",
+)

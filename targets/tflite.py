@@ -9,37 +9,15 @@ source layout.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections import Counter
 from pathlib import Path
 
-from targets.base import Option, Target
-
-TARGET = Target(
-    name="tflite",
-    image="tflite",
-    description="CPU boards (Raspberry Pi and other ARM CPUs) through LiteRT/TFLite",
-    source_formats=("onnx", "savedmodel", "keras"),
-    quantizations=("fp32", "fp16", "dynamic", "int8"),
-    default_quant="fp32",
-    artifact_suffix=".tflite",
-    runtime_backend="litert",
-    needs_calibration=("int8",),
-    options=(
-        Option("io_dtype", ("int8", "uint8", "float32"), "int8",
-               "type of the model's inputs and outputs in int8 mode (float32 keeps float I/O around an int8 body)",
-               applies_to=("int8",)),
-    ),
-    convert="targets.tflite:convert",
-    op_report="targets.tflite:op_report",
-    io_map="targets.tflite:io_map",
-    inspect="targets.tflite:inspect",
-    reference="targets.tflite:reference",
-    toolchain_packages=("onnx2tf", "tensorflow", "tf-keras", "ai-edge-litert", "onnx", "onnxruntime", "numpy", "protobuf"),
-)
+from targets.base import Converter, Option, Target
 
 SIGNATURE = "serving_default"
-
 
 # onnx2tf checks its graph against ONNX Runtime on sample images for 3-channel image
 # inputs, and downloads a sample file for that unless this file is in its working
@@ -48,7 +26,7 @@ SIGNATURE = "serving_default"
 ONNX2TF_SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 
 
-def _onnx2tf_sample_images(samples: list[dict], input_name: str, workdir: Path) -> None:
+def onnx2tf_sample_images(samples: list[dict], input_name: str, workdir: Path) -> None:
     import numpy as np
 
     images = np.concatenate([sample[input_name] for sample in samples])  # N,C,H,W
@@ -59,153 +37,6 @@ def _onnx2tf_sample_images(samples: list[dict], input_name: str, workdir: Path) 
     cols = np.linspace(0, nhwc.shape[2] - 1, 128).round().astype(int)
     resized = nhwc[:, rows][:, :, cols]
     np.save(workdir / ONNX2TF_SAMPLE_FILE, np.resize(resized, (20, 128, 128, 3)).astype(np.float32))
-
-
-def _saved_model_from_onnx(job: dict, samples: list[dict], workdir: Path) -> Path:
-    import onnx2tf
-
-    saved_model = workdir / "saved_model"
-    # onnx2tf simplifies the model with onnxsim IN PLACE; the source is mounted read-only
-    # (and must never change), so it works on a copy. Without onnxsim, Clip nodes fed by
-    # Constant nodes (torch's ReLU6) fail to convert.
-    source = workdir / "source.onnx"
-    shutil.copyfile(job["source"]["path"], source)
-    _onnx2tf_sample_images(samples, job["inputs"][0]["name"], workdir)
-    previous = os.getcwd()
-    os.chdir(workdir)
-    try:
-        onnx2tf.convert(
-            input_onnx_file_path=str(source),
-            output_folder_path=str(saved_model),
-            output_signaturedefs=True,
-            overwrite_input_shape=[f"{item['name']}:{','.join(str(d) for d in item['shape'])}" for item in job["inputs"]],
-            copy_onnx_input_output_names_to_tflite=True,
-            verbosity="error",
-            non_verbose=True,
-        )
-    finally:
-        os.chdir(previous)
-    return saved_model
-
-
-def _load_native(job: dict):
-    """(call, inputs, outputs, owner) of a Keras or SavedModel source: call(dict of tensors)
-    -> dict; owner holds the variables (it must be tracked by anything that saves `call`).
-
-    Keras files load with Keras 3 (the `keras` package; .h5 files too); SavedModels through
-    their serving_default signature. Dynamic dimensions are None.
-    """
-    import tensorflow as tf
-
-    path = job["source"]["path"]
-    if job["source"]["format"] == "savedmodel":
-        loaded = tf.saved_model.load(path)
-        if SIGNATURE not in loaded.signatures:
-            raise ValueError(f"{job['source']['file']} has no {SIGNATURE!r} signature (it has {sorted(loaded.signatures)})")
-        signature = loaded.signatures[SIGNATURE]
-        input_specs = signature.structured_input_signature[1]
-        output_specs = signature.structured_outputs
-        inputs = [{"name": name, "dims": [None if d is None else int(d) for d in spec.shape], "float32": spec.dtype == tf.float32}
-                  for name, spec in sorted(input_specs.items())]
-        outputs = [{"name": name, "dims": [None if d is None else int(d) for d in spec.shape]} for name, spec in sorted(output_specs.items())]
-
-        def call(feeds):
-            return signature(**feeds)
-
-        return call, inputs, outputs, loaded
-    import keras
-
-    model = keras.saving.load_model(path, compile=False)
-    inputs = [{"name": tensor.name, "dims": [None if d is None else int(d) for d in tensor.shape], "float32": str(tensor.dtype) == "float32"}
-              for tensor in model.inputs]
-    outputs = [{"name": f"output_{index}", "dims": [None if d is None else int(d) for d in tensor.shape]} for index, tensor in enumerate(model.outputs)]
-
-    def call(feeds):
-        args = [feeds[item["name"]] for item in inputs]
-        result = model(args if len(args) > 1 else args[0], training=False)
-        result = result if isinstance(result, (list, tuple)) else [result]
-        return {item["name"]: tensor for item, tensor in zip(outputs, result)}
-
-    return call, inputs, outputs, model
-
-
-def inspect(job: dict) -> tuple[list[dict], list[dict]]:
-    _, inputs, outputs, _ = _load_native(job)
-    return inputs, outputs
-
-
-def _static_function(job: dict):
-    """The source as a tf.function with the job's static input shapes, outputs by source
-    name, and the object that owns its variables."""
-    import tensorflow as tf
-
-    call, _, _, owner = _load_native(job)
-    names = [item["name"] for item in job["inputs"]]
-    specs = [tf.TensorSpec(item["shape"], tf.float32, name=item["name"]) for item in job["inputs"]]
-    return tf.function(lambda *args: call(dict(zip(names, args))), input_signature=specs), owner
-
-
-def reference(job: dict, samples: list[dict]) -> list[dict]:
-    """fp32 outputs of a Keras/SavedModel source (TensorFlow on the CPU)."""
-    function, _ = _static_function(job)
-    names = [item["name"] for item in job["inputs"]]
-    return [{name: value.numpy() for name, value in function(*[sample[n] for n in names]).items()} for sample in samples]
-
-
-def _converter(job: dict, samples: list[dict], workdir: Path):
-    """(TFLite converter, input shapes of what it converts, by name)."""
-    import tensorflow as tf
-
-    if job["source"]["format"] == "onnx":
-        saved_model = _saved_model_from_onnx(job, samples, workdir)
-        return tf.lite.TFLiteConverter.from_saved_model(str(saved_model)), _saved_model_input_shapes(saved_model)
-    # Keras/SavedModel: the concrete function at the job's static shapes, its variables
-    # frozen into constants first: Keras 3 variables otherwise stay VAR_HANDLE ops that
-    # the TFLite file leaves uninitialized (outputs NaN/inf).
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
-    function, owner = _static_function(job)
-    frozen = convert_variables_to_constants_v2(function.get_concrete_function())
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], owner)
-    return converter, {item["name"]: item["shape"] for item in job["inputs"]}
-
-
-def convert(job: dict, calibration_set: list[dict], reference_set: list[dict], workdir: Path) -> Path:
-    """Write model.tflite into workdir for job["quant"]; returns its path."""
-    import numpy as np
-    import tensorflow as tf
-    from edgeship_runtime.backends.base import to_layout
-
-    converter, signature_inputs = _converter(job, calibration_set or reference_set, workdir)
-    quant = job["quant"]
-    if quant == "fp16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif quant == "dynamic":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # weights int8, activations float
-    elif quant == "int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        io_dtype = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[job["options"]["io_dtype"]]
-        converter.inference_input_type = io_dtype
-        converter.inference_output_type = io_dtype
-
-        def representative_dataset():
-            for sample in calibration_set:
-                yield {name: to_layout(np.asarray(value, np.float32), channel_last_perm(spec["shape"], signature_inputs.get(name, spec["shape"])))
-                       for (name, value), spec in zip(sample.items(), job["inputs"])}
-
-        converter.representative_dataset = representative_dataset
-    artifact = workdir / "model.tflite"
-    artifact.write_bytes(converter.convert())
-    return artifact
-
-
-def _saved_model_input_shapes(saved_model: Path) -> dict:
-    import tensorflow as tf
-
-    signature = tf.saved_model.load(str(saved_model)).signatures[SIGNATURE]
-    return {name: [int(d) for d in spec.shape] for name, spec in signature.structured_input_signature[1].items()}
 
 
 def channel_last_perm(source_shape: list, artifact_shape: list):
@@ -226,47 +57,209 @@ def channel_last_perm(source_shape: list, artifact_shape: list):
     raise ValueError(f"cannot map source shape {source_shape} onto artifact shape {artifact_shape}")
 
 
-def _interpreter(artifact: Path):
+def interpreter(artifact: Path):
     from ai_edge_litert.interpreter import Interpreter
 
     return Interpreter(model_path=str(artifact), num_threads=1)
 
 
-def io_map(artifact: Path, inputs: list[dict], outputs: list[dict]) -> dict:
-    """How source tensors map onto the artifact's signature: name and layout permutation.
+def tflite_op_report(artifact: Path) -> dict:
+    """Operator types and counts of a TFLite model, with its I/O tensor types."""
+    reader = interpreter(artifact)
+    ops = Counter(detail["op_name"] for detail in reader._get_ops_details())
 
-    The signature keeps the source input names. Outputs keep their source names where the
-    converter could (Keras/SavedModel sources); onnx2tf names them output_0.. in the ONNX
-    output order, which maps them back.
-    """
-    interpreter = _interpreter(artifact)
-    runner = interpreter.get_signature_runner(SIGNATURE)
-    input_details, output_details = runner.get_input_details(), runner.get_output_details()
-    signature_outputs = interpreter.get_signature_list()[SIGNATURE]["outputs"]
-    mapping = {"signature": SIGNATURE, "inputs": {}, "outputs": {}}
-    for spec in inputs:
-        shape = [int(d) for d in input_details[spec["name"]]["shape"]]
-        mapping["inputs"][spec["name"]] = {"name": spec["name"], "shape": shape, "perm": channel_last_perm(spec["shape"], shape)}
-    by_name = all(spec["name"] in signature_outputs for spec in outputs)
-    for spec, signature in zip(outputs, [spec["name"] for spec in outputs] if by_name else signature_outputs):
-        shape = [int(d) for d in output_details[signature]["shape"]]
-        mapping["outputs"][spec["name"]] = {"name": signature, "shape": shape, "perm": channel_last_perm(spec["shape"], shape)}
-    return mapping
-
-
-def op_report(artifact: Path) -> dict:
-    """Operator types and counts of the converted model, with its I/O tensor types."""
-    from collections import Counter
-
-    interpreter = _interpreter(artifact)
-    ops = Counter(detail["op_name"] for detail in interpreter._get_ops_details())
     def describe(details):
         return [{"name": d["name"], "shape": [int(x) for x in d["shape"]], "dtype": d["dtype"].__name__,
                  "quantization": [float(d["quantization"][0]), int(d["quantization"][1])]} for d in details]
-    return {
-        "ops": dict(sorted(ops.items())),
-        "op_count": sum(ops.values()),
-        "inputs": describe(interpreter.get_input_details()),
-        "outputs": describe(interpreter.get_output_details()),
-        "file_size": os.path.getsize(artifact),
-    }
+
+    return {"ops": dict(sorted(ops.items())), "op_count": sum(ops.values()), "inputs": describe(reader.get_input_details()),
+            "outputs": describe(reader.get_output_details()), "file_size": os.path.getsize(artifact)}
+
+
+class TFLiteConverter(Converter):
+    """onnx2tf (ONNX) or Keras 3 / SavedModel loading, then TensorFlow's TFLite converter."""
+
+    # -- native (Keras/SavedModel) sources ----------------------------------------------------
+    def _load_native(self):
+        """(call, inputs, outputs, owner) of a Keras or SavedModel source: call(dict of tensors)
+        -> dict; owner holds the variables (it must be tracked by anything that saves `call`).
+
+        Keras files load with Keras 3 (the `keras` package; .h5 files too); SavedModels through
+        their serving_default signature. Dynamic dimensions are None.
+        """
+        import tensorflow as tf
+
+        path = self.job.source.path
+        if self.job.source.format == "savedmodel":
+            loaded = tf.saved_model.load(path)
+            if SIGNATURE not in loaded.signatures:
+                raise ValueError(f"{self.job.source.file} has no {SIGNATURE!r} signature (it has {sorted(loaded.signatures)})")
+            signature = loaded.signatures[SIGNATURE]
+            input_specs = signature.structured_input_signature[1]
+            output_specs = signature.structured_outputs
+            inputs = [{"name": name, "dims": [None if d is None else int(d) for d in spec.shape], "float32": spec.dtype == tf.float32}
+                      for name, spec in sorted(input_specs.items())]
+            outputs = [{"name": name, "dims": [None if d is None else int(d) for d in spec.shape]} for name, spec in sorted(output_specs.items())]
+
+            def call_signature(feeds):
+                return signature(**feeds)
+
+            return call_signature, inputs, outputs, loaded
+        import keras
+
+        model = keras.saving.load_model(path, compile=False)
+        inputs = [{"name": tensor.name, "dims": [None if d is None else int(d) for d in tensor.shape], "float32": str(tensor.dtype) == "float32"}
+                  for tensor in model.inputs]
+        outputs = [{"name": f"output_{index}", "dims": [None if d is None else int(d) for d in tensor.shape]} for index, tensor in enumerate(model.outputs)]
+
+        def call_model(feeds):
+            args = [feeds[item["name"]] for item in inputs]
+            result = model(args if len(args) > 1 else args[0], training=False)
+            result = result if isinstance(result, (list, tuple)) else [result]
+            return {item["name"]: tensor for item, tensor in zip(outputs, result)}
+
+        return call_model, inputs, outputs, model
+
+    def inspect(self) -> tuple[list[dict], list[dict]]:
+        _, inputs, outputs, _ = self._load_native()
+        return inputs, outputs
+
+    def _static_function(self):
+        """The source as a tf.function with the job's static input shapes, outputs by source
+        name, and the object that owns its variables."""
+        import tensorflow as tf
+
+        call, _, _, owner = self._load_native()
+        names = self.job.input_names
+        specs = [tf.TensorSpec(item["shape"], tf.float32, name=item["name"]) for item in self.job.inputs]
+        return tf.function(lambda *args: call(dict(zip(names, args))), input_signature=specs), owner
+
+    def reference(self, samples: list[dict]) -> list[dict]:
+        """fp32 outputs: ONNX Runtime for ONNX, TensorFlow on the CPU for Keras/SavedModel sources."""
+        if self.job.source.format == "onnx":
+            return super().reference(samples)
+        function, _ = self._static_function()
+        names = self.job.input_names
+        return [{name: value.numpy() for name, value in function(*[sample[n] for n in names]).items()} for sample in samples]
+
+    # -- conversion ---------------------------------------------------------------------------
+    def _saved_model_from_onnx(self, samples: list[dict]) -> Path:
+        import onnx2tf
+
+        saved_model = self.workdir / "saved_model"
+        # onnx2tf simplifies the model with onnxsim IN PLACE; the source is mounted read-only
+        # (and must never change), so it works on a copy. Without onnxsim, Clip nodes fed by
+        # Constant nodes (torch's ReLU6) fail to convert.
+        source = self.workdir / "source.onnx"
+        shutil.copyfile(self.job.source.path, source)
+        onnx2tf_sample_images(samples, self.job.inputs[0]["name"], self.workdir)
+        with contextlib.chdir(self.workdir):  # onnx2tf looks for its sample file in the working directory
+            onnx2tf.convert(
+                input_onnx_file_path=str(source),
+                output_folder_path=str(saved_model),
+                output_signaturedefs=True,
+                overwrite_input_shape=[f"{item['name']}:{','.join(str(d) for d in item['shape'])}" for item in self.job.inputs],
+                copy_onnx_input_output_names_to_tflite=True,
+                verbosity="error",
+                non_verbose=True,
+            )
+        return saved_model
+
+    def _tflite_converter(self, samples: list[dict]):
+        """(TFLite converter, input shapes of what it converts, by name)."""
+        import tensorflow as tf
+
+        if self.job.source.format == "onnx":
+            saved_model = self._saved_model_from_onnx(samples)
+            signature = tf.saved_model.load(str(saved_model)).signatures[SIGNATURE]
+            shapes = {name: [int(d) for d in spec.shape] for name, spec in signature.structured_input_signature[1].items()}
+            return tf.lite.TFLiteConverter.from_saved_model(str(saved_model)), shapes
+        # Keras/SavedModel: the concrete function at the job's static shapes, its variables
+        # frozen into constants first: Keras 3 variables otherwise stay VAR_HANDLE ops that
+        # the TFLite file leaves uninitialized (outputs NaN/inf).
+        from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+        function, owner = self._static_function()
+        frozen = convert_variables_to_constants_v2(function.get_concrete_function())
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], owner)
+        return converter, {item["name"]: item["shape"] for item in self.job.inputs}
+
+    def configure(self, converter, quant: str, calibration: list[dict], signature_inputs: dict) -> None:
+        """Set the TFLite converter up for the quantization mode."""
+        import numpy as np
+        import tensorflow as tf
+
+        from edgeship_runtime.backends.base import to_layout
+
+        if quant == "fp16":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        elif quant == "dynamic":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]  # weights int8, activations float
+        elif quant == "int8":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            io_dtype = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[self.job.options["io_dtype"]]
+            converter.inference_input_type = io_dtype
+            converter.inference_output_type = io_dtype
+            specs = self.job.inputs
+
+            def representative_dataset():
+                for sample in calibration:
+                    yield {name: to_layout(np.asarray(value, np.float32), channel_last_perm(spec["shape"], signature_inputs.get(name, spec["shape"])))
+                           for (name, value), spec in zip(sample.items(), specs)}
+
+            converter.representative_dataset = representative_dataset
+
+    def convert(self, calibration: list[dict], reference_set: list[dict]) -> Path:
+        """Write model.tflite into the work folder for the job's quantization mode."""
+        converter, signature_inputs = self._tflite_converter(calibration or reference_set)
+        self.configure(converter, self.job.quant, calibration, signature_inputs)
+        artifact = self.workdir / "model.tflite"
+        artifact.write_bytes(converter.convert())
+        return artifact
+
+    def io_map(self, artifact: Path) -> dict:
+        """How source tensors map onto the artifact's signature: name and layout permutation.
+
+        The signature keeps the source input names. Outputs keep their source names where the
+        converter could (Keras/SavedModel sources); onnx2tf names them output_0.. in the ONNX
+        output order, which maps them back.
+        """
+        reader = interpreter(artifact)
+        runner = reader.get_signature_runner(SIGNATURE)
+        input_details, output_details = runner.get_input_details(), runner.get_output_details()
+        signature_outputs = reader.get_signature_list()[SIGNATURE]["outputs"]
+        mapping: dict = {"signature": SIGNATURE, "inputs": {}, "outputs": {}}
+        for spec in self.job.inputs:
+            shape = [int(d) for d in input_details[spec["name"]]["shape"]]
+            mapping["inputs"][spec["name"]] = {"name": spec["name"], "shape": shape, "perm": channel_last_perm(spec["shape"], shape)}
+        outputs = self.job.outputs
+        by_name = all(spec["name"] in signature_outputs for spec in outputs)
+        for spec, signature in zip(outputs, [spec["name"] for spec in outputs] if by_name else signature_outputs):
+            shape = [int(d) for d in output_details[signature]["shape"]]
+            mapping["outputs"][spec["name"]] = {"name": signature, "shape": shape, "perm": channel_last_perm(spec["shape"], shape)}
+        return mapping
+
+    def op_report(self, artifact: Path) -> dict:
+        return tflite_op_report(artifact)
+
+
+TARGET = Target(
+    name="tflite",
+    image="tflite",
+    description="CPU boards (Raspberry Pi and other ARM CPUs) through LiteRT/TFLite",
+    source_formats=("onnx", "savedmodel", "keras"),
+    quantizations=("fp32", "fp16", "dynamic", "int8"),
+    default_quant="fp32",
+    artifact_suffix=".tflite",
+    runtime_backend="litert",
+    converter=TFLiteConverter,
+    needs_calibration=("int8",),
+    options=(
+        Option("io_dtype", ("int8", "uint8", "float32"), "int8",
+               "type of the model's inputs and outputs in int8 mode (float32 keeps float I/O around an int8 body)",
+               applies_to=("int8",)),
+    ),
+    toolchain_packages=("onnx2tf", "tensorflow", "tf-keras", "ai-edge-litert", "onnx", "onnxruntime", "numpy", "protobuf"),
+)

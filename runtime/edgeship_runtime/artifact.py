@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,14 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeship_runtime.errors import ArtifactError
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from edgeship_runtime.files import sha256_file
 
 
 @dataclass
@@ -26,7 +18,7 @@ class Artifact:
     manifest: dict
 
     @classmethod
-    def open(cls, path) -> "Artifact":
+    def open(cls, path) -> Artifact:
         path = Path(path)
         manifest_path = path / "manifest.json"
         if not manifest_path.is_file():

@@ -1,4 +1,4 @@
-"""edgeship-runtime {detect,check,engine,bench,demo}: one entry point on the board; JSON on stdout."""
+"""edgeship-runtime {detect,prepare,check,bench,demo}: one entry point on the board; JSON on stdout."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _artifact_arguments(parser):
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the backend (default: the backend's)")
     parser.add_argument("--allow-cpu-fallback", action="store_true", help="run --cpu-artifact on the CPU when the accelerator is absent")
     parser.add_argument("--cpu-artifact", default=None, help="CPU artifact of the same model, for --allow-cpu-fallback")
-    parser.add_argument("--backend-option", action="append", metavar="KEY=VALUE", help="backend option, e.g. core=all for rknnlite")
+    parser.add_argument("--backend-option", action="append", metavar="KEY=VALUE", help="backend option, e.g. core=all (RKNN Lite's NPU cores)")
     parser.add_argument("--output", "-o", default=None, help="also write the JSON here")
 
 
@@ -36,35 +36,20 @@ def _emit(document: dict, output: str | None) -> None:
             handle.write(text + "\n")
 
 
-def _engine(args) -> int:
-    """Build each artifact's engine ahead of its first inference (deploy runs this as a long task)."""
-    import time
-
+def _prepare(args) -> int:
+    """Each artifact's backend prepares it for this board (deploy runs this as a long task):
+    a TensorRT engine is built, other backends need nothing."""
     from edgeship_runtime.artifact import Artifact
     from edgeship_runtime.backends import backend_class
     from edgeship_runtime.detect import detect
 
-    has_gpu = "nvidia_gpu" in detect()["available"]
-    engines = []
+    board = detect()
+    prepared = []
     for path in args.artifact:
         artifact = Artifact.open(path)
-        cls = backend_class(artifact.backend)
-        document = {"artifact": artifact.identity(), "built": False}
-        if cls.name != "tensorrt":
-            document["skipped"] = f"{artifact.path} runs on {cls.name}, which needs no engine build"
-        elif not has_gpu:
-            reason = f"this board has no NVIDIA GPU (detect: nvidia_gpu absent), so {artifact.path} gets no engine"
-            if not args.allow_cpu_fallback:
-                raise RuntimeUnavailable(reason + "; run on a Jetson, or pass --allow-cpu-fallback")
-            document.update(skipped=reason + f"; its {artifact.model_file.name} runs on ONNX Runtime's CPU provider instead", cpu_fallback=True)
-        else:
-            from edgeship_runtime.trt_engine import ensure_engine
-
-            started = time.monotonic()
-            _, record = ensure_engine(artifact, args.engine_cache, log=lambda line: print(line, file=sys.stderr, flush=True))
-            document.update(built=not record["cached"], engine=record, seconds=time.monotonic() - started)
-        engines.append(document)
-    _emit({"engines": engines, "built": sum(1 for e in engines if e["built"])}, args.output)
+        record = backend_class(artifact.backend).prepare_artifact(artifact, board, cache=args.cache, allow_cpu_fallback=args.allow_cpu_fallback)
+        prepared.append({"artifact": artifact.identity(), **record})
+    _emit({"artifacts": prepared, "prepared": sum(1 for entry in prepared if entry["prepared"])}, args.output)
     return 0
 
 
@@ -94,7 +79,7 @@ def _preprocess_override(text: str | None) -> dict | None:
 def _demo(args, artifact, backend_cls, fallback, options) -> int:
     from pathlib import Path
 
-    from edgeship_runtime.demo import Demo, open_source, parse_listen
+    from edgeship_runtime.demo import Demo, DemoOptions, open_source, parse_listen
     from edgeship_runtime.preprocess import Preprocess
 
     for flag, value in (("--record", args.record), ("--save-frame", args.save_frame), ("--predictions", args.predictions), ("--output", args.output)):
@@ -108,11 +93,12 @@ def _demo(args, artifact, backend_cls, fallback, options) -> int:
     preprocess = Preprocess.for_artifact(artifact, _preprocess_override(args.preprocess))
     width, height = _size(args.size)
     source = open_source(args.source, width, height, args.fps, realtime=args.realtime, loop=args.loop)
-    demo = Demo(artifact, backend_cls, source, preprocess, threads=args.threads, fallback=fallback, options=options,
-                pipelined=not args.sequential, queue_size=args.queue_size, duration_s=args.duration, max_frames=args.frames,
-                listen=None if args.no_server else args.listen, record=args.record and Path(args.record),
-                save_frame=args.save_frame and Path(args.save_frame), predictions=args.predictions and Path(args.predictions),
-                stats_path=args.output and Path(args.output), log=lambda line: print(line, file=sys.stderr, flush=True))
+    demo = Demo(artifact, backend_cls, source, preprocess, DemoOptions(
+        threads=args.threads, fallback=fallback, backend_options=options, pipelined=not args.sequential, queue_size=args.queue_size,
+        duration_s=args.duration, max_frames=args.frames, listen=None if args.no_server else args.listen,
+        record=args.record and Path(args.record), save_frame=args.save_frame and Path(args.save_frame),
+        predictions=args.predictions and Path(args.predictions), stats_path=args.output and Path(args.output),
+        log=lambda line: print(line, file=sys.stderr, flush=True)))
     document = demo.run()
     print(json.dumps(document, indent=2, sort_keys=True))
     return 0
@@ -126,11 +112,13 @@ def main(argv=None) -> int:
     detect_parser.add_argument("--output", "-o", default=None)
     check_parser = commands.add_parser("check", help="run the reference inputs, compare with the manifest's tolerances; exit 1 on failure")
     _artifact_arguments(check_parser)
-    engine_parser = commands.add_parser("engine", help="build (or find) this board's TensorRT engine of a jetson artifact, as JSON")
-    engine_parser.add_argument("artifact", nargs="+", help="artifact directories written by `invoke convert --target jetson`")
-    engine_parser.add_argument("--engine-cache", default=None, help="engine cache folder (default $EDGESHIP_ENGINE_CACHE or ~/.cache/edgeship/engines)")
-    engine_parser.add_argument("--allow-cpu-fallback", action="store_true", help="on a board without an NVIDIA GPU, report and exit 0")
-    engine_parser.add_argument("--output", "-o", default=None)
+    prepare_parser = commands.add_parser("prepare", help="prepare artifacts for this board before their first run (e.g. build a "
+                                         "TensorRT engine), as JSON")
+    prepare_parser.add_argument("artifact", nargs="+", help="artifact directories written by `invoke convert`")
+    prepare_parser.add_argument("--cache", default=None, help="where prepared files are kept (TensorRT engines: default "
+                                "$EDGESHIP_ENGINE_CACHE or ~/.cache/edgeship/engines)")
+    prepare_parser.add_argument("--allow-cpu-fallback", action="store_true", help="where the accelerator is absent, report and exit 0")
+    prepare_parser.add_argument("--output", "-o", default=None)
     bench_parser = commands.add_parser("bench", help="latency, throughput, memory and power as JSON")
     _artifact_arguments(bench_parser)
     bench_parser.add_argument("--warmup-runs", type=int, default=5)
@@ -163,16 +151,17 @@ def main(argv=None) -> int:
         if args.command == "detect":
             _emit(detect(args.sysroot), args.output)
             return 0
-        if args.command == "engine":
-            return _engine(args)
+        if args.command == "prepare":
+            return _prepare(args)
         from edgeship_runtime.artifact import Artifact
-        from edgeship_runtime.compat import compatibility
+        from edgeship_runtime.backends import backend_class
         from edgeship_runtime.select import choose
 
         board = detect()
         # A runtime that would refuse the artifact is refused first, fallback or not: a
-        # mismatched librknnrt is a board to fix, not one to quietly run on the CPU.
-        compat = compatibility(Artifact.open(args.artifact).manifest, board)
+        # mismatched vendor runtime is a board to fix, not one to quietly run on the CPU.
+        requested = Artifact.open(args.artifact)
+        compat = backend_class(requested.backend).compatibility(requested.manifest, board)
         artifact, backend_cls, fallback = choose(args.artifact, args.allow_cpu_fallback, args.cpu_artifact, board["available"])
         options = _options(args.backend_option)
         if args.command == "demo":

@@ -6,28 +6,28 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 
 @pytest.fixture(scope="session")
 def docker_client():
-    from edgeship.engine import ensure_engine
+    from edgeship.images.engine import ensure_engine
 
     return ensure_engine()
 
 
 @pytest.fixture(scope="session")
 def tflite_image(docker_client):
-    from edgeship.images import build
-    from edgeship.lockfile import load_spec
+    from edgeship.images.build import build
+    from edgeship.images.locks import load_spec
 
     return build(docker_client, load_spec("tflite"))
 
 
 @pytest.fixture(scope="session")
 def onnx_image(docker_client):
-    from edgeship.images import build
-    from edgeship.lockfile import load_spec
+    from edgeship.images.build import build
+    from edgeship.images.locks import load_spec
 
     return build(docker_client, load_spec("onnx"))
 

@@ -3,65 +3,12 @@ checked), the real playbooks run by ansible-playbook, and real digits artifacts.
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
-from dataclasses import dataclass
-from pathlib import Path
-
 import pytest
 
-from tests.conftest import ROOT
+from tests.support import ROOT
+from tests.support.fleet import Fleet, fleet_inventory
 
 pytestmark = pytest.mark.fleet
-
-
-def fleet_inventory(folder: Path, prefix: str = "t-", port_base: int = 22300, extra_hosts: str = "") -> Path:
-    """The shipped inventory with its own board names and ports, so a user's fleet is left alone."""
-    text = (ROOT / "inventory.ini").read_text()
-    text = re.sub(r"\bsim-", prefix, text)
-    text = re.sub(r"ansible_port=222(\d\d)", lambda m: f"ansible_port={port_base + int(m.group(1))}", text)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "inventory.ini"
-    path.write_text(text + extra_hosts)
-    return path
-
-
-@dataclass
-class Fleet:
-    inventory: Path
-    artifacts: Path
-    results: Path
-
-    def playbook(self, name: str, limit: str | None = None, **extra) -> subprocess.CompletedProcess:
-        from edgeship.playbook import run_playbook
-
-        extra.setdefault("edgeship_release_artifacts_root", str(self.artifacts))
-        extra.setdefault("edgeship_bench_results_dir", str(self.results))
-        extra.setdefault("edgeship_bench_args", ["--warmup-runs", "2", "--warmup-s", "0.2", "--min-runs", "10", "--min-s", "0.5"])
-        result = run_playbook(name, self.inventory, limit, extra, capture=True)
-        print(result.stdout)
-        return result
-
-    def board(self, host: str, *command: str) -> subprocess.CompletedProcess:
-        """A command on the board as its user, over the container runtime (not the path under test)."""
-        return subprocess.run(["docker", "exec", "-u", "edge", f"edgeship-sim-{host}", *command], capture_output=True, text=True)
-
-    def current(self, host: str) -> str | None:
-        result = self.board(host, "readlink", "/home/edge/edgeship/current")
-        return Path(result.stdout.strip()).name if result.returncode == 0 else None
-
-    def releases(self, host: str) -> list[str]:
-        result = self.board(host, "ls", "/home/edge/edgeship/releases")
-        return sorted(result.stdout.split()) if result.returncode == 0 else []
-
-
-def recap(output: str) -> dict[str, dict[str, int]]:
-    """PLAY RECAP counters per host."""
-    hosts = {}
-    for host, counters in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.MULTILINE):
-        hosts[host] = {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", counters)}
-    return hosts
 
 
 @pytest.fixture(scope="session")
@@ -69,8 +16,8 @@ def fleet_artifacts(tmp_path_factory):
     """Digits converted for what the fleet's groups run: rknn int8 (rk3588), TensorRT-ready
     ONNX fp16 (jetson), tflite fp16 (rpi), tflite fp32 and onnx fp32 (CPU fallbacks)."""
     from edgeship.convert import Request, convert
-    from edgeship.engine import ensure_engine
     from edgeship.examples import build_examples
+    from edgeship.images.engine import ensure_engine
 
     client = ensure_engine()
     folder = {f.name: f for f in build_examples(ROOT / "examples", names=("digits",))}["digits"]
@@ -84,16 +31,10 @@ def fleet_artifacts(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def fleet(tmp_path_factory, fleet_artifacts):
-    from edgeship import sim
+    from edgeship.fleet import sim
 
     folder = tmp_path_factory.mktemp("fleet")
     inventory = fleet_inventory(folder)
     sim.up(inventory)
     yield Fleet(inventory=inventory, artifacts=fleet_artifacts, results=folder / "results")
     sim.down(inventory, purge=True)
-
-
-def corrupt_copy(artifacts: Path, destination: Path, pattern: str) -> Path:
-    """A copy of the artifacts root; returns the copied artifact folder matching pattern."""
-    shutil.copytree(artifacts, destination)
-    return next(p for p in sorted(destination.iterdir()) if re.match(pattern, p.name))

@@ -14,15 +14,15 @@ import time
 import numpy as np
 import pytest
 
-from tests.fleet.conftest import corrupt_copy, recap, fleet_inventory
+from tests.support.fleet import corrupt_copy, fleet_inventory, recap
 
 pytestmark = pytest.mark.fleet
 HOSTS = ("t-coral", "t-jetson", "t-rk3588", "t-rpi")
 
 
 def test_board_killed_mid_deploy_others_finish_then_rerun_succeeds(fleet):
-    from edgeship import sim
-    from edgeship.playbook import playbook_command, playbook_env, PLAYBOOKS
+    from edgeship.fleet import sim
+    from edgeship.fleet.playbook import PLAYBOOKS, playbook_command, playbook_env
 
     command = playbook_command("deploy.yml", fleet.inventory, None, {"edgeship_release_artifacts_root": str(fleet.artifacts)})
     process = subprocess.Popen(command, cwd=PLAYBOOKS, env=playbook_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -50,7 +50,7 @@ def test_board_killed_mid_deploy_others_finish_then_rerun_succeeds(fleet):
 
 
 def test_arm64_board_installed_aarch64_wheels_offline(fleet):
-    from edgeship import sim
+    from edgeship.fleet import sim
 
     boards = {board.host: board for board in sim.read_inventory(fleet.inventory)}
     for host, machine in (("t-rk3588", "aarch64"), ("t-rpi", "x86_64")):
@@ -156,8 +156,8 @@ def test_release_failing_the_accuracy_check_is_not_activated(fleet, tmp_path):
 
 def test_full_disk_fails_clearly_keeps_previous_release_then_rollback(fleet, tmp_path_factory):
     """A board with a 1 GB deploy disk (two releases with the demo's OpenCV fit): fill it, deploy, fail cleanly; free it, deploy; roll back."""
-    from edgeship import sim
-    from tests.fleet.conftest import Fleet
+    from edgeship.fleet import sim
+    from tests.support.fleet import Fleet
 
     folder = tmp_path_factory.mktemp("tiny")
     inventory = fleet_inventory(folder, prefix="d-", port_base=22400)
@@ -252,7 +252,7 @@ def test_demo_runs_on_every_board_and_its_stats_come_home(fleet, tmp_path):
     other boards run it bounded in the foreground. Every board's stats and frame come home."""
     import cv2
 
-    from edgeship.demo_media import photo_video
+    from edgeship.report.media import photo_video
     from edgeship_runtime.demo import BANNER_PX
 
     video = photo_video(tmp_path / "photos.avi", width=320, height=240, frames_per_photo=8)

@@ -1,27 +1,37 @@
-"""Backends by name. Each module imports its vendor SDK only when a backend loads."""
+"""Backends by name, found by discovery: each module of this package lists its backend
+classes in `BACKENDS`. Modules import their vendor SDK only when a backend loads."""
 
 from __future__ import annotations
 
+import functools
 import importlib
+import pkgutil
 
+from edgeship_runtime.backends.base import Backend
 from edgeship_runtime.errors import ArtifactError
 
-BACKENDS = {
-    "litert": "edgeship_runtime.backends.litert:LiteRTBackend",
-    "edgetpu": "edgeship_runtime.backends.litert:EdgeTPUBackend",
-    "onnxruntime": "edgeship_runtime.backends.onnxruntime:OnnxRuntimeBackend",
-    "rknnlite": "edgeship_runtime.backends.rknnlite:RKNNLiteBackend",
-    "tensorrt": "edgeship_runtime.backends.tensorrt:TensorRTBackend",
-}
+
+@functools.cache
+def _registry() -> dict[str, type[Backend]]:
+    found: dict[str, type[Backend]] = {}
+    for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        for cls in getattr(module, "BACKENDS", ()):
+            found[cls.name] = cls
+    return found
 
 
-def backend_class(name: str):
-    if name not in BACKENDS:
-        raise ArtifactError(f"unknown runtime backend {name!r}; this runtime knows {', '.join(sorted(BACKENDS))}: upgrade edgeship-runtime")
-    module, _, attribute = BACKENDS[name].partition(":")
-    return getattr(importlib.import_module(module), attribute)
+def all_backends() -> list[type[Backend]]:
+    return list(_registry().values())
 
 
-def open_backend(artifact, threads=None, **options):
+def backend_class(name: str) -> type[Backend]:
+    registry = _registry()
+    if name not in registry:
+        raise ArtifactError(f"unknown runtime backend {name!r}; this runtime knows {', '.join(sorted(registry))}: upgrade edgeship-runtime")
+    return registry[name]
+
+
+def open_backend(artifact, threads=None, **options) -> Backend:
     """An unloaded backend for the artifact's manifest `runtime_backend`."""
     return backend_class(artifact.backend)(artifact, threads=threads, **options)

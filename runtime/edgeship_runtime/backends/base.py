@@ -48,10 +48,36 @@ def dequantize(value: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
 
 
 class Backend:
-    """Load once, infer many times, close. Use as a context manager."""
+    """Load once, infer many times, close. Use as a context manager.
+
+    Besides inference, a backend owns what is particular to its runtime: the pip extra that
+    installs it, its accelerator's detection, a compatibility check of an artifact against the
+    board's runtime, and a `prepare_artifact` step that deploy runs before the first inference.
+    """
 
     name = "base"
-    accelerator = "cpu"  # "cpu", "edgetpu", "rknpu" or "nvidia_gpu"
+    accelerator = "cpu"  # "cpu", or the accelerator this backend needs, as detect() names it
+    extra: str | None = None  # the runtime's pip extra that installs this backend's package
+    packages: tuple[str, ...] = ()  # distributions whose versions `detect` reports
+    cpu_fallback: str | None = None  # a CPU backend that runs the very same model file, if any
+
+    # -- what is particular to this runtime, outside inference ------------------------------
+    @classmethod
+    def detect_accelerator(cls, sysroot: str = "/") -> dict:
+        """{"present": bool, ...details} of this backend's accelerator on the board below sysroot."""
+        return {"present": cls.accelerator == "cpu"}
+
+    @classmethod
+    def compatibility(cls, manifest: dict, board: dict) -> dict | None:
+        """Will this board's runtime load the artifact? A record (None when there is nothing to
+        match), or ArtifactError naming what to install or rebuild."""
+        return None
+
+    @classmethod
+    def prepare_artifact(cls, artifact: Artifact, board: dict, cache: str | None = None, allow_cpu_fallback: bool = False) -> dict:
+        """Work to do once per artifact on the board before it runs (e.g. build an engine for
+        this board's accelerator); deploy runs it after the files are verified."""
+        return {"prepared": False, "skipped": f"{artifact.path} runs on {cls.name}, which needs no preparation"}
 
     def __init__(self, artifact: Artifact, threads: int | None = None, **options):
         self.artifact = artifact
@@ -83,7 +109,7 @@ class Backend:
         raise NotImplementedError(f"{self.name} cannot change the batch size of {self.artifact.model_file.name}")
 
     # -- the shared part -------------------------------------------------------------------
-    def load(self) -> "Backend":
+    def load(self) -> Backend:
         if self.loaded:
             raise RuntimeError(f"{self.name}: load() called twice")
         self._load()
@@ -141,7 +167,7 @@ class Backend:
         if not self.loaded:
             raise RuntimeError(f"{self.name}: call load() before inference")
 
-    def __enter__(self) -> "Backend":
+    def __enter__(self) -> Backend:
         return self.load() if not self.loaded else self
 
     def __exit__(self, *exc) -> None:

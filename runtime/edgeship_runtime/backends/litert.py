@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgeship_runtime import sysfs
 from edgeship_runtime.backends.base import Backend
 from edgeship_runtime.errors import RuntimeUnavailable
 
 EDGETPU_LIBRARY = "libedgetpu.so.1"
+EDGETPU_USB_IDS = {("1a6e", "089a"), ("18d1", "9302")}  # unprogrammed / programmed Coral USB
 
 
 def _interpreter_module():
@@ -33,6 +35,8 @@ def _interpreter_module():
 class LiteRTBackend(Backend):
     name = "litert"
     accelerator = "cpu"
+    extra = "litert"
+    packages = ("ai-edge-litert", "tflite-runtime")
     delegates: tuple[str, ...] = ()
 
     def _load(self) -> None:
@@ -98,4 +102,23 @@ class EdgeTPUBackend(LiteRTBackend):
 
     name = "edgetpu"
     accelerator = "edgetpu"
+    packages = ("pycoral",)
     delegates = (EDGETPU_LIBRARY,)
+
+    @classmethod
+    def detect_accelerator(cls, sysroot: str = "/") -> dict:
+        """A Coral USB Accelerator (by USB id) or a PCIe/M.2 Edge TPU (/dev/apex_N), and libedgetpu."""
+        import glob
+        import os
+
+        usb = []
+        for device in glob.glob(os.path.join(sysroot, "sys/bus/usb/devices/*")):
+            ids = (sysfs.read(sysroot, os.path.relpath(os.path.join(device, "idVendor"), sysroot)),
+                   sysfs.read(sysroot, os.path.relpath(os.path.join(device, "idProduct"), sysroot)))
+            if ids in EDGETPU_USB_IDS:
+                usb.append(":".join(str(part) for part in ids))
+        pcie = sorted(os.path.basename(p) for p in glob.glob(os.path.join(sysroot, "dev/apex_*")))
+        return {"present": bool(usb or pcie), "usb": usb, "pcie": pcie, "libedgetpu": sysfs.find_library(sysroot, EDGETPU_LIBRARY)}
+
+
+BACKENDS = (LiteRTBackend, EdgeTPUBackend)

@@ -14,6 +14,8 @@ _ONNX_TO_NUMPY = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "t
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     accelerator = "cpu"
+    extra = "onnxruntime"
+    packages = ("onnxruntime", "onnxruntime-gpu")
 
     def _load(self) -> None:
         try:
@@ -42,3 +44,6 @@ class OnnxRuntimeBackend(Backend):
 
     def _close(self) -> None:
         del self.session
+
+
+BACKENDS = (OnnxRuntimeBackend,)

@@ -3,27 +3,45 @@
 `core` picks the NPU cores: "auto" (the driver chooses), "single" (core 0), "all" (the
 three RK3588 cores working on one inference), or "0"/"1"/"2". `RKNNPool` holds one
 runtime per core for throughput.
+
+RKNN models carry the version of the rknn-toolkit2 that built them; a board whose
+`librknnrt.so` is older refuses them at load time with the classic "Invalid RKNN model
+version" (or, worse, misbehaves), and a model compiled for one Rockchip chip does not run on
+another. `compatibility` catches both from the manifest and the board, with a message that
+says what to install or rebuild, so a deploy refuses the release instead of activating it.
 """
 
 from __future__ import annotations
 
-import glob
-import os
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from edgeship_runtime import sysfs
 from edgeship_runtime.backends.base import Backend
-from edgeship_runtime.errors import RuntimeUnavailable
+from edgeship_runtime.errors import ArtifactError, RuntimeUnavailable
 
 CORE_MASKS = {"auto": "NPU_CORE_AUTO", "single": "NPU_CORE_0", "all": "NPU_CORE_0_1_2",
               "0": "NPU_CORE_0", "1": "NPU_CORE_1", "2": "NPU_CORE_2"}
 
 
+# Chips that share one NPU design and load each other's models.
+RKNN_FAMILIES = ({"rk3566", "rk3568"},)
+
+
 def npu_present(sysroot: str = "/") -> bool:
-    patterns = ("dev/rknpu*", "sys/kernel/debug/rknpu", "sys/module/rknpu", "proc/device-tree/npu@*")
-    return any(glob.glob(os.path.join(sysroot, pattern)) for pattern in patterns)
+    return sysfs.exists(sysroot, "dev/rknpu*", "sys/kernel/debug/rknpu", "sys/module/rknpu", "proc/device-tree/npu@*")
+
+
+def _version(text: str | None) -> tuple[int, ...] | None:
+    found = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", text or "")
+    return tuple(int(part) for part in found.groups() if part is not None) if found else None
+
+
+def _same_chip(a: str, b: str) -> bool:
+    return a == b or any(a in family and b in family for family in RKNN_FAMILIES)
 
 
 def _rknnlite_class():
@@ -38,6 +56,45 @@ def _rknnlite_class():
 class RKNNLiteBackend(Backend):
     name = "rknnlite"
     accelerator = "rknpu"
+    extra = "rknn"
+    packages = ("rknn-toolkit-lite2",)
+
+    @classmethod
+    def detect_accelerator(cls, sysroot: str = "/") -> dict:
+        driver = sysfs.read(sysroot, "sys/kernel/debug/rknpu/version") or sysfs.read(sysroot, "sys/module/rknpu/version")
+        library = sysfs.find_library(sysroot, "librknnrt.so")
+        version = None
+        if library:
+            with open(library, "rb") as handle:
+                found = re.search(rb"librknnrt version: ([0-9][0-9.]*[0-9])", handle.read())
+            version = found.group(1).decode() if found else None
+        return {"present": npu_present(sysroot), "driver": driver, "librknnrt": library, "librknnrt_version": version}
+
+    @classmethod
+    def compatibility(cls, manifest: dict, board: dict) -> dict | None:
+        """{"status": "ok"|"no-runtime"|"newer-runtime", ...} or ArtifactError on a mismatch."""
+        model_file = manifest["artifact"]["file"]
+        toolkit = manifest.get("toolchain", {}).get("rknn-toolkit2")
+        platform = manifest.get("options", {}).get("platform")
+        npu = board["accelerators"][cls.accelerator]
+        chips = [entry.split(",", 1)[1] for entry in board["board"].get("compatible", []) if entry.startswith("rockchip,rk")]
+        if platform and chips and not any(_same_chip(platform, chip) for chip in chips):
+            raise ArtifactError(f"{model_file} was compiled for {platform} but this board is {chips[0]} ({board['board'].get('model')}); "
+                                f"convert again with --option platform={chips[0]}")
+        library, runtime = npu.get("librknnrt"), npu.get("librknnrt_version")
+        result = {"toolkit": toolkit, "platform": platform, "librknnrt": library, "librknnrt_version": runtime}
+        if not library:
+            return {**result, "status": "no-runtime"}
+        built, have = _version(toolkit), _version(runtime)
+        if built is None or have is None:
+            raise ArtifactError(f"cannot compare versions for {model_file}: manifest toolkit {toolkit!r}, {library} version {runtime!r}; "
+                                f"install a librknnrt.so that reports its version (from Rockchip's rknn-toolkit2 release)")
+        if have[:2] < built[:2] or have[0] != built[0]:
+            raise ArtifactError(f"{model_file} was built by rknn-toolkit2 {toolkit} but this board's {library} is version {runtime}: "
+                                f"RKNN Lite would fail with \"Invalid RKNN model version\"; install librknnrt {built[0]}.{built[1]}.x "
+                                f"(rknpu2 runtime/Linux/librknn_api/aarch64 in Rockchip's rknn-toolkit2 {toolkit} release) on the board, "
+                                f"or convert with the rknn-toolkit2 that matches {runtime}")
+        return {**result, "status": "ok" if have[:2] == built[:2] else "newer-runtime"}
 
     def _load(self) -> None:
         core = str(self.options.get("core", "auto"))
@@ -109,3 +166,6 @@ class RKNNPool:
 
     def map(self, batch_of_inputs):
         return list(self._executor.map(self._run, batch_of_inputs))
+
+
+BACKENDS = (RKNNLiteBackend,)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgeship_runtime import sysfs
 from edgeship_runtime.backends.base import Backend
+from edgeship_runtime.errors import RuntimeUnavailable
 from edgeship_runtime.trt_engine import _imports, check_cuda, ensure_engine
 
 STAGES = ("h2d_ms", "compute_ms", "d2h_ms")
@@ -20,9 +22,57 @@ STAGES = ("h2d_ms", "compute_ms", "d2h_ms")
 class TensorRTBackend(Backend):
     name = "tensorrt"
     accelerator = "nvidia_gpu"
-    # The artifact's model file is a plain ONNX model: where there is no GPU, ONNX Runtime's
-    # CPU provider can run the very same file (the labelled CPU fallback).
+    # TensorRT comes with JetPack (not from a wheelhouse); the extra brings ONNX Runtime,
+    # which runs the artifact's very same ONNX where there is no GPU (the labelled CPU fallback).
+    extra = "onnxruntime"
+    packages = ("tensorrt",)
     cpu_fallback = "onnxruntime"
+
+    @classmethod
+    def detect_accelerator(cls, sysroot: str = "/") -> dict:
+        """A Jetson's integrated GPU (by its device nodes) or discrete NVIDIA GPUs (by the driver)."""
+        import glob
+        import os
+        import re
+        import shutil
+        import subprocess
+
+        release = sysfs.read(sysroot, "etc/nv_tegra_release")
+        compatible = sysfs.read(sysroot, f"{sysfs.device_tree(sysroot)}/compatible") or ""
+        jetson = bool(release) or "nvidia,tegra" in compatible
+        # A Jetson's integrated GPU is there when its device nodes are (nvgpu on Orin, nvhost on older).
+        igpu = jetson and sysfs.exists(sysroot, "dev/nvgpu/igpu0", "dev/nvhost-gpu", "dev/nvhost-ctrl-gpu")
+        gpus = []
+        for info in glob.glob(os.path.join(sysroot, "proc/driver/nvidia/gpus/*/information")):
+            text = sysfs.read(sysroot, os.path.relpath(info, sysroot)) or ""
+            found = re.search(r"Model:\s*(.+)", text)
+            if found:
+                gpus.append(found.group(1).strip())
+        if not gpus and sysroot == "/" and shutil.which("nvidia-smi"):
+            try:
+                result = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=10)
+                gpus = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        return {"present": igpu or bool(gpus), "jetson": jetson, "integrated_gpu": igpu,
+                "jetson_release": release.splitlines()[0] if release else None, "gpus": gpus}
+
+    @classmethod
+    def prepare_artifact(cls, artifact, board: dict, cache: str | None = None, allow_cpu_fallback: bool = False) -> dict:
+        """Build (or find) this board's engine of the artifact: minutes on a Jetson, so deploy
+        runs it as a background task before the accuracy check."""
+        import sys
+        import time
+
+        if cls.accelerator not in board["available"]:
+            reason = f"this board has no NVIDIA GPU (detect: {cls.accelerator} absent), so {artifact.path} gets no engine"
+            if not allow_cpu_fallback:
+                raise RuntimeUnavailable(reason + "; run on a Jetson, or pass --allow-cpu-fallback")
+            return {"prepared": False, "cpu_fallback": True,
+                    "skipped": reason + f"; its {artifact.model_file.name} runs on ONNX Runtime's CPU provider instead"}
+        started = time.monotonic()
+        _, record = ensure_engine(artifact, cache, log=lambda line: print(line, file=sys.stderr, flush=True))
+        return {"prepared": not record["cached"], "engine": record, "seconds": time.monotonic() - started}
 
     def _load(self) -> None:
         trt, self._cudart = _imports()
@@ -137,3 +187,6 @@ class TensorRTBackend(Backend):
             self._cudart.cudaEventDestroy(event)
         self._cudart.cudaStreamDestroy(self._stream)
         del self.context, self.engine
+
+
+BACKENDS = (TensorRTBackend,)

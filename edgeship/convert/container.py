@@ -1,0 +1,124 @@
+"""How conversions run in a toolchain image: the worker as a non-root user, the network off,
+the inputs and the in-image code mounted read-only, a read-only root file system, writing
+only into the staging folder mounted at /out."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from edgeship.convert.request import Plan
+from edgeship.errors import EdgeshipError
+from edgeship.paths import REPO_ROOT
+from targets.job import SOURCE_MOUNT, Job, Source
+
+CONTAINER_UID = 10001  # the `edgeship` user of every toolchain image
+# The in-image code, mounted read-only into the container: repo folder -> package name. The
+# controller's own package is not among them, so nothing in an image can import it.
+CODE_DIRS = {"targets": "targets", "runtime/edgeship_runtime": "edgeship_runtime"}
+CONVERT_TIMEOUT_S = 3600
+INSPECT_TIMEOUT_S = 600
+WORKER = ["python", "-m", "targets.worker"]
+PROGRESS, ERROR = "edgeship-worker: ", "edgeship-worker-error: "
+
+
+def source_of(p: Plan) -> Source:
+    return Source(path=f"{SOURCE_MOUNT}/{p.request.model.name}", file=p.request.model.name, format=p.source_format, sha256=p.source_sha256)
+
+
+def bind(source: Path, target: str, read_only: bool = True):
+    from docker.types import Mount
+
+    return Mount(target=target, source=str(source.resolve()), type="bind", read_only=read_only)
+
+
+def write_job(job_dir: Path, job: Job) -> Path:
+    """job.json in a folder the container's unprivileged user can read."""
+    job_file = job.write(job_dir / "job.json")
+    os.chmod(job_dir, 0o755)
+    os.chmod(job_file, 0o644)
+    return job_file
+
+
+def base_mounts(p: Plan, job_file: Path) -> list:
+    """The source model, the job and the in-image code: what every worker run reads."""
+    mounts = [bind(p.request.model, f"{SOURCE_MOUNT}/{p.request.model.name}"), bind(job_file, "/job/job.json")]
+    return mounts + [bind(REPO_ROOT / folder, f"/opt/edgeship/src/{package}") for folder, package in CODE_DIRS.items()]
+
+
+def conversion_mounts(p: Plan, staging: Path, job_file: Path) -> list:
+    mounts = base_mounts(p, job_file) + [bind(staging, "/out", read_only=False)]
+    if p.calibration:
+        mounts.append(bind(p.request.calib, "/in/calib"))
+    if p.evaluation:
+        mounts.append(bind(p.request.eval, "/in/eval.npz"))
+    return mounts
+
+
+def sandbox_kwargs(mounts) -> dict:
+    """How every conversion container runs: non-root, no network, read-only except /out and /tmp."""
+    uid = os.getuid()
+    return {
+        "user": f"{CONTAINER_UID}:{CONTAINER_UID}" if uid == 0 else f"{uid}:{os.getgid()}",
+        "network_mode": "none",
+        "read_only": True,
+        "mounts": mounts,
+        "tmpfs": {"/tmp": "rw,exec,size=8g"},
+        "working_dir": "/tmp",
+        "environment": {"PYTHONPATH": "/opt/edgeship/src", "HOME": "/tmp", "MPLCONFIGDIR": "/tmp"},
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+    }
+
+
+def run_worker(client, image_tag: str, mounts, log_path: Path, gpus: bool = False) -> None:
+    """Run the conversion worker; its progress lines are shown as they come, the whole log kept."""
+    extra = {}
+    if gpus:  # every GPU of the host, through the NVIDIA container toolkit (docker run --gpus all)
+        from docker.types import DeviceRequest
+
+        extra["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+    try:
+        container = client.containers.run(image_tag, [*WORKER, "/job/job.json"], detach=True, **sandbox_kwargs(mounts), **extra)
+    except Exception as error:  # docker.errors.APIError: no nvidia runtime, no GPU
+        if not gpus:
+            raise
+        raise EdgeshipError(f"--gpus: docker could not give {image_tag} a GPU ({str(error).splitlines()[0]}); install the NVIDIA "
+                            "container toolkit on this host, or convert without --gpus (the board builds the engine)") from None
+    error_line = ""
+    try:
+        with open(log_path, "wb") as log:
+            for chunk in container.logs(stream=True, follow=True):
+                log.write(chunk)
+                for line in chunk.decode(errors="replace").splitlines():
+                    if line.startswith(PROGRESS):
+                        print("  " + line[len(PROGRESS):], flush=True)
+                    elif line.startswith(ERROR):
+                        error_line = line[len(ERROR):]
+        status = container.wait(timeout=CONVERT_TIMEOUT_S)
+    finally:
+        container.remove(force=True)
+    if status.get("StatusCode") != 0:
+        raise EdgeshipError(f"conversion failed in {image_tag} (exit {status.get('StatusCode')}): {error_line or 'no error line'}; full log: {log_path}")
+
+
+def inspect_source(client, image_tag: str, p: Plan) -> tuple[list[dict], list[dict]]:
+    """Ask the target's image for the declared inputs/outputs of a non-ONNX source."""
+    with tempfile.TemporaryDirectory(prefix="edgeship-inspect-") as job_dir:
+        job_file = write_job(Path(job_dir), Job(target=p.target.name, source=source_of(p)))
+        container = client.containers.run(image_tag, [*WORKER, "--inspect", "/job/job.json"], detach=True,
+                                          **sandbox_kwargs(base_mounts(p, job_file)))
+        try:
+            status = container.wait(timeout=INSPECT_TIMEOUT_S)
+            output = container.logs().decode(errors="replace")
+        finally:
+            container.remove(force=True)
+    for line in output.splitlines():
+        if line.startswith("edgeship-inspect: "):
+            found = json.loads(line[len("edgeship-inspect: "):])
+            return found["inputs"], found["outputs"]
+    error = next((line for line in output.splitlines() if line.startswith(ERROR)), "")
+    raise EdgeshipError(f"{p.request.model} could not be read as a {p.source_format} model by {image_tag} "
+                        f"(exit {status.get('StatusCode')}: {error[len(ERROR):] or 'no error line'}); check that the file is complete")

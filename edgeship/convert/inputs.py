@@ -1,0 +1,248 @@
+"""Host-side checks of everything a conversion reads, before any container starts.
+
+Each check fails with one EdgeshipError line naming the file, the value and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from edgeship.errors import EdgeshipError
+from edgeship_runtime.files import sha256_file
+
+_ONNX_FLOAT = 1  # onnx.TensorProto.FLOAT
+
+
+def detect_format(model: Path) -> str:
+    if not model.exists():
+        raise EdgeshipError(f"model file {model} does not exist; check the --model path")
+    if model.is_dir():
+        if (model / "saved_model.pb").exists():
+            return "savedmodel"
+        raise EdgeshipError(f"{model} is a directory without saved_model.pb; pass an .onnx file, a .keras/.h5 file or a SavedModel directory")
+    suffix = model.suffix.lower()
+    if suffix == ".onnx":
+        return "onnx"
+    if suffix in (".keras", ".h5"):
+        return "keras"
+    if suffix == ".tflite":
+        with open(model, "rb") as handle:
+            header = handle.read(8)
+        if header[4:8] != b"TFL3":
+            raise EdgeshipError(f"{model} is not a TFLite flatbuffer (no TFL3 identifier in its header); the file is truncated or not TFLite: export it again")
+        return "tflite"
+    raise EdgeshipError(f"{model}: unknown model format {suffix or '(no suffix)'!r}; pass an .onnx file, a .tflite file, a .keras/.h5 file or a SavedModel directory")
+
+
+def load_onnx(model: Path):
+    """Parse and check an ONNX file; return the ModelProto."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        proto = onnx.load(str(model), load_external_data=False)
+    except (DecodeError, ValueError, RuntimeError, OSError) as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise EdgeshipError(f"{model} is not a readable ONNX model ({detail}); the file is truncated or not ONNX: re-export it") from None
+    try:
+        onnx.checker.check_model(proto)
+    except Exception as error:  # onnx raises ValidationError and several C++ wrappers
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise EdgeshipError(f"{model} is not a valid ONNX model ({detail}); re-export it with a supported opset") from None
+    if not proto.graph.node or not proto.graph.output:
+        raise EdgeshipError(f"{model} has an empty graph (no nodes or no outputs); re-export the model")
+    return proto
+
+
+def _dims(value_info) -> list:
+    dims = []
+    for dim in value_info.type.tensor_type.shape.dim:
+        if dim.HasField("dim_value") and dim.dim_value > 0:
+            dims.append(int(dim.dim_value))
+        else:
+            dims.append(dim.dim_param or "?")
+    return dims
+
+
+def parse_input_shapes(items) -> dict[str, list[int]]:
+    """["name:1,3,224,224", ...] -> {"name": [1, 3, 224, 224]}."""
+    shapes = {}
+    for item in items or ():
+        name, sep, dims = item.rpartition(":")
+        try:
+            shape = [int(d) for d in dims.split(",")]
+        except ValueError:
+            shape = []
+        if not sep or not name or not shape or any(d <= 0 for d in shape):
+            raise EdgeshipError(f"--input-shape {item!r} is not NAME:D0,D1,... with positive integers; write e.g. input:1,3,224,224")
+        shapes[name] = shape
+    return shapes
+
+
+def onnx_signature(proto) -> tuple[list[dict], list[dict]]:
+    """Declared inputs (not initializers) and outputs of an ONNX graph; dynamic dims are strings."""
+    initializers = {init.name for init in proto.graph.initializer}
+    inputs = [{"name": vi.name, "dims": _dims(vi), "float32": vi.type.tensor_type.elem_type == _ONNX_FLOAT,
+               "dtype_code": vi.type.tensor_type.elem_type} for vi in proto.graph.input if vi.name not in initializers]
+    outputs = [{"name": vo.name, "dims": _dims(vo)} for vo in proto.graph.output]
+    return inputs, outputs
+
+
+def resolve_io(model: Path, declared_inputs: list[dict], declared_outputs: list[dict], input_shapes: dict[str, list[int]]) -> tuple[list[dict], list[dict]]:
+    """Static input specs (dynamic dims filled from --input-shape) and output specs.
+
+    Works for any source format: declared dims are ints, or strings/None for dynamic ones.
+    """
+    known = [item["name"] for item in declared_inputs]
+    for name in input_shapes:
+        if name not in known:
+            raise EdgeshipError(f"--input-shape names {name!r}, but {model} has inputs {sorted(known)}; use one of those names")
+    inputs = []
+    for item in declared_inputs:
+        name, dims = item["name"], [d if isinstance(d, int) and d > 0 else (d or "?") for d in item["dims"]]
+        pretty = "[" + ",".join(str(d) for d in dims) + "]"
+        if name in input_shapes:
+            shape = input_shapes[name]
+            if len(shape) != len(dims) or any(isinstance(d, int) and d != s for d, s in zip(dims, shape)):
+                raise EdgeshipError(f"--input-shape {name}:{','.join(map(str, shape))} does not fit {model} input {name!r} of shape {pretty}; keep its rank and fixed dimensions")
+        elif any(not isinstance(d, int) for d in dims):
+            example = ",".join(str(d) if isinstance(d, int) else "1" for d in dims)
+            raise EdgeshipError(f"{model}: input {name!r} has a dynamic shape {pretty}; pass --input-shape {name}:{example} (your real sizes)")
+        else:
+            shape = dims
+        if not item.get("float32", True):
+            raise EdgeshipError(f"{model}: input {name!r} is not float32 (type {item.get('dtype_code')}); edgeship converts float32-input models, so export with float inputs")
+        inputs.append({"name": name, "shape": shape, "dtype": "float32"})
+    # Output dimensions the model leaves symbolic are "?" (they follow from the inputs).
+    outputs = [{"name": item["name"], "shape": [d if isinstance(d, int) and d > 0 else "?" for d in item["dims"]]} for item in declared_outputs]
+    return inputs, outputs
+
+
+def onnx_io(model: Path, proto, input_shapes: dict[str, list[int]]) -> tuple[list[dict], list[dict]]:
+    return resolve_io(model, *onnx_signature(proto), input_shapes)
+
+
+def source_sha256(model: Path) -> str:
+    """sha256 of a model file, or of a SavedModel directory's files (names and contents)."""
+    if model.is_file():
+        return sha256_file(model)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in model.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(model)).encode() + b"\0" + sha256_file(path).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def _sample_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in (".npy", ".npz"))
+
+
+def _fit(array_shape: tuple, shape: list[int]) -> bool:
+    """A sample fits with the batch axis of 1 present or left out."""
+    return list(array_shape) == shape or (shape[0] == 1 and list(array_shape) == shape[1:])
+
+
+def calibration_files(folder: Path, hint: str = "") -> list[Path]:
+    if not folder.exists() or not folder.is_dir():
+        raise EdgeshipError(f"calibration directory {folder} does not exist; pass --calib DIR holding one .npy sample per file")
+    files = _sample_files(folder)
+    if not files:
+        raise EdgeshipError(f"calibration directory {folder} holds no .npy or .npz samples; add samples shaped like the model input{hint}")
+    return files
+
+
+def calibration_digest(files: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + sha256_file(path).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def check_calibration(folder: Path, inputs: list[dict]) -> dict:
+    """Validate a calibration directory (one .npy sample per file, or .npz by input name)."""
+    files = calibration_files(folder, f" ({inputs[0]['name']}: {inputs[0]['shape']})")
+    for path in files:
+        try:
+            if path.suffix == ".npz":
+                with np.load(path) as data:
+                    shapes = {spec["name"]: data[spec["name"]].shape for spec in inputs if spec["name"] in data.files}
+            else:
+                if len(inputs) != 1:
+                    raise EdgeshipError(f"calibration sample {path} is a .npy, but the model has {len(inputs)} inputs; save .npz files keyed by input name")
+                shapes = {inputs[0]["name"]: np.load(path, mmap_mode="r").shape}
+        except (ValueError, OSError) as error:
+            raise EdgeshipError(f"calibration sample {path} is not a readable numpy file ({error}); save it with numpy.save") from None
+        for spec in inputs:
+            if spec["name"] not in shapes:
+                raise EdgeshipError(f"calibration sample {path} lacks input {spec['name']!r}; save .npz files keyed by every input name")
+            if not _fit(shapes[spec["name"]], spec["shape"]):
+                raise EdgeshipError(f"calibration sample {path} has shape {list(shapes[spec['name']])}, but input {spec['name']!r} needs {spec['shape']}; save samples of the model's input shape")
+    return {"files": [p.name for p in files], "samples": len(files), "sha256": calibration_digest(files)}
+
+
+def check_eval(path: Path, inputs: list[dict]) -> dict:
+    """Validate an evaluation set: .npz with every input stacked on axis 0, optional `labels`."""
+    if not path.is_file():
+        raise EdgeshipError(f"evaluation set {path} does not exist; pass --eval FILE.npz with inputs stacked on axis 0 and optional labels")
+    try:
+        with np.load(path) as data:
+            shapes = {name: data[name].shape for name in data.files}
+    except (ValueError, OSError) as error:
+        raise EdgeshipError(f"evaluation set {path} is not a readable .npz ({error}); save it with numpy.savez") from None
+    counts = set()
+    for spec in inputs:
+        shape = shapes.get(spec["name"])
+        if shape is None or list(shape[1:]) != spec["shape"][1:]:
+            raise EdgeshipError(f"evaluation set {path}: array {spec['name']!r} has shape {list(shape) if shape else 'missing'}, needs [N, {', '.join(map(str, spec['shape'][1:]))}]; stack samples on axis 0")
+        counts.add(shape[0])
+    if "labels" in shapes:
+        counts.add(shapes["labels"][0] if shapes["labels"] else -1)
+    if len(counts) != 1 or 0 in counts:
+        raise EdgeshipError(f"evaluation set {path}: arrays hold different sample counts {sorted(counts)}; give every input (and labels) the same N > 0")
+    return {"samples": counts.pop(), "labelled": "labels" in shapes, "sha256": sha256_file(path)}
+
+
+def read_labels(path: Path) -> list[str]:
+    if not path.is_file():
+        raise EdgeshipError(f"labels file {path} does not exist; pass --labels FILE with one class name per line (or a JSON list)")
+    text = path.read_text()
+    if path.suffix == ".json":
+        try:
+            labels = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise EdgeshipError(f"labels file {path} is not valid JSON ({error}); write a JSON list of class names") from None
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            raise EdgeshipError(f"labels file {path} must hold a JSON list of strings")
+        return labels
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def read_preprocess(path: Path) -> dict:
+    """The --preprocess JSON object, as written (validated against the input by check_preprocess)."""
+    if not path.is_file():
+        raise EdgeshipError(f"preprocess file {path} does not exist; pass --preprocess FILE.json such as "
+                            '{"color": "rgb", "scale": 0.00392156862745098, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}')
+    try:
+        spec = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise EdgeshipError(f"preprocess file {path} is not valid JSON ({error}); write one JSON object") from None
+    if not isinstance(spec, dict):
+        raise EdgeshipError(f"preprocess file {path} must hold a JSON object (keys color, invert, scale, mean, std, resize, layout)")
+    return spec
+
+
+def check_preprocess(path: Path, spec: dict, inputs: list[dict]) -> dict:
+    """The complete preprocess record for the model's one image input (the runtime's own validation)."""
+    from edgeship_runtime.errors import ArtifactError
+    from edgeship_runtime.preprocess import validate
+
+    if len(inputs) != 1:
+        raise EdgeshipError(f"--preprocess {path}: the model takes {len(inputs)} inputs ({', '.join(i['name'] for i in inputs)}); "
+                            "a preprocess record describes one image input, drop --preprocess")
+    try:
+        return validate(spec, inputs[0], str(path))
+    except ArtifactError as error:
+        raise EdgeshipError(str(error)) from None

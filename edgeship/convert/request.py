@@ -1,0 +1,148 @@
+"""A conversion request, checked on the host and completed into a Plan before any container starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeship.convert.inputs import (
+    calibration_files,
+    check_calibration,
+    check_eval,
+    check_preprocess,
+    detect_format,
+    load_onnx,
+    onnx_signature,
+    parse_input_shapes,
+    read_labels,
+    read_preprocess,
+    resolve_io,
+    source_sha256,
+)
+from edgeship.errors import EdgeshipError
+
+
+@dataclass
+class Request:
+    target: str
+    model: Path
+    quant: str | None = None
+    calib: Path | None = None
+    eval: Path | None = None
+    labels: Path | None = None
+    input_shapes: list[str] = field(default_factory=list)
+    options: dict[str, str] = field(default_factory=dict)
+    out: Path = Path("artifacts")
+    name: str | None = None
+    preprocess: Path | None = None  # JSON: how a camera frame becomes the model input (the demo reads it)
+    gpus: bool = False  # also build and measure a test engine on this host's GPU (targets with a gpu_image)
+
+
+def parse_options(items) -> dict[str, str]:
+    options = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise EdgeshipError(f"--option {item!r} is not KEY=VALUE; write e.g. --option io_dtype=uint8")
+        options[key.strip().replace("-", "_")] = value.strip()
+    return options
+
+
+def resolve_options(target, quant: str, given: dict[str, str]) -> dict[str, str]:
+    """The target's options for this quantization, user values checked against the table."""
+    resolved = {}
+    for key, value in given.items():
+        option = target.option(key)
+        if option is None:
+            known = ", ".join(o.name for o in target.options) or "none"
+            raise EdgeshipError(f"target {target.name} has no option {key!r}; its options: {known}")
+        if option.applies_to and quant not in option.applies_to:
+            raise EdgeshipError(f"option {key}={value} only applies to --quant {'/'.join(option.applies_to)} on target {target.name}, not {quant}; drop it or change --quant")
+        if option.parse is not None:
+            try:
+                value = option.parse(value)
+            except ValueError as error:
+                raise EdgeshipError(f"option {key}={value!r} for target {target.name}: {error}; {option.help}") from None
+        elif value not in option.choices:
+            raise EdgeshipError(f"option {key}={value!r} is not offered by target {target.name}; choose one of: {', '.join(option.choices)}")
+        resolved[key] = value
+    for option in target.options:
+        if option.name not in resolved and (not option.applies_to or quant in option.applies_to):
+            resolved[option.name] = option.default
+    return resolved
+
+
+@dataclass
+class Plan:
+    """Everything a conversion needs. ONNX sources are checked completely on the host;
+    other formats need their toolchain to be read, so `inputs` stays None until
+    `complete_plan` has asked the image."""
+
+    target: object
+    request: Request
+    quant: str
+    options: dict
+    source_format: str
+    source_sha256: str
+    input_shapes: dict
+    calibration_files: list | None
+    labels: list | None
+    inputs: list | None = None
+    outputs: list | None = None
+    calibration: dict | None = None
+    evaluation: dict | None = None
+    preprocess_request: dict | None = None  # as the user wrote it (in the cache key)
+    preprocess: dict | None = None  # completed against the input, once its shape is known
+
+
+def find_target(name: str):
+    """The target called `name`; an unknown one is the user's one-line error."""
+    import targets
+
+    try:
+        return targets.get(name)
+    except targets.TargetError as error:
+        raise EdgeshipError(str(error)) from None
+
+
+def plan(request: Request) -> Plan:
+    target = find_target(request.target)
+    quant = request.quant or target.default_quant
+    if request.gpus and not target.gpu_image:
+        raise EdgeshipError(f"--gpus is only used by targets that build on a GPU (jetson), not {target.name}; drop --gpus")
+    if quant not in target.quantizations:
+        raise EdgeshipError(f"target {target.name} does not offer --quant {quant}; choose one of: {', '.join(target.quantizations)}")
+    options = resolve_options(target, quant, request.options)
+    model = request.model
+    fmt = detect_format(model)
+    if fmt not in target.source_formats:
+        raise EdgeshipError(f"target {target.name} cannot convert {fmt} models ({model}); it takes: {', '.join(target.source_formats)}")
+    input_shapes = parse_input_shapes(request.input_shapes)
+    if quant in target.needs_calibration and request.calib is None:
+        raise EdgeshipError(f"--quant {quant} on target {target.name} needs a calibration set; pass --calib DIR with one .npy sample per file")
+    if quant not in target.needs_calibration and request.calib is not None:
+        raise EdgeshipError(f"--calib is only used by --quant {'/'.join(target.needs_calibration)} on target {target.name}, not {quant}; drop --calib")
+    if request.eval is not None and not request.eval.is_file():
+        raise EdgeshipError(f"evaluation set {request.eval} does not exist; pass --eval FILE.npz with inputs stacked on axis 0 and optional labels")
+    p = Plan(target, request, quant, options, fmt, source_sha256(model), input_shapes, None,
+             read_labels(request.labels) if request.labels else None)
+    p.preprocess_request = read_preprocess(request.preprocess) if request.preprocess else None
+    if fmt == "onnx":
+        proto = load_onnx(model)
+        if any(init.HasField("data_location") and init.data_location == 1 for init in proto.graph.initializer):
+            raise EdgeshipError(f"{model} keeps its weights in external data files; save it as one file (onnx.save(..., save_as_external_data=False))")
+        complete_plan(p, *onnx_signature(proto))
+    p.calibration_files = calibration_files(request.calib) if request.calib else None
+    return p
+
+
+def complete_plan(p: Plan, declared_inputs: list[dict], declared_outputs: list[dict]) -> Plan:
+    """Fix the input shapes and check the calibration and eval data against them."""
+    p.inputs, p.outputs = resolve_io(p.request.model, declared_inputs, declared_outputs, p.input_shapes)
+    p.calibration = check_calibration(p.request.calib, p.inputs) if p.request.calib else None
+    p.evaluation = check_eval(p.request.eval, p.inputs) if p.request.eval else None
+    if p.preprocess_request is not None:
+        p.preprocess = check_preprocess(p.request.preprocess, p.preprocess_request, p.inputs)
+    return p
+
+

@@ -1,0 +1,104 @@
+"""`invoke convert`: check the inputs on the host, then run the target's conversion in its image.
+
+The worker writes into a staging directory that is renamed into place only when the manifest
+verifies. The artifact directory's name carries a key of every input, option, image and code
+hash, so an identical request returns it without a container.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from edgeship import __version__
+from edgeship.convert.cache import artifact_name, cache_key, cached, model_name
+from edgeship.convert.container import CONTAINER_UID, conversion_mounts, inspect_source, run_worker, source_of, write_job
+from edgeship.convert.request import Plan, Request, complete_plan, plan
+from edgeship.errors import EdgeshipError
+from edgeship.images.locks import load_spec
+from edgeship_runtime.files import sha256_file
+from targets.job import Job
+
+
+def make_job(p: Plan, key: str, image_tag: str, image_id: str, lock_sha: str) -> Job:
+    return Job(
+        target=p.target.name,
+        source=source_of(p),
+        quant=p.quant,
+        options=p.options,
+        inputs=p.inputs or [],
+        outputs=p.outputs or [],
+        calibration=p.calibration and {**p.calibration, "path": "/in/calib"},
+        eval=p.evaluation and {**p.evaluation, "path": "/in/eval.npz"},
+        labels=p.labels,
+        preprocess=p.preprocess,
+        image={"tag": image_tag, "id": image_id, "lock_sha256": lock_sha},
+        tolerances=p.target.tolerances[p.quant],
+        cache_key=key,
+        gpus=p.request.gpus,
+        edgeship_version=__version__,
+        model_name=model_name(p),
+    )
+
+
+def _chown_tree(root: Path, uid: int) -> None:
+    for path in [root, *root.rglob("*")]:
+        os.chown(path, uid, uid, follow_symlinks=False)
+
+
+def convert(request: Request, client=None, rebuild_image: bool = False) -> Path:
+    """Convert and return the artifact directory (an existing one when the key matches)."""
+    from edgeship.images.build import build, find_image
+    from edgeship.images.engine import ensure_engine
+
+    p = plan(request)
+    client = client or ensure_engine()
+    spec = load_spec(p.target.gpu_image if request.gpus else p.target.image)
+    image = find_image(client, spec)
+    if image is None or rebuild_image:
+        image = build(client, spec, rebuild=rebuild_image)
+    image_tag = image.tags[0] if image.tags else image.id
+    key = cache_key(p, image.id)
+    out = request.out
+    final = out / artifact_name(p, key)
+    if cached(final, key):
+        return final
+    if p.inputs is None:
+        complete_plan(p, *inspect_source(client, image_tag, p))
+
+    created_out = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{final.name}-", dir=out))
+    job_dir = Path(tempfile.mkdtemp(prefix="edgeship-job-"))
+    log_path = job_dir / "convert.log"
+    started = time.monotonic()
+    try:
+        if os.getuid() == 0:
+            os.chown(staging, CONTAINER_UID, CONTAINER_UID)
+        job_file = write_job(job_dir, make_job(p, key, image_tag, image.id, spec.lock_sha256()))
+        print(f"edgeship: converting {request.model} for {p.target.name} ({p.quant}) in {image_tag}", flush=True)
+        run_worker(client, image_tag, conversion_mounts(p, staging, job_file), log_path, gpus=request.gpus)
+        if os.getuid() == 0:
+            _chown_tree(staging, 0)
+        manifest = json.loads((staging / "manifest.json").read_text())
+        artifact = staging / manifest["artifact"]["file"]
+        if sha256_file(artifact) != manifest["artifact"]["sha256"]:
+            raise EdgeshipError(f"{artifact} does not match the sha256 in its manifest; the conversion output is corrupt, run again")
+        shutil.copy2(log_path, staging / "convert.log")
+        if final.exists():
+            shutil.rmtree(final)  # an incomplete directory from an older edgeship
+        os.rename(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created_out and out.exists() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+    finally:
+        if log_path.exists() and final.exists():
+            shutil.rmtree(job_dir, ignore_errors=True)
+    print(f"edgeship: conversion took {time.monotonic() - started:.1f} s", flush=True)
+    return final

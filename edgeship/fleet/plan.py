@@ -1,0 +1,114 @@
+"""The controller's side of a fleet deploy: what goes to each board, packed once, named by content.
+
+`deploy.yml` calls `python -m edgeship.fleet plan` once per run (on the controller) with every
+board's gathered facts. For each board it picks the artifacts of the board's target (and a
+CPU artifact of the same model for the labelled fallback), builds or reuses the offline
+wheelhouse for the board's architecture and Python, and packs both into one deterministic
+tar with a SHA256SUMS file whose artifact lines come from the artifacts' own manifests.
+The board checks those sums before anything is installed or activated; the controller does
+not re-hash the artifact files on purpose, so a file that changed after conversion (or on
+the way) is caught where it matters, on the board.
+
+The release id is the hash of every board's bundle: the same artifacts and runtime give the
+same id, which is what makes a second identical deploy a no-op (`changed=0`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from edgeship.errors import EdgeshipError
+from edgeship.fleet.bundle import pack_bundle
+from edgeship.paths import cache_root
+
+BOARD_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
+
+
+def _manifest(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def find_artifacts(root: Path) -> list[dict]:
+    """Every finished artifact under root: model name, target, quant, folder, manifest."""
+    found = []
+    if not root.is_dir():
+        return found
+    for folder in sorted(root.iterdir()):
+        if not folder.is_dir() or folder.name.startswith("."):
+            continue
+        manifest = _manifest(folder)
+        if manifest is None or "target" not in manifest:
+            continue
+        if not manifest.get("model"):
+            continue  # made by an edgeship before manifests named their model: convert it again
+        target, quant = manifest["target"], manifest["options"].get("quant")
+        found.append({"model": manifest["model"], "target": target, "quant": quant, "dir": folder, "manifest": manifest,
+                      "mtime": (folder / "manifest.json").stat().st_mtime})
+    return found
+
+
+def _newest(artifacts: list[dict], model: str, target: str, quant: str) -> dict | None:
+    matches = [a for a in artifacts if (a["model"], a["target"], a["quant"]) == (model, target, quant)]
+    return max(matches, key=lambda a: (a["mtime"], a["dir"].name)) if matches else None
+
+
+def board_selection(board: dict, artifacts: list[dict], models: list[str] | None, root: Path | str = "the artifacts root") -> list[dict]:
+    """Per model: the board's own artifact (or None when its target has none yet) and a CPU one."""
+    models = models or sorted({a["model"] for a in artifacts})
+    selection = []
+    for model in models:
+        primary = _newest(artifacts, model, board["target"], board["quant"])
+        cpu = None
+        if board.get("cpu_target") and board["cpu_target"] != board["target"]:
+            cpu = _newest(artifacts, model, board["cpu_target"], board["cpu_quant"])
+        if primary is None and cpu is None:
+            continue
+        note = None if primary else f"no {board['target']} {board['quant']} artifact of {model}; its CPU artifact runs, labelled as a fallback"
+        selection.append({"model": model, "primary": primary, "cpu": cpu, "note": note})
+    if not selection:
+        wanted = f"{board['target']}/{board['quant']}" + (f" or {board['cpu_target']}/{board['cpu_quant']}" if board.get("cpu_target") else "")
+        raise EdgeshipError(f"board {board['host']}: no artifact of {', '.join(models) or 'any model'} for {wanted} under {root}; "
+                            f"convert one first, e.g. `invoke convert --target {board['cpu_target'] or board['target']} --model MODEL.onnx`")
+    return selection
+
+
+def extras_for(selection: list[dict], configured: list[str] | None, demo: bool = False) -> tuple[str, ...]:
+    """The runtime extras a board installs: as configured, or its artifacts' backends (plus
+    `demo`, OpenCV for the camera demo, when the board shows it)."""
+    if configured:
+        extras = set(configured)
+    else:
+        from edgeship_runtime.backends import backend_class
+
+        backends = {a["manifest"]["runtime_backend"] for entry in selection for a in (entry["primary"], entry["cpu"]) if a}
+        extras = {extra for extra in (backend_class(b).extra for b in backends) if extra}
+    return tuple(sorted(extras | ({"demo"} if demo else set())))
+
+
+def make_plan(boards: list[dict], artifacts_root: Path, models: list[str] | None = None, bundles: Path | None = None, label: str = "") -> dict:
+    from edgeship.convert.request import find_target
+    from edgeship.fleet.wheels import ensure_runtime_wheelhouse
+
+    bundles = bundles or cache_root() / "bundles"
+    artifacts = find_artifacts(artifacts_root)
+    if not artifacts:
+        raise EdgeshipError(f"no artifacts under {artifacts_root}; run `invoke convert ...` (or `./dev main`) first, "
+                            "or point edgeship_deploy_artifacts_root at the folder that holds them")
+    plans = {}
+    for board in sorted(boards, key=lambda b: b["host"]):
+        arch = BOARD_ARCH.get(board["arch"])
+        if arch is None:
+            raise EdgeshipError(f"board {board['host']}: architecture {board['arch']!r} has no wheels; edgeship supports x86_64 and aarch64 boards")
+        board = dict(board, arch=arch, python=".".join(str(board["python"]).split(".")[:2]))
+        selection = board_selection(board, artifacts, models, artifacts_root)
+        extras = extras_for(selection, board.get("extras"), str(board.get("demo", False)).lower() in ("true", "1", "yes"))
+        wheelhouse = ensure_runtime_wheelhouse(arch, board["python"], extras)
+        device_nodes = find_target(board["target"]).device_nodes
+        plans[board["host"]] = pack_bundle(board, selection, wheelhouse, extras, bundles, label, device_nodes)
+    release_id = hashlib.sha256("".join(f"{h}:{p['bundle_sha256']}\n" for h, p in sorted(plans.items())).encode()).hexdigest()[:16]
+    return {"release_id": release_id, "hosts": plans}

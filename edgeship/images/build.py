@@ -1,0 +1,153 @@
+"""Build the per-target toolchain images from their folder, lock file and cached wheelhouse."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+
+from edgeship import __version__
+from edgeship.errors import EdgeshipError
+from edgeship.images.base import PACKAGES, ensure_base_image
+from edgeship.images.dockerfile import render, smoke_files
+from edgeship.images.locks import ImageSpec, ensure_wheelhouse
+
+LABEL_LOCK = "io.edgeship.lock.sha256"
+LABEL_KEY = "io.edgeship.image.key"
+SMOKE_TIMEOUT_S = 300
+# Runs the image's smoke tests in name order, each as __main__, stopping at the first failure.
+SMOKE_COMMAND = ["python", "-c", "import glob, runpy\nfor path in sorted(glob.glob('/opt/edgeship/smoke/*.py')):\n"
+                 "    print('smoke:', path, flush=True)\n    runpy.run_path(path, run_name='__main__')"]
+
+
+def base_image_ref(client, spec: ImageSpec | None = None) -> str:
+    """BASE_IMAGE (a registry image, where one is reachable) or our debootstrapped base,
+    with the Debian packages the image's spec asks for."""
+    override = os.environ.get("BASE_IMAGE")
+    if not override:
+        return ensure_base_image(client, packages=PACKAGES + (spec.base_packages if spec else ()))
+    import docker
+
+    try:
+        client.images.get(override)
+    except docker.errors.ImageNotFound:
+        print(f"edgeship: pulling BASE_IMAGE={override}", flush=True)
+        try:
+            client.images.pull(override)
+        except docker.errors.APIError as error:
+            raise EdgeshipError(f"BASE_IMAGE={override} is not present and could not be pulled ({error.explanation}); unset BASE_IMAGE to bootstrap a Debian base from the archive") from None
+    return override
+
+
+def context_files(spec: ImageSpec) -> dict[str, bytes]:
+    """The build context besides the wheelhouse: the rendered Dockerfile, the lock, the smoke tests."""
+    files = {"Dockerfile": render(spec).encode(), "requirements.lock": spec.lock.read_bytes()}
+    for name, path in smoke_files(spec):
+        files[f"smoke/{name}"] = path.read_bytes()
+    return files
+
+
+def image_key(spec: ImageSpec, base_id: str) -> str:
+    """Everything a toolchain image is made of: its context files and the exact base image."""
+    digest = hashlib.sha256()
+    for name, data in sorted(context_files(spec).items()):
+        digest.update(name.encode() + b"\0" + data + b"\0")
+    digest.update(base_id.encode())
+    return digest.hexdigest()
+
+
+def image_tag(spec: ImageSpec, key: str) -> str:
+    return f"edgeship/{spec.name}:{key[:12]}"
+
+
+def resolve(client, spec: ImageSpec) -> tuple[str, str, str, str]:
+    """(tag, key, base reference, base id) the image of this spec has, whether built yet or not."""
+    spec.lock_sha256()  # a missing lock file is one clear line, before the base image is looked at
+    base = base_image_ref(client, spec)
+    base_id = client.images.get(base).id
+    key = image_key(spec, base_id)
+    return image_tag(spec, key), key, base, base_id
+
+
+def _existing(client, tag: str):
+    import docker
+
+    try:
+        return client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def find_image(client, spec: ImageSpec):
+    """The built image for the current folder contents and base, or None."""
+    return _existing(client, resolve(client, spec)[0])
+
+
+def _link_or_copy(source: str, dest: str) -> None:
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copy2(source, dest)
+
+
+def _stream_build(client, context: str, tag: str, base: str, labels: dict[str, str]) -> None:
+    started = time.monotonic()
+    for chunk in client.api.build(path=context, tag=tag, buildargs={"BASE_IMAGE": base}, labels=labels,
+                                  rm=True, forcerm=True, decode=True, pull=False):
+        if "error" in chunk:
+            raise EdgeshipError(f"docker build of {tag} failed: {chunk['error'].strip()}")
+        text = chunk.get("stream", "").rstrip()
+        if text:
+            for line in text.splitlines():
+                prefix = f"[{tag} {time.monotonic() - started:6.1f}s]"
+                print(f"{prefix} {line}", flush=True)
+
+
+def smoke_test(client, tag: str) -> str:
+    """Run the image's smoke test with the network off; returns what it printed."""
+    container = client.containers.run(tag, SMOKE_COMMAND, detach=True, network_mode="none")
+    try:
+        status = container.wait(timeout=SMOKE_TIMEOUT_S)
+        output = container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    if status.get("StatusCode") != 0:
+        raise EdgeshipError(f"smoke test of {tag} failed (exit {status.get('StatusCode')}): {output.strip().splitlines()[-1] if output.strip() else 'no output'}")
+    return output
+
+
+def build(client, spec: ImageSpec, rebuild: bool = False):
+    """Return the image for `spec`, building it (and its base and wheelhouse) when needed."""
+    tag, key, base, base_id = resolve(client, spec)
+    if not rebuild:
+        existing = _existing(client, tag)
+        if existing is not None:
+            print(f"edgeship: {tag} is up to date", flush=True)
+            return existing
+    wheelhouse = ensure_wheelhouse(spec)
+    lock_sha = spec.lock_sha256()
+    labels = {
+        LABEL_LOCK: lock_sha,
+        LABEL_KEY: key,
+        "io.edgeship.image.name": spec.name,
+        "org.opencontainers.image.base.name": base,
+        "org.opencontainers.image.base.digest": base_id,
+        "org.opencontainers.image.version": __version__,
+        "org.opencontainers.image.title": f"edgeship {spec.name} toolchain",
+    }
+    with tempfile.TemporaryDirectory(prefix=f"edgeship-ctx-{spec.name}-") as context:
+        for name, data in context_files(spec).items():
+            os.makedirs(os.path.dirname(os.path.join(context, name)), exist_ok=True)
+            with open(os.path.join(context, name), "wb") as handle:
+                handle.write(data)
+        os.mkdir(os.path.join(context, "wheelhouse"))
+        for wheel in sorted(os.listdir(wheelhouse)):
+            if wheel.endswith(".whl"):
+                _link_or_copy(os.path.join(wheelhouse, wheel), os.path.join(context, "wheelhouse", wheel))
+        print(f"edgeship: building {tag} from {spec.folder} on {base} (lock {lock_sha[:12]})", flush=True)
+        _stream_build(client, context, tag, base, labels)
+    output = smoke_test(client, tag)
+    print(f"edgeship: {tag} smoke test passed: {output.strip().splitlines()[-1]}", flush=True)
+    return client.images.get(tag)

@@ -1,0 +1,178 @@
+"""Pinned, hashed lock files per image, and the host-side wheelhouse they are installed from.
+
+Containers here cannot reach PyPI (and air-gapped sites have no PyPI at all), so every
+image installs with `pip install --no-index --require-hashes` from a wheelhouse that the
+host fetched once and keeps in a cache keyed by the lock file's sha256.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomllib
+
+from edgeship.errors import EdgeshipError
+from edgeship.paths import REPO_ROOT, cache_root
+from edgeship_runtime.files import sha256_file  # one implementation, shared with the images and boards
+
+IMAGES_DIR = REPO_ROOT / "images"
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """What images/<name>/image.toml says about a toolchain image's Python platform."""
+
+    name: str
+    folder: Path
+    python_version: str
+    uv_platform: str
+    pip_platforms: tuple[str, ...]
+    base_packages: tuple[str, ...] = ()  # Debian packages the base needs beyond python3 (debootstrap --include)
+    extra_index_urls: tuple[str, ...] = ()  # indexes beside PyPI that the lock and wheelhouse read (e.g. NVIDIA's)
+    gpu_only: bool = False  # built on demand for GPU hosts, not by `images.build --target all`
+    description: str = ""  # the first comment lines of the rendered Dockerfile
+    env: tuple[tuple[str, str], ...] = ()  # ENV lines of the image beyond the shared ones, in order
+    smoke: tuple[str, ...] = ("smoke.py",)  # smoke tests, relative to the image folder, run in order
+
+    @property
+    def requirements_in(self) -> Path:
+        return self.folder / "requirements.in"
+
+    @property
+    def lock(self) -> Path:
+        return self.folder / "requirements.lock"
+
+    def lock_sha256(self) -> str:
+        if not self.lock.exists():
+            where = f" on a host that reaches {', '.join(self.extra_index_urls)}" if self.extra_index_urls else ""
+            raise EdgeshipError(f"{self.lock} is missing; run `invoke images.lock --target {self.name}`{where} to create it")
+        return sha256_file(self.lock)
+
+
+def load_spec(name: str) -> ImageSpec:
+    folder = IMAGES_DIR / name
+    config_path = folder / "image.toml"
+    if not config_path.exists():
+        known = sorted(p.name for p in IMAGES_DIR.iterdir() if (p / "image.toml").exists())
+        raise EdgeshipError(f"no image named {name!r} ({config_path} is missing); known images: {', '.join(known)}")
+    with open(config_path, "rb") as handle:
+        config = tomllib.load(handle)
+    return ImageSpec(
+        name=name,
+        folder=folder,
+        python_version=config["python"],
+        uv_platform=config["uv_platform"],
+        pip_platforms=tuple(config["pip_platforms"]),
+        base_packages=tuple(config.get("base_packages", ())),
+        extra_index_urls=tuple(config.get("extra_index_urls", ())),
+        gpu_only=bool(config.get("gpu_only", False)),
+        description=str(config.get("description", "")).strip(),
+        env=tuple((str(key), str(value)) for key, value in config.get("env", {}).items()),
+        smoke=tuple(config.get("smoke", ("smoke.py",))),
+    )
+
+
+def all_specs(include_gpu_only: bool = False) -> list[ImageSpec]:
+    specs = [load_spec(p.name) for p in sorted(IMAGES_DIR.iterdir()) if (p / "image.toml").exists()]
+    return [spec for spec in specs if include_gpu_only or not spec.gpu_only]
+
+
+def _index_arguments(spec: ImageSpec) -> list[str]:
+    arguments = []
+    for url in spec.extra_index_urls:
+        arguments += ["--extra-index-url", url]
+    return arguments
+
+
+def compile_lock(spec: ImageSpec) -> Path:
+    """Resolve requirements.in into requirements.lock for the image's platform, with hashes."""
+    uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
+    cmd = [
+        uv, "pip", "compile", str(spec.requirements_in),
+        "--generate-hashes",
+        "--python-version", spec.python_version,
+        "--python-platform", spec.uv_platform,
+        "--custom-compile-command", f"invoke images.lock --target {spec.name}",
+        "--output-file", str(spec.lock),
+    ] + _index_arguments(spec) + (["--index-strategy", "unsafe-best-match"] if spec.extra_index_urls else [])
+    print("edgeship: " + " ".join(cmd), flush=True)
+    result = subprocess.run(cmd, cwd=spec.folder)
+    if result.returncode != 0:
+        where = f" (it reads {', '.join(spec.extra_index_urls)} as well as PyPI: is it reachable from here?)" if spec.extra_index_urls else ""
+        raise EdgeshipError(f"uv could not resolve {spec.requirements_in} (exit {result.returncode}){where}; see uv's message above")
+    return spec.lock
+
+
+def pinned_packages(lock: Path) -> dict[str, str]:
+    """name -> version for every `name==version` line of a lock file."""
+    pins = {}
+    for line in lock.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", "-")) and "==" in line:
+            name, version = line.split(" ")[0].split("==", 1)
+            pins[name.lower()] = version.split(";")[0]
+    return pins
+
+
+def wheelhouse_dir(spec: ImageSpec) -> Path:
+    return cache_root() / "wheelhouse" / f"{spec.name}-{spec.lock_sha256()[:16]}"
+
+
+def locked_hashes(lock: Path) -> set[str]:
+    """Every sha256 a lock file allows."""
+    return set(re.findall(r"--hash=sha256:([0-9a-f]{64})", lock.read_text()))
+
+
+def _reuse_wheels(spec: ImageSpec, staging: Path) -> int:
+    """Link wheels of earlier wheelhouses whose sha256 the new lock allows into the staging
+    folder; pip download finds them there (and checks their hashes) instead of fetching them
+    again, so changing one pin of a 3 GB lock does not download the other wheels again."""
+    wanted = locked_hashes(spec.lock)
+    reused = 0
+    for other in sorted((cache_root() / "wheelhouse").glob("*/.complete")):
+        for wheel in other.parent.glob("*.whl"):
+            destination = staging / wheel.name
+            if destination.exists() or sha256_file(wheel) not in wanted:
+                continue
+            try:
+                os.link(wheel, destination)
+            except OSError:
+                shutil.copy2(wheel, destination)
+            reused += 1
+    return reused
+
+
+def ensure_wheelhouse(spec: ImageSpec) -> Path:
+    """Download every wheel of the lock (hash-checked by pip) into a cache keyed by the lock hash."""
+    target = wheelhouse_dir(spec)
+    if (target / ".complete").exists():
+        return target
+    staging = target.with_name(target.name + ".partial")
+    staging.mkdir(parents=True, exist_ok=True)
+    reused = _reuse_wheels(spec, staging)
+    if reused:
+        print(f"edgeship: {reused} wheels of {spec.name} reused from earlier wheelhouses (same sha256)", flush=True)
+    cmd = [
+        sys.executable, "-m", "pip", "download",
+        "--require-hashes", "--no-deps", "--only-binary=:all:",
+        "--python-version", spec.python_version, "--implementation", "cp",
+        "--dest", str(staging), "--requirement", str(spec.lock),
+        "--progress-bar", "off",
+    ] + _index_arguments(spec)
+    for platform_tag in spec.pip_platforms:
+        cmd += ["--platform", platform_tag]
+    print(f"edgeship: fetching the wheelhouse of {spec.name} into {target}", flush=True)
+    result = subprocess.run(cmd)
+    if result.returncode != 0:
+        raise EdgeshipError(f"pip could not fetch every wheel of {spec.lock} (exit {result.returncode}); see pip's message above, then fix the pin or run `invoke images.lock --target {spec.name}`")
+    (staging / ".complete").write_text(spec.lock_sha256() + "\n")
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+    return target

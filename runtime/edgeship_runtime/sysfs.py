@@ -1,0 +1,42 @@
+"""Reading a board's sysfs/procfs and libraries below a `sysroot` ("/" on a board), so a
+captured tree of another board can be inspected too (and is, in the tests)."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+LIBRARY_DIRS = ("usr/lib", "usr/lib64", "usr/local/lib", "usr/lib/aarch64-linux-gnu", "usr/lib/x86_64-linux-gnu")
+
+
+def read(sysroot: str, relative: str) -> str | None:
+    """A file's text (NULs as newlines, stripped), or None when it cannot be read."""
+    try:
+        with open(os.path.join(sysroot, relative), "rb") as handle:
+            return handle.read().replace(b"\0", b"\n").decode(errors="replace").strip()
+    except OSError:
+        return None
+
+
+def find_library(sysroot: str, name: str) -> str | None:
+    for folder in LIBRARY_DIRS:
+        matches = sorted(glob.glob(os.path.join(sysroot, folder, name + "*")))
+        if matches:
+            return matches[0]
+    return None
+
+
+def exists(sysroot: str, *patterns: str) -> bool:
+    return any(glob.glob(os.path.join(sysroot, pattern)) for pattern in patterns)
+
+
+def device_tree(sysroot: str) -> str:
+    """The device-tree folder, relative to sysroot. EDGESHIP_DEVICE_TREE names another one, for
+    boards whose firmware hides /proc/device-tree (and the board simulator, whose containers
+    cannot mount over /proc)."""
+    override = os.environ.get("EDGESHIP_DEVICE_TREE")
+    if override:
+        return override.lstrip("/")
+    if os.path.exists(os.path.join(sysroot, "proc/device-tree/model")):
+        return "proc/device-tree"
+    return "sys/firmware/devicetree/base"

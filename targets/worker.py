@@ -1,0 +1,225 @@
+"""The conversion worker: `python -m targets.worker /job/job.json`, run INSIDE a toolchain image.
+
+It reads the job the controller wrote, computes fp32 reference outputs of the source model,
+lets the target's converter build the artifact, runs the converted model on the same inputs,
+and writes the artifact directory (artifact, reference data, accuracy and op reports,
+manifest.json). It imports numpy, the board runtime and the target's own toolchain; nothing
+of the controller.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from edgeship_runtime.accuracy import compare_output, labelled_accuracy, within_tolerance
+from edgeship_runtime.artifact import sha256_file
+from targets.base import Target, log
+from targets.job import Job
+
+MANIFEST_SCHEMA = 1
+MAX_REFERENCE_SAMPLES = 512
+MAX_REFERENCE_BYTES = 16 << 20
+DEFAULT_REFERENCE_SAMPLES = 8
+
+
+def split_samples(arrays: dict, names: list[str]) -> list[dict]:
+    """Arrays stacked on axis 0 -> one dict per sample, each with a batch axis of 1."""
+    count = len(arrays[names[0]])
+    return [{name: np.ascontiguousarray(arrays[name][index:index + 1], np.float32) for name in names} for index in range(count)]
+
+
+def stack_samples(samples: list[dict]) -> dict:
+    return {name: np.concatenate([sample[name] for sample in samples]) for name in samples[0]} if samples else {}
+
+
+def load_calibration(job: Job) -> list[dict]:
+    if not job.calibration:
+        return []
+    names = job.input_names
+    samples = []
+    for file_name in job.calibration["files"]:
+        path = Path(job.calibration["path"]) / file_name
+        if path.suffix == ".npz":
+            with np.load(path) as data:
+                sample = {name: data[name] for name in names}
+        else:
+            sample = {names[0]: np.load(path)}
+        samples.append({name: np.asarray(value, np.float32).reshape(spec["shape"])
+                        for (name, value), spec in zip(sample.items(), job.inputs)})
+    return samples
+
+
+def load_eval(job: Job):
+    if not job.eval:
+        return [], None
+    names = job.input_names
+    with np.load(job.eval["path"]) as data:
+        arrays = {name: data[name] for name in names}
+        labels = data["labels"] if "labels" in data.files else None
+    return split_samples(arrays, names), labels
+
+
+def reference_inputs(job: Job, eval_samples: list[dict], calibration: list[dict]) -> list[dict]:
+    if eval_samples:
+        per_sample = sum(value.nbytes for value in eval_samples[0].values())
+        return eval_samples[: max(1, min(MAX_REFERENCE_SAMPLES, MAX_REFERENCE_BYTES // per_sample))]
+    if calibration:
+        return calibration[:DEFAULT_REFERENCE_SAMPLES]
+    rng = np.random.default_rng(0)  # no data given: seeded random inputs, said so in the manifest
+    return [{spec["name"]: rng.standard_normal(spec["shape"]).astype(np.float32) for spec in job.inputs}
+            for _ in range(DEFAULT_REFERENCE_SAMPLES)]
+
+
+def toolchain_versions(packages) -> dict:
+    versions = {"python": platform.python_version()}
+    for name in packages:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def accuracy_report(job: Job, reference, converted, labels, fp32_all, converted_all) -> dict:
+    outputs = {}
+    for name in job.output_names:
+        figures = compare_output([r[name] for r in reference], [c[name] for c in converted])
+        figures["passed"] = within_tolerance(figures, job.tolerances)
+        outputs[name] = figures
+    report = {"outputs": outputs, "tolerances": job.tolerances, "passed": all(f["passed"] for f in outputs.values())}
+    if labels is not None:
+        first = job.output_names[0]
+        report["labelled_accuracy"] = {
+            "fp32": labelled_accuracy([o[first] for o in fp32_all], labels),
+            "converted": labelled_accuracy([o[first] for o in converted_all], labels),
+            "samples": len(labels),
+            "output": first,
+        }
+    return report
+
+
+def write_manifest(out: Path, job: Job, target: Target, artifact: Path, ops: dict, io_mapping: dict, report: dict,
+                   reference_in: list, eval_samples: list, calibration: list) -> dict:
+    files = {str(path.relative_to(out)): sha256_file(path) for path in sorted(out.rglob("*"))
+             if path.is_file() and path.name not in ("manifest.json", "convert.log", *target.log_files)}
+    manifest = {
+        "schema": MANIFEST_SCHEMA,
+        "edgeship_version": job.edgeship_version,
+        "model": job.model_name,
+        "target": target.name,
+        "runtime_backend": target.runtime_backend,
+        "options": {"quant": job.quant, **job.options, "input_shapes": {i["name"]: i["shape"] for i in job.inputs}},
+        "source": {"file": job.source.file, "format": job.source.format, "sha256": job.source.sha256},
+        "artifact": {"file": artifact.name, "sha256": files[artifact.name], "size": artifact.stat().st_size},
+        "inputs": job.inputs,
+        "outputs": job.outputs,
+        "artifact_io": {"tensors": {"inputs": ops["inputs"], "outputs": ops["outputs"]}, "mapping": io_mapping},
+        "labels": job.labels,
+        **({"preprocess": job.preprocess} if job.preprocess else {}),
+        "toolchain": toolchain_versions(target.toolchain_packages),
+        "image": job.image,
+        "calibration": {k: job.calibration[k] for k in ("sha256", "samples")} if job.calibration else None,
+        "eval": {k: job.eval[k] for k in ("sha256", "samples", "labelled")} if job.eval else None,
+        "reference": {
+            "inputs": "reference/inputs.npz",
+            "outputs": "reference/outputs.npz",
+            "expected": "reference/expected.npz",
+            "samples": len(reference_in),
+            "source": "eval" if eval_samples else ("calibration" if calibration else "seeded random normal (no data given)"),
+        },
+        "accuracy": {
+            "passed": report["passed"],
+            **({"measured_with": target.measured_with} if target.measured_with else {}),
+            "tolerances": report["tolerances"],
+            "outputs": report["outputs"],
+            **({"labelled_accuracy": report["labelled_accuracy"]} if "labelled_accuracy" in report else {}),
+            **({"per_layer": {k: v for k, v in report["per_layer"].items() if k != "layers"}} if "per_layer" in report else {}),
+        },
+        "logs": ["convert.log", *target.log_files],
+        "ops": ops["ops"],
+        "files": files,
+        "cache_key": job.cache_key,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def run(job: Job, target: Target) -> int:
+    out = Path(job.out)
+    started = time.monotonic()
+    calibration = load_calibration(job)
+    eval_samples, labels = load_eval(job)
+    reference_in = reference_inputs(job, eval_samples, calibration)
+    log(f"{len(calibration)} calibration samples, {len(eval_samples)} eval samples, {len(reference_in)} reference samples")
+    samples = eval_samples if labels is not None else reference_in
+
+    with tempfile.TemporaryDirectory(prefix="convert-") as scratch, target.converter(target, job, Path(scratch)) as converter:
+        # fp32 reference: the source model itself, on the CPU (ONNX Runtime, or the target's
+        # own framework for its native formats).
+        fp32_all = converter.reference(samples)
+        fp32_ref = fp32_all[: len(reference_in)]
+        log(f"fp32 reference outputs computed ({time.monotonic() - started:.1f} s)")
+
+        built = converter.convert(calibration, reference_in)
+        artifact = out / ("model" + target.artifact_suffix)
+        shutil.copyfile(built, artifact)
+        log(f"converted to {artifact.name} ({time.monotonic() - started:.1f} s)")
+
+        ops = converter.op_report(artifact)
+        io_mapping = converter.io_map(artifact)
+        converted_all = converter.run_converted(artifact, io_mapping, samples)
+        converted_ref = converted_all[: len(reference_in)]
+        report = accuracy_report(job, fp32_ref, converted_ref, labels, fp32_all, converted_all)
+        if not report["passed"]:
+            analysis = converter.analyse(reference_in)
+            if analysis is not None:
+                report["per_layer"] = analysis
+
+    (out / "reference").mkdir()
+    np.savez(out / "reference" / "inputs.npz", **stack_samples(reference_in))
+    np.savez(out / "reference" / "outputs.npz", **stack_samples(fp32_ref))
+    np.savez(out / "reference" / "expected.npz", **stack_samples(converted_ref))
+    (out / "accuracy.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    (out / "ops.json").write_text(json.dumps(ops, indent=2, sort_keys=True) + "\n")
+    if job.labels:
+        (out / "labels.txt").write_text("\n".join(job.labels) + "\n")
+    write_manifest(out, job, target, artifact, ops, io_mapping, report, reference_in, eval_samples, calibration)
+    log(f"done in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def inspect(job: Job, target: Target) -> int:
+    """Print the declared inputs/outputs of a non-ONNX source, read with the target's toolchain."""
+    with tempfile.TemporaryDirectory(prefix="inspect-") as scratch, target.converter(target, job, Path(scratch)) as converter:
+        inputs, outputs = converter.inspect()
+    print("edgeship-inspect: " + json.dumps({"inputs": inputs, "outputs": outputs}), flush=True)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    import targets  # the table is read here, not at import: `targets` discovers this module too
+
+    inspecting = argv[0] == "--inspect"
+    job = Job.load(argv[1] if inspecting else argv[0])
+    target = targets.get(job.target)
+    return inspect(job, target) if inspecting else run(job, target)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except Exception as error:  # report one line to the controller; the full trace is in the log
+        traceback.print_exc()
+        text = str(error).strip()
+        print(f"edgeship-worker-error: {type(error).__name__}: {text.splitlines()[0] if text else ''}", flush=True)
+        sys.exit(3)

@@ -1,0 +1,121 @@
+"""`invoke convert --target tflite` end to end on the example models, in the real image."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from edgeship.images.locks import load_spec, pinned_packages
+from edgeship_runtime.files import sha256_file
+from tests.support import run_cli, tiny_cnn
+
+QUANTS = ["fp32", "fp16", "dynamic", "int8"]
+EXAMPLES = ["digits", "mobilenetv2"]
+
+
+def manifest_of(artifact):
+    return json.loads((artifact / "manifest.json").read_text())
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+@pytest.mark.parametrize("quant", QUANTS)
+def test_conversion_writes_a_complete_verified_artifact(conversions, tflite_image, example_dirs, example, quant):
+    artifact = conversions(example, quant)
+    manifest = manifest_of(artifact)
+    assert manifest["target"] == "tflite" and manifest["options"]["quant"] == quant
+    source = example_dirs[example] / "model.onnx"
+    assert manifest["source"] == {"file": "model.onnx", "format": "onnx", "sha256": sha256_file(source)}
+    assert manifest["artifact"]["file"] == "model.tflite"
+    assert manifest["artifact"]["sha256"] == sha256_file(artifact / "model.tflite")
+    for relative, digest in manifest["files"].items():
+        assert sha256_file(artifact / relative) == digest, relative
+    # the toolchain versions were read inside the image and agree with its lock file
+    pins = pinned_packages(load_spec("tflite").lock)
+    for package in ("onnx2tf", "tensorflow", "onnx", "onnxruntime", "numpy"):
+        assert manifest["toolchain"][package] == pins[package]
+    assert manifest["image"]["id"] == tflite_image.id
+    assert manifest["image"]["lock_sha256"] == load_spec("tflite").lock_sha256()
+    assert (manifest["calibration"] is not None) == (quant == "int8")
+    assert manifest["preprocess"]["resize"] == "center_crop" and manifest["preprocess"]["layout"] == "NCHW"  # from preprocess.json, completed
+    figures = manifest["accuracy"]["outputs"]["logits"]
+    for key in ("cosine_min", "max_abs_error", "top1_agreement"):
+        assert figures[key] is not None
+    ops = json.loads((artifact / "ops.json").read_text())
+    assert ops["op_count"] > 0 and "CONV_2D" in ops["ops"] and ops == {**ops, "ops": manifest["ops"]}
+    with np.load(artifact / "reference" / "inputs.npz") as inputs, np.load(artifact / "reference" / "outputs.npz") as outputs:
+        assert inputs["input"].shape[0] == outputs["logits"].shape[0] == manifest["reference"]["samples"]
+    if quant in ("fp32", "fp16") or example == "digits":
+        assert manifest["accuracy"]["passed"], figures
+    else:
+        # MobileNetV2 has random weights: its logits are nearly tied, so top-1 agreement of a
+        # quantized model says little; the drift itself must still be small.
+        assert figures["cosine_min"] > {"dynamic": 0.98, "int8": 0.9}[quant], figures
+    if quant == "int8":
+        io_types = {tensor["dtype"] for tensor in ops["inputs"] + ops["outputs"]}
+        assert io_types == {"int8"}
+
+
+def test_digits_int8_labelled_accuracy_is_within_two_points_of_fp32(conversions):
+    fp32 = manifest_of(conversions("digits", "fp32"))["accuracy"]["labelled_accuracy"]
+    int8 = manifest_of(conversions("digits", "int8"))["accuracy"]["labelled_accuracy"]
+    print(f"digits held-out accuracy: fp32 {int8['fp32']:.4f} ({int8['samples']} samples), int8 {int8['converted']:.4f}")
+    assert int8["samples"] == fp32["samples"] == 360
+    assert fp32["converted"] == pytest.approx(fp32["fp32"], abs=1e-9)
+    assert int8["fp32"] > 0.9
+    assert abs(int8["converted"] - int8["fp32"]) <= 0.02
+
+
+def test_uint8_model_io(conversions):
+    artifact = conversions("digits", "int8", options=(("io_dtype", "uint8"),))
+    ops = json.loads((artifact / "ops.json").read_text())
+    assert {tensor["dtype"] for tensor in ops["inputs"] + ops["outputs"]} == {"uint8"}
+    assert manifest_of(artifact)["accuracy"]["passed"]
+
+
+@pytest.mark.parametrize("example,quant", [("digits", q) for q in QUANTS] + [("mobilenetv2", "int8")])
+def test_same_inputs_give_the_same_bytes_in_clean_containers(conversions, example, quant):
+    first, second = conversions(example, quant, "a"), conversions(example, quant, "b")
+    assert first != second  # two separate conversions, each in its own container
+    assert manifest_of(first)["artifact"]["sha256"] == manifest_of(second)["artifact"]["sha256"]
+    assert manifest_of(first)["files"] == manifest_of(second)["files"]
+
+
+def test_cache_returns_the_artifact_without_a_container(conversions, example_dirs, docker_client, monkeypatch):
+    import edgeship.convert as convert_module
+
+    artifact = conversions("digits", "fp16")
+    folder = example_dirs["digits"]
+
+    def no_container(*args, **kwargs):
+        raise AssertionError("the cached path started a container")
+
+    monkeypatch.setattr(convert_module, "_run_container", no_container)
+    request = convert_module.Request(target="tflite", model=folder / "model.onnx", quant="fp16", eval=folder / "eval.npz",
+                                     labels=folder / "labels.txt", preprocess=folder / "preprocess.json", out=artifact.parent)
+    assert convert_module.convert(request, client=docker_client) == artifact
+    # a different option is a different artifact, and does need a container
+    request.quant, request.calib, request.options = "int8", folder / "calib", {"io_dtype": "float32"}
+    with pytest.raises(AssertionError, match="started a container"):
+        convert_module.convert(request, client=docker_client)
+    assert sorted(p.name for p in artifact.parent.iterdir() if p.name.startswith(".staging")) == []
+
+
+def test_cli_converts_a_dynamic_model_with_input_shape_and_prints_the_directory_last(tflite_image, tmp_path):
+    model = tiny_cnn(tmp_path / "dyn.onnx", batch="batch")
+    out = tmp_path / "artifacts"
+    result = run_cli("convert", "--target", "tflite", "--model", str(model), "--input-shape", "input:1,1,8,8", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    artifact = out / result.stdout.strip().splitlines()[-1].split("/")[-1]
+    assert str(artifact) == result.stdout.strip().splitlines()[-1] or artifact.exists()
+    manifest = manifest_of(artifact)
+    assert manifest["options"]["input_shapes"] == {"input": [1, 1, 8, 8]}
+    assert manifest["reference"]["source"].startswith("seeded random")
+    assert manifest["accuracy"]["passed"]
+    assert [p.name for p in out.iterdir()] == [artifact.name]
+    started = time.monotonic()
+    again = run_cli("convert", "--target", "tflite", "--model", str(model), "--input-shape", "input:1,1,8,8", "--out", str(out))
+    assert again.stdout.strip().splitlines()[-1] == result.stdout.strip().splitlines()[-1]
+    print(f"cached CLI call: {time.monotonic() - started:.2f} s (interpreter start included)")

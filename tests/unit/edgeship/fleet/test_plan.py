@@ -1,0 +1,110 @@
+"""The controller's release plan: artifact selection, deterministic bundles, release ids, summary rows."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from edgeship.errors import EdgeshipError
+from edgeship.fleet.bundle import pack_bundle
+from edgeship.fleet.plan import board_selection, extras_for, find_artifacts
+from edgeship.report.fleet_table import rows
+from tests.support import ROOT
+
+
+def make_artifact(root: Path, name: str, target: str, quant: str, backend: str, mtime: float, source: str = "s1") -> Path:
+    folder = root / f"{name}-{target}-{quant}-{hashlib.sha256((name + target + quant + str(mtime)).encode()).hexdigest()[:12]}"
+    (folder / "reference").mkdir(parents=True)
+    model = folder / ("model.tflite" if backend == "litert" else "model.onnx")
+    model.write_bytes(os.urandom(64))
+    (folder / "reference" / "inputs.npz").write_bytes(b"ref")
+    files = {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+    manifest = {"model": name, "target": target, "runtime_backend": backend, "options": {"quant": quant}, "files": files, "source": {"sha256": source},
+                "artifact": {"file": model.name, "sha256": files[model.name]}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    os.utime(folder / "manifest.json", (mtime, mtime))
+    return folder
+
+
+BOARD = {"host": "b1", "arch": "aarch64", "python": "3.11", "target": "rk3588", "quant": "int8", "cpu_target": "tflite", "cpu_quant": "fp32"}
+
+
+@pytest.fixture
+def artifacts(tmp_path):
+    root = tmp_path / "artifacts"
+    make_artifact(root, "digits", "tflite", "fp32", "litert", 1000)
+    newest = make_artifact(root, "digits", "tflite", "fp32", "litert", 2000)
+    make_artifact(root, "digits", "onnx", "fp32", "onnxruntime", 1500)
+    make_artifact(root, "mobilenetv2", "tflite", "fp16", "litert", 1000)
+    (root / ".staging-x").mkdir()  # an unfinished conversion is never shipped
+    return root, newest
+
+
+def test_selection_takes_the_newest_artifact_and_labels_a_missing_target(artifacts):
+    root, newest = artifacts
+    found = find_artifacts(root)
+    assert len(found) == 4
+    selection = board_selection(BOARD, found, ["digits"])
+    assert selection[0]["primary"] is None and selection[0]["cpu"]["dir"] == newest
+    assert "no rk3588 int8 artifact of digits" in selection[0]["note"]
+    assert extras_for(selection, None) == ("litert",)
+    assert extras_for(selection, ["rknn", "litert"]) == ("litert", "rknn")
+    assert extras_for(selection, None, demo=True) == ("demo", "litert")  # OpenCV for the camera demo
+
+
+def test_selection_without_any_artifact_names_the_fix(artifacts):
+    root, _ = artifacts
+    with pytest.raises(EdgeshipError, match=r"board b1: no artifact of resnet for rk3588/int8 or tflite/fp32 under \S+/artifacts; .*`invoke convert --target tflite"):
+        board_selection(BOARD, find_artifacts(root), ["resnet"], root)
+
+
+def test_bundle_is_deterministic_and_its_sums_come_from_the_manifest(artifacts, tmp_path):
+    root, newest = artifacts
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "edgeship_runtime-0.1.0-py3-none-any.whl").write_bytes(b"wheel")
+    selection = board_selection(BOARD, find_artifacts(root), ["digits"])
+    first = pack_bundle(BOARD, selection, wheels, ("litert",), tmp_path / "bundles")
+    second = pack_bundle(BOARD, selection, wheels, ("litert",), tmp_path / "bundles")
+    assert first["bundle_sha256"] == second["bundle_sha256"] and first["bundle"] == second["bundle"]
+    labelled = pack_bundle(BOARD, selection, wheels, ("litert",), tmp_path / "bundles", label="v2")
+    assert labelled["bundle_sha256"] != first["bundle_sha256"]
+    # A file changed after conversion: the bundle carries the manifest's hash, not the file's.
+    (newest / "reference" / "inputs.npz").write_bytes(b"changed")
+    changed = pack_bundle(BOARD, selection, wheels, ("litert",), tmp_path / "bundles")
+    with tarfile.open(changed["bundle"]) as tar:
+        names = tar.getnames()
+        sums = tar.extractfile("SHA256SUMS").read().decode()
+        release = json.loads(tar.extractfile("release.json").read())
+    assert names[-1] == "SHA256SUMS" and names[0] == "release.json"
+    assert f"{hashlib.sha256(b'ref').hexdigest()}  artifacts/{newest.name}/reference/inputs.npz" in sums
+    assert release["bench"] == [{"model": "digits", "artifact": None, "backend": None, "cpu_artifact": newest.name, "note": selection[0]["note"]}]
+    assert release["runtime_wheel"] == "edgeship_runtime-0.1.0-py3-none-any.whl"
+
+
+def test_summary_reports_a_board_without_results(tmp_path):
+    run = tmp_path / "20261121T000000Z"
+    run.mkdir()
+    result = {"model": "digits", "note": None, "check": {"passed": True},
+              "bench": {"backend": "litert", "accelerator": "cpu", "fallback": None, "steady": {"mean_ms": 1.0, "p90_ms": 1.5, "fps": 1000.0}}}
+    (run / "b1.json").write_text(json.dumps({"host": "b1", "target": "tflite", "detect": {"arch": "aarch64"}, "results": [result]}))
+    table = rows(run, ["b1", "b2"])
+    assert table[0] == ("b1", "aarch64", "tflite", "digits", "litert", "cpu", "1.00", "1.50", "1000.0", "pass")
+    assert table[1][0] == "b2" and table[1][-1].startswith("FAILED")
+
+
+def test_shipped_inventory_is_the_simulated_fleet_with_host_keys_checked():
+    from edgeship.fleet.sim import read_inventory
+
+    boards = {board.host: board for board in read_inventory(ROOT / "inventory.ini")}
+    assert set(boards) == {"sim-rk3588", "sim-jetson", "sim-coral", "sim-rpi"}
+    assert boards["sim-rk3588"].arch == "arm64" and boards["sim-rpi"].arch == "amd64"
+    assert len({board.port for board in boards.values()}) == 4
+    text = (ROOT / "inventory.ini").read_text()
+    assert "StrictHostKeyChecking=yes" in text and "UserKnownHostsFile={{ inventory_dir }}/.sim/known_hosts" in text
+    assert "host_key_checking = True" in (ROOT / "playbooks" / "ansible.cfg").read_text()

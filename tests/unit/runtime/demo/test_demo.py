@@ -1,0 +1,123 @@
+"""The demo's parts on their own: bounded queues, the preprocess record, classification and
+the overlay (the whole pipeline runs on converted artifacts in tests/container/test_demo.py)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from edgeship_runtime.demo import BANNER_PX, StageQueue, annotate, classify, open_source
+from edgeship_runtime.errors import ArtifactError
+from edgeship_runtime.preprocess import Preprocess, validate
+
+IMAGE_NCHW3 = {"name": "input", "shape": [1, 3, 224, 224]}
+IMAGE_NCHW1 = {"name": "input", "shape": [1, 1, 8, 8]}
+
+
+def test_a_live_queue_drops_its_oldest_frames_and_never_the_end_marker():
+    queue = StageQueue("a->b", maxsize=2, drop_oldest=True)
+    for frame in range(5):
+        queue.put(frame)
+    queue.put(StageQueue.END)
+    queue.put(StageQueue.END)
+    assert queue.dropped == 5  # 3 frames to make room for frames, 2 to make room for the end markers
+    assert [queue.get(), queue.get()] == [StageQueue.END, StageQueue.END]
+
+
+def test_a_file_queue_waits_instead_of_dropping():
+    queue = StageQueue("a->b", maxsize=1, drop_oldest=False)
+    queue.put(1)
+    done = threading.Event()
+    threading.Thread(target=lambda: (queue.put(2), done.set()), daemon=True).start()
+    assert not done.wait(0.2)  # blocked while full
+    assert queue.get() == 1 and done.wait(5) and queue.get() == 2 and queue.dropped == 0
+
+
+def test_preprocess_defaults_follow_the_input_shape():
+    assert validate(None, IMAGE_NCHW3, "m")["color"] == "rgb"
+    gray = validate({}, IMAGE_NCHW1, "m")
+    assert gray["color"] == "gray" and gray["layout"] == "NCHW" and gray["mean"] == [0.0] and gray["std"] == [1.0]
+    assert validate({}, {"name": "x", "shape": [1, 96, 96, 3]}, "m")["layout"] == "NHWC"
+
+
+@pytest.mark.parametrize("spec,shape,message", [
+    ({"colour": "rgb"}, [1, 3, 4, 4], r"unknown preprocess key\(s\) \['colour'\]"),
+    ({"color": "rgb"}, [1, 1, 8, 8], r"color 'rgb' does not fit input 'input' with 1 channel"),
+    ({"mean": [0.5, 0.5]}, [1, 3, 4, 4], r"mean has 2 values; input 'input' has 3 channel"),
+    ({"std": 0}, [1, 3, 4, 4], r"scale and std must not be 0"),
+    ({}, [1, 64], r"not an image with 1 or 3 channels; set \"layout\""),
+    ({"resize": "fill"}, [1, 3, 4, 4], r"resize 'fill' is not one of center_crop, stretch"),
+])
+def test_a_bad_preprocess_record_is_one_clear_error(spec, shape, message):
+    with pytest.raises(ArtifactError, match=message):
+        validate(spec, {"name": "input", "shape": shape}, "preprocess.json")
+
+
+def test_preprocess_crops_the_centre_inverts_and_scales():
+    pytest.importorskip("cv2")
+    frame = np.full((60, 100, 3), 255, np.uint8)  # white paper, a black square in the middle
+    frame[20:40, 40:60] = 0
+    preprocess = Preprocess("input", [1, 1, 6, 6], validate({"invert": True, "scale": 1 / 255}, IMAGE_NCHW1 | {"shape": [1, 1, 6, 6]}, "m"))
+    value = preprocess(frame)["input"]
+    assert value.shape == (1, 1, 6, 6) and value.dtype == np.float32
+    # the 60x60 centre crop, shrunk by 10: ink (1.0) in the middle 2x2, paper (0.0) around it
+    expected = np.zeros((6, 6), np.float32)
+    expected[2:4, 2:4] = 1.0
+    np.testing.assert_allclose(value[0, 0], expected, atol=1e-6)
+
+
+def test_preprocess_rgb_mean_std_in_nhwc():
+    pytest.importorskip("cv2")
+    frame = np.zeros((4, 4, 3), np.uint8)
+    frame[..., 0], frame[..., 2] = 255, 0  # pure blue in BGR
+    spec = validate({"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}, {"name": "x", "shape": [1, 4, 4, 3]}, "m")
+    value = Preprocess("x", [1, 4, 4, 3], spec)(frame)["x"]
+    np.testing.assert_allclose(value[0, 0, 0], [-1.0, -1.0, 1.0], atol=1e-6)  # RGB order: blue last
+
+
+def test_classify_takes_a_softmax_of_logits_and_keeps_probabilities():
+    logits = {"logits": np.array([[0.0, 2.0, 1.0]], np.float32)}
+    result = classify(logits, ["cat", "dog", "fox"])
+    assert result["label"] == "dog" and result["class"] == 1 and [t["label"] for t in result["top"]] == ["dog", "fox", "cat"]
+    assert result["confidence"] == pytest.approx(np.exp(2) / (1 + np.exp(2) + np.exp(1)))
+    probabilities = classify({"p": np.array([[0.1, 0.7, 0.2]])}, None)
+    assert probabilities["label"] == "1" and probabilities["confidence"] == pytest.approx(0.7)
+
+
+def test_the_overlay_sits_above_the_untouched_frame():
+    pytest.importorskip("cv2")
+    frame = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    canvas = annotate(frame, {"label": "cat", "confidence": 0.5}, 29.5, 4.2, "onnxruntime")
+    assert canvas.shape == (240 + BANNER_PX, 320, 3)
+    np.testing.assert_array_equal(canvas[BANNER_PX:], frame)
+    banner = canvas[:BANNER_PX]
+    assert (banner == (24, 24, 24)).all(axis=-1).mean() > 0.6  # mostly the dark banner...
+    green_text = (banner[..., 1] > 200) & (banner[..., 0] < 150)
+    assert green_text.sum() > 50  # ...with the class in green
+
+
+def test_small_frames_are_enlarged_for_the_viewer():
+    pytest.importorskip("cv2")
+    canvas = annotate(np.zeros((8, 8, 3), np.uint8), {"label": "3", "confidence": 1.0}, 1.0, 1.0)
+    assert canvas.shape[1] >= 320
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("/dev/video97", r"camera /dev/video97 does not exist on this board"),
+    ("nowhere/clip.avi", r"--source nowhere/clip.avi is neither `pattern`, a camera"),
+])
+def test_a_missing_source_is_one_clear_error(spec, message):
+    with pytest.raises(ArtifactError, match=message):
+        open_source(spec)
+
+
+def test_the_test_pattern_paces_itself_like_a_camera():
+    pytest.importorskip("cv2")
+    source = open_source("pattern", 64, 48, fps=50)
+    began = time.monotonic()
+    frames = [source.read() for _ in range(6)]
+    assert source.live and frames[0][0].shape == (48, 64, 3) and frames[5][1] == "pattern:5"
+    assert time.monotonic() - began >= 5 / 50 * 0.9

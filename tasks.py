@@ -232,7 +232,8 @@ def _playbook(playbook, inventory, limit, extra_vars):
 
     result = run_playbook(playbook, Path(inventory), limit or None, extra_vars)
     if result.returncode != 0:
-        raise Exit(f"edgeship: {playbook} failed on some boards (ansible-playbook exit {result.returncode}); see the recap above", code=result.returncode)
+        raise Exit(f"edgeship: {playbook} failed on some boards (ansible-playbook exit {result.returncode}); "
+                   f"see the recap above", code=result.returncode)
 
 
 @task(help={"limit": "Ansible host pattern, e.g. jetson or sim-rpi", "inventory": "inventory file", "models": "comma-separated models (default: all)",

@@ -104,8 +104,10 @@ def render_table(rows: list[dict]) -> str:
               "| runtime check (host) | latency mean / p90 (host, 1 thread) |")
     lines = [header, "|" + "---|" * 11]
     for row in rows:
-        labelled = "-" if row["labelled_accuracy_fp32"] is None else f"{row['labelled_accuracy_fp32']:.2%} -> {row['labelled_accuracy_converted']:.2%}"
-        lines.append(f"| {row['model']} | {row['target']} | {row['quant']} | {row['size_bytes'] / 1e6:.2f} MB | {_fmt(row['cosine_min'], '{:.5f}')} | "
+        fp32, converted = row["labelled_accuracy_fp32"], row["labelled_accuracy_converted"]
+        labelled = "-" if fp32 is None else f"{fp32:.2%} -> {converted:.2%}"
+        lines.append(f"| {row['model']} | {row['target']} | {row['quant']} | {row['size_bytes'] / 1e6:.2f} MB | "
+                     f"{_fmt(row['cosine_min'], '{:.5f}')} | "
                      f"{_fmt(row['top1_agreement'], '{:.1%}')} | {labelled} | {'yes' if row['accuracy_passed'] else 'NO'} | {row['seconds']:.1f} s | "
                      f"{_host_check(row)} | {_host_latency(row)} |")
     return "\n".join(lines)

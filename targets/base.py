@@ -136,6 +136,9 @@ class Target:
     runtime_backend: str  # the board-side runtime backend that runs the artifact
     converter: type[Converter]
     needs_calibration: tuple[str, ...] = ("int8",)
+    # Other files of a multi-file artifact, beside the converter's file with the same stem
+    # (e.g. (".bin",) for weights kept apart from the graph); shipped and hashed with it.
+    companion_suffixes: tuple[str, ...] = ()
     options: tuple[Option, ...] = ()
     tolerances: dict = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
     # What the x86 accuracy figures measure, when that is not the artifact on its accelerator.

@@ -190,7 +190,8 @@ class RK3588Converter(Converter):
             channels = spec["shape"][1] if len(spec["shape"]) == 4 and self.job.source.format == "onnx" else spec["shape"][-1]
             for label, values in (("mean", mean), ("std", std)):
                 if values is not None and len(values) not in (1, channels):
-                    raise ValueError(f"option {label} has {len(values)} values but input {spec['name']!r} has {channels} channels; give 1 or {channels}")
+                    raise ValueError(f"option {label} has {len(values)} values but input {spec['name']!r} has {channels} channels; "
+                                     f"give 1 or {channels}")
             per_input_mean.append([(mean or [0.0])[i % len(mean or [0.0])] for i in range(channels)])
             per_input_std.append([(std or [1.0])[i % len(std or [1.0])] for i in range(channels)])
         return per_input_mean, per_input_std

@@ -110,7 +110,8 @@ class TFLiteConverter(Converter):
         model = keras.saving.load_model(path, compile=False)
         inputs = [{"name": tensor.name, "dims": [None if d is None else int(d) for d in tensor.shape], "float32": str(tensor.dtype) == "float32"}
                   for tensor in model.inputs]
-        outputs = [{"name": f"output_{index}", "dims": [None if d is None else int(d) for d in tensor.shape]} for index, tensor in enumerate(model.outputs)]
+        outputs = [{"name": f"output_{index}", "dims": [None if d is None else int(d) for d in tensor.shape]}
+                   for index, tensor in enumerate(model.outputs)]
 
         def call_model(feeds):
             args = [feeds[item["name"]] for item in inputs]

@@ -173,6 +173,8 @@ def run(job: Job, target: Target) -> int:
         built = converter.convert(calibration, reference_in)
         artifact = out / ("model" + target.artifact_suffix)
         shutil.copyfile(built, artifact)
+        for suffix in target.companion_suffixes:
+            shutil.copyfile(built.with_suffix(suffix), artifact.with_suffix(suffix))
         log(f"converted to {artifact.name} ({time.monotonic() - started:.1f} s)")
 
         ops = converter.op_report(artifact)

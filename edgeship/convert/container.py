@@ -101,7 +101,8 @@ def run_worker(client, image_tag: str, mounts, log_path: Path, gpus: bool = Fals
     finally:
         container.remove(force=True)
     if status.get("StatusCode") != 0:
-        raise EdgeshipError(f"conversion failed in {image_tag} (exit {status.get('StatusCode')}): {error_line or 'no error line'}; full log: {log_path}")
+        raise EdgeshipError(f"conversion failed in {image_tag} (exit {status.get('StatusCode')}): {error_line or 'no error line'}; "
+                            f"full log: {log_path}")
 
 
 def inspect_source(client, image_tag: str, p: Plan) -> tuple[list[dict], list[dict]]:

@@ -5,14 +5,13 @@ Each check fails with one EdgeshipError line naming the file, the value and the 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 
 from edgeship.errors import EdgeshipError
-from edgeship_runtime.files import sha256_file
+from edgeship_runtime.files import sha256_file, tree_sha256
 
 _ONNX_FLOAT = 1  # onnx.TensorProto.FLOAT
 
@@ -33,9 +32,11 @@ def detect_format(model: Path) -> str:
         with open(model, "rb") as handle:
             header = handle.read(8)
         if header[4:8] != b"TFL3":
-            raise EdgeshipError(f"{model} is not a TFLite flatbuffer (no TFL3 identifier in its header); the file is truncated or not TFLite: export it again")
+            raise EdgeshipError(f"{model} is not a TFLite flatbuffer (no TFL3 identifier in its header); "
+                                f"the file is truncated or not TFLite: export it again")
         return "tflite"
-    raise EdgeshipError(f"{model}: unknown model format {suffix or '(no suffix)'!r}; pass an .onnx file, a .tflite file, a .keras/.h5 file or a SavedModel directory")
+    raise EdgeshipError(f"{model}: unknown model format {suffix or '(no suffix)'!r}; pass an .onnx file, a .tflite file, "
+                        f"a .keras/.h5 file or a SavedModel directory")
 
 
 def load_onnx(model: Path):
@@ -92,7 +93,8 @@ def onnx_signature(proto) -> tuple[list[dict], list[dict]]:
     return inputs, outputs
 
 
-def resolve_io(model: Path, declared_inputs: list[dict], declared_outputs: list[dict], input_shapes: dict[str, list[int]]) -> tuple[list[dict], list[dict]]:
+def resolve_io(model: Path, declared_inputs: list[dict], declared_outputs: list[dict],
+               input_shapes: dict[str, list[int]]) -> tuple[list[dict], list[dict]]:
     """Static input specs (dynamic dims filled from --input-shape) and output specs.
 
     Works for any source format: declared dims are ints, or strings/None for dynamic ones.
@@ -108,14 +110,16 @@ def resolve_io(model: Path, declared_inputs: list[dict], declared_outputs: list[
         if name in input_shapes:
             shape = input_shapes[name]
             if len(shape) != len(dims) or any(isinstance(d, int) and d != s for d, s in zip(dims, shape)):
-                raise EdgeshipError(f"--input-shape {name}:{','.join(map(str, shape))} does not fit {model} input {name!r} of shape {pretty}; keep its rank and fixed dimensions")
+                raise EdgeshipError(f"--input-shape {name}:{','.join(map(str, shape))} does not fit {model} input {name!r} of shape {pretty}; "
+                                    f"keep its rank and fixed dimensions")
         elif any(not isinstance(d, int) for d in dims):
             example = ",".join(str(d) if isinstance(d, int) else "1" for d in dims)
             raise EdgeshipError(f"{model}: input {name!r} has a dynamic shape {pretty}; pass --input-shape {name}:{example} (your real sizes)")
         else:
             shape = dims
         if not item.get("float32", True):
-            raise EdgeshipError(f"{model}: input {name!r} is not float32 (type {item.get('dtype_code')}); edgeship converts float32-input models, so export with float inputs")
+            raise EdgeshipError(f"{model}: input {name!r} is not float32 (type {item.get('dtype_code')}); edgeship converts float32-input models, "
+                                f"so export with float inputs")
         inputs.append({"name": name, "shape": shape, "dtype": "float32"})
     # Output dimensions the model leaves symbolic are "?" (they follow from the inputs).
     outputs = [{"name": item["name"], "shape": [d if isinstance(d, int) and d > 0 else "?" for d in item["dims"]]} for item in declared_outputs]
@@ -128,12 +132,7 @@ def onnx_io(model: Path, proto, input_shapes: dict[str, list[int]]) -> tuple[lis
 
 def source_sha256(model: Path) -> str:
     """sha256 of a model file, or of a SavedModel directory's files (names and contents)."""
-    if model.is_file():
-        return sha256_file(model)
-    digest = hashlib.sha256()
-    for path in sorted(p for p in model.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(model)).encode() + b"\0" + sha256_file(path).encode() + b"\n")
-    return digest.hexdigest()
+    return sha256_file(model) if model.is_file() else tree_sha256(model)
 
 
 def _sample_files(folder: Path) -> list[Path]:
@@ -155,10 +154,7 @@ def calibration_files(folder: Path, hint: str = "") -> list[Path]:
 
 
 def calibration_digest(files: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.name.encode() + b"\0" + sha256_file(path).encode() + b"\n")
-    return digest.hexdigest()
+    return tree_sha256(files[0].parent, files)
 
 
 def check_calibration(folder: Path, inputs: list[dict]) -> dict:
@@ -171,7 +167,8 @@ def check_calibration(folder: Path, inputs: list[dict]) -> dict:
                     shapes = {spec["name"]: data[spec["name"]].shape for spec in inputs if spec["name"] in data.files}
             else:
                 if len(inputs) != 1:
-                    raise EdgeshipError(f"calibration sample {path} is a .npy, but the model has {len(inputs)} inputs; save .npz files keyed by input name")
+                    raise EdgeshipError(f"calibration sample {path} is a .npy, but the model has {len(inputs)} inputs; "
+                                        f"save .npz files keyed by input name")
                 shapes = {inputs[0]["name"]: np.load(path, mmap_mode="r").shape}
         except (ValueError, OSError) as error:
             raise EdgeshipError(f"calibration sample {path} is not a readable numpy file ({error}); save it with numpy.save") from None
@@ -179,7 +176,8 @@ def check_calibration(folder: Path, inputs: list[dict]) -> dict:
             if spec["name"] not in shapes:
                 raise EdgeshipError(f"calibration sample {path} lacks input {spec['name']!r}; save .npz files keyed by every input name")
             if not _fit(shapes[spec["name"]], spec["shape"]):
-                raise EdgeshipError(f"calibration sample {path} has shape {list(shapes[spec['name']])}, but input {spec['name']!r} needs {spec['shape']}; save samples of the model's input shape")
+                raise EdgeshipError(f"calibration sample {path} has shape {list(shapes[spec['name']])}, "
+                                    f"but input {spec['name']!r} needs {spec['shape']}; save samples of the model's input shape")
     return {"files": [p.name for p in files], "samples": len(files), "sha256": calibration_digest(files)}
 
 
@@ -196,12 +194,14 @@ def check_eval(path: Path, inputs: list[dict]) -> dict:
     for spec in inputs:
         shape = shapes.get(spec["name"])
         if shape is None or list(shape[1:]) != spec["shape"][1:]:
-            raise EdgeshipError(f"evaluation set {path}: array {spec['name']!r} has shape {list(shape) if shape else 'missing'}, needs [N, {', '.join(map(str, spec['shape'][1:]))}]; stack samples on axis 0")
+            raise EdgeshipError(f"evaluation set {path}: array {spec['name']!r} has shape {list(shape) if shape else 'missing'}, needs [N, "
+                                f"{', '.join(map(str, spec['shape'][1:]))}]; stack samples on axis 0")
         counts.add(shape[0])
     if "labels" in shapes:
         counts.add(shapes["labels"][0] if shapes["labels"] else -1)
     if len(counts) != 1 or 0 in counts:
-        raise EdgeshipError(f"evaluation set {path}: arrays hold different sample counts {sorted(counts)}; give every input (and labels) the same N > 0")
+        raise EdgeshipError(f"evaluation set {path}: arrays hold different sample counts {sorted(counts)}; "
+                            f"give every input (and labels) the same N > 0")
     return {"samples": counts.pop(), "labelled": "labels" in shapes, "sha256": sha256_file(path)}
 
 

@@ -57,7 +57,8 @@ def resolve_options(target, quant: str, given: dict[str, str]) -> dict[str, str]
             known = ", ".join(o.name for o in target.options) or "none"
             raise EdgeshipError(f"target {target.name} has no option {key!r}; its options: {known}")
         if option.applies_to and quant not in option.applies_to:
-            raise EdgeshipError(f"option {key}={value} only applies to --quant {'/'.join(option.applies_to)} on target {target.name}, not {quant}; drop it or change --quant")
+            raise EdgeshipError(f"option {key}={value} only applies to --quant {'/'.join(option.applies_to)} on target {target.name}, not {quant}; "
+                                f"drop it or change --quant")
         if option.parse is not None:
             try:
                 value = option.parse(value)
@@ -121,7 +122,8 @@ def plan(request: Request) -> Plan:
     if quant in target.needs_calibration and request.calib is None:
         raise EdgeshipError(f"--quant {quant} on target {target.name} needs a calibration set; pass --calib DIR with one .npy sample per file")
     if quant not in target.needs_calibration and request.calib is not None:
-        raise EdgeshipError(f"--calib is only used by --quant {'/'.join(target.needs_calibration)} on target {target.name}, not {quant}; drop --calib")
+        raise EdgeshipError(f"--calib is only used by --quant {'/'.join(target.needs_calibration)} on target {target.name}, not {quant}; "
+                            f"drop --calib")
     if request.eval is not None and not request.eval.is_file():
         raise EdgeshipError(f"evaluation set {request.eval} does not exist; pass --eval FILE.npz with inputs stacked on axis 0 and optional labels")
     p = Plan(target, request, quant, options, fmt, source_sha256(model), input_shapes, None,
@@ -130,7 +132,8 @@ def plan(request: Request) -> Plan:
     if fmt == "onnx":
         proto = load_onnx(model)
         if any(init.HasField("data_location") and init.data_location == 1 for init in proto.graph.initializer):
-            raise EdgeshipError(f"{model} keeps its weights in external data files; save it as one file (onnx.save(..., save_as_external_data=False))")
+            raise EdgeshipError(f"{model} keeps its weights in external data files; save it as one file (onnx.save(..., "
+                                f"save_as_external_data=False))")
         complete_plan(p, *onnx_signature(proto))
     p.calibration_files = calibration_files(request.calib) if request.calib else None
     return p

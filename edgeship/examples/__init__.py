@@ -15,6 +15,7 @@ from typing import Callable
 from edgeship.examples import classic
 from edgeship.examples.classic import digits_split
 from edgeship.examples.common import current
+from edgeship_runtime.files import staged_dir
 
 # name -> (builder, generator version of the module that builds it)
 BUILDERS: dict[str, tuple[Callable[[Path], Path], str]] = {
@@ -32,16 +33,10 @@ def build_examples(root: Path, names=DEFAULT, force: bool = False) -> list[Path]
         if current(final, generator) and not force:
             written.append(final)
             continue
-        staging = root / f".{name}.partial"
-        shutil.rmtree(staging, ignore_errors=True)
         root.mkdir(parents=True, exist_ok=True)
-        try:
+        with staged_dir(final) as staging:
+            shutil.rmtree(staging)  # the builders make their folder themselves
             builder(staging)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        shutil.rmtree(final, ignore_errors=True)
-        staging.rename(final)
         written.append(final)
     return written
 

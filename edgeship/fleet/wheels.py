@@ -8,13 +8,13 @@ version, the pinned versions of runtime/constraints.txt, the board's platform an
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from edgeship.errors import EdgeshipError
 from edgeship.paths import REPO_ROOT, cache_root
+from edgeship_runtime.files import staged_dir, tree_sha256
 
 RUNTIME_DIR = REPO_ROOT / "runtime"
 CONSTRAINTS = RUNTIME_DIR / "constraints.txt"
@@ -25,10 +25,9 @@ PLATFORM_TAGS = {
 
 
 def runtime_source_sha256() -> str:
-    digest = hashlib.sha256()
-    for path in sorted([RUNTIME_DIR / "pyproject.toml", *(RUNTIME_DIR / "edgeship_runtime").rglob("*.py")]):
-        digest.update(str(path.relative_to(RUNTIME_DIR)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+    package = RUNTIME_DIR / "edgeship_runtime"
+    sources = (path for path in package.rglob("*") if path.is_file() and path.suffix in (".py", ".html"))
+    return tree_sha256(RUNTIME_DIR, [RUNTIME_DIR / "pyproject.toml", *sources])
 
 
 def build_runtime_wheel(dest: Path | None = None) -> Path:
@@ -37,12 +36,8 @@ def build_runtime_wheel(dest: Path | None = None) -> Path:
     existing = sorted(dest.glob("edgeship_runtime-*.whl"))
     if existing:
         return existing[0]
-    staging = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(staging), str(RUNTIME_DIR)], check=True)
-    shutil.rmtree(dest, ignore_errors=True)
-    staging.rename(dest)
+    with staged_dir(dest) as staging:
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(staging), str(RUNTIME_DIR)], check=True)
     return sorted(dest.glob("edgeship_runtime-*.whl"))[0]
 
 
@@ -56,21 +51,16 @@ def ensure_runtime_wheelhouse(arch: str, python: str, extras: tuple[str, ...] = 
     target = cache_root() / "runtime-wheelhouse" / key
     if (target / ".complete").exists():
         return target
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     requirement = f"{wheel}[{','.join(sorted(extras))}]" if extras else str(wheel)
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--python-version", python,
-           "--implementation", "cp", "--constraint", str(CONSTRAINTS), "--dest", str(staging), requirement, "pip"]
-    for tag in PLATFORM_TAGS[arch]:
-        cmd += ["--platform", tag]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        shutil.rmtree(staging, ignore_errors=True)
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise EdgeshipError(f"the runtime's wheels for {arch}/Python {python} with extras {list(extras)} cannot be resolved ({last}); "
-                            "pick extras that exist for that board")
-    (staging / ".complete").write_text(key + "\n")
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
+    with staged_dir(target) as staging:
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--python-version", python,
+               "--implementation", "cp", "--constraint", str(CONSTRAINTS), "--dest", str(staging), requirement, "pip"]
+        for tag in PLATFORM_TAGS[arch]:
+            cmd += ["--platform", tag]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise EdgeshipError(f"the runtime's wheels for {arch}/Python {python} with extras {list(extras)} cannot be resolved ({last}); "
+                                "pick extras that exist for that board")
+        (staging / ".complete").write_text(key + "\n")
     return target

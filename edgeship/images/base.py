@@ -71,7 +71,8 @@ def ensure_base_image(client, arch: str | None = None, packages: tuple[str, ...]
         if result.returncode != 0:
             with open(log_path) as log:
                 tail = log.read()[-2000:]
-            raise EdgeshipError(f"debootstrap of {SUITE}/{arch} failed (exit {result.returncode}); is the Debian archive reachable? last output: {tail.strip().splitlines()[-1] if tail.strip() else ''}")
+            raise EdgeshipError(f"debootstrap of {SUITE}/{arch} failed (exit {result.returncode}); "
+                                f"is the Debian archive reachable? last output: {tail.strip().splitlines()[-1] if tail.strip() else ''}")
         # Package caches are not part of a base image.
         shutil.rmtree(os.path.join(rootfs, "var/cache/apt/archives"), ignore_errors=True)
         shutil.rmtree(os.path.join(rootfs, "var/lib/apt/lists"), ignore_errors=True)

@@ -37,7 +37,8 @@ def base_image_ref(client, spec: ImageSpec | None = None) -> str:
         try:
             client.images.pull(override)
         except docker.errors.APIError as error:
-            raise EdgeshipError(f"BASE_IMAGE={override} is not present and could not be pulled ({error.explanation}); unset BASE_IMAGE to bootstrap a Debian base from the archive") from None
+            raise EdgeshipError(f"BASE_IMAGE={override} is not present and could not be pulled ({error.explanation}); "
+                                f"unset BASE_IMAGE to bootstrap a Debian base from the archive") from None
     return override
 
 
@@ -114,7 +115,8 @@ def smoke_test(client, tag: str) -> str:
     finally:
         container.remove(force=True)
     if status.get("StatusCode") != 0:
-        raise EdgeshipError(f"smoke test of {tag} failed (exit {status.get('StatusCode')}): {output.strip().splitlines()[-1] if output.strip() else 'no output'}")
+        last = output.strip().splitlines()[-1] if output.strip() else "no output"
+        raise EdgeshipError(f"smoke test of {tag} failed (exit {status.get('StatusCode')}): {last}")
     return output
 
 

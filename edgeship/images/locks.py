@@ -170,7 +170,8 @@ def ensure_wheelhouse(spec: ImageSpec) -> Path:
     print(f"edgeship: fetching the wheelhouse of {spec.name} into {target}", flush=True)
     result = subprocess.run(cmd)
     if result.returncode != 0:
-        raise EdgeshipError(f"pip could not fetch every wheel of {spec.lock} (exit {result.returncode}); see pip's message above, then fix the pin or run `invoke images.lock --target {spec.name}`")
+        raise EdgeshipError(f"pip could not fetch every wheel of {spec.lock} (exit {result.returncode}); see pip's message above, "
+                            f"then fix the pin or run `invoke images.lock --target {spec.name}`")
     (staging / ".complete").write_text(spec.lock_sha256() + "\n")
     if target.exists():
         shutil.rmtree(target)

@@ -29,7 +29,8 @@ def rows(run_dir: Path, hosts: list[str] | None = None) -> list[tuple]:
         for result in document.get("results", []):
             bench, check = result.get("bench") or {}, result.get("check") or {}
             steady = bench.get("steady") or {}
-            table.append((host, (document.get("detect") or {}).get("arch", "-"), document.get("target", "-"), result["model"], bench.get("backend", "-"), _accelerator(result),
+            arch = (document.get("detect") or {}).get("arch", "-")
+            table.append((host, arch, document.get("target", "-"), result["model"], bench.get("backend", "-"), _accelerator(result),
                           f"{steady['mean_ms']:.2f}" if steady else "-", f"{steady['p90_ms']:.2f}" if steady else "-",
                           f"{steady['fps']:.1f}" if steady.get("fps") else "-", "pass" if check.get("passed") else "FAIL"))
     for host in sorted(set(hosts or ()) - seen):

@@ -10,12 +10,13 @@ Both are MJPG .avi files, the format cheap USB cameras deliver and OpenCV reads 
 
 from __future__ import annotations
 
-import os
+import contextlib
 from pathlib import Path
 
 import numpy as np
 
 from edgeship.errors import EdgeshipError
+from edgeship_runtime.files import staged_file
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "cat", "immunohistochemistry")
 
@@ -30,10 +31,16 @@ def _writer(path: Path, fps: float, size: tuple[int, int]):
     return writer
 
 
-def _finish(partial: Path, path: Path, writer) -> Path:
-    writer.release()
-    os.replace(partial, path)
-    return path
+@contextlib.contextmanager
+def video_writer(path: Path, fps: float, size: tuple[int, int]):
+    """An MJPG writer into a staged file that becomes `path` only when the block completes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with staged_file(path, suffix=".avi") as partial:
+        writer = _writer(partial, fps, size)
+        try:
+            yield writer
+        finally:
+            writer.release()
 
 
 def photo_video(path: Path, width: int = 640, height: int = 480, fps: float = 15.0, frames_per_photo: int = 30,
@@ -43,9 +50,7 @@ def photo_video(path: Path, width: int = 640, height: int = 480, fps: float = 15
     from skimage import data
 
     path = Path(path)
-    partial = path.with_name(path.name + ".partial.avi")
-    writer = _writer(partial, fps, (width, height))
-    try:
+    with video_writer(path, fps, (width, height)) as writer:
         for name in photos:
             photo = getattr(data, name)()
             if photo.ndim == 2:
@@ -58,11 +63,7 @@ def photo_video(path: Path, width: int = 640, height: int = 480, fps: float = 15
                 t = index / max(1, frames_per_photo - 1)
                 x, y = round(span_x * t), round(span_y * (1 - t) / 2)
                 writer.write(np.ascontiguousarray(photo[y:y + height, x:x + width]))
-    except BaseException:
-        writer.release()
-        partial.unlink(missing_ok=True)
-        raise
-    return _finish(partial, path, writer)
+    return path
 
 
 def digits_video(path: Path, count: int = 60, side: int = 320, fps: float = 15.0, seed: int = 0) -> tuple[Path, list[int]]:
@@ -73,16 +74,10 @@ def digits_video(path: Path, count: int = 60, side: int = 320, fps: float = 15.0
     digits = load_digits()
     order = np.random.default_rng(seed).permutation(len(digits.images))[:count]
     path = Path(path)
-    partial = path.with_name(path.name + ".partial.avi")
-    writer = _writer(partial, fps, (side, side))
-    try:
+    with video_writer(path, fps, (side, side)) as writer:
         for index in order:
             ink = digits.images[index] / 16.0  # 0 (paper) .. 1 (ink)
             paper = np.round(255 * (1 - ink)).astype(np.uint8)
             frame = np.kron(paper, np.ones((side // 8, side // 8), np.uint8))
             writer.write(np.ascontiguousarray(np.stack([frame] * 3, axis=-1)))
-    except BaseException:
-        writer.release()
-        partial.unlink(missing_ok=True)
-        raise
-    return _finish(partial, path, writer), [int(digits.target[i]) for i in order]
+    return path, [int(digits.target[i]) for i in order]

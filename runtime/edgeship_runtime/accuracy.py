@@ -37,6 +37,4 @@ def labelled_accuracy(outputs: list[np.ndarray], labels: np.ndarray) -> float:
 def within_tolerance(figures: dict, tolerances: dict) -> bool:
     if figures["cosine_min"] is not None and figures["cosine_min"] < tolerances["min_cosine"]:
         return False
-    if figures["top1_agreement"] is not None and figures["top1_agreement"] < tolerances["min_top1_agreement"]:
-        return False
-    return True
+    return figures["top1_agreement"] is None or figures["top1_agreement"] >= tolerances["min_top1_agreement"]

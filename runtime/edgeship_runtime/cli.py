@@ -70,7 +70,8 @@ def _preprocess_override(text: str | None) -> dict | None:
     try:
         value = json.loads(Path(text).read_text() if Path(text).is_file() else text)
     except json.JSONDecodeError as error:
-        raise ArtifactError(f"{where} is not JSON ({error}); give an object such as '{{\"color\": \"gray\", \"invert\": true}}' or a .json file") from None
+        raise ArtifactError(f"{where} is not JSON ({error}); give an object such as '{{\"color\": \"gray\", "
+                            f"\"invert\": true}}' or a .json file") from None
     if not isinstance(value, dict):
         raise ArtifactError(f"{where} must hold a JSON object, not {type(value).__name__}")
     return value
@@ -129,16 +130,19 @@ def main(argv=None) -> int:
     bench_parser.add_argument("--instances", default="", help="comma-separated runner counts for multi-instance throughput, e.g. 2,4")
     demo_parser = commands.add_parser("demo", help="live classifier: camera/video/folder/pattern -> annotated MJPEG stream, stats as JSON")
     _artifact_arguments(demo_parser)
-    demo_parser.add_argument("--source", default="pattern", help="pattern, /dev/videoN or a camera index, a video file, or a folder of images (default pattern)")
+    demo_parser.add_argument("--source", default="pattern",
+                             help="pattern, /dev/videoN or a camera index, a video file, or a folder of images (default pattern)")
     demo_parser.add_argument("--size", default="640x480", help="WIDTHxHEIGHT of the test pattern, or asked of the camera (default 640x480)")
     demo_parser.add_argument("--fps", type=float, default=None, help="test pattern rate (0: as fast as the pipeline takes), or asked of the camera")
-    demo_parser.add_argument("--realtime", action="store_true", help="play a video file at its own frame rate, as a live source (drops instead of lag)")
+    demo_parser.add_argument("--realtime", action="store_true",
+                             help="play a video file at its own frame rate, as a live source (drops instead of lag)")
     demo_parser.add_argument("--loop", action="store_true", help="start a video file or folder again at its end")
     demo_parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     demo_parser.add_argument("--frames", type=int, default=None, help="stop after reading this many frames")
     demo_parser.add_argument("--sequential", action="store_true", help="run all stages one after another in one thread (for comparison)")
     demo_parser.add_argument("--queue-size", type=int, default=2, help="frames each queue between stages holds (default 2)")
-    demo_parser.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT of the viewer page and MJPEG stream (default loopback 127.0.0.1:8080; port 0 picks one)")
+    demo_parser.add_argument("--listen", default="127.0.0.1:8080",
+                             help="HOST:PORT of the viewer page and MJPEG stream (default loopback 127.0.0.1:8080; port 0 picks one)")
     demo_parser.add_argument("--no-server", action="store_true", help="serve nothing (bounded runs that only record)")
     demo_parser.add_argument("--record", default=None, help="also write the annotated frames to this MJPG .avi")
     demo_parser.add_argument("--save-frame", default=None, help="write the last annotated frame to this .png/.jpg")

@@ -3,9 +3,12 @@ one of a folder tree, and one way to write a file so that readers see all of it 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -28,19 +31,47 @@ def tree_sha256(root: Path, paths=None) -> str:
     return digest.hexdigest()
 
 
-def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
-    """Write to a temporary file beside `path`, then rename it over `path` (atomic on POSIX)."""
+@contextlib.contextmanager
+def staged_file(path: Path | str, suffix: str = "") -> Iterator[Path]:
+    """A temporary path beside `path` to write to; renamed over `path` (atomic on POSIX) when the
+    block ends normally, removed when it raises. `suffix` keeps an extension writers need
+    (OpenCV picks a video container by it)."""
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial" + suffix)
+    os.close(handle)
+    temporary = Path(name)
     try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
+        yield temporary
         os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
-    return path
+
+
+@contextlib.contextmanager
+def staged_dir(path: Path | str) -> Iterator[Path]:
+    """A fresh folder beside `path` to fill; it replaces `path` when the block ends normally and
+    is removed when it raises, so `path` is always either absent, the old one, or complete."""
+    path = Path(path)
+    staging = path.with_name(f".{path.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+        if path.exists():
+            shutil.rmtree(path)
+        staging.rename(path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
+    """Write a whole file so that readers see all of it or none."""
+    with staged_file(path) as temporary:
+        temporary.write_bytes(data)
+    return Path(path)
 
 
 def atomic_write_text(path: Path | str, text: str) -> Path:

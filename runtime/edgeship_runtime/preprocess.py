@@ -54,7 +54,8 @@ def validate(spec, input_spec: dict, where: str) -> dict:
                             f"set \"layout\" to NCHW or NHWC if it is one")
     channels = _channels(layout, shape)
     if channels not in (1, 3):
-        raise ArtifactError(f"{where}: input {input_spec['name']!r} ({layout} {shape}) has {channels} channels; the demo feeds 1 (gray) or 3 (colour)")
+        raise ArtifactError(f"{where}: input {input_spec['name']!r} ({layout} {shape}) has {channels} channels; "
+                            f"the demo feeds 1 (gray) or 3 (colour)")
     color = spec.get("color", "gray" if channels == 1 else "rgb")
     if color not in COLORS:
         raise ArtifactError(f"{where}: preprocess color {color!r} is not one of {', '.join(COLORS)}")

@@ -39,8 +39,10 @@ def choose(artifact_path, allow_cpu_fallback: bool = False, cpu_artifact=None, a
     fallback = Artifact.open(cpu_artifact)
     fallback_cls = backend_class(fallback.backend)
     if fallback_cls.accelerator != "cpu":
-        raise RuntimeUnavailable(f"--cpu-artifact {fallback.path} uses {fallback_cls.name} on {fallback_cls.accelerator}, not the CPU; pass a CPU artifact")
+        raise RuntimeUnavailable(f"--cpu-artifact {fallback.path} uses {fallback_cls.name} on {fallback_cls.accelerator}, not the CPU; "
+                                 f"pass a CPU artifact")
     if fallback.manifest["source"]["sha256"] != artifact.manifest["source"]["sha256"]:
-        raise RuntimeUnavailable(f"--cpu-artifact {fallback.path} was converted from another model (source sha256 differs); pass a CPU artifact of the same source")
+        raise RuntimeUnavailable(f"--cpu-artifact {fallback.path} was converted from another model (source sha256 differs); "
+                                 f"pass a CPU artifact of the same source")
     record = {"cpu_fallback": True, "reason": reason, "requested": artifact.identity(), "used": fallback.identity()}
     return fallback, fallback_cls, record

@@ -116,7 +116,8 @@ def _calibrator(trt, cudart, batches: dict[str, np.ndarray], names: list[str], c
             pointers = []
             for name in tensor_names:
                 host = np.ascontiguousarray(batches[name][self.index:self.index + 1], np.float32)
-                check_cuda(cudart.cudaMemcpy(self.device[name], host.ctypes.data, host.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice), "calibration copy")
+                to_device = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+                check_cuda(cudart.cudaMemcpy(self.device[name], host.ctypes.data, host.nbytes, to_device), "calibration copy")
                 pointers.append(int(self.device[name]))
             self.index += 1
             return pointers

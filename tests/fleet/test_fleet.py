@@ -177,8 +177,9 @@ def test_full_disk_fails_clearly_keeps_previous_release_then_rollback(fleet, tmp
         assert "was NOT activated on d-rpi" in full.stdout
         assert tiny.current("d-rpi") == release_a
         assert tiny.releases("d-rpi") == [release_a]
+        release = json.loads(tiny.board("d-rpi", "cat", "/home/edge/edgeship/current/release.json").stdout)
         assert tiny.board("d-rpi", "/home/edge/edgeship/current/venv/bin/edgeship-runtime", "check",
-                          f"/home/edge/edgeship/current/artifacts/{json.loads(tiny.board('d-rpi', 'cat', '/home/edge/edgeship/current/release.json').stdout)['bench'][0]['artifact']}").returncode == 0
+                          f"/home/edge/edgeship/current/artifacts/{release['bench'][0]['artifact']}").returncode == 0
 
         tiny.board("d-rpi", "rm", "/home/edge/edgeship/filler")
         assert tiny.playbook("deploy.yml", limit="d-rpi", edgeship_release_label="B").returncode == 0
@@ -224,25 +225,25 @@ def test_librknnrt_older_than_the_toolkit_is_refused_before_activation(fleet):
     assert fleet.releases("t-rk3588") == releases
 
 
-def test_jetson_deploy_runs_the_engine_build_as_a_polled_background_task(fleet):
-    """deploy.yml -l jetson: the engine step runs async (no SSH session held); the simulated
-    board has no GPU, so it reports that and the release is checked on the CPU fallback."""
-    result = fleet.playbook("deploy.yml", limit="t-jetson", edgeship_release_label="jetson-engine-step")
+def test_jetson_deploy_prepares_its_artifacts_as_a_polled_background_task(fleet):
+    """deploy.yml -l jetson: the prepare step (TensorRT's engine build) runs async (no SSH session
+    held); the simulated board has no GPU, so it reports that and the release is checked on the
+    CPU fallback."""
+    result = fleet.playbook("deploy.yml", limit="t-jetson", edgeship_release_label="jetson-prepare-step")
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "Start building the TensorRT engines on the board" in result.stdout
-    assert "Wait for the engine build" in result.stdout
+    assert "Start preparing the artifacts for this board" in result.stdout
+    assert "Wait for the preparation" in result.stdout
     artifacts = fleet.board("t-jetson", "ls", "/home/edge/edgeship/current/artifacts").stdout.split()
     jetson = next(name for name in artifacts if "-jetson-fp16-" in name)
     files = fleet.board("t-jetson", "ls", f"/home/edge/edgeship/current/artifacts/{jetson}").stdout.split()
     assert {"model.onnx", "tensorrt.json", "sanitize.json", "ops.json"} <= set(files)
-    engine = fleet.board("t-jetson", "/home/edge/edgeship/current/venv/bin/edgeship-runtime", "engine", "--allow-cpu-fallback",
-                         f"/home/edge/edgeship/current/artifacts/{jetson}")
-    assert engine.returncode == 0, engine.stderr
-    document = json.loads(engine.stdout)
-    assert document["built"] == 0 and document["engines"][0]["cpu_fallback"] is True
-    assert "no NVIDIA GPU" in document["engines"][0]["skipped"]
-    refused = fleet.board("t-jetson", "/home/edge/edgeship/current/venv/bin/edgeship-runtime", "engine",
-                          f"/home/edge/edgeship/current/artifacts/{jetson}")
+    cli = "/home/edge/edgeship/current/venv/bin/edgeship-runtime"
+    prepared = fleet.board("t-jetson", cli, "prepare", "--allow-cpu-fallback", f"/home/edge/edgeship/current/artifacts/{jetson}")
+    assert prepared.returncode == 0, prepared.stderr
+    document = json.loads(prepared.stdout)
+    assert document["prepared"] == 0 and document["artifacts"][0]["cpu_fallback"] is True
+    assert "no NVIDIA GPU" in document["artifacts"][0]["skipped"]
+    refused = fleet.board("t-jetson", cli, "prepare", f"/home/edge/edgeship/current/artifacts/{jetson}")
     assert refused.returncode == 2 and "no NVIDIA GPU" in refused.stderr
 
 

@@ -65,7 +65,8 @@ def read_inventory(inventory: Path) -> list[Board]:
     result = subprocess.run([_ansible_bin("ansible-inventory"), "-i", str(inventory), "--list"], capture_output=True, text=True,
                             env=dict(os.environ, ANSIBLE_INVENTORY_UNPARSED_WARNING="False"))
     if result.returncode != 0:
-        raise EdgeshipError(f"ansible-inventory could not read {inventory}: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ''}")
+        last = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ""
+        raise EdgeshipError(f"ansible-inventory could not read {inventory}: {last}")
     data = json.loads(result.stdout)
     hostvars = data.get("_meta", {}).get("hostvars", {})
     boards = []
@@ -240,7 +241,8 @@ def _wait_ssh(folder: Path, board: Board, timeout_s: float) -> None:
         last["stderr"] = result.stderr.strip()
         return result.returncode == 0
 
-    wait_until(probe, timeout_s, lambda: f"{board.host}: SSH on 127.0.0.1:{board.port} did not answer within {SSH_READY_TIMEOUT_S} s ({last['stderr']})")
+    wait_until(probe, timeout_s,
+               lambda: f"{board.host}: SSH on 127.0.0.1:{board.port} did not answer within {SSH_READY_TIMEOUT_S} s ({last['stderr']})")
 
 
 def _write_known_hosts(folder: Path, boards: list[Board], keys: dict[str, list[str]]) -> None:

@@ -21,7 +21,8 @@ class OnnxRuntimeBackend(Backend):
         try:
             import onnxruntime
         except ImportError:
-            raise RuntimeUnavailable("the ONNX Runtime backend needs the `onnxruntime` package (pip install 'edgeship-runtime[onnxruntime]')") from None
+            raise RuntimeUnavailable("the ONNX Runtime backend needs the `onnxruntime` package "
+                                     "(pip install 'edgeship-runtime[onnxruntime]')") from None
         options = onnxruntime.SessionOptions()
         if self.threads:
             options.intra_op_num_threads = self.threads

@@ -110,8 +110,9 @@ class RKNNLiteBackend(Backend):
             raise RuntimeUnavailable(f"rknnlite: load_rknn({self.artifact.model_file}) returned {code}; the file is not an .rknn model or is corrupt")
         code = self.runtime.init_runtime(core_mask=getattr(rknnlite, CORE_MASKS[core]))
         if code != 0:
+            toolkit = self.artifact.manifest.get("toolchain", {}).get("rknn-toolkit2", "?")
             raise RuntimeUnavailable(f"rknnlite: init_runtime(core={core}) returned {code}; check librknnrt.so matches the toolkit version "
-                                     f"in the manifest ({self.artifact.manifest.get('toolchain', {}).get('rknn-toolkit2', '?')}) and the NPU driver is loaded")
+                                     f"in the manifest ({toolkit}) and the NPU driver is loaded")
         self._bind_io()
 
     def _bind_io(self) -> None:

@@ -50,7 +50,8 @@ class Demo:
         self.threads, self.fallback = options.threads, options.fallback
         self.pipelined, self.duration_s, self.max_frames = options.pipelined, options.duration_s, options.max_frames
         self.listen, self.record_path, self.save_frame_path = options.listen, options.record, options.save_frame
-        self.predictions_path, self.stats_path, self.jpeg_quality, self.log = options.predictions, options.stats_path, options.jpeg_quality, options.log
+        self.predictions_path, self.stats_path = options.predictions, options.stats_path
+        self.jpeg_quality, self.log = options.jpeg_quality, options.log
         self.labels = artifact.labels
         self.timings = Timings()
         self.stop = threading.Event()
@@ -181,7 +182,8 @@ class Demo:
             "stopped_by": self.stopped_by,
             "error": None if self.error is None else f"{type(self.error).__name__}: {self.error}",
             "outputs": {"url": self.server.url if self.server else None, "record": self.record_path and str(self.record_path),
-                        "save_frame": self.save_frame_path and str(self.save_frame_path), "predictions": self.predictions_path and str(self.predictions_path)},
+                        "save_frame": self.save_frame_path and str(self.save_frame_path),
+                        "predictions": self.predictions_path and str(self.predictions_path)},
         }
 
     def write_stats(self, final: bool = False) -> dict:
@@ -216,7 +218,8 @@ class Demo:
                     self.server = serve(self.listen, self.publisher, self.stats, self.artifact.path.name)
                     self.log(f"edgeship-runtime demo: serving {self.server.url} ({self.source.kind} -> {backend.name})")
                 if self.predictions_path:
-                    self.prediction_file = open(self._partial(self.predictions_path), "w")
+                    # closed (and renamed into place, or removed) in the `finally` below
+                    self.prediction_file = open(self._partial(self.predictions_path), "w")  # noqa: SIM115
                 self.started = time.perf_counter()
                 try:
                     (self.pipeline.run_pipelined if self.pipelined else self.pipeline.run_sequential)()

@@ -20,7 +20,9 @@ def classify(outputs: dict[str, np.ndarray], labels: list[str] | None, top: int 
         scores = np.exp(scores - scores.max())
         scores /= scores.sum()
     order = np.argsort(-scores, kind="stable")[:top]
-    name_of = (lambda i: labels[i] if labels and i < len(labels) else str(i))
+    def name_of(i: int) -> str:
+        return labels[i] if labels and i < len(labels) else str(i)
+
     return {"output": name, "class": int(order[0]), "label": name_of(int(order[0])), "confidence": float(scores[order[0]]),
             "top": [{"class": int(i), "label": name_of(int(i)), "confidence": float(scores[i])} for i in order]}
 
@@ -40,8 +42,10 @@ def annotate(frame: np.ndarray, result: dict, fps: float, infer_ms: float, note:
     canvas[:height] = (24, 24, 24)
     canvas[height:] = frame
     width = canvas.shape[1] - 16
-    for text, scale, colour, thickness, y in ((f"{result['label']}  {result['confidence'] * 100:.1f}%", 0.6, (80, 255, 80), 2, BANNER_LINE_PX),
-                                               (f"{fps:.1f} FPS  infer {infer_ms:.1f} ms  {note}".rstrip(), 0.5, (255, 255, 255), 1, 2 * BANNER_LINE_PX + 2)):
+    headline = f"{result['label']}  {result['confidence'] * 100:.1f}%"
+    status = f"{fps:.1f} FPS  infer {infer_ms:.1f} ms  {note}".rstrip()
+    for text, scale, colour, thickness, y in ((headline, 0.6, (80, 255, 80), 2, BANNER_LINE_PX),
+                                               (status, 0.5, (255, 255, 255), 1, 2 * BANNER_LINE_PX + 2)):
         text_width = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][0]
         if text_width > width:  # narrow frames: a smaller font rather than a cut-off line
             scale *= width / text_width

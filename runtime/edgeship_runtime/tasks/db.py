@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeship_runtime.tasks._optional import cv2 as _cv2
-from edgeship_runtime.tasks.detect import empty_detections
+from edgeship_runtime.tasks.geometry import empty_detections
 
 
 def _ordered_quad(cv2, rect) -> tuple[np.ndarray, float]:

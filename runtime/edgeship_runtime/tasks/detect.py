@@ -15,10 +15,6 @@ from edgeship_runtime.errors import ArtifactError
 from edgeship_runtime.tasks._optional import cv2 as _cv2
 
 
-def empty_detections() -> dict:
-    return {"boxes": np.zeros((0, 4)), "scores": np.zeros(0), "classes": np.zeros(0, np.int64), "quads": None}
-
-
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, classes: np.ndarray | None = None, max_det: int | None = None) -> np.ndarray:
     """Indices of the boxes non-maximum suppression keeps, best score first. With `classes`, boxes of
     different classes never suppress each other (OpenCV's NMSBoxesBatched; on an OpenCV without it, the

@@ -123,3 +123,8 @@ def match_boxes(predicted: np.ndarray, truth: np.ndarray, iou: float = 0.5, clas
             used_truth.add(t)
     tp = len(used_pred)
     return detection_scores(tp, overlaps.shape[0] - tp, overlaps.shape[1] - tp)
+
+
+def empty_detections() -> dict:
+    """What a decoder returns for a frame without boxes."""
+    return {"boxes": np.zeros((0, 4)), "scores": np.zeros(0), "classes": np.zeros(0, np.int64), "quads": None}

@@ -46,7 +46,8 @@ def test_offline_install_into_a_fresh_venv_runs_check(conversions, tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     install = subprocess.run([str(venv / "bin" / "pip"), "install", "--no-index", "--find-links", str(wheelhouse), "--quiet",
-                              "edgeship-runtime[litert,onnxruntime]"], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "PIP_CONFIG_FILE": "/dev/null"})
+                              "edgeship-runtime[litert,onnxruntime]"], capture_output=True, text=True,
+                             env={"PATH": "/usr/bin:/bin", "PIP_CONFIG_FILE": "/dev/null"})
     assert install.returncode == 0, install.stderr[-2000:]
     for artifact in (conversions("digits", "int8"), conversions("digits", "int8", target="onnx")):
         result = subprocess.run([str(venv / "bin" / "edgeship-runtime"), "check", str(artifact)], capture_output=True, text=True, cwd=tmp_path)

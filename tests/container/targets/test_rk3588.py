@@ -95,7 +95,8 @@ def test_tflite_input_converts(rk3588_image, conversions, example_dirs, tmp_path
     manifest = manifest_of(artifact)
     (figures,) = manifest["accuracy"]["outputs"].values()
     labelled = manifest["accuracy"]["labelled_accuracy"]
-    print(f"digits TFLite -> rknn int8: top-1 agreement {figures['top1_agreement']:.2%}, labelled {labelled['fp32']:.2%} -> {labelled['converted']:.2%}")
+    print(f"digits TFLite -> rknn int8: top-1 agreement {figures['top1_agreement']:.2%}, "
+          f"labelled {labelled['fp32']:.2%} -> {labelled['converted']:.2%}")
     assert manifest["source"]["format"] == "tflite"
     assert figures["top1_agreement"] >= 0.98 and abs(labelled["converted"] - labelled["fp32"]) <= 0.02
     assert manifest["artifact_io"]["mapping"]["inputs"][name]["perm"] is None  # TFLite is NHWC already

@@ -26,7 +26,8 @@ def render(tmp_path, **overrides) -> str:
     executable.write_text("#!/bin/sh\n")
     executable.chmod(0o755)
     values = dict(edgeship_demo_source="/dev/video0", edgeship_demo_listen="127.0.0.1:8080", edgeship_demo_service="edgeship-demo",
-                  edgeship_demo_state="/home/edge/edgeship/demo", edgeship_demo_entry={"model": "digits"}, edgeship_demo_user="edge", edgeship_demo_group=1000,
+                  edgeship_demo_state="/home/edge/edgeship/demo", edgeship_demo_entry={"model": "digits"}, edgeship_demo_user="edge",
+                  edgeship_demo_group=1000,
                   edgeship_demo_root="/home/edge/edgeship", edgeship_demo_device_allow=["char-drm rw", "/dev/rknpu rw"],
                   edgeship_demo_argv=[str(executable), "demo", "/home/edge/edgeship/current/artifacts/digits rk3588", "--source", "/dev/video0"])
     values.update(overrides)

@@ -41,4 +41,5 @@ def test_orin_ina3221_rails_are_voltage_times_current(tmp_path):
     with PowerSampler(str(tmp_path), period_s=0.01) as sampler:
         time.sleep(0.05)
     mean = sampler.result()["mean_w"]
-    assert mean == pytest.approx({"ina3221/VDD_IN": 5008 * 1240 / 1e6, "ina3221/VDD_CPU_GPU_CV": 5000 * 312 / 1e6, "ina3221/VDD_SOC": 4992 * 400 / 1e6})
+    assert mean == pytest.approx({"ina3221/VDD_IN": 5008 * 1240 / 1e6, "ina3221/VDD_CPU_GPU_CV": 5000 * 312 / 1e6,
+                                  "ina3221/VDD_SOC": 4992 * 400 / 1e6})

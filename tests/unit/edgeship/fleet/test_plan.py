@@ -24,8 +24,8 @@ def make_artifact(root: Path, name: str, target: str, quant: str, backend: str, 
     model.write_bytes(os.urandom(64))
     (folder / "reference" / "inputs.npz").write_bytes(b"ref")
     files = {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
-    manifest = {"model": name, "target": target, "runtime_backend": backend, "options": {"quant": quant}, "files": files, "source": {"sha256": source},
-                "artifact": {"file": model.name, "sha256": files[model.name]}}
+    manifest = {"model": name, "target": target, "runtime_backend": backend, "options": {"quant": quant}, "files": files,
+                "source": {"sha256": source}, "artifact": {"file": model.name, "sha256": files[model.name]}}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     os.utime(folder / "manifest.json", (mtime, mtime))
     return folder
@@ -59,7 +59,8 @@ def test_selection_takes_the_newest_artifact_and_labels_a_missing_target(artifac
 
 def test_selection_without_any_artifact_names_the_fix(artifacts):
     root, _ = artifacts
-    with pytest.raises(EdgeshipError, match=r"board b1: no artifact of resnet for rk3588/int8 or tflite/fp32 under \S+/artifacts; .*`invoke convert --target tflite"):
+    expected = r"board b1: no artifact of resnet for rk3588/int8 or tflite/fp32 under \S+/artifacts; .*`invoke convert --target tflite"
+    with pytest.raises(EdgeshipError, match=expected):
         board_selection(BOARD, find_artifacts(root), ["resnet"], root)
 
 

@@ -169,12 +169,29 @@ def main(c, out="results", quick=False, inventory="inventory.ini", no_fleet=Fals
     run_main(Path(out), quick=quick, inventory=None if no_fleet else Path(inventory))
 
 
-@task(help={"tier": "unit, container, fleet or all", "pytest_args": "extra arguments for pytest"})
+LINTERS = (("ruff", "check", "."), ("mypy",), ("lint-imports",))
+
+
+def _lint(c) -> None:
+    """ruff, mypy and import-linter over the code, as configured in pyproject.toml: zero findings."""
+    binaries = Path(sys.executable).parent
+    for command in LINTERS:
+        print(f"=== edgeship tests: {' '.join(command)} ===", flush=True)
+        result = c.run(" ".join([str(binaries / command[0]), *command[1:]]), warn=True, pty=False)
+        if result.exited != 0:
+            raise Exit(f"edgeship: {command[0]} found problems (exit {result.exited}); fix them, the tests do not start otherwise",
+                       code=result.exited)
+
+
+@task(help={"tier": "lint, unit, container, fleet or all", "pytest_args": "extra arguments for pytest"})
 def test(c, tier="all", pytest_args=""):
-    """Run the tests in tiers: fast unit tests, then container tests (real Docker), then fleet tests (simulated boards, real SSH)."""
-    tiers = ["unit", "container", "fleet"] if tier == "all" else [tier]
+    """Run the tests in tiers: linters and types, unit tests, container tests (real Docker), fleet tests (simulated boards, real SSH)."""
+    tiers = ["lint", "unit", "container", "fleet"] if tier == "all" else [tier]
     prepared = False
     for name in tiers:
+        if name == "lint":
+            _lint(c)
+            continue
         if name in ("container", "fleet") and not prepared:
             # Bring up what these tiers use first, with its progress on screen (inside
             # pytest's fixtures it would be captured) and its failures told apart.
@@ -241,7 +258,7 @@ def _playbook(playbook, inventory, limit, extra_vars):
 @user_errors
 def fleet_deploy(c, limit="", inventory="inventory.ini", models="", artifacts="artifacts"):
     """Deploy artifacts and the runtime to the boards (playbooks/deploy.yml)."""
-    extra = {"edgeship_release_artifacts_root": str(Path(artifacts).resolve())}
+    extra: dict[str, object] = {"edgeship_release_artifacts_root": str(Path(artifacts).resolve())}
     if models:
         extra["edgeship_release_models"] = [m for m in models.split(",") if m]
     _playbook("deploy.yml", inventory, limit, extra)
@@ -268,7 +285,7 @@ def fleet_rollback(c, limit="", inventory="inventory.ini", to=""):
 @user_errors
 def fleet_demo(c, limit="", inventory="inventory.ini", results="results", source="", video="", model="", duration=0, mode=""):
     """Run the camera demo on the boards (playbooks/demo.yml); stats and frames in results/<run-id>/demo/<host>/."""
-    extra = {"edgeship_demo_results_dir": str(Path(results).resolve())}
+    extra: dict[str, object] = {"edgeship_demo_results_dir": str(Path(results).resolve())}
     if video and not Path(video).is_file():
         raise Exit(f"edgeship: --video {video} does not exist; give a video file on this machine (e.g. an MJPG .avi)", code=2)
     for key, value in (("source", source), ("video", str(Path(video).resolve()) if video else ""), ("model", model),

@@ -56,4 +56,4 @@ def main(example: str = "digits", quant: str = "int8", repeats: int = 5) -> None
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    main(*sys.argv[1:2])  # type: ignore[arg-type]  # an optional example name

@@ -56,13 +56,13 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as scratch:
         video = photo_video(Path(scratch) / "photos.avi", frames_per_photo=max(1, args.frames // 6 + 1))
-        results = {"sequential": [], "pipelined": []}
+        results: dict[str, list[dict]] = {"sequential": [], "pipelined": []}
         for _ in range(args.rounds):
             for mode in ("sequential", "pipelined"):
                 results[mode].append(run_once(artifact, video, args.frames, mode == "pipelined", args.threads))
     print(f"artifact: {artifact.name}; {args.frames} frames of a 640x480 MJPG video, {args.rounds} rounds (ABAB), "
           f"inference threads {args.threads}")
-    stage_means = {}
+    stage_means: dict[str, dict[str, float]] = {}
     for mode, runs in results.items():
         fps = [r["fps"] for r in runs]
         stage_means[mode] = {s: statistics.mean(r["stages"][s]["mean_ms"] for r in runs) for s in STAGES}
@@ -72,7 +72,8 @@ def main() -> int:
     pipelined_fps = statistics.median(r["fps"] for r in results["pipelined"])
     sequential_fps = statistics.median(r["fps"] for r in results["sequential"])
     for basis in ("sequential", "pipelined"):
-        slowest = max(stage_means[basis], key=stage_means[basis].get)
+        means = stage_means[basis]
+        slowest = max(means, key=lambda stage: means[stage])
         bound = 1000 / stage_means[basis][slowest]
         print(f"1/max(stage) from the {basis} runs' stage times: {bound:.1f} FPS ({slowest} {stage_means[basis][slowest]:.2f} ms); "
               f"pipelined / bound = {pipelined_fps / bound:.1%}")

@@ -60,7 +60,7 @@ def busy_cpu_s() -> float:
 def timed_deploy(inventory: Path, artifacts: Path, models: list[str], label: str, limit: str | None) -> tuple[float, float]:
     from edgeship.fleet.playbook import run_playbook
 
-    extra = {"edgeship_release_artifacts_root": str(artifacts.resolve()), "edgeship_release_label": label}
+    extra: dict[str, object] = {"edgeship_release_artifacts_root": str(artifacts.resolve()), "edgeship_release_label": label}
     if models:
         extra["edgeship_release_models"] = models
     began, cpu_began = time.perf_counter(), busy_cpu_s()

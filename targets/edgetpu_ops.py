@@ -251,11 +251,11 @@ def ops_from_tflite(path) -> list[OpInfo]:
                                         constant=constant, dynamic=any(int(d) < 0 for d in signature), value=value)
         return tensors[index]
 
-    ops = []
+    ops: list[OpInfo] = []
     for detail in op_details:
         index = int(detail["index"])
         ops.append(OpInfo(index=index, op_name=detail["op_name"], inputs=[tensor(int(i)) for i in detail["inputs"]],
-                          outputs=[tensor(int(i)) for i in detail["outputs"] if int(i) >= 0],
+                          outputs=[t for t in (tensor(int(i)) for i in detail["outputs"]) if t is not None],
                           options=options[index] if options is not None and index < len(options) else None))
     return ops
 
@@ -471,7 +471,7 @@ def predict_placement(ops: list[OpInfo], runtime_version: int = DEFAULT_RUNTIME_
         placements.append(entry)
     by_op: dict[str, dict[str, int]] = {}
     for entry in placements:
-        by_op.setdefault(entry["op"], {"tpu": 0, "cpu": 0})[entry["placement"]] += 1
+        by_op.setdefault(str(entry["op"]), {"tpu": 0, "cpu": 0})[str(entry["placement"])] += 1
     first_cpu = next((e for e in placements if e["placement"] == "cpu"), None)
     tpu_ops = sum(1 for e in placements if e["placement"] == "tpu")
     return {
@@ -546,7 +546,7 @@ def parse_compiler_log(text: str) -> dict:
             result["errors"].append(line)
             result["compiled"] = False
     if result["ops"]:
-        counted = Counter()
+        counted: Counter[str] = Counter()
         for row in result["ops"]:
             counted[row["placement"]] += row["count"]
         for key, placement in (("tpu_ops", "tpu"), ("cpu_ops", "cpu")):
@@ -585,5 +585,5 @@ def compare_with_prediction(predicted: dict, compiled: dict) -> dict:
     if have_rows:
         agree = bool(totals_agree is not False and all(entry["agree"] for entry in by_op.values()))
     else:
-        agree = totals_agree
+        agree = bool(totals_agree)
     return {"by_op": by_op, **totals, "agree": agree}

@@ -25,8 +25,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import onnx
 
 from targets.base import DEFAULT_TOLERANCES, Converter, Option, Target
 from targets.onnx import identity_io_map, onnx_op_report
@@ -49,7 +53,7 @@ class UnsupportedByTensorRT(RuntimeError):
     """The model has ops TensorRT's ONNX parser does not import."""
 
 
-def sanitize(source: str, inputs: list[dict], log=print) -> tuple[object, dict]:
+def sanitize(source: str, inputs: list[dict], log=print) -> tuple[onnx.ModelProto, dict]:
     """Static input shapes, folded constants, simplified graph; the report of each step."""
     import onnx
     import onnxsim
@@ -103,7 +107,8 @@ class JetsonConverter(Converter):
                         "workspace_mib": int(self.job.options["workspace"]), "calibration": None}
         if self.job.quant == "int8":
             names = self.job.input_names
-            np.savez(self.out / "calibration.npz", **{name: np.concatenate([sample[name] for sample in calibration]) for name in names})
+            stacked = {name: np.concatenate([sample[name] for sample in calibration]) for name in names}
+            np.savez(self.out / "calibration.npz", **stacked)  # type: ignore[arg-type]  # numpy's stub reads **kwds as allow_pickle
             config["calibration"] = {"file": "calibration.npz", "samples": len(calibration), "batch": 1, "inputs": names}
             self.log(f"packaged {len(calibration)} calibration samples for the board's int8 calibrator")
         (self.out / "tensorrt.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
@@ -144,7 +149,7 @@ class JetsonConverter(Converter):
         gpu = self.job.provisional_artifact(self.out, artifact, io_mapping, "tensorrt")
         cache = Path(tempfile.mkdtemp(prefix="engines-"))
         with backend_class("tensorrt")(gpu, engine_cache=str(cache)) as backend:
-            record = backend.engine_record
+            record = backend.engine_record  # type: ignore[attr-defined]  # the TensorRT backend's own
             results = [backend.infer(sample) for sample in samples]
         calibration_cache = cache / f"{record['key']}.calibration.cache"
         if calibration_cache.is_file():

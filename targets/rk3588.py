@@ -211,7 +211,7 @@ class RK3588Converter(Converter):
             value = value.transpose(0, 3, 1, 2)
         if mean is not None:
             shape = (1, -1, 1, 1) if value.ndim == 4 else (-1,)
-            value = value * np.reshape(np.float32(std), shape) + np.reshape(np.float32(mean), shape)
+            value = value * np.reshape(np.asarray(std, np.float32), shape) + np.reshape(np.asarray(mean, np.float32), shape)
         return np.ascontiguousarray(value, np.float32)
 
     def write_samples(self, samples: list[dict], folder: Path) -> list[list[str]]:
@@ -439,7 +439,7 @@ def compare_builds(first: bytes, second: bytes) -> dict:
                     return True
         return False
 
-    runs = []
+    runs: list[list[int]] = []
     for position in positions:
         if runs and position - runs[-1][1] <= 8:
             runs[-1][1] = position

@@ -50,7 +50,8 @@ UNSUPPORTED.update({"STFT": "only from TensorRT 10.5", "Attention": "only from T
 def check_model(model) -> dict:
     """The op support report of an onnx.ModelProto: every op type with its count and status,
     and the nodes TensorRT would refuse (subgraphs of If/Loop/Scan included)."""
-    counts, unsupported = {}, []
+    counts: dict[str, int] = {}
+    unsupported: list[dict] = []
 
     def visit(graph):
         for node in graph.node:
@@ -92,7 +93,7 @@ def check_model(model) -> dict:
 def describe_problems(report: dict, limit: int = 4) -> str:
     """One line naming what TensorRT would refuse."""
     parts = []
-    by_op = {}
+    by_op: dict[str, list[dict]] = {}
     for entry in report["unsupported"]:
         by_op.setdefault(entry["op"], []).append(entry)
     for op, entries in sorted(by_op.items()):

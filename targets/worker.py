@@ -81,7 +81,7 @@ def reference_inputs(job: Job, eval_samples: list[dict], calibration: list[dict]
 
 
 def toolchain_versions(packages) -> dict:
-    versions = {"python": platform.python_version()}
+    versions: dict[str, str | None] = {"python": platform.python_version()}
     for name in packages:
         try:
             versions[name] = importlib.metadata.version(name)

@@ -50,9 +50,9 @@ def base_mounts(p: Plan, job_file: Path) -> list:
 
 def conversion_mounts(p: Plan, staging: Path, job_file: Path) -> list:
     mounts = base_mounts(p, job_file) + [bind(staging, "/out", read_only=False)]
-    if p.calibration:
+    if p.calibration and p.request.calib:
         mounts.append(bind(p.request.calib, "/in/calib"))
-    if p.evaluation:
+    if p.evaluation and p.request.eval:
         mounts.append(bind(p.request.eval, "/in/eval.npz"))
     return mounts
 

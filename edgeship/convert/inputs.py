@@ -59,8 +59,8 @@ def load_onnx(model: Path):
     return proto
 
 
-def _dims(value_info) -> list:
-    dims = []
+def _dims(value_info) -> list[int | str]:
+    dims: list[int | str] = []
     for dim in value_info.type.tensor_type.shape.dim:
         if dim.HasField("dim_value") and dim.dim_value > 0:
             dims.append(int(dim.dim_value))
@@ -116,7 +116,7 @@ def resolve_io(model: Path, declared_inputs: list[dict], declared_outputs: list[
             example = ",".join(str(d) if isinstance(d, int) else "1" for d in dims)
             raise EdgeshipError(f"{model}: input {name!r} has a dynamic shape {pretty}; pass --input-shape {name}:{example} (your real sizes)")
         else:
-            shape = dims
+            shape = [int(d) for d in dims]
         if not item.get("float32", True):
             raise EdgeshipError(f"{model}: input {name!r} is not float32 (type {item.get('dtype_code')}); edgeship converts float32-input models, "
                                 f"so export with float inputs")

@@ -213,7 +213,7 @@ def check_tflite_model(path: Path, target_name: str = "", allowed_custom_ops: tu
             code = model.OperatorCodes(index)
             if code.BuiltinCode() == BuiltinOperator.CUSTOM:
                 custom_codes[index] = (code.CustomCode() or b"").decode("utf-8", "replace")
-        uses = Counter()
+        uses: Counter[str] = Counter()
         for subgraph_index in range(model.SubgraphsLength()):
             subgraph = model.Subgraphs(subgraph_index)
             for operator_index in range(subgraph.OperatorsLength()):

@@ -20,6 +20,7 @@ from edgeship.convert.inputs import (
     source_sha256,
 )
 from edgeship.errors import EdgeshipError
+from targets.base import Target
 
 
 @dataclass
@@ -79,7 +80,7 @@ class Plan:
     other formats need their toolchain to be read, so `inputs` stays None until
     `complete_plan` has asked the image."""
 
-    target: object
+    target: Target
     request: Request
     quant: str
     options: dict
@@ -144,7 +145,7 @@ def complete_plan(p: Plan, declared_inputs: list[dict], declared_outputs: list[d
     p.inputs, p.outputs = resolve_io(p.request.model, declared_inputs, declared_outputs, p.input_shapes)
     p.calibration = check_calibration(p.request.calib, p.inputs) if p.request.calib else None
     p.evaluation = check_eval(p.request.eval, p.inputs) if p.request.eval else None
-    if p.preprocess_request is not None:
+    if p.preprocess_request is not None and p.request.preprocess is not None:
         p.preprocess = check_preprocess(p.request.preprocess, p.preprocess_request, p.inputs)
     return p
 

@@ -153,7 +153,7 @@ def _mobilenetv2(torch, num_classes: int = 1000):
         layers = [nn.Conv2d(inp, out, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(out)]
         return layers + ([nn.ReLU6(inplace=True)] if relu else [])
 
-    class InvertedResidual(nn.Module):
+    class InvertedResidual(nn.Module):  # type: ignore[name-defined]  # torch is imported lazily, passed in
         def __init__(self, inp, out, stride, expand):
             super().__init__()
             hidden = inp * expand

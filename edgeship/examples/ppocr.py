@@ -248,7 +248,9 @@ def build_det(folder: Path, eval_scenes: int = 16, calibration_scenes: int = 24)
 
 def _crops(rng: np.random.Generator, count: int, width: int, upside_down_every: int = 0, fit: bool = False):
     """count line crops as model inputs, their texts and orientations (every n-th upside down)."""
-    inputs, texts, orientations = [], [], []
+    inputs: list[np.ndarray] = []
+    texts: list[str] = []
+    orientations: list[int] = []
     while len(inputs) < count:
         upside_down = bool(upside_down_every) and len(inputs) % upside_down_every == upside_down_every - 1
         crop, item = text_render.render_line_crop(rng, upside_down=upside_down)

@@ -17,10 +17,11 @@ the bare ink box gives small words an IoU near 0.5 with a correct detection).
 from __future__ import annotations
 
 import importlib.util
-import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -251,7 +252,7 @@ def _make_sign(mask: np.ndarray, size: int, plate, ink_colour, rng: np.random.Ge
         ImageDraw.Draw(border).rounded_rectangle((inset, inset, width - 1 - inset, height - 1 - inset),
                                                 radius=max(2, size // 6), outline=255, width=line)
         weight = np.asarray(border, np.float32)[..., None] / 255
-        rgb = rgb * (1 - weight) + np.asarray(ink_colour, np.float32) * weight
+        rgb = (rgb * (1 - weight) + np.asarray(ink_colour, np.float32) * weight).astype(np.float32)
     full_ink = np.zeros((height, width), np.uint8)
     full_ink[pad_y:pad_y + mask.shape[0], pad_x:pad_x + mask.shape[1]] = mask
     weight = ink[..., None]
@@ -278,10 +279,10 @@ def _choose_sign(text: str, size: int, background: np.ndarray, on_paper: bool, p
     if rng.random() >= plate_share:
         luminance = _luminance(background.astype(np.float32))
         mean, spread = float(luminance.mean()), float(luminance.std())
-        ink = (15.0, 15.0, 15.0) if mean > 128 else (245.0, 245.0, 245.0)
+        bare_ink = (15.0, 15.0, 15.0) if mean > 128 else (245.0, 245.0, 245.0)
         # Bare ink only on a calm background it stands out from: a fair test, not camouflage.
-        if spread < 30 and abs(mean - _luminance(np.asarray(ink))) > 130:
-            return _make_sign(mask, size, None, _jitter(ink, rng, 5), rng)
+        if spread < 30 and abs(mean - _luminance(np.asarray(bare_ink))) > 130:
+            return _make_sign(mask, size, None, _jitter(bare_ink, rng, 5), rng)
     plate, ink = PLATES[int(rng.integers(len(PLATES)))]
     return _make_sign(mask, size, _jitter(plate, rng), _jitter(ink, rng, 6), rng)
 
@@ -378,17 +379,14 @@ def render_line_crop(rng: np.random.Generator, text: str | None = None, font_siz
     return np.ascontiguousarray(crop), TextItem(text, box, 180.0 if upside_down else 0.0)
 
 
-def text_video(path: Path, frames: int = 90, size: tuple[int, int] = (640, 480), fps: float = 15.0,
-               seed: int = 0) -> tuple[Path, list[dict]]:
-    """An MJPG .avi of signs moving over a slowly panning scikit-image photo, for the camera demo.
+def moving_signs(frames: int = 90, size: tuple[int, int] = (640, 480), seed: int = 0) -> Iterator[tuple[np.ndarray, list[dict]]]:
+    """(RGB frame, ground truth) for each of `frames` frames of signs moving over a photo.
 
     Each sign keeps to its own horizontal lane (so none covers another), drifts and bounces,
-    grows and shrinks a little, and about half lean a few degrees. Returns the path and the
-    ground truth per frame: [{"frame": i, "items": [{"box": [x1, y1, x2, y2], "ink_box": [...],
-    "text", "angle"}]}]: box is the line box (as the detection example labels lines), ink_box the
-    box around the ink, angle in degrees counter-clockwise."""
-    import cv2
-
+    grows and shrinks a little, and about half lean a few degrees. The ground truth of a frame:
+    [{"box": [x1, y1, x2, y2], "ink_box": [...], "text", "angle"}]: box is the line box (as the
+    detection example labels lines), ink_box the box around the ink, angle in degrees
+    counter-clockwise. `edgeship.report.media.text_video` writes them as a video."""
     width, height = size
     if width < 320 or height < 240:
         raise ValueError(f"video size {size} is too small for four lanes of signs; use at least (320, 240)")
@@ -398,7 +396,7 @@ def text_video(path: Path, frames: int = 90, size: tuple[int, int] = (640, 480),
     backdrop = _cover(photo(name), width + frames, height + frames // 2, rng, zoom=1.2).astype(np.float32)
     lanes = 4
     lane_height = height // lanes
-    signs = []
+    signs: list[dict[str, Any]] = []
     for lane in range(lanes):
         for _attempt in range(40):
             text = WORDS[int(rng.integers(len(WORDS)))]
@@ -413,40 +411,27 @@ def text_video(path: Path, frames: int = 90, size: tuple[int, int] = (640, 480),
             "speed": float(rng.uniform(2.0, 6.0)) * (1 if rng.random() < 0.5 else -1),
             "phase": float(rng.uniform(0, 2 * np.pi)), "start": float(rng.uniform(0, 1)),
         })
-    partial = path.with_name(path.stem + ".partial.avi")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
-    if not writer.isOpened():
-        raise EdgeshipError(f"{partial}: OpenCV cannot write MJPG video here; install opencv-python-headless with its video backends")
-    truth = []
-    try:
-        for index in range(frames):
-            canvas = backdrop[index // 2:index // 2 + height, index:index + width].copy()
-            items = []
-            for spec in signs:
-                sign = spec["sign"].scaled(1.0 + 0.12 * np.sin(spec["phase"] + index / 12))
-                angle = spec["angle"] + (1.5 * np.sin(spec["phase"] + index / 9) if spec["angle"] else 0.0)
-                if angle:
-                    sign = sign.rotated(angle)
-                sign_height, sign_width = sign.ink.shape
-                room_x = max(0, width - sign_width)
-                # a triangle wave: drift one way, bounce off the frame's edge, drift back
-                travel = (spec["start"] * 2 * room_x + spec["speed"] * index) % (2 * room_x or 1)
-                x = int(travel if travel <= room_x else 2 * room_x - travel)
-                lane_top = spec["lane"] * lane_height
-                room_y = max(0, lane_height - sign_height)
-                y = lane_top + int(room_y * (0.5 + 0.4 * np.sin(spec["phase"] * 2 + index / 15)))
-                y = min(y, height - sign_height)
-                box = sign.paste(canvas, x, y)
-                items.append(TextItem(spec["text"], box, round(float(angle), 2)).as_dict(width, height))
-            frame = _finish(canvas, rng)
-            writer.write(np.ascontiguousarray(frame[..., ::-1]))  # OpenCV writes BGR
-            truth.append({"frame": index, "items": items})
-    finally:
-        writer.release()
-    os.replace(partial, path)
-    return path, truth
+    for index in range(frames):
+        canvas = backdrop[index // 2:index // 2 + height, index:index + width].copy()
+        items = []
+        for spec in signs:
+            sign = spec["sign"].scaled(1.0 + 0.12 * np.sin(spec["phase"] + index / 12))
+            angle = spec["angle"] + (1.5 * np.sin(spec["phase"] + index / 9) if spec["angle"] else 0.0)
+            if angle:
+                sign = sign.rotated(angle)
+            sign_height, sign_width = sign.ink.shape
+            room_x = max(0, width - sign_width)
+            # a triangle wave: drift one way, bounce off the frame's edge, drift back
+            travel = (spec["start"] * 2 * room_x + spec["speed"] * index) % (2 * room_x or 1)
+            x = int(travel if travel <= room_x else 2 * room_x - travel)
+            lane_top = spec["lane"] * lane_height
+            room_y = max(0, lane_height - sign_height)
+            y = lane_top + int(room_y * (0.5 + 0.4 * np.sin(spec["phase"] * 2 + index / 15)))
+            y = min(y, height - sign_height)
+            box = sign.paste(canvas, x, y)
+            items.append(TextItem(spec["text"], box, round(float(angle), 2)).as_dict(width, height))
+        yield _finish(canvas, rng), items
 
 
 __all__ = ["PHOTOS", "TEXT_FREE_PHOTOS", "WORDS", "TextItem", "font_path", "paper_background", "photo", "photo_background",
-           "render_line_crop", "render_scene", "text_mask", "text_video"]
+           "moving_signs", "render_line_crop", "render_scene", "text_mask"]

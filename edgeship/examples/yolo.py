@@ -25,6 +25,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 from types import SimpleNamespace
 
 import numpy as np
@@ -280,8 +281,8 @@ def _blocks() -> SimpleNamespace:
             self.dfl.weight.data[:] = torch.arange(DFL_BINS, dtype=torch.float32).view(1, DFL_BINS, 1, 1)
             # Ultralytics' bias initialisation: class scores start near 0.01 objects per image.
             for box_branch, class_branch_, stride in zip(self.cv2, self.cv3, STRIDES):
-                box_branch[-1].bias.data[:] = 2.0
-                class_branch_[-1].bias.data[:] = math.log(5 / NUM_CLASSES / (640 / stride) ** 2)
+                cast(Any, box_branch)[-1].bias.data[:] = 2.0  # a Sequential: its last layer is the 1x1 conv
+                cast(Any, class_branch_)[-1].bias.data[:] = math.log(5 / NUM_CLASSES / (640 / stride) ** 2)
             # Anchor centres (in grid cells) and strides for the fixed input size, computed once here
             # so the graph holds constants instead of shape arithmetic.
             self.grid_sizes = [image_size // stride for stride in STRIDES]
@@ -293,7 +294,7 @@ def _blocks() -> SimpleNamespace:
                 strides.append(torch.full((1, size * size), float(stride)))
             self.register_buffer("anchors", torch.cat(centres, 1)[None], persistent=False)  # 1, 2, A
             self.register_buffer("strides", torch.cat(strides, 1)[None], persistent=False)  # 1, 1, A
-            self.anchor_count = self.anchors.shape[-1]
+            self.anchor_count = int(cast(Any, self.anchors).shape[-1])
 
         def forward(self, features):
             box_logits = torch.cat([branch(f).view(-1, 4 * DFL_BINS, size * size)
@@ -305,7 +306,7 @@ def _blocks() -> SimpleNamespace:
             left_top, right_bottom = distances.split((2, 2), 1)
             top_left_corner, bottom_right_corner = self.anchors - left_top, self.anchors + right_bottom
             centre, size = (top_left_corner + bottom_right_corner) / 2, bottom_right_corner - top_left_corner
-            return torch.cat((torch.cat((centre, size), 1) * self.strides, class_logits.sigmoid()), 1)
+            return torch.cat((torch.cat((centre, size), 1) * cast(Any, self.strides), class_logits.sigmoid()), 1)
 
     class Network(nn.Module):
         """The layers of one table in order; each remembers where its input comes from."""
@@ -317,7 +318,7 @@ def _blocks() -> SimpleNamespace:
             self.kept = {index for source in sources if isinstance(source, tuple) for index in source if index >= 0}
 
         def forward(self, x):
-            outputs = []
+            outputs: list = []
             for layer, source in zip(self.layers, self.sources):
                 if isinstance(source, tuple):
                     x = layer([x if index == -1 else outputs[index] for index in source])
@@ -344,7 +345,7 @@ def yolo_network(name: str, image_size: int = IMAGE_SIZE):
         repeats = max(round(repeats * architecture.depth), 1) if repeats > 1 else repeats
         c_in = channels[source] if isinstance(source, int) else None
         if block == "Conv":
-            c_out, kernel, stride = scaled_channels(arguments[0]), *arguments[1:]
+            c_out, kernel, stride = scaled_channels(arguments[0]), arguments[1], arguments[2]
             layer = blocks.Conv(c_in, c_out, kernel, stride)
         elif block in ("C2f", "C3k2"):
             c_out = scaled_channels(arguments[0])
@@ -487,7 +488,7 @@ def _build(name: str, folder: Path) -> Path:
     (folder / "calib").mkdir()
     for index, sample in enumerate(calibration):
         np.save(folder / "calib" / f"{index:03d}.npy", sample[None])
-    np.savez(folder / "eval.npz", **{INPUT_NAME: eval_inputs})
+    np.savez(folder / "eval.npz", **{INPUT_NAME: eval_inputs})  # type: ignore[arg-type]  # numpy types **kwds as allow_pickle
     labels = [f"class_{index}" for index in range(NUM_CLASSES)]  # random weights: no class has a meaning
     (folder / "labels.txt").write_text("\n".join(labels) + "\n")
     # what `invoke convert --preprocess` records in the artifact, for the camera demo

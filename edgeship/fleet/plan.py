@@ -35,7 +35,7 @@ def _manifest(folder: Path) -> dict | None:
 
 def find_artifacts(root: Path) -> list[dict]:
     """Every finished artifact under root: model name, target, quant, folder, manifest."""
-    found = []
+    found: list[dict] = []
     if not root.is_dir():
         return found
     for folder in sorted(root.iterdir()):

@@ -95,7 +95,8 @@ def ensure_base_image(client, arch: str | None = None, packages: tuple[str, ...]
         changes += ["--change", "ENV LANG=C.UTF-8", "--change", 'CMD ["/bin/bash"]']
         tar = subprocess.Popen(["tar", "--numeric-owner", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
         imported = subprocess.run(["docker", "import", *changes, "-", tag], stdin=tar.stdout, capture_output=True, text=True)
-        tar.stdout.close()
+        if tar.stdout is not None:
+            tar.stdout.close()
         if tar.wait() != 0 or imported.returncode != 0:
             raise EdgeshipError(f"docker import of {rootfs} as {tag} failed: {imported.stderr.strip()}")
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from edgeship.errors import EdgeshipError
 from edgeship.host import require
@@ -26,7 +27,7 @@ class Browser:
 
     def __init__(self, timeout_s: float = 60.0, window: tuple[int, int] = (900, 900)):
         self.timeout_s, self.window = timeout_s, window
-        self.driver = None
+        self.driver: Any = None  # selenium's WebDriver, while the browser runs
         self.profile = tempfile.TemporaryDirectory(prefix="edgeship-chromium-")
 
     def __enter__(self) -> Browser:

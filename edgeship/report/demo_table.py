@@ -39,6 +39,7 @@ def served_demo(artifact: Path, video: Path, stats: Path, seconds: float = 120, 
                                 "--loop", "--listen", "127.0.0.1:0", "--duration", str(seconds), "--output", str(stats)],
                                stdout=stdout, stderr=subprocess.PIPE, text=True)
     try:
+        assert process.stderr is not None  # Popen(stderr=PIPE)
         line = process.stderr.readline()
         if "serving http://" not in line:
             raise EdgeshipError(f"the demo did not start its viewer: {(line + process.stderr.read()).strip()[-500:]}")

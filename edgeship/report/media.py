@@ -25,7 +25,7 @@ def _writer(path: Path, fps: float, size: tuple[int, int]):
     import cv2
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), float(fps), size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), float(fps), size)
     if not writer.isOpened():
         raise EdgeshipError(f"OpenCV cannot write an MJPG video at {path}; check that the folder is writable")
     return writer
@@ -81,3 +81,17 @@ def digits_video(path: Path, count: int = 60, side: int = 320, fps: float = 15.0
             frame = np.kron(paper, np.ones((side // 8, side // 8), np.uint8))
             writer.write(np.ascontiguousarray(np.stack([frame] * 3, axis=-1)))
     return path, [int(digits.target[i]) for i in order]
+
+
+def text_video(path: Path, frames: int = 90, size: tuple[int, int] = (640, 480), fps: float = 15.0, seed: int = 0) -> tuple[Path, list[dict]]:
+    """Signs and text moving over a scikit-image photo (edgeship.examples.text_render draws them), with
+    the ground truth of every frame: [{"frame": i, "items": [{"box", "ink_box", "text", "angle"}]}]."""
+    from edgeship.examples.text_render import moving_signs
+
+    path = Path(path)
+    truth = []
+    with video_writer(path, fps, size) as writer:
+        for index, (frame, items) in enumerate(moving_signs(frames, size, seed)):
+            writer.write(np.ascontiguousarray(frame[..., ::-1]))  # OpenCV writes BGR
+            truth.append({"frame": index, "items": items})
+    return path, truth

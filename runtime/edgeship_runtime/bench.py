@@ -53,7 +53,8 @@ def stage_stats(milliseconds: list[float]) -> dict:
 def timed_loop(backend, feeds, min_runs: int, min_s: float) -> list[float]:
     """Time `infer_prepared` until both the run count and the duration are reached."""
     infer, clock = backend.infer_prepared, time.perf_counter
-    times, started = [], clock()
+    times: list[float] = []
+    started = clock()
     while len(times) < min_runs or clock() - started < min_s:
         began = clock()
         infer(feeds)
@@ -97,7 +98,8 @@ class PowerSampler:
                 if os.path.exists(current) and not glob.glob(os.path.join(hwmon, f"power{channel}_input")):
                     label = _text(os.path.join(hwmon, f"in{channel}_label"), f"in{channel}")
                     self.sensors[f"{name}/{label}"] = lambda v=voltage, c=current: _read_int(v) * _read_int(c) * 1e-6
-        self.period_s, self.samples, self._stop = period_s, {key: [] for key in self.sensors}, threading.Event()
+        self.samples: dict[str, list[float]] = {key: [] for key in self.sensors}
+        self.period_s, self._stop = period_s, threading.Event()
 
     def __enter__(self):
         if self.sensors:

@@ -27,7 +27,8 @@ def board_model(sysroot: str = "/") -> dict:
 
 
 def cpu(sysroot: str = "/") -> dict:
-    governors, max_khz = {}, []
+    governors: dict[str, int] = {}
+    max_khz: list[int] = []
     for folder in sorted(glob.glob(os.path.join(sysroot, "sys/devices/system/cpu/cpu[0-9]*/cpufreq"))):
         governor = read(sysroot, os.path.relpath(os.path.join(folder, "scaling_governor"), sysroot))
         if governor:

@@ -128,8 +128,8 @@ class Preprocess:
             image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)[:, :, None]
         if self.spec["invert"]:
             image = 255 - image
-        value = image.astype(np.float32) * np.float32(self.spec["scale"])
-        value = (value - np.asarray(self.spec["mean"], np.float32)) / np.asarray(self.spec["std"], np.float32)
+        scaled = image.astype(np.float32) * np.float32(self.spec["scale"])
+        value = (scaled - np.asarray(self.spec["mean"], np.float32)) / np.asarray(self.spec["std"], np.float32)
         if self.spec["layout"] == "NCHW":
             value = value.transpose(2, 0, 1)
         return {self.name: np.ascontiguousarray(value[None], dtype=np.float32)}

@@ -85,7 +85,7 @@ class Backend:
         self.options = options
         self.loaded = False
         self.batch = 1
-        self.last_infer_s = None
+        self.last_infer_s: float | None = None
         self._inputs = artifact.mapping("inputs")
         self._outputs = artifact.mapping("outputs")
         self._shapes = {spec["name"]: list(spec["shape"]) for spec in artifact.inputs}

@@ -36,7 +36,7 @@ class LiteRTBackend(Backend):
     name = "litert"
     accelerator = "cpu"
     extra = "litert"
-    packages = ("ai-edge-litert", "tflite-runtime")
+    packages: tuple[str, ...] = ("ai-edge-litert", "tflite-runtime")
     delegates: tuple[str, ...] = ()
 
     def _load(self) -> None:

@@ -94,7 +94,7 @@ class TensorRTBackend(Backend):
         self._stream = check_cuda(cudart.cudaStreamCreate(), "cudaStreamCreate")
         self._events = [check_cuda(cudart.cudaEventCreate(), "cudaEventCreate") for _ in range(4)]
         self._trt = trt
-        self.stages = {stage: [] for stage in STAGES}
+        self.stages: dict[str, list[float]] = {stage: [] for stage in STAGES}
         self._allocate(1)
 
     def _allocate(self, batch: int) -> None:
@@ -149,7 +149,7 @@ class TensorRTBackend(Backend):
         trt = self._trt
         totals = []
 
-        class Profiler(trt.IProfiler):
+        class Profiler(trt.IProfiler):  # type: ignore[name-defined]  # TensorRT's bindings, imported at load
             def __init__(self):
                 super().__init__()
                 self.current = 0.0

@@ -12,6 +12,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from edgeship_runtime.demo.overlay import annotate, classify
 from edgeship_runtime.demo.pipeline import STAGES, Frame, Pipeline, Timings
@@ -65,11 +68,11 @@ class Demo:
         self.started_wall = time.time()
         self.started = time.perf_counter()
         self.last: dict | None = None
-        self.last_annotated = None
+        self.last_annotated: np.ndarray | None = None
         self.publisher = Publisher()
-        self.server = None
-        self.writer = None
-        self.prediction_file = None
+        self.server: Any = None  # the viewer's HTTP server, while it runs
+        self.writer: Any = None  # cv2.VideoWriter of the recording, made with the first frame
+        self.prediction_file: Any = None
         self.lock = threading.Lock()
         self.stats_lock = threading.Lock()  # a SIGUSR1 snapshot and the final write never interleave
         self.note = "CPU fallback" if options.fallback else backend_cls.name
@@ -87,7 +90,7 @@ class Demo:
         frame.result["infer_ms"] = self.backend.last_infer_s * 1000
 
     def _postprocess(self, frame: Frame) -> None:
-        frame.result.update(classify(frame.outputs, self.labels))
+        frame.result.update(classify(frame.outputs or {}, self.labels))
 
     def _render(self, frame: Frame) -> None:
         cv2 = _cv2()
@@ -100,7 +103,7 @@ class Demo:
         self.publisher.publish(jpeg.tobytes())
         if self.record_path:
             if self.writer is None:
-                self.writer = cv2.VideoWriter(str(self._partial(self.record_path)), cv2.VideoWriter_fourcc(*"MJPG"),
+                self.writer = cv2.VideoWriter(str(self._partial(self.record_path)), cv2.VideoWriter.fourcc(*"MJPG"),
                                               float(self.source.fps or 15.0), (annotated.shape[1], annotated.shape[0]))
                 if not self.writer.isOpened():
                     raise ArtifactError(f"--record {self.record_path}: OpenCV cannot write an MJPG video there; give a writable .avi path")
@@ -159,7 +162,7 @@ class Demo:
         stages = self.timings.summary()
         per_stage = {name: stages[name] for name in STAGES}
         measured = {name: figures["mean_ms"] for name, figures in per_stage.items() if "mean_ms" in figures}
-        bottleneck = max(measured, key=measured.get) if measured else None
+        bottleneck = max(measured, key=lambda stage: measured[stage]) if measured else None
         dropped = self.pipeline.dropped()
         return {
             "schema": STATS_SCHEMA,
@@ -232,7 +235,7 @@ class Demo:
                 self.server.shutdown()
                 self.server.server_close()
             for path, handle in ((self.record_path, self.writer), (self.predictions_path, self.prediction_file)):
-                if handle is not None:
+                if handle is not None and path is not None:
                     handle.release() if hasattr(handle, "release") else handle.close()
                     if self.error is None:
                         os.replace(self._partial(path), path)

@@ -28,7 +28,7 @@ class StageQueue:
 
     def __init__(self, name: str, maxsize: int, drop_oldest: bool):
         self.name, self.maxsize, self.drop_oldest = name, maxsize, drop_oldest
-        self.items = collections.deque()
+        self.items: collections.deque = collections.deque()
         self.dropped = 0
         self.condition = threading.Condition()
 
@@ -61,7 +61,7 @@ class Timings:
 
     def __init__(self, keep: int = 20000):
         self.lock = threading.Lock()
-        self.values = {name: collections.deque(maxlen=keep) for name in (*STAGES, "end_to_end")}
+        self.values: dict[str, collections.deque[float]] = {name: collections.deque(maxlen=keep) for name in (*STAGES, "end_to_end")}
         self.counts = dict.fromkeys(self.values, 0)
 
     def add(self, name: str, seconds: float) -> None:
@@ -72,7 +72,7 @@ class Timings:
     def summary(self) -> dict:
         with self.lock:
             snapshot = {name: (list(values), self.counts[name]) for name, values in self.values.items()}
-        result = {}
+        result: dict[str, dict[str, float]] = {}
         for name, (values, count) in snapshot.items():
             if not values:
                 result[name] = {"count": count}

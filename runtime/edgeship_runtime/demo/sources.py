@@ -110,7 +110,7 @@ class VideoSource(Source):
         self.live = camera or realtime
         self.realtime = realtime and not camera
         self.index = 0
-        self._started = None
+        self._started: float | None = None
 
     def read(self):
         ok, frame = self.capture.read()

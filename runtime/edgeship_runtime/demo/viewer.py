@@ -98,12 +98,13 @@ def serve(address: str, publisher: Publisher, stats, title: str):
     class Server(ThreadingHTTPServer):
         daemon_threads = True
         allow_reuse_address = True
+        url = ""
 
     try:
         server = Server((host, port), Handler)
     except OSError as error:
         raise ArtifactError(f"--listen {address}: cannot listen there ({error.strerror}); pick another port or address") from None
     bound_host, bound_port = server.server_address[:2]
-    server.url = f"http://{bound_host}:{bound_port}/"
+    server.url = f"http://{bound_host!s}:{bound_port}/"
     threading.Thread(target=server.serve_forever, name="demo-http", daemon=True).start()
     return server

@@ -107,7 +107,7 @@ def compare(record: dict, reference: list[dict[str, np.ndarray]], converted: lis
             if out is None or np.shape(ref) != np.shape(out):
                 raise ArtifactError(f"compare: output {output!r} of the converted model has shape {None if out is None else list(np.shape(out))}, "
                                     f"the fp32 model's {list(np.shape(ref))}; the artifact's output mapping is wrong")
-        outputs[output] = generic_figures(refs, outs)
+        outputs[output] = generic_figures(refs, [np.asarray(out) for out in outs])
     metrics = _task_metrics(record, reference, converted, artifact_dir)
     if name == "classify":
         outputs[record["output"]]["top1_agreement"] = metrics["top1_agreement"]

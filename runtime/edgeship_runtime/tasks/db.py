@@ -54,7 +54,8 @@ def decode_db(probability: np.ndarray, record: dict) -> dict:
     height, width = probability.shape
     bitmap = (probability > record["thresh"]).astype(np.uint8) * 255
     contours = cv2.findContours(bitmap, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)[-2]  # OpenCV 3 returns 3 values, 4.x two
-    quads, scores = [], []
+    quads: list[np.ndarray] = []
+    scores: list[float] = []
     for contour in contours[:record["max_candidates"]]:
         rect = cv2.minAreaRect(contour)
         quad, short_side = _ordered_quad(cv2, rect)
@@ -71,6 +72,6 @@ def decode_db(probability: np.ndarray, record: dict) -> dict:
     if not quads:
         return {**empty_detections(), "quads": np.zeros((0, 4, 2))}
     order = np.argsort(-np.asarray(scores), kind="stable")
-    quads = np.asarray(quads)[order]
-    boxes = np.concatenate([quads.min(axis=1), quads.max(axis=1)], axis=1)
-    return {"boxes": boxes, "scores": np.asarray(scores)[order], "classes": np.zeros(len(quads), np.int64), "quads": quads}
+    ordered = np.asarray(quads)[order]
+    boxes = np.concatenate([ordered.min(axis=1), ordered.max(axis=1)], axis=1)
+    return {"boxes": boxes, "scores": np.asarray(scores)[order], "classes": np.zeros(len(ordered), np.int64), "quads": ordered}

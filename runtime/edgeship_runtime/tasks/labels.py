@@ -86,13 +86,13 @@ def against_labels(record: dict, outputs: list[dict[str, np.ndarray]], labels: n
         from edgeship_runtime.tasks.segment import IoU, binary, masks
 
         iou = IoU(foreground_only=binary(record, outputs[0][output]))
-        found = [mask for sample in outputs for mask in masks(record, sample[output])]
-        for mask, truth in zip(found, labels):
+        found_masks = [mask for sample in outputs for mask in masks(record, sample[output])]
+        for mask, truth in zip(found_masks, labels):
             if mask.shape != truth.shape:
                 raise ArtifactError(f"against_labels: label maps are {list(truth.shape)}, the model's masks {list(mask.shape)}; "
                                     "labels must be at the model output's resolution")
             iou.add(mask, truth)
-        return {**iou.figures(), "samples": len(found)}
+        return {**iou.figures(), "samples": len(found_masks)}
     from edgeship_runtime.tasks.text import agreement, ctc_greedy, to_text
 
     if not char_list:

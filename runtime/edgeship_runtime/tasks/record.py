@@ -16,7 +16,7 @@ REQUIRED = object()  # a parameter without a default
 
 _YOLO = {"conf": (0.25, "fraction"), "iou": (0.45, "fraction"), "max_det": (300, "count"), "classes": (None, "names")}
 # Per task (detect: per decoder), each parameter's default and kind (how `_check_value` reads it).
-PARAMS = {
+PARAMS: dict[str, dict[str, tuple]] = {
     "classify": {}, "generic": {}, "ocr-rec": {},
     "segment": {"threshold": (0.5, "fraction"), "layout": ("NCHW", ("NCHW", "NHWC"))},
     "db": {"thresh": (0.3, "fraction"), "box_thresh": (0.6, "fraction"), "unclip_ratio": (1.5, "positive"),
@@ -82,7 +82,7 @@ def _image_size(inputs: list[dict] | None) -> list[int] | None:
     shape = _dims(inputs[0]["shape"])
     layout = guess_layout(shape)
     size = (shape[2:4] if layout == "NCHW" else shape[1:3]) if layout else [None]
-    return size if None not in size else None
+    return None if None in size else [int(side) for side in size if side is not None]
 
 
 def validate(record: dict | str | None, outputs: list[dict], labels: list[str] | None, where: str,

@@ -31,11 +31,13 @@ def test_smoke_test_runs_offline_in_the_image(docker_client, tflite_image):
 
 def test_image_runs_as_an_unprivileged_user_without_the_wheelhouse(docker_client, tflite_image):
     output = docker_client.containers.run(
-        tflite_image.tags[0], ["sh", "-c", "id -u; ls /tmp/wheelhouse 2>&1 | head -1; python -c 'import tensorflow'"],
+        tflite_image.tags[0], ["sh", "-c", "id -u; ls /tmp/wheelhouse 2>&1 | head -1; "
+                               "python -c 'import tensorflow; print(\"tensorflow\", tensorflow.__version__)' 2>&1"],
         network_mode="none", remove=True).decode()
     lines = output.splitlines()
     assert lines[0] == "10001"
     assert "No such file" in lines[1]  # wheels were only in the build stage
+    assert lines[-1] == "tensorflow 2.19.0", output  # the toolchain of the lock, importable by that user
 
 
 def test_unreachable_base_image_is_one_clear_error(docker_client, monkeypatch):

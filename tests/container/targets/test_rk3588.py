@@ -63,6 +63,12 @@ def test_mobilenetv2_converts_and_explains_a_shortfall_layer_by_layer(rk3588_ima
     print(f"mobilenetv2 {quant}: cosine min {figures['cosine_min']:.5f}, top-1 agreement {figures['top1_agreement']:.1%}, "
           f"{ops['op_count']} layers, {ops['npu_layers']} on the NPU, CPU: {[layer['op'] for layer in ops['cpu_layers']]}")
     assert manifest["artifact"]["size"] > 1_000_000 and ops["npu_layers"] > 50
+    tolerances = manifest["accuracy"]["tolerances"]
+    # the verdict is what the figures say against the tolerances, whichever way it goes
+    within = figures["cosine_min"] >= tolerances["min_cosine"] and figures["top1_agreement"] >= tolerances["min_top1_agreement"]
+    assert manifest["accuracy"]["passed"] == within, (figures, tolerances)
+    # random-weight logits are nearly tied, so top-1 moves easily; the outputs themselves stay close
+    assert figures["cosine_min"] >= (0.999 if quant == "fp16" else 0.9), figures
     if quant == "fp16":
         assert manifest["accuracy"]["passed"], figures
     if not manifest["accuracy"]["passed"]:

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from edgeship.errors import EdgeshipError
+from edgeship.report.media import text_video
 from edgeship.examples import ppocr, text_render
 
 
@@ -98,8 +99,8 @@ def test_the_font_is_found():
 
 
 def test_the_demo_video_has_its_frames_and_ground_truth(tmp_path):
-    path, truth = text_render.text_video(tmp_path / "demo.avi", frames=6, seed=1)
-    again, again_truth = text_render.text_video(tmp_path / "again.avi", frames=6, seed=1)
+    path, truth = text_video(tmp_path / "demo.avi", frames=6, seed=1)
+    again, again_truth = text_video(tmp_path / "again.avi", frames=6, seed=1)
     assert path == tmp_path / "demo.avi" and not list(tmp_path.glob("*.partial.avi"))
     assert path.read_bytes() == again.read_bytes() and truth == again_truth
     capture = cv2.VideoCapture(str(path))

@@ -99,7 +99,7 @@ def engine(c):
 @task(help={"force": "rebuild the examples even if they exist", "out": "folder to write them into"})
 @user_errors
 def examples(c, force=False, out="examples"):
-    """Make the example models (digits CNN, MobileNetV2 random weights) from packaged data."""
+    """Make the example models (digits CNN, PP-OCR det/cls/rec, random-weight MobileNetV2 and YOLO) without downloads from model hubs."""
     from edgeship.examples import build_examples
 
     for folder in build_examples(Path(out), force=force):
@@ -130,6 +130,8 @@ def targets(c):
         "eval": "evaluation set .npz: inputs stacked on axis 0, optional `labels` for labelled accuracy",
         "labels": "class names: text file, one per line (or a JSON list)",
         "preprocess": "JSON file: how a camera frame becomes the model input (color, invert, scale, mean, std, resize, layout); the demo reads it",
+        "task": "what the model is for: classify, detect, segment, ocr-rec, generic, or a JSON file with the task and its decoder "
+                "(accuracy is judged by it; default classify with --labels, else generic)",
         "input_shape": "NAME:D0,D1,... static shape for a dynamic input (repeatable)",
         "option": "target option KEY=VALUE (repeatable), e.g. io_dtype=uint8",
         "out": "artifacts root folder (default: artifacts/)",
@@ -140,7 +142,7 @@ def targets(c):
 )
 @user_errors
 def convert(c, target, model, quant=None, calib=None, eval=None, labels=None, input_shape=None, option=None,
-            out=None, name=None, rebuild_image=False, gpus=False, preprocess=None):
+            out=None, name=None, rebuild_image=False, gpus=False, preprocess=None, task=None):
     """Convert a model for a target inside its toolchain image; prints the artifact directory last."""
     from edgeship.convert import Request, parse_options, summary
     from edgeship.convert import convert as run_convert
@@ -150,7 +152,7 @@ def convert(c, target, model, quant=None, calib=None, eval=None, labels=None, in
         target=target, model=Path(model), quant=quant, calib=Path(calib) if calib else None,
         eval=Path(eval) if eval else None, labels=Path(labels) if labels else None,
         input_shapes=list(input_shape or []), options=parse_options(option), out=Path(out), name=name, gpus=gpus,
-        preprocess=Path(preprocess) if preprocess else None,
+        preprocess=Path(preprocess) if preprocess else None, task=task,
     )
     artifact = run_convert(request, rebuild_image=rebuild_image)
     for line in summary(artifact):

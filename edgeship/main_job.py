@@ -21,19 +21,10 @@ from edgeship.images.locks import load_spec
 
 def conversion_requests(example_dirs: list[Path], artifacts: Path) -> list[Request]:
     import targets
+    from edgeship.examples import example_request
 
-    requests = []
-    for target in targets.TARGETS.values():
-        for folder in example_dirs:
-            labels, preprocess = folder / "labels.txt", folder / "preprocess.json"
-            for quant in target.quantizations:
-                requests.append(Request(
-                    target=target.name, model=folder / "model.onnx", quant=quant,
-                    calib=folder / "calib" if quant in target.needs_calibration else None,
-                    eval=folder / "eval.npz", labels=labels if labels.exists() else None, out=artifacts,
-                    preprocess=preprocess if preprocess.exists() else None,
-                ))
-    return requests
+    return [example_request(folder, target.name, quant, artifacts, quant in target.needs_calibration)
+            for target in targets.TARGETS.values() for folder in example_dirs for quant in target.quantizations]
 
 
 def _runtime_figures(artifact_dir: Path) -> dict:
@@ -63,21 +54,28 @@ def _runtime_figures(artifact_dir: Path) -> dict:
 
 
 def _row(request: Request, artifact: Path, seconds: float) -> dict:
+    from edgeship_runtime.tasks import HEADLINES
+
     manifest = json.loads((artifact / "manifest.json").read_text())
     accuracy = manifest["accuracy"]
-    first = next(iter(accuracy["outputs"].values()))
-    labelled = accuracy.get("labelled_accuracy")
+    task = manifest.get("task", {}).get("name", "generic")
+    metric, metric_name, label_metric, label_name = HEADLINES[task]
+    labelled = accuracy.get("labelled") or {}
     return {
         "model": manifest["model"],
         "target": request.target,
-        "quant": request.quant,
+        "quant": manifest["options"]["quant"],
+        "task": task,
         "artifact": str(artifact),
         "size_bytes": manifest["artifact"]["size"],
         "sha256": manifest["artifact"]["sha256"],
-        "cosine_min": first["cosine_min"],
-        "top1_agreement": first["top1_agreement"],
-        "labelled_accuracy_fp32": labelled and labelled["fp32"],
-        "labelled_accuracy_converted": labelled and labelled["converted"],
+        "cosine_min": min(figures["cosine_min"] for figures in accuracy["outputs"].values()),
+        "snr_db_min": min(figures["snr_db_min"] for figures in accuracy["outputs"].values()),
+        "metric": metric_name or None,
+        "metric_vs_fp32": accuracy["metrics"].get(metric) if metric else None,
+        "label_metric": label_name or None,
+        "labelled_fp32": labelled.get("fp32", {}).get(label_metric) if label_metric else None,
+        "labelled_converted": labelled.get("converted", {}).get(label_metric) if label_metric else None,
         "accuracy_passed": accuracy["passed"],
         "seconds": round(seconds, 2),
         **_runtime_figures(artifact),
@@ -100,16 +98,16 @@ def _host_latency(row: dict) -> str:
 
 
 def render_table(rows: list[dict]) -> str:
-    header = ("| model | target | quant | size | cosine min | top-1 agree | labelled acc fp32 -> converted | within tolerance | convert time "
-              "| runtime check (host) | latency mean / p90 (host, 1 thread) |")
-    lines = [header, "|" + "---|" * 11]
+    header = ("| model | target | quant | task | size | cosine min | SNR | task metric vs fp32 | against labels fp32 -> converted "
+              "| within tolerance | convert time | runtime check (host) | latency mean / p90 (host, 1 thread) |")
+    lines = [header, "|" + "---|" * 13]
     for row in rows:
-        fp32, converted = row["labelled_accuracy_fp32"], row["labelled_accuracy_converted"]
-        labelled = "-" if fp32 is None else f"{fp32:.2%} -> {converted:.2%}"
-        lines.append(f"| {row['model']} | {row['target']} | {row['quant']} | {row['size_bytes'] / 1e6:.2f} MB | "
-                     f"{_fmt(row['cosine_min'], '{:.5f}')} | "
-                     f"{_fmt(row['top1_agreement'], '{:.1%}')} | {labelled} | {'yes' if row['accuracy_passed'] else 'NO'} | {row['seconds']:.1f} s | "
-                     f"{_host_check(row)} | {_host_latency(row)} |")
+        metric = "-" if row["metric_vs_fp32"] is None else f"{row['metric']} {row['metric_vs_fp32']:.1%}"
+        labelled = ("-" if row["labelled_fp32"] is None else
+                    f"{row['label_metric']} {row['labelled_fp32']:.2%} -> {row['labelled_converted']:.2%}")
+        lines.append(f"| {row['model']} | {row['target']} | {row['quant']} | {row['task']} | {row['size_bytes'] / 1e6:.2f} MB | "
+                     f"{_fmt(row['cosine_min'], '{:.5f}')} | {_fmt(row['snr_db_min'], '{:.1f} dB')} | {metric} | {labelled} | "
+                     f"{'yes' if row['accuracy_passed'] else 'NO'} | {row['seconds']:.1f} s | {_host_check(row)} | {_host_latency(row)} |")
     return "\n".join(lines)
 
 

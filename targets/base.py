@@ -9,22 +9,12 @@ in the methods that need it. Nothing here (or in any target) imports the control
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from targets.job import Job
-
-# Per quantization mode, how close the converted model must stay to the fp32 reference on
-# the reference inputs (worst sample cosine similarity, top-1 agreement over samples).
-DEFAULT_TOLERANCES = {
-    "fp32": {"min_cosine": 0.9999, "min_top1_agreement": 0.99},
-    "fp16": {"min_cosine": 0.999, "min_top1_agreement": 0.98},
-    "dynamic": {"min_cosine": 0.99, "min_top1_agreement": 0.95},
-    "int8": {"min_cosine": 0.98, "min_top1_agreement": 0.90},
-}
-
 
 class TargetError(LookupError):
     """An unknown target name; the controller turns it into its one-line user error."""
@@ -140,9 +130,14 @@ class Target:
     # (e.g. (".bin",) for weights kept apart from the graph); shipped and hashed with it.
     companion_suffixes: tuple[str, ...] = ()
     options: tuple[Option, ...] = ()
-    tolerances: dict = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
-    # What the x86 accuracy figures measure, when that is not the artifact on its accelerator.
+    # Default-domain ONNX opsets the toolchain reads, and the operator domains beyond ONNX's own
+    # it runs (checked on the host before a container starts).
+    onnx_opsets: tuple[int, int] = (7, 23)
+    onnx_domains: tuple[str, ...] = ()
+    # What the x86 accuracy figures measure, when that is not the artifact on its accelerator,
+    # and the precision they are measured at when it is not the mode's (jetson: fp32 ONNX).
     measured_with: str = ""
+    measured_as: str = ""
     # The image that converts with `--gpus` (one with the vendor's GPU toolchain), if any.
     gpu_image: str = ""
     log_files: tuple[str, ...] = ()  # toolkit logs the worker writes beside the artifact (not shipped)
@@ -155,3 +150,10 @@ class Target:
 
     def option(self, name: str) -> Option | None:
         return next((option for option in self.options if option.name == name), None)
+
+    def tolerances(self, task: str, quant: str) -> dict:
+        """How close the converted model must stay to fp32, by what the model is for (the board
+        runtime's table), at the precision the x86 figures are measured at."""
+        from edgeship_runtime.tasks import default_tolerances
+
+        return default_tolerances(task, self.measured_as or quant)

@@ -368,3 +368,39 @@ def _make_names_valid(model) -> dict:
         "tensors": tensors,
         "nodes": renamed_nodes,
     }
+
+
+# The clean-up as its own step: `python -m targets.graph /job/job.json` in the image that holds
+# onnxsim and ONNX Runtime (the onnx image), once per source and input shapes, so every target
+# converts the very same graph. The controller caches what it writes.
+MIN_OPSET = PER_CHANNEL_QUANTIZER_MIN_OPSET  # one opset floor for all, so all get one graph
+MAX_IR_VERSION = 10  # TensorRT 10.3's parser and onnxsim 0.4.36 read IR <= 10
+
+
+def main(argv: list[str]) -> int:
+    import json
+
+    job = json.loads(Path(argv[0]).read_text())
+    out = Path(job["out"])
+
+    def log(message: str) -> None:
+        print(f"edgeship-worker: {message}", flush=True)
+
+    model, report = clean(job["source"], {name: list(shape) for name, shape in job["input_shapes"].items()}, log,
+                          max_ir_version=job.get("max_ir_version", MAX_IR_VERSION), min_opset=job.get("min_opset", MIN_OPSET))
+    (out / "model.onnx").write_bytes(model.SerializeToString())
+    (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+    import traceback
+
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except Exception as error:  # one line for the controller; the trace is in the log
+        traceback.print_exc()
+        text = str(error).strip()
+        print(f"edgeship-worker-error: {type(error).__name__}: {text.splitlines()[0] if text else ''}", flush=True)
+        sys.exit(3)

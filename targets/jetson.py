@@ -3,10 +3,11 @@
 A TensorRT engine belongs to one GPU and one TensorRT version, so it cannot be made on an
 x86 build host for a Jetson. This target makes everything else:
 
-- **sanitize**: the model's inputs get the static shapes of the conversion (the engine is
-  built for them), constants are folded (Polygraphy, through ONNX Runtime) and the graph
-  is simplified (onnx-simplifier), which removes the shape arithmetic TensorRT would
-  otherwise import as layers; `sanitize.json` records each step's node count.
+- **the cleaned graph**: like every ONNX-consuming target, it converts the graph edgeship's one
+  clean-up made (targets/graph.py): the conversion's static input shapes (the engine is built
+  for them), valid names, folded constants and a simplified graph (onnx-simplifier), which
+  removes the shape arithmetic TensorRT would otherwise import as layers, IR <= 10;
+  `sanitize.json` records each step's node count.
 - **op check**: every op (in subgraphs too) is checked against TensorRT's documented
   support matrix for the TensorRT of JetPack 6 (targets/tensorrt_ops.py). An unsupported op
   stops the conversion with one line naming the op and its nodes, so it never reaches a board.
@@ -14,8 +15,8 @@ x86 build host for a Jetson. This target makes everything else:
   in `tensorrt.json` with the builder workspace. For `int8` the calibration set is packaged
   as `calibration.npz`, and the board calibrates with it when it builds the engine.
 - **reference**: fp32 outputs come from ONNX Runtime on the source model. The accuracy
-  measured here is the sanitized ONNX on ONNX Runtime's CPU provider (what a board without
-  a GPU runs as its fallback): it proves sanitizing changed nothing. TensorRT's own fp16 or
+  measured here is the cleaned ONNX on ONNX Runtime's CPU provider (what a board without
+  a GPU runs as its fallback): it proves the clean-up changed nothing. TensorRT's own fp16 or
   int8 accuracy is measured where an engine exists: on the board (`edgeship-runtime check`),
   or here with `--gpus`, which builds a test engine through the board's own code
   (edgeship_runtime.trt_engine), writes the int8 calibration cache, and measures it.
@@ -25,16 +26,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    import onnx
-
-from targets.base import DEFAULT_TOLERANCES, Converter, Option, Target
+from targets.base import Converter, Option, Target
 from targets.onnx import identity_io_map, onnx_op_report
-from targets.tensorrt_ops import JETPACK, TENSORRT_VERSION
+from targets.tensorrt_ops import JETPACK, OPSET_MAX, OPSET_MIN, TENSORRT_VERSION
 
 MAX_IR_VERSION = 10  # TensorRT 10.3's parser (and onnxsim's ONNX) read IR <= 10
 
@@ -53,47 +50,17 @@ class UnsupportedByTensorRT(RuntimeError):
     """The model has ops TensorRT's ONNX parser does not import."""
 
 
-def sanitize(source: str, inputs: list[dict], log=print) -> tuple[onnx.ModelProto, dict]:
-    """Static input shapes, folded constants, simplified graph; the report of each step."""
-    import onnx
-    import onnxsim
-    from polygraphy.backend.onnx import fold_constants
-
-    model = onnx.load(source)
-    steps = [{"step": "source", "nodes": len(model.graph.node)}]
-    shapes = {spec["name"]: spec["shape"] for spec in inputs}
-    for value in model.graph.input:
-        if value.name in shapes:
-            dims = value.type.tensor_type.shape.dim
-            for dim, size in zip(dims, shapes[value.name]):
-                dim.Clear()
-                dim.dim_value = int(size)
-    for value in model.graph.output:  # let shape inference fill the outputs for the fixed inputs
-        for dim in value.type.tensor_type.shape.dim:
-            if dim.HasField("dim_param"):
-                dim.Clear()
-    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-    steps.append({"step": "static shapes", "nodes": len(model.graph.node), "shapes": shapes})
-    model = fold_constants(model, num_passes=None)
-    model.ir_version = min(model.ir_version, MAX_IR_VERSION)
-    steps.append({"step": "fold constants (Polygraphy)", "nodes": len(model.graph.node)})
-    simplified, ok = onnxsim.simplify(model, overwrite_input_shapes=shapes)
-    if not ok:
-        raise RuntimeError("onnx-simplifier could not check the simplified model against the original")
-    simplified.ir_version = min(simplified.ir_version, MAX_IR_VERSION)
-    onnx.checker.check_model(simplified, full_check=True)
-    steps.append({"step": "simplify (onnxsim)", "nodes": len(simplified.graph.node)})
-    log("sanitized for TensorRT: " + " -> ".join(f"{s['step']} {s['nodes']} nodes" for s in steps))
-    return simplified, {"steps": steps}
-
-
 class JetsonConverter(Converter):
     def convert(self, calibration: list[dict], reference_set: list[dict]) -> Path:
         import onnx
 
         from targets.tensorrt_ops import check_model, describe_problems
 
-        model, report = sanitize(self.job.source.path, self.job.inputs, self.log)
+        # The cleaned graph (static shapes, folded constants, simplified, IR <= 10: what TensorRT's
+        # parser reads best) is what the board builds its engine from.
+        model = onnx.load(self.job.model_path)
+        model.ir_version = min(model.ir_version, MAX_IR_VERSION)
+        report = {"steps": [{"step": step["step"], "nodes": step["nodes"]} for step in (self.job.graph or {}).get("steps", [])]}
         support = check_model(model)
         if not support["supported"]:
             self.log("TensorRT op check: " + json.dumps(support["unsupported"]))
@@ -124,7 +91,7 @@ class JetsonConverter(Converter):
         return report
 
     def io_map(self, artifact: Path) -> dict:
-        return identity_io_map(self.job.inputs, self.job.outputs)
+        return identity_io_map(self.job)
 
     def run_converted(self, artifact: Path, io_mapping: dict, samples: list[dict]) -> list[dict]:
         """The sanitized ONNX on ONNX Runtime's CPU provider (the board's fallback backend); with
@@ -143,8 +110,8 @@ class JetsonConverter(Converter):
         calibration cache, and record the engine's accuracy against ONNX Runtime."""
         import tempfile
 
-        from edgeship_runtime.accuracy import compare_output
         from edgeship_runtime.backends import backend_class
+        from edgeship_runtime.tasks.compare import generic_figures
 
         gpu = self.job.provisional_artifact(self.out, artifact, io_mapping, "tensorrt")
         cache = Path(tempfile.mkdtemp(prefix="engines-"))
@@ -154,7 +121,7 @@ class JetsonConverter(Converter):
         calibration_cache = cache / f"{record['key']}.calibration.cache"
         if calibration_cache.is_file():
             (self.out / "calibration.cache").write_bytes(calibration_cache.read_bytes())
-        figures = {name: compare_output([c[name] for c in cpu_results], [g[name] for g in results]) for name in self.job.output_names}
+        figures = {name: generic_figures([c[name] for c in cpu_results], [g[name] for g in results]) for name in self.job.output_names}
         summary = {"engine": {k: v for k, v in record.items() if k != "path"}, "accuracy_vs_onnxruntime": figures,
                    "note": "test engine built on the conversion host's GPU; the board builds its own for its GPU and TensorRT"}
         (self.out / "gpu_engine.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
@@ -194,10 +161,12 @@ TARGET = Target(
         Option("workspace", (), "1024", "TensorRT builder workspace in MiB (16..65536); Orin Nano shares 8 GB with the CPU",
                parse=parse_workspace),
     ),
-    # Measured here on the sanitized fp32 ONNX, so every precision is held to fp32's tolerance.
-    tolerances={quant: DEFAULT_TOLERANCES["fp32"] for quant in ("fp16", "int8", "fp32")},
+    # TensorRT 10.x's parser imports opsets 9 to 20 (targets/tensorrt_ops.py).
+    onnx_opsets=(OPSET_MIN, OPSET_MAX),
+    # Measured here on the cleaned fp32 ONNX, so every precision is held to fp32's tolerance.
+    measured_as="fp32",
     converter=JetsonConverter,
-    measured_with="the sanitized ONNX on ONNX Runtime's CPU provider (the engine's fp16/int8 accuracy is measured where it is built: "
+    measured_with="the cleaned ONNX on ONNX Runtime's CPU provider (the engine's fp16/int8 accuracy is measured where it is built: "
                   "on the board, or here with --gpus)",
     gpu_image="jetson-tensorrt",
     toolchain_packages=("onnx", "onnxruntime", "onnxsim", "polygraphy", "onnx-graphsurgeon", "numpy", "protobuf", "tensorrt"),

@@ -30,6 +30,11 @@ class Job:
     eval: dict | None = None  # {"samples", "labelled", "sha256", "path"}
     labels: list[str] | None = None
     preprocess: dict | None = None
+    task: dict = field(default_factory=lambda: {"name": "generic"})  # what the model is for (edgeship_runtime.tasks)
+    # The cleaned ONNX graph every ONNX-consuming target converts (targets/graph.py ran it in its
+    # own step): {"path" in the container, "renamed": {"inputs"/"outputs": {source: graph name}},
+    # "steps": [...]}. None for native sources, which are converted as they are.
+    graph: dict | None = None
     image: dict = field(default_factory=dict)  # {"tag", "id", "lock_sha256"}
     tolerances: dict = field(default_factory=dict)
     cache_key: str = ""
@@ -52,6 +57,19 @@ class Job:
     def write(self, path: Path) -> Path:
         path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
         return path
+
+    @property
+    def model_path(self) -> str:
+        """The model the converter reads: the cleaned graph for ONNX sources, else the source."""
+        return self.graph["path"] if self.graph else self.source.path
+
+    def graph_name(self, name: str) -> str:
+        """A source input/output's name in the model the converter reads (the clean-up keeps
+        names, except ones no toolchain accepts)."""
+        if not self.graph:
+            return name
+        renamed = self.graph.get("renamed", {})
+        return renamed.get("inputs", {}).get(name) or renamed.get("outputs", {}).get(name) or name
 
     @property
     def input_names(self) -> list[str]:

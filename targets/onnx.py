@@ -41,23 +41,23 @@ def onnx_op_report(artifact: Path) -> dict:
             "outputs": describe(model.graph.output), "file_size": artifact.stat().st_size}
 
 
-def identity_io_map(inputs: list[dict], outputs: list[dict]) -> dict:
-    """ONNX in, ONNX out: same names, same layout."""
-    return {"inputs": {spec["name"]: {"name": spec["name"], "shape": spec["shape"], "perm": None} for spec in inputs},
-            "outputs": {spec["name"]: {"name": spec["name"], "shape": spec["shape"], "perm": None} for spec in outputs}}
+def identity_io_map(job) -> dict:
+    """ONNX in, ONNX out: the same layout, the names of the (cleaned) graph."""
+    return {kind: {spec["name"]: {"name": job.graph_name(spec["name"]), "shape": spec["shape"], "perm": None} for spec in specs}
+            for kind, specs in (("inputs", job.inputs), ("outputs", job.outputs))}
 
 
 class OnnxConverter(Converter):
     def convert(self, calibration: list[dict], reference_set: list[dict]) -> Path:
         artifact = self.workdir / "model.onnx"
         if self.job.quant == "fp32":
-            shutil.copyfile(self.job.source.path, artifact)
+            shutil.copyfile(self.job.model_path, artifact)  # the cleaned graph, checked against fp32 below
             return artifact
         from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
         prepared = self.workdir / "prepared.onnx"
-        quant_pre_process(self.job.source.path, str(prepared), skip_symbolic_shape=True)
+        quant_pre_process(self.job.model_path, str(prepared), skip_symbolic_shape=True)
         quantize_static(str(prepared), str(artifact), CalibrationReader(calibration), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
         return artifact
@@ -66,7 +66,7 @@ class OnnxConverter(Converter):
         return onnx_op_report(artifact)
 
     def io_map(self, artifact: Path) -> dict:
-        return identity_io_map(self.job.inputs, self.job.outputs)
+        return identity_io_map(self.job)
 
 
 TARGET = Target(
@@ -80,5 +80,9 @@ TARGET = Target(
     runtime_backend="onnxruntime",
     converter=OnnxConverter,
     needs_calibration=("int8",),
+    # ONNX Runtime 1.23: every release runs opsets back to 7 (docs/Versioning.md); 24 fails its
+    # opset check (measured). It has kernels for its contrib ops and ONNX's ML operators.
+    onnx_opsets=(7, 23),
+    onnx_domains=("com.microsoft", "ai.onnx.ml"),
     toolchain_packages=("onnx", "onnxruntime", "numpy", "protobuf"),
 )

@@ -248,11 +248,12 @@ class RK3588Converter(Converter):
             # ("assignment destination is read-only"); its own message suggests this.
             config["disable_rules"] = ["fuse_pad_into_conv"]
         self._call("config", rknn.config, **config)
-        source = self.job.source.path
+        source = self.job.model_path
         if self.job.source.format == "onnx":
             fixed = {}
             if _has_dynamic_dims(source):  # pin dynamic dimensions to the job's static shapes
-                fixed = {"inputs": self.job.input_names, "input_size_list": [spec["shape"] for spec in self.job.inputs]}
+                fixed = {"inputs": [self.job.graph_name(name) for name in self.job.input_names],
+                         "input_size_list": [spec["shape"] for spec in self.job.inputs]}
             self._call("load_onnx", rknn.load_onnx, model=source, **fixed)
         else:
             self._call("load_tflite", rknn.load_tflite, model=source)
@@ -322,7 +323,10 @@ class RK3588Converter(Converter):
         (self.out / ANALYSIS_FILE).write_text(text)
         layers = parse_analysis(text)
         # "entire" accumulates the error up to a layer; "single" is the layer's own error.
-        limit = self.job.tolerances["min_cosine"]
+        from edgeship_runtime.tasks import default_tolerances
+
+        # the cosine a layer's output must keep at this precision, whatever the task's own gate
+        limit = self.job.tolerances.get("min_cosine") or default_tolerances("generic", self.job.quant)["min_cosine"]
         first_below = next((row for row in layers if row["entire_cos"] < limit), None)
         worst = sorted(layers, key=lambda row: row["single_cos"])[:5]
         return {"file": ANALYSIS_FILE, "samples": 1, "min_cosine": limit, "first_layer_below_tolerance": first_below,
@@ -356,7 +360,7 @@ class RK3588Converter(Converter):
         if self.job.source.format == "onnx":
             import onnx
 
-            source_ops = dict(sorted(Counter(node.op_type for node in onnx.load(self.job.source.path).graph.node).items()))
+            source_ops = dict(sorted(Counter(node.op_type for node in onnx.load(self.job.model_path).graph.node).items()))
         dtype_of = {layer["name"].split(":", 1)[-1]: layer["dtype"].lower() for layer in layers if layer["op"] in io_ops}
 
         def describe(specs, transposed):
@@ -471,6 +475,9 @@ TARGET = Target(
                applies_to=("int8",)),
     ),
     converter=RK3588Converter,
+    # rknn-toolkit2 2.x documents opset 19 (higher is refused, issue #539); 11 is the lowest seen
+    # converting (PaddleOCR's exports). Sources in edgeship/convert/model_checks.py.
+    onnx_opsets=(11, 19),
     log_files=(LOG_FILE,),
     toolchain_packages=("rknn-toolkit2", "torch", "tensorflow-cpu", "onnx", "onnxruntime", "numpy", "protobuf"),
     # The RKNPU2 driver: a DRM render node on current kernels, /dev/rknpu on older BSPs.

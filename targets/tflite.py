@@ -152,14 +152,15 @@ class TFLiteConverter(Converter):
         # (and must never change), so it works on a copy. Without onnxsim, Clip nodes fed by
         # Constant nodes (torch's ReLU6) fail to convert.
         source = self.workdir / "source.onnx"
-        shutil.copyfile(self.job.source.path, source)
+        shutil.copyfile(self.job.model_path, source)
         onnx2tf_sample_images(samples, self.job.inputs[0]["name"], self.workdir)
         with contextlib.chdir(self.workdir):  # onnx2tf looks for its sample file in the working directory
             onnx2tf.convert(
                 input_onnx_file_path=str(source),
                 output_folder_path=str(saved_model),
                 output_signaturedefs=True,
-                overwrite_input_shape=[f"{item['name']}:{','.join(str(d) for d in item['shape'])}" for item in self.job.inputs],
+                overwrite_input_shape=[f"{self.job.graph_name(item['name'])}:{','.join(str(d) for d in item['shape'])}"
+                                       for item in self.job.inputs],
                 copy_onnx_input_output_names_to_tflite=True,
                 verbosity="error",
                 non_verbose=True,
@@ -207,8 +208,8 @@ class TFLiteConverter(Converter):
 
             def representative_dataset():
                 for sample in calibration:
-                    yield {name: to_layout(np.asarray(value, np.float32), channel_last_perm(spec["shape"], signature_inputs.get(name, spec["shape"])))
-                           for (name, value), spec in zip(sample.items(), specs)}
+                    yield {self.job.graph_name(spec["name"]): to_layout(np.asarray(sample[spec["name"]], np.float32), channel_last_perm(
+                        spec["shape"], signature_inputs.get(self.job.graph_name(spec["name"]), spec["shape"]))) for spec in specs}
 
             converter.representative_dataset = representative_dataset
 
@@ -233,11 +234,12 @@ class TFLiteConverter(Converter):
         signature_outputs = reader.get_signature_list()[SIGNATURE]["outputs"]
         mapping: dict = {"signature": SIGNATURE, "inputs": {}, "outputs": {}}
         for spec in self.job.inputs:
-            shape = [int(d) for d in input_details[spec["name"]]["shape"]]
-            mapping["inputs"][spec["name"]] = {"name": spec["name"], "shape": shape, "perm": channel_last_perm(spec["shape"], shape)}
+            name = self.job.graph_name(spec["name"])
+            shape = [int(d) for d in input_details[name]["shape"]]
+            mapping["inputs"][spec["name"]] = {"name": name, "shape": shape, "perm": channel_last_perm(spec["shape"], shape)}
         outputs = self.job.outputs
-        by_name = all(spec["name"] in signature_outputs for spec in outputs)
-        for spec, signature in zip(outputs, [spec["name"] for spec in outputs] if by_name else signature_outputs):
+        by_name = all(self.job.graph_name(spec["name"]) in signature_outputs for spec in outputs)
+        for spec, signature in zip(outputs, [self.job.graph_name(spec["name"]) for spec in outputs] if by_name else signature_outputs):
             shape = [int(d) for d in output_details[signature]["shape"]]
             mapping["outputs"][spec["name"]] = {"name": signature, "shape": shape, "perm": channel_last_perm(spec["shape"], shape)}
         return mapping
@@ -257,6 +259,8 @@ TARGET = Target(
     runtime_backend="litert",
     converter=TFLiteConverter,
     needs_calibration=("int8",),
+    # onnx2tf: "Only for opset=11 or higher"; its ONNX Runtime 1.23 reads up to 23.
+    onnx_opsets=(11, 23),
     options=(
         Option("io_dtype", ("int8", "uint8", "float32"), "int8",
                "type of the model's inputs and outputs in int8 mode (float32 keeps float I/O around an int8 body)",

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeship_runtime.accuracy import compare_output, labelled_accuracy, within_tolerance
-from edgeship_runtime.artifact import sha256_file
+from edgeship_runtime.files import sha256_file
 from targets.base import Target, log
 from targets.job import Job
 
@@ -90,21 +89,17 @@ def toolchain_versions(packages) -> dict:
     return versions
 
 
-def accuracy_report(job: Job, reference, converted, labels, fp32_all, converted_all) -> dict:
-    outputs = {}
-    for name in job.output_names:
-        figures = compare_output([r[name] for r in reference], [c[name] for c in converted])
-        figures["passed"] = within_tolerance(figures, job.tolerances)
-        outputs[name] = figures
-    report = {"outputs": outputs, "tolerances": job.tolerances, "passed": all(f["passed"] for f in outputs.values())}
+def accuracy_report(job: Job, out: Path, reference, converted, labels, fp32_all, converted_all) -> dict:
+    """The converted model against fp32, judged by what the model is for (the board runtime's
+    task code: the board's check judges the same way), and both against the eval labels."""
+    from edgeship_runtime.tasks import against_labels, compare
+
+    report = compare(job.task, reference, converted, job.tolerances, artifact_dir=out)
+    report["tolerances"] = job.tolerances
     if labels is not None:
-        first = job.output_names[0]
-        report["labelled_accuracy"] = {
-            "fp32": labelled_accuracy([o[first] for o in fp32_all], labels),
-            "converted": labelled_accuracy([o[first] for o in converted_all], labels),
-            "samples": len(labels),
-            "output": first,
-        }
+        characters = job.labels if job.task["name"] == "ocr-rec" else None
+        report["labelled"] = {"fp32": against_labels(job.task, fp32_all, labels, characters, out),
+                              "converted": against_labels(job.task, converted_all, labels, characters, out), "samples": len(fp32_all)}
     return report
 
 
@@ -120,12 +115,16 @@ def write_manifest(out: Path, job: Job, target: Target, artifact: Path, ops: dic
         "runtime_backend": target.runtime_backend,
         "options": {"quant": job.quant, **job.options, "input_shapes": {i["name"]: i["shape"] for i in job.inputs}},
         "source": {"file": job.source.file, "format": job.source.format, "sha256": job.source.sha256},
-        "artifact": {"file": artifact.name, "sha256": files[artifact.name], "size": artifact.stat().st_size},
+        # the size of everything the model is made of (a multi-file artifact's companions too)
+        "artifact": {"file": artifact.name, "sha256": files[artifact.name],
+                     "size": sum(artifact.with_suffix(suffix).stat().st_size for suffix in (artifact.suffix, *target.companion_suffixes))},
         "inputs": job.inputs,
         "outputs": job.outputs,
         "artifact_io": {"tensors": {"inputs": ops["inputs"], "outputs": ops["outputs"]}, "mapping": io_mapping},
         "labels": job.labels,
+        "task": job.task,
         **({"preprocess": job.preprocess} if job.preprocess else {}),
+        **({"graph": {"steps": job.graph.get("steps", []), "renamed": job.graph.get("renamed", {})}} if job.graph else {}),
         "toolchain": toolchain_versions(target.toolchain_packages),
         "image": job.image,
         "calibration": {k: job.calibration[k] for k in ("sha256", "samples")} if job.calibration else None,
@@ -140,9 +139,12 @@ def write_manifest(out: Path, job: Job, target: Target, artifact: Path, ops: dic
         "accuracy": {
             "passed": report["passed"],
             **({"measured_with": target.measured_with} if target.measured_with else {}),
+            "task": report["task"],
             "tolerances": report["tolerances"],
             "outputs": report["outputs"],
-            **({"labelled_accuracy": report["labelled_accuracy"]} if "labelled_accuracy" in report else {}),
+            "metrics": report["metrics"],
+            "failed": report["failed"],
+            **({"labelled": report["labelled"]} if "labelled" in report else {}),
             **({"per_layer": {k: v for k, v in report["per_layer"].items() if k != "layers"}} if "per_layer" in report else {}),
         },
         "logs": ["convert.log", *target.log_files],
@@ -181,7 +183,7 @@ def run(job: Job, target: Target) -> int:
         io_mapping = converter.io_map(artifact)
         converted_all = converter.run_converted(artifact, io_mapping, samples)
         converted_ref = converted_all[: len(reference_in)]
-        report = accuracy_report(job, fp32_ref, converted_ref, labels, fp32_all, converted_all)
+        report = accuracy_report(job, out, fp32_ref, converted_ref, labels, fp32_all, converted_all)
         if not report["passed"]:
             analysis = converter.analyse(reference_in)
             if analysis is not None:

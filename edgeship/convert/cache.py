@@ -24,14 +24,16 @@ def code_sha256() -> str:
     return digest.hexdigest()
 
 
-def cache_key(p: Plan, image_id: str) -> str:
+def cache_key(p: Plan, image_id: str, graph_key: str | None = None) -> str:
     """Key of everything that decides the artifact, computable before the image reads the model."""
+    task = (p.task or p.task_request or {"name": "generic"})["name"]
     material = {
         "target": p.target.name, "quant": p.quant, "options": p.options, "input_shapes": p.input_shapes,
         "source": p.source_sha256, "format": p.source_format,
         "calibration": p.calibration_files and calibration_digest(p.calibration_files),
         "eval": p.request.eval and sha256_file(p.request.eval), "labels": p.labels, "image": image_id,
-        "code": code_sha256(), "tolerances": p.target.tolerances[p.quant],
+        "code": code_sha256(), "tolerances": p.target.tolerances(task, p.quant), "task": p.task_request,
+        **({"graph": graph_key} if graph_key else {}),
         **({"gpus": True} if p.request.gpus else {}),
         **({"preprocess": p.preprocess_request} if p.preprocess_request is not None else {}),
     }

@@ -34,9 +34,11 @@ def bind(source: Path, target: str, read_only: bool = True):
     return Mount(target=target, source=str(source.resolve()), type="bind", read_only=read_only)
 
 
-def write_job(job_dir: Path, job: Job) -> Path:
+def write_job(job_dir: Path, job: Job | dict) -> Path:
     """job.json in a folder the container's unprivileged user can read."""
-    job_file = job.write(job_dir / "job.json")
+    job_file = job.write(job_dir / "job.json") if isinstance(job, Job) else job_dir / "job.json"
+    if isinstance(job, dict):
+        job_file.write_text(json.dumps(job, indent=2, sort_keys=True) + "\n")
     os.chmod(job_dir, 0o755)
     os.chmod(job_file, 0o644)
     return job_file
@@ -45,11 +47,18 @@ def write_job(job_dir: Path, job: Job) -> Path:
 def base_mounts(p: Plan, job_file: Path) -> list:
     """The source model, the job and the in-image code: what every worker run reads."""
     mounts = [bind(p.request.model, f"{SOURCE_MOUNT}/{p.request.model.name}"), bind(job_file, "/job/job.json")]
+    # an ONNX model's external data files, beside it as onnx.load looks for them
+    mounts += [bind(path, f"{SOURCE_MOUNT}/{path.relative_to(p.request.model.parent).as_posix()}") for path in p.external_data]
     return mounts + [bind(REPO_ROOT / folder, f"/opt/edgeship/src/{package}") for folder, package in CODE_DIRS.items()]
 
 
-def conversion_mounts(p: Plan, staging: Path, job_file: Path) -> list:
+GRAPH_MOUNT = "/in/graph/model.onnx"  # the cleaned graph of an ONNX source
+
+
+def conversion_mounts(p: Plan, staging: Path, job_file: Path, graph: Path | None = None) -> list:
     mounts = base_mounts(p, job_file) + [bind(staging, "/out", read_only=False)]
+    if graph is not None:
+        mounts.append(bind(graph, GRAPH_MOUNT))
     if p.calibration and p.request.calib:
         mounts.append(bind(p.request.calib, "/in/calib"))
     if p.evaluation and p.request.eval:

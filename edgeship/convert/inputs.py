@@ -49,6 +49,9 @@ def load_onnx(model: Path):
     except (DecodeError, ValueError, RuntimeError, OSError) as error:
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise EdgeshipError(f"{model} is not a readable ONNX model ({detail}); the file is truncated or not ONNX: re-export it") from None
+    from edgeship.convert.model_checks import external_data_files
+
+    external_data_files(model, proto)  # a missing weights file is named before the checker trips on it
     try:
         onnx.checker.check_model(proto)
     except Exception as error:  # onnx raises ValidationError and several C++ wrappers
@@ -197,11 +200,10 @@ def check_eval(path: Path, inputs: list[dict]) -> dict:
             raise EdgeshipError(f"evaluation set {path}: array {spec['name']!r} has shape {list(shape) if shape else 'missing'}, needs [N, "
                                 f"{', '.join(map(str, spec['shape'][1:]))}]; stack samples on axis 0")
         counts.add(shape[0])
-    if "labels" in shapes:
-        counts.add(shapes["labels"][0] if shapes["labels"] else -1)
     if len(counts) != 1 or 0 in counts:
         raise EdgeshipError(f"evaluation set {path}: arrays hold different sample counts {sorted(counts)}; "
-                            f"give every input (and labels) the same N > 0")
+                            f"give every input the same N > 0")
+    # the labels' format (and count) depends on the task: check_eval_labels, once the task is known
     return {"samples": counts.pop(), "labelled": "labels" in shapes, "sha256": sha256_file(path)}
 
 
@@ -246,3 +248,62 @@ def check_preprocess(path: Path, spec: dict, inputs: list[dict]) -> dict:
         return validate(spec, inputs[0], str(path))
     except ArtifactError as error:
         raise EdgeshipError(str(error)) from None
+
+
+def read_task(spec: str | None) -> dict | None:
+    """--task: a task name, or a JSON file with the task and its parameters (None: not given;
+    `default_task` infers it once the data is known)."""
+    from edgeship_runtime.tasks import TASK_NAMES
+
+    if spec is None:
+        return None
+    if spec in TASK_NAMES:
+        return {"name": spec}
+    path = Path(spec)
+    if not path.is_file():
+        raise EdgeshipError(f"--task {spec!r} is neither a task ({', '.join(TASK_NAMES)}) nor a JSON file; give one, e.g. "
+                            '--task detect.json holding {"name": "detect", "decoder": "yolov8", "conf": 0.25}')
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise EdgeshipError(f"task file {path} is not valid JSON ({error}); write one JSON object such as {{\"name\": \"detect\"}}") from None
+    if not isinstance(record, dict):
+        raise EdgeshipError(f"task file {path} must hold a JSON object with a \"name\" ({', '.join(TASK_NAMES)}) and its parameters")
+    return record
+
+
+def default_task(has_class_names: bool, eval_path: Path | None, labelled: bool) -> dict:
+    """Without --task: a classifier when --labels names classes or the eval set labels each sample
+    with one class id, else generic (cosine and SNR of every output)."""
+    if has_class_names:
+        return {"name": "classify"}
+    if eval_path is not None and labelled:
+        with np.load(eval_path, allow_pickle=False) as data:
+            labels = data["labels"]
+        if labels.ndim == 1 and labels.dtype.kind in "iu":
+            return {"name": "classify"}
+    return {"name": "generic"}
+
+
+def check_task(where: str, record: dict, inputs: list[dict], outputs: list[dict], labels: list[str] | None) -> dict:
+    """The complete task record, validated against the model's outputs (the board runtime's own check)."""
+    from edgeship_runtime.errors import ArtifactError
+    from edgeship_runtime.tasks import validate
+
+    try:
+        return validate(record, outputs, labels, f"--task {where}", inputs=inputs)
+    except ArtifactError as error:
+        raise EdgeshipError(str(error)) from None
+
+
+def check_eval_labels(path: Path, task: dict, samples: int) -> None:
+    """The eval set's labels must be in the task's format (class ids, boxes, masks or texts)."""
+    from edgeship_runtime.errors import ArtifactError
+    from edgeship_runtime.tasks import check_labels
+
+    with np.load(path, allow_pickle=False) as data:
+        labels = data["labels"]
+    try:
+        check_labels(task, labels, samples, f"evaluation set {path}")
+    except ArtifactError as error:
+        raise EdgeshipError(f"{error} (task {task['name']}; pass --task to say what the model is for)") from None

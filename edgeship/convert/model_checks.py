@@ -3,8 +3,7 @@
 Each check raises one EdgeshipError line naming the file, the value at fault and the fix,
 instead of the toolchain's own error from deep inside a container run.
 
-Default-domain opsets each toolchain reads (`OPSET_RANGES`; the lead moves each range into
-its target module):
+Default-domain opsets each toolchain reads (each target's `onnx_opsets`, from these sources):
 
 | target | toolchain | opsets | sources |
 |---|---|---|---|
@@ -34,17 +33,6 @@ from pathlib import Path
 
 from edgeship.errors import EdgeshipError
 
-OPSET_RANGES: dict[str, tuple[int, int]] = {
-    "tflite": (11, 23),  # onnx2tf: opset >= 11; its ONNX Runtime 1.23 reads <= 23
-    "onnx": (7, 23),  # ONNX Runtime 1.23.0, measured
-    "rk3588": (11, 19),  # rknn-toolkit2: 19 is its documented opset; 11 the lowest seen converting
-    "jetson": (9, 20),  # TensorRT 10.3's ONNX parser (targets/tensorrt_ops.py OPSET_MIN/OPSET_MAX)
-}
-# Domains beyond ONNX's default one that a target's toolchain runs: ONNX Runtime has kernels
-# for its contrib ops (com.microsoft) and for ONNX's ML operators (ai.onnx.ml).
-EXTRA_DOMAINS: dict[str, tuple[str, ...]] = {
-    "onnx": ("com.microsoft", "ai.onnx.ml"),
-}
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 
 # Custom ops LiteRT's interpreter resolves itself (tensorflow/lite/core/kernels/register.cc,
@@ -144,7 +132,7 @@ def check_onnx_model(path: Path, proto, target_name: str, opsets: tuple[int, int
     """Refuse, with one line, an ONNX model the target's toolchain cannot read: missing
     external data, custom-domain operators, an opset outside `opsets`, non-float32 inputs.
 
-    `domains` are the domains the target runs beyond ONNX's default one (EXTRA_DOMAINS)."""
+    `domains` are the domains the target runs beyond ONNX's default one (its `onnx_domains`)."""
     from collections import Counter
 
     import onnx

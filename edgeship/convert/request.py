@@ -9,16 +9,21 @@ from edgeship.convert.inputs import (
     calibration_files,
     check_calibration,
     check_eval,
+    check_eval_labels,
     check_preprocess,
+    check_task,
+    default_task,
     detect_format,
     load_onnx,
     onnx_signature,
     parse_input_shapes,
     read_labels,
     read_preprocess,
+    read_task,
     resolve_io,
     source_sha256,
 )
+from edgeship.convert.model_checks import check_onnx_model, check_tflite_model, external_data_files
 from edgeship.errors import EdgeshipError
 from targets.base import Target
 
@@ -36,6 +41,10 @@ class Request:
     out: Path = Path("artifacts")
     name: str | None = None
     preprocess: Path | None = None  # JSON: how a camera frame becomes the model input (the demo reads it)
+    # What the model is for: a task name (classify, detect, segment, ocr-rec, generic) or a JSON
+    # file with the task and its decoder's parameters. Default: classify when --labels names
+    # classes, else generic.
+    task: str | None = None
     gpus: bool = False  # also build and measure a test engine on this host's GPU (targets with a gpu_image)
 
 
@@ -95,6 +104,9 @@ class Plan:
     evaluation: dict | None = None
     preprocess_request: dict | None = None  # as the user wrote it (in the cache key)
     preprocess: dict | None = None  # completed against the input, once its shape is known
+    task_request: dict | None = None  # as the user wrote it (in the cache key)
+    task: dict | None = None  # validated against the outputs, with its defaults
+    external_data: list[Path] = field(default_factory=list)  # files an ONNX source keeps its weights in
 
 
 def find_target(name: str):
@@ -130,12 +142,14 @@ def plan(request: Request) -> Plan:
     p = Plan(target, request, quant, options, fmt, source_sha256(model), input_shapes, None,
              read_labels(request.labels) if request.labels else None)
     p.preprocess_request = read_preprocess(request.preprocess) if request.preprocess else None
+    p.task_request = read_task(request.task)
     if fmt == "onnx":
         proto = load_onnx(model)
-        if any(init.HasField("data_location") and init.data_location == 1 for init in proto.graph.initializer):
-            raise EdgeshipError(f"{model} keeps its weights in external data files; save it as one file (onnx.save(..., "
-                                f"save_as_external_data=False))")
+        p.external_data = external_data_files(model, proto)
+        check_onnx_model(model, proto, target.name, target.onnx_opsets, target.onnx_domains)
         complete_plan(p, *onnx_signature(proto))
+    elif fmt == "tflite":
+        check_tflite_model(model, target.name)
     p.calibration_files = calibration_files(request.calib) if request.calib else None
     return p
 
@@ -147,6 +161,10 @@ def complete_plan(p: Plan, declared_inputs: list[dict], declared_outputs: list[d
     p.evaluation = check_eval(p.request.eval, p.inputs) if p.request.eval else None
     if p.preprocess_request is not None and p.request.preprocess is not None:
         p.preprocess = check_preprocess(p.request.preprocess, p.preprocess_request, p.inputs)
+    record = p.task_request or default_task(p.labels is not None, p.request.eval, bool(p.evaluation and p.evaluation["labelled"]))
+    p.task = check_task(p.request.task or f"(default: {record['name']})", record, p.inputs, p.outputs, p.labels)
+    if p.evaluation and p.evaluation["labelled"] and p.request.eval:
+        check_eval_labels(p.request.eval, p.task, p.evaluation["samples"])
     return p
 
 

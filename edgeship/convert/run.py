@@ -16,7 +16,8 @@ from pathlib import Path
 
 from edgeship import __version__
 from edgeship.convert.cache import artifact_name, cache_key, cached, model_name
-from edgeship.convert.container import CONTAINER_UID, conversion_mounts, inspect_source, run_worker, source_of, write_job
+from edgeship.convert.clean import CleanGraph, clean_graph
+from edgeship.convert.container import CONTAINER_UID, GRAPH_MOUNT, conversion_mounts, inspect_source, run_worker, source_of, write_job
 from edgeship.convert.request import Plan, Request, complete_plan, plan
 from edgeship.errors import EdgeshipError
 from edgeship.images.locks import load_spec
@@ -24,7 +25,7 @@ from edgeship_runtime.files import sha256_file
 from targets.job import Job
 
 
-def make_job(p: Plan, key: str, image_tag: str, image_id: str, lock_sha: str) -> Job:
+def make_job(p: Plan, key: str, image_tag: str, image_id: str, lock_sha: str, graph: CleanGraph | None = None) -> Job:
     return Job(
         target=p.target.name,
         source=source_of(p),
@@ -36,8 +37,10 @@ def make_job(p: Plan, key: str, image_tag: str, image_id: str, lock_sha: str) ->
         eval=p.evaluation and {**p.evaluation, "path": "/in/eval.npz"},
         labels=p.labels,
         preprocess=p.preprocess,
+        task=p.task or {"name": "generic"},
+        graph={"path": GRAPH_MOUNT, "key": graph.key, **graph.report} if graph else None,
         image={"tag": image_tag, "id": image_id, "lock_sha256": lock_sha},
-        tolerances=p.target.tolerances[p.quant],
+        tolerances=p.target.tolerances((p.task or {"name": "generic"})["name"], p.quant),
         cache_key=key,
         gpus=p.request.gpus,
         edgeship_version=__version__,
@@ -62,12 +65,13 @@ def convert(request: Request, client=None, rebuild_image: bool = False) -> Path:
     if image is None or rebuild_image:
         image = build(client, spec, rebuild=rebuild_image)
     image_tag = image.tags[0] if image.tags else image.id
-    key = cache_key(p, image.id)
+    graph = clean_graph(client, p) if p.source_format == "onnx" else None
+    key = cache_key(p, image.id, graph.key if graph else None)
     out = request.out
     final = out / artifact_name(p, key)
     if cached(final, key):
         return final
-    if p.inputs is None:
+    if p.inputs is None:  # a native source: its I/O is read by the target's toolchain
         complete_plan(p, *inspect_source(client, image_tag, p))
 
     created_out = not out.exists()
@@ -79,9 +83,9 @@ def convert(request: Request, client=None, rebuild_image: bool = False) -> Path:
     try:
         if os.getuid() == 0:
             os.chown(staging, CONTAINER_UID, CONTAINER_UID)
-        job_file = write_job(job_dir, make_job(p, key, image_tag, image.id, spec.lock_sha256()))
+        job_file = write_job(job_dir, make_job(p, key, image_tag, image.id, spec.lock_sha256(), graph))
         print(f"edgeship: converting {request.model} for {p.target.name} ({p.quant}) in {image_tag}", flush=True)
-        run_worker(client, image_tag, conversion_mounts(p, staging, job_file), log_path, gpus=request.gpus)
+        run_worker(client, image_tag, conversion_mounts(p, staging, job_file, graph.path if graph else None), log_path, gpus=request.gpus)
         if os.getuid() == 0:
             _chown_tree(staging, 0)
         manifest = json.loads((staging / "manifest.json").read_text())

@@ -15,15 +15,22 @@ def summary(artifact_dir: Path) -> list[str]:
     lines = []
     if accuracy.get("measured_with"):
         lines.append(f"accuracy measured with {accuracy['measured_with']}")
+    from edgeship_runtime.tasks import HEADLINES
+
+    task = manifest.get("task", {}).get("name", "generic")
+    metric, metric_name, label_metric, label_name = HEADLINES[task]
     for name, figures in accuracy["outputs"].items():
-        agreement = figures.get("top1_agreement")
-        lines.append(f"accuracy of {name!r} vs fp32: cosine min {figures['cosine_min']:.5f}"
-                     + (f", top-1 agreement {agreement:.2%}" if agreement is not None else "")
-                     + f" ({'within' if figures['passed'] else 'BELOW'} tolerance)")
-    labelled = accuracy.get("labelled_accuracy")
-    if labelled:
-        lines.append(f"labelled accuracy on {labelled['samples']} samples: fp32 {labelled['fp32']:.2%}, "
-                     f"converted {labelled['converted']:.2%} ({(labelled['converted'] - labelled['fp32']) * 100:+.2f} points)")
+        lines.append(f"{name!r} vs fp32: cosine min {figures['cosine_min']:.5f}, SNR {figures['snr_db_min']:.1f} dB, "
+                     f"max abs error {figures['max_abs_error']:.3g}")
+    if metric and accuracy["metrics"].get(metric) is not None:
+        lines.append(f"task {task}: {metric_name} with fp32 {accuracy['metrics'][metric]:.2%}")
+    verdict = "within tolerance" if accuracy["passed"] else "BELOW tolerance: " + "; ".join(accuracy.get("failed", []))
+    lines.append(f"accuracy {verdict} ({', '.join(f'{k} {v}' for k, v in sorted(accuracy['tolerances'].items()))})")
+    labelled = accuracy.get("labelled")
+    if labelled and label_metric:
+        fp32, converted = labelled["fp32"][label_metric], labelled["converted"][label_metric]
+        lines.append(f"{label_name} against the eval labels ({labelled['samples']} samples): fp32 {fp32:.2%}, converted {converted:.2%} "
+                     f"({(converted - fp32) * 100:+.2f} points)")
     ops_path = artifact_dir / "ops.json"
     ops = json.loads(ops_path.read_text()) if ops_path.exists() else {}
     return lines + find_target(manifest["target"]).converter.summary(artifact_dir, manifest, ops)

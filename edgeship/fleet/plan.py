@@ -92,7 +92,7 @@ def extras_for(selection: list[dict], configured: list[str] | None, demo: bool =
 
 def make_plan(boards: list[dict], artifacts_root: Path, models: list[str] | None = None, bundles: Path | None = None, label: str = "") -> dict:
     from edgeship.convert.request import find_target
-    from edgeship.fleet.wheels import ensure_runtime_wheelhouse
+    from edgeship.fleet.wheels import DEFAULT_GLIBC, ensure_runtime_wheelhouse
 
     bundles = bundles or cache_root() / "bundles"
     artifacts = find_artifacts(artifacts_root)
@@ -107,7 +107,7 @@ def make_plan(boards: list[dict], artifacts_root: Path, models: list[str] | None
         board = dict(board, arch=arch, python=".".join(str(board["python"]).split(".")[:2]))
         selection = board_selection(board, artifacts, models, artifacts_root)
         extras = extras_for(selection, board.get("extras"), str(board.get("demo", False)).lower() in ("true", "1", "yes"))
-        wheelhouse = ensure_runtime_wheelhouse(arch, board["python"], extras)
+        wheelhouse = ensure_runtime_wheelhouse(arch, board["python"], extras, str(board.get("glibc") or DEFAULT_GLIBC))
         device_nodes = find_target(board["target"]).device_nodes
         plans[board["host"]] = pack_bundle(board, selection, wheelhouse, extras, bundles, label, device_nodes)
     release_id = hashlib.sha256("".join(f"{h}:{p['bundle_sha256']}\n" for h, p in sorted(plans.items())).encode()).hexdigest()[:16]

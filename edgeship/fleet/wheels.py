@@ -18,10 +18,18 @@ from edgeship_runtime.files import staged_dir, tree_sha256
 
 RUNTIME_DIR = REPO_ROOT / "runtime"
 CONSTRAINTS = RUNTIME_DIR / "constraints.txt"
-PLATFORM_TAGS = {
-    "x86_64": ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64"),
-    "aarch64": ("manylinux_2_28_aarch64", "manylinux_2_27_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64"),
-}
+ARCHITECTURES = ("x86_64", "aarch64")
+DEFAULT_GLIBC = "2.28"  # what a board is assumed to have when it does not say (Debian 10+, Ubuntu 20.04+, JetPack 5+)
+
+
+def platform_tags(arch: str, glibc: str = DEFAULT_GLIBC) -> list[str]:
+    """The manylinux tags a board with this C library can install, newest first (PEP 600: a
+    manylinux_2_N wheel runs on glibc >= 2.N), so each wheel is the newest build the board runs."""
+    major, minor = (int(part) for part in str(glibc).split(".")[:2])
+    if major != 2 or minor < 17:
+        raise EdgeshipError(f"glibc {glibc} is older than any manylinux wheel (2.17); update the board's OS")
+    tags = [f"manylinux_2_{version}_{arch}" for version in range(minor, 16, -1)] + [f"manylinux2014_{arch}"]
+    return tags + (["manylinux1_x86_64"] if arch == "x86_64" else [])
 
 
 def runtime_source_sha256() -> str:
@@ -41,13 +49,14 @@ def build_runtime_wheel(dest: Path | None = None) -> Path:
     return sorted(dest.glob("edgeship_runtime-*.whl"))[0]
 
 
-def ensure_runtime_wheelhouse(arch: str, python: str, extras: tuple[str, ...] = ()) -> Path:
-    """A folder with the runtime wheel and every dependency wheel for (arch, python, extras)."""
-    if arch not in PLATFORM_TAGS:
-        raise EdgeshipError(f"no wheel platform for board architecture {arch!r}; edgeship supports {', '.join(PLATFORM_TAGS)}")
+def ensure_runtime_wheelhouse(arch: str, python: str, extras: tuple[str, ...] = (), glibc: str = DEFAULT_GLIBC) -> Path:
+    """A folder with the runtime wheel and every dependency wheel for (arch, python, glibc, extras)."""
+    if arch not in ARCHITECTURES:
+        raise EdgeshipError(f"no wheel platform for board architecture {arch!r}; edgeship supports {', '.join(ARCHITECTURES)}")
+    tags = platform_tags(arch, glibc)
     wheel = build_runtime_wheel()
     pins = hashlib.sha256(runtime_source_sha256().encode() + CONSTRAINTS.read_bytes()).hexdigest()[:12]
-    key = f"{arch}-py{python}-{'-'.join(sorted(extras)) or 'base'}-{pins}"
+    key = f"{arch}-glibc{glibc}-py{python}-{'-'.join(sorted(extras)) or 'base'}-{pins}"
     target = cache_root() / "runtime-wheelhouse" / key
     if (target / ".complete").exists():
         return target
@@ -55,12 +64,12 @@ def ensure_runtime_wheelhouse(arch: str, python: str, extras: tuple[str, ...] = 
     with staged_dir(target) as staging:
         cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--python-version", python,
                "--implementation", "cp", "--constraint", str(CONSTRAINTS), "--dest", str(staging), requirement, "pip"]
-        for tag in PLATFORM_TAGS[arch]:
+        for tag in tags:
             cmd += ["--platform", tag]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
             last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            raise EdgeshipError(f"the runtime's wheels for {arch}/Python {python} with extras {list(extras)} cannot be resolved ({last}); "
-                                "pick extras that exist for that board")
+            raise EdgeshipError(f"the runtime's wheels for {arch}/Python {python}/glibc {glibc} with extras {list(extras)} cannot be "
+                                f"resolved ({last}); pick extras that exist for that board")
         (staging / ".complete").write_text(key + "\n")
     return target

@@ -1,9 +1,17 @@
-"""`edgeship-runtime check`: run the artifact on its reference inputs, compare with the fp32
-reference outputs against the manifest's tolerances; exit code 0 means pass."""
+"""`edgeship-runtime check`: run the artifact on its reference inputs and judge it against the fp32
+reference outputs the way the conversion did: by what the model is for (its manifest's task) and
+the manifest's tolerances; exit code 0 means pass."""
 
 from __future__ import annotations
 
-from edgeship_runtime.accuracy import compare_output, within_tolerance
+from edgeship_runtime.tasks import compare, validate
+
+
+def task_of(manifest: dict) -> dict:
+    """The artifact's task record (manifests made before tasks existed: classify when they name
+    classes, as their tolerances were a classifier's, else generic)."""
+    record = manifest.get("task") or {"name": "classify" if manifest.get("labels") else "generic"}
+    return validate(record, manifest["outputs"], manifest.get("labels"), "manifest.json task")
 
 
 def check(artifact, backend_cls, threads=None, fallback=None, **options) -> dict:
@@ -16,20 +24,26 @@ def check(artifact, backend_cls, threads=None, fallback=None, **options) -> dict
     with backend_cls(artifact, threads=threads, **options) as backend:
         for sample in artifact.samples(inputs, names):
             outputs.append(backend.infer(sample))
+    output_names = [spec["name"] for spec in artifact.outputs]
+    count = len(reference[output_names[0]])
+    fp32 = [{name: reference[name][i:i + 1] for name in output_names} for i in range(count)]
+    x86 = [{name: expected[name][i:i + 1] for name in output_names} for i in range(count)]
+    task = task_of(artifact.manifest)
     tolerances = artifact.manifest["accuracy"]["tolerances"]
-    report = {}
-    for spec in artifact.outputs:
-        name = spec["name"]
-        count = len(reference[name])
-        figures = compare_output([reference[name][i:i + 1] for i in range(count)], [o[name] for o in outputs])
-        figures["passed"] = within_tolerance(figures, tolerances)
-        figures["vs_x86_converted"] = compare_output([expected[name][i:i + 1] for i in range(count)], [o[name] for o in outputs])
-        report[name] = figures
-    passed = not integrity and all(figures["passed"] for figures in report.values())
+    verdict = compare(task, fp32, outputs, tolerances, artifact_dir=artifact.path)
+    # what this board computes against what the conversion host computed for the same artifact
+    against_x86 = compare(task, x86, outputs, tolerances, artifact_dir=artifact.path)
+    for name, figures in verdict["outputs"].items():
+        figures["passed"] = not any(f"output {name!r}" in reason for reason in verdict["failed"])
+        figures["vs_x86_converted"] = against_x86["outputs"][name]
     return {
-        "passed": passed,
+        "passed": not integrity and verdict["passed"],
         "integrity": {"passed": not integrity, "mismatched_files": integrity},
-        "outputs": report,
+        "task": task["name"],
+        "outputs": verdict["outputs"],
+        "metrics": verdict["metrics"],
+        "metrics_vs_x86_converted": against_x86["metrics"],
+        "failed": verdict["failed"],
         "tolerances": tolerances,
         "samples": len(outputs),
         "backend": backend_cls.name,

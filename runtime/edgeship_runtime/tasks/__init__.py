@@ -15,5 +15,15 @@ from edgeship_runtime.tasks.postprocess import postprocess
 from edgeship_runtime.tasks.record import DECODERS, TASK_NAMES, validate
 from edgeship_runtime.tasks.tolerances import default_tolerances
 
-__all__ = ["DECODERS", "TASK_NAMES", "against_labels", "boxes_to_frame", "boxes_to_input", "check_labels", "compare",
+# Per task, its headline figures for one-line summaries and reports:
+# (key in compare()'s metrics, its name; key in against_labels()'s figures, its name).
+HEADLINES: dict[str, tuple[str | None, str, str | None, str]] = {
+    "classify": ("top1_agreement", "top-1 agreement", "accuracy", "accuracy"),
+    "detect": ("f1", "detection F1", "f1", "detection F1"),
+    "segment": ("mean_iou", "mean IoU", "mean_iou", "mean IoU"),
+    "ocr-rec": ("char_agreement", "character agreement", "char_accuracy", "character accuracy"),
+    "generic": (None, "", None, ""),
+}
+
+__all__ = ["HEADLINES", "DECODERS", "TASK_NAMES", "against_labels", "boxes_to_frame", "boxes_to_input", "check_labels", "compare",
            "default_tolerances", "fit_transform", "letterbox", "match_boxes", "postprocess", "validate"]

@@ -49,9 +49,9 @@ def jetson_image(docker_client):
 @pytest.mark.parametrize("example,quant,min_cosine,min_agreement", [("digits", "fp16", 0.999, 0.98), ("digits", "int8", 0.98, 0.9),
                                                                      ("mobilenetv2", "fp16", 0.999, 0.98)])
 def test_engines_built_on_the_gpu_match_the_onnx_runtime_reference(tensorrt, artifacts, tmp_path, example, quant, min_cosine, min_agreement):
-    from edgeship_runtime.accuracy import compare_output
     from edgeship_runtime.artifact import Artifact
     from edgeship_runtime.backends.tensorrt import TensorRTBackend
+    from edgeship_runtime.tasks.compare import generic_figures, top1_agreement
 
     artifact = Artifact.open(artifacts[example, quant])
     inputs, reference = artifact.reference("inputs"), artifact.reference("outputs")
@@ -60,7 +60,8 @@ def test_engines_built_on_the_gpu_match_the_onnx_runtime_reference(tensorrt, art
         record = backend.engine_record
         outputs = [backend.infer(sample) for sample in samples]
     assert not record["cached"] and record["precision"] == quant
-    figures = compare_output([reference["logits"][i:i + 1] for i in range(len(samples))], [o["logits"] for o in outputs])
+    fp32, converted = [reference["logits"][i:i + 1] for i in range(len(samples))], [o["logits"] for o in outputs]
+    figures = {**generic_figures(fp32, converted), "top1_agreement": top1_agreement(fp32, converted)}
     print(f"\n{example} {quant} on {record['gpu']['name']} (sm {record['gpu']['compute_capability']}, TensorRT {record['tensorrt']}): "
           f"build {record['build_s']:.1f} s, cosine min {figures['cosine_min']:.5f}, top-1 agreement {figures['top1_agreement']:.2%}")
     assert figures["cosine_min"] >= min_cosine and figures["top1_agreement"] >= min_agreement

@@ -36,13 +36,14 @@ def test_digits_int8_from_the_cli_agrees_with_fp32_and_keeps_the_toolkit_log(rk3
     assert (artifact / "model.rknn").read_bytes()[:4] == b"RKNN"
     assert manifest["toolchain"]["rknn-toolkit2"] == "2.5.0" and manifest["options"]["platform"] == "rk3588"
     figures = manifest["accuracy"]["outputs"]["logits"]
-    labelled = manifest["accuracy"]["labelled_accuracy"]
+    labelled = manifest["accuracy"]["labelled"]
+    fp32, converted = labelled["fp32"]["accuracy"], labelled["converted"]["accuracy"]
     print(f"digits int8 on the RKNN simulator: top-1 agreement {figures['top1_agreement']:.2%}, "
-          f"labelled accuracy fp32 {labelled['fp32']:.2%} -> rknn int8 {labelled['converted']:.2%} ({labelled['samples']} test samples)")
+          f"labelled accuracy fp32 {fp32:.2%} -> rknn int8 {converted:.2%} ({labelled['samples']} test samples)")
     assert labelled["samples"] == 360
     assert figures["top1_agreement"] >= 0.98
-    assert abs(labelled["converted"] - labelled["fp32"]) <= 0.02
-    assert "top-1 agreement" in result.stdout and "labelled accuracy on 360 samples" in result.stdout
+    assert abs(converted - fp32) <= 0.02
+    assert "top-1 agreement with fp32" in result.stdout and "accuracy against the eval labels (360 samples)" in result.stdout
     # the toolkit's own log is kept beside the artifact, but is not part of what ships
     log = (artifact / "rknn-toolkit.log").read_text()
     assert "rknn-toolkit2 version: 2.5.0" in log and "Network Layer Information Table" in log
@@ -100,11 +101,11 @@ def test_tflite_input_converts(rk3588_image, conversions, example_dirs, tmp_path
                                labels=digits / "labels.txt", out=tmp_path / "artifacts", name="digits-from-tflite"), client=docker_client)
     manifest = manifest_of(artifact)
     (figures,) = manifest["accuracy"]["outputs"].values()
-    labelled = manifest["accuracy"]["labelled_accuracy"]
-    print(f"digits TFLite -> rknn int8: top-1 agreement {figures['top1_agreement']:.2%}, "
-          f"labelled {labelled['fp32']:.2%} -> {labelled['converted']:.2%}")
+    labelled = manifest["accuracy"]["labelled"]
+    fp32, converted = labelled["fp32"]["accuracy"], labelled["converted"]["accuracy"]
+    print(f"digits TFLite -> rknn int8: top-1 agreement {figures['top1_agreement']:.2%}, labelled {fp32:.2%} -> {converted:.2%}")
     assert manifest["source"]["format"] == "tflite"
-    assert figures["top1_agreement"] >= 0.98 and abs(labelled["converted"] - labelled["fp32"]) <= 0.02
+    assert figures["top1_agreement"] >= 0.98 and abs(converted - fp32) <= 0.02
     assert manifest["artifact_io"]["mapping"]["inputs"][name]["perm"] is None  # TFLite is NHWC already
 
 

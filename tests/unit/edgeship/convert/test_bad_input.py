@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tests.support import run_cli, tiny_cnn
+from tests.support.models import external_model, onnx_file, tflite_file
 
 
 @pytest.fixture
@@ -21,6 +22,19 @@ def cases(tmp_path):
     np.save(tmp_path / "wrong_calib" / "000.npy", np.zeros((1, 3, 8, 8), np.float32))
     (tmp_path / "rgb.json").write_text('{"color": "rgb"}')
     (tmp_path / "broken.json").write_text('{"color": ')
+    from onnx import helper
+
+    relu = [helper.make_node("Relu", ["x"], ["y"])]
+    onnx_file(tmp_path / "custom.onnx", [helper.make_node("FancyNorm", ["x"], ["y"], domain="com.example")], domains=["com.example"])
+    onnx_file(tmp_path / "opset6.onnx", relu, opset=6)
+    onnx_file(tmp_path / "opset21.onnx", relu, opset=21)
+    (tmp_path / "external").mkdir()
+    external_model(tmp_path / "external")
+    (tmp_path / "external" / "ext.weights").unlink()
+    import tflite
+
+    tflite_file(tmp_path / "selfie.tflite", [tflite.BuiltinOperator.RELU, "Convolution2DTransposeBias"])
+    np.savez(tmp_path / "texts.npz", input=np.zeros((3, 1, 8, 8), np.float32), labels=np.array(["EXIT", "12", "kWh"]))
     return tmp_path
 
 
@@ -54,6 +68,18 @@ BAD = [
      r"rgb\.json: preprocess color 'rgb' does not fit input 'input' with 1 channel\(s\); use gray"),
     ("wrong input name", ["--target", "tflite", "--model", "{d}/dynamic.onnx", "--input-shape", "image:1,1,8,8"],
      r"--input-shape names 'image', but .* has inputs \['input'\]"),
+    ("custom-domain op", ["--target", "tflite", "--model", "{d}/custom.onnx"],
+     r"custom\.onnx: target tflite cannot run operators from custom domains: FancyNorm \(domain 'com\.example', 1 node\); re-export"),
+    ("tflite custom op", ["--target", "rk3588", "--model", "{d}/selfie.tflite"],
+     r"selfie\.tflite: target rk3588's toolchain has no kernel for custom ops? 'Convolution2DTransposeBias'"),
+    ("missing external data", ["--target", "onnx", "--model", "{d}/external/ext.onnx"],
+     r"ext\.onnx: tensor 'dense\.weight' keeps its data in .*ext\.weights, which does not exist"),
+    ("opset too old", ["--target", "tflite", "--model", "{d}/opset6.onnx"],
+     r"opset6\.onnx: opset 6 is older than target tflite reads \(opsets 11-23\); convert it with onnx\.version_converter"),
+    ("opset too new", ["--target", "jetson", "--model", "{d}/opset21.onnx"],
+     r"opset21\.onnx: opset 21 is newer than target jetson reads \(opsets 9-20\); re-export with opset_version=20"),
+    ("labels that do not fit the task", ["--target", "onnx", "--model", "{d}/good.onnx", "--eval", "{d}/texts.npz", "--task", "classify"],
+     r"texts\.npz: labels are <U4 \[3\]; .*task classify"),
 ]
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgeship.convert.inputs import check_calibration, check_eval, load_onnx, onnx_io, parse_input_shapes
+from edgeship.convert.inputs import check_calibration, check_eval, check_eval_labels, load_onnx, onnx_io, parse_input_shapes
 from edgeship.errors import EdgeshipError
 from tests.support import tiny_cnn
 
@@ -40,9 +40,18 @@ def test_eval_set_checks_counts_and_shapes(tmp_path):
     spec = [{"name": "input", "shape": [1, 1, 8, 8]}]
     np.savez(tmp_path / "ok.npz", input=np.zeros((5, 1, 8, 8), np.float32), labels=np.arange(5))
     assert check_eval(tmp_path / "ok.npz", spec)["samples"] == 5
-    np.savez(tmp_path / "bad.npz", input=np.zeros((5, 1, 8, 8), np.float32), labels=np.arange(4))
+    np.savez(tmp_path / "two.npz", input=np.zeros((5, 1, 8, 8), np.float32), other=np.zeros((4, 3), np.float32))
+    two = [*spec, {"name": "other", "shape": [1, 3]}]
     with pytest.raises(EdgeshipError, match="different sample counts"):
-        check_eval(tmp_path / "bad.npz", spec)
+        check_eval(tmp_path / "two.npz", two)
+    # labels are the task's business: a classifier's count, a detector's boxes (any count)
+    np.savez(tmp_path / "bad.npz", input=np.zeros((5, 1, 8, 8), np.float32), labels=np.arange(4))
+    with pytest.raises(EdgeshipError, match=r"bad\.npz: labels are int64 \[4\] for 5 samples; .*task classify"):
+        check_eval_labels(tmp_path / "bad.npz", {"name": "classify", "output": "logits"}, 5)
+    np.savez(tmp_path / "boxes.npz", input=np.zeros((2, 1, 8, 8), np.float32),
+             labels=np.array([[0, 1, 1, 4, 4, 0], [0, 2, 2, 6, 6, 0], [1, 0, 0, 3, 3, 0]], np.float32))
+    samples = check_eval(tmp_path / "boxes.npz", spec)["samples"]
+    check_eval_labels(tmp_path / "boxes.npz", {"name": "detect", "decoder": "db", "output": "maps"}, samples)
     np.savez(tmp_path / "shape.npz", input=np.zeros((5, 8, 8), np.float32))
     with pytest.raises(EdgeshipError, match=r"needs \[N, 1, 8, 8\]"):
         check_eval(tmp_path / "shape.npz", spec)

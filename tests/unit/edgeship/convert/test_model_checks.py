@@ -4,41 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import flatbuffers
 import numpy as np
 import onnx
 import pytest
 import tflite
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
-from edgeship.convert.model_checks import (
-    EXTRA_DOMAINS,
-    LITERT_BUILTIN_CUSTOM_OPS,
-    OPSET_RANGES,
-    check_onnx_model,
-    check_tflite_model,
-    external_data_files,
-)
+import targets
+from edgeship.convert.model_checks import LITERT_BUILTIN_CUSTOM_OPS, check_onnx_model, check_tflite_model, external_data_files
 from edgeship.errors import EdgeshipError
-
-
-def onnx_file(path: Path, nodes, *, opset: int = 13, inputs=None, initializers=(), domains=(), ir_version: int = 8, functions=()) -> Path:
-    inputs = inputs or [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])]
-    graph = helper.make_graph(nodes, "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], list(initializers))
-    opsets = [helper.make_opsetid("", opset)] + [helper.make_opsetid(domain, 1) for domain in domains]
-    onnx.save(helper.make_model(graph, opset_imports=opsets, ir_version=ir_version, functions=list(functions)), str(path))
-    return path
+from tests.support.models import external_model, onnx_file, tflite_file
 
 
 def check(path: Path, target: str) -> None:
     proto = onnx.load(str(path), load_external_data=False)
-    check_onnx_model(path, proto, target, OPSET_RANGES[target], EXTRA_DOMAINS.get(target, ()))
+    row = targets.get(target)
+    check_onnx_model(path, proto, target, row.onnx_opsets, row.onnx_domains)
 
 
 def test_a_plain_model_with_paddle_names_passes_every_target(tmp_path):
     # Names like Softmax@0 are fixed inside the image (targets.graph), not refused here.
     path = onnx_file(tmp_path / "ok.onnx", [helper.make_node("Softmax", ["x"], ["y"], name="Softmax@0")])
-    for target in OPSET_RANGES:
+    for target in targets.TARGETS:
         check(path, target)
 
 
@@ -81,7 +68,7 @@ def test_custom_ops_inside_subgraphs_are_found(tmp_path):
 
 def test_an_opset_too_old_names_the_range_and_version_converter(tmp_path):
     path = onnx_file(tmp_path / "old.onnx", [helper.make_node("Relu", ["x"], ["y"])], opset=6, ir_version=3)
-    for target, (low, high) in OPSET_RANGES.items():
+    for target, (low, high) in ((name, row.onnx_opsets) for name, row in targets.TARGETS.items()):
         fix = rf"convert it with onnx\.version_converter\.convert_version\(model, {low}\) or re-export with opset_version={low}"
         with pytest.raises(EdgeshipError, match=rf"old\.onnx: opset 6 is older than target {target} reads \(opsets {low}-{high}\); {fix}"):
             check(path, target)
@@ -90,7 +77,7 @@ def test_an_opset_too_old_names_the_range_and_version_converter(tmp_path):
 def test_an_opset_too_new_names_the_range_and_the_export_setting(tmp_path):
     path = onnx_file(tmp_path / "new.onnx", [helper.make_node("Relu", ["x"], ["y"])], opset=23, ir_version=11)
     for target in ("jetson", "rk3588"):
-        low, high = OPSET_RANGES[target]
+        low, high = targets.get(target).onnx_opsets
         with pytest.raises(EdgeshipError, match=rf"new\.onnx: opset 23 is newer than target {target} reads \(opsets {low}-{high}\); "
                                                 rf"re-export with opset_version={high}"):
             check(path, target)
@@ -104,13 +91,6 @@ def test_a_non_float_input_is_refused_with_its_type(tmp_path):
     with pytest.raises(EdgeshipError, match=r"u8\.onnx: input 'image' is not float32 \(type UINT8\); edgeship converts float32-input models, "
                                             r"so export with float inputs"):
         check(path, "onnx")
-
-
-def external_model(folder: Path) -> Path:
-    weight = numpy_helper.from_array(np.arange(16, dtype=np.float32).reshape(4, 4), "dense.weight")
-    path = onnx_file(folder / "ext.onnx", [helper.make_node("MatMul", ["x", "dense.weight"], ["y"])], initializers=[weight])
-    onnx.save(onnx.load(str(path)), str(path), save_as_external_data=True, location="ext.weights", size_threshold=0)
-    return path
 
 
 def test_external_data_files_lists_what_the_model_reads(tmp_path):
@@ -147,72 +127,6 @@ def test_external_data_outside_the_models_folder_is_refused(tmp_path):
     with pytest.raises(EdgeshipError, match=r"keeps its data at '\.\./ext\.weights', but ONNX reads external data only from files inside "
                                             r"the model's folder; move the file next to the model"):
         external_data_files(path, proto)
-
-
-def tflite_file(path: Path, ops: list) -> Path:
-    """A TFLite flatbuffer chaining `ops` (BuiltinOperator codes, or custom op names) on a
-    [1, 4] float tensor, written with the `tflite` package's generated builder functions."""
-    builder = flatbuffers.Builder(1024)
-
-    def vector(start, items, prepend):
-        start(builder, len(items))
-        for item in reversed(items):
-            prepend(item)
-        return builder.EndVector()
-
-    codes = []
-    for op in ops:
-        custom = builder.CreateString(op) if isinstance(op, str) else None
-        code = tflite.BuiltinOperator.CUSTOM if isinstance(op, str) else op
-        tflite.OperatorCodeStart(builder)
-        tflite.OperatorCodeAddDeprecatedBuiltinCode(builder, min(code, tflite.BuiltinOperator.PLACEHOLDER_FOR_GREATER_OP_CODES))
-        tflite.OperatorCodeAddBuiltinCode(builder, code)
-        if custom is not None:
-            tflite.OperatorCodeAddCustomCode(builder, custom)
-        tflite.OperatorCodeAddVersion(builder, 1)
-        codes.append(tflite.OperatorCodeEnd(builder))
-    tensors = []
-    for index in range(len(ops) + 1):
-        name = builder.CreateString(f"t{index}")
-        shape = vector(tflite.TensorStartShapeVector, [1, 4], builder.PrependInt32)
-        tflite.TensorStart(builder)
-        tflite.TensorAddShape(builder, shape)
-        tflite.TensorAddType(builder, tflite.TensorType.FLOAT32)
-        tflite.TensorAddBuffer(builder, 0)
-        tflite.TensorAddName(builder, name)
-        tensors.append(tflite.TensorEnd(builder))
-    operators = []
-    for index in range(len(ops)):
-        inputs = vector(tflite.OperatorStartInputsVector, [index], builder.PrependInt32)
-        outputs = vector(tflite.OperatorStartOutputsVector, [index + 1], builder.PrependInt32)
-        tflite.OperatorStart(builder)
-        tflite.OperatorAddOpcodeIndex(builder, index)
-        tflite.OperatorAddInputs(builder, inputs)
-        tflite.OperatorAddOutputs(builder, outputs)
-        operators.append(tflite.OperatorEnd(builder))
-    tensor_vector = vector(tflite.SubGraphStartTensorsVector, tensors, builder.PrependUOffsetTRelative)
-    operator_vector = vector(tflite.SubGraphStartOperatorsVector, operators, builder.PrependUOffsetTRelative)
-    graph_inputs = vector(tflite.SubGraphStartInputsVector, [0], builder.PrependInt32)
-    graph_outputs = vector(tflite.SubGraphStartOutputsVector, [len(ops)], builder.PrependInt32)
-    tflite.SubGraphStart(builder)
-    tflite.SubGraphAddTensors(builder, tensor_vector)
-    tflite.SubGraphAddInputs(builder, graph_inputs)
-    tflite.SubGraphAddOutputs(builder, graph_outputs)
-    tflite.SubGraphAddOperators(builder, operator_vector)
-    subgraph = tflite.SubGraphEnd(builder)
-    tflite.BufferStart(builder)
-    empty_buffer = tflite.BufferEnd(builder)  # buffer 0: the schema's "no data" sentinel
-    code_vector = vector(tflite.ModelStartOperatorCodesVector, codes, builder.PrependUOffsetTRelative)
-    subgraph_vector = vector(tflite.ModelStartSubgraphsVector, [subgraph], builder.PrependUOffsetTRelative)
-    buffer_vector = vector(tflite.ModelStartBuffersVector, [empty_buffer], builder.PrependUOffsetTRelative)
-    tflite.ModelStart(builder)
-    tflite.ModelAddVersion(builder, 3)
-    tflite.ModelAddOperatorCodes(builder, code_vector)
-    tflite.ModelAddSubgraphs(builder, subgraph_vector)
-    tflite.ModelAddBuffers(builder, buffer_vector)
-    builder.Finish(tflite.ModelEnd(builder), file_identifier=b"TFL3")
-    path.write_bytes(bytes(builder.Output()))
-    return path
 
 
 def test_the_test_flatbuffers_are_real_tflite_models(tmp_path):

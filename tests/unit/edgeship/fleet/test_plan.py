@@ -109,3 +109,14 @@ def test_shipped_inventory_is_the_simulated_fleet_with_host_keys_checked():
     text = (ROOT / "inventory.ini").read_text()
     assert "StrictHostKeyChecking=yes" in text and "UserKnownHostsFile={{ inventory_dir }}/.sim/known_hosts" in text
     assert "host_key_checking = True" in (ROOT / "playbooks" / "ansible.cfg").read_text()
+
+
+def test_wheel_tags_follow_the_boards_c_library():
+    from edgeship.fleet.wheels import platform_tags
+
+    bookworm = platform_tags("aarch64", "2.36")
+    assert bookworm[0] == "manylinux_2_36_aarch64" and "manylinux_2_35_aarch64" in bookworm and bookworm[-1] == "manylinux2014_aarch64"
+    focal = platform_tags("x86_64", "2.31")
+    assert "manylinux_2_35_x86_64" not in focal and focal[0] == "manylinux_2_31_x86_64" and "manylinux1_x86_64" in focal
+    with pytest.raises(EdgeshipError, match=r"glibc 2\.12 is older than any manylinux wheel"):
+        platform_tags("x86_64", "2.12")

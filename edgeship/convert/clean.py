@@ -1,0 +1,84 @@
+"""The one graph clean-up every ONNX-consuming target converts from (targets/graph.py), run in its
+own container step in the onnx image, once per source and input shapes, and cached: onnx2tf, ONNX
+Runtime's quantizer, rknn-toolkit2 and the TensorRT op check all read the very same graph."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeship.convert.container import ERROR, PROGRESS, base_mounts, bind, sandbox_kwargs, source_of, write_job
+from edgeship.convert.request import Plan
+from edgeship.errors import EdgeshipError
+from edgeship.paths import REPO_ROOT, cache_root
+from edgeship_runtime.files import staged_dir, tree_sha256
+
+CLEAN_IMAGE = "onnx"  # onnx, onnxsim and ONNX Runtime, pinned by its lock
+CLEAN_TIMEOUT_S = 1800
+
+
+@dataclass(frozen=True)
+class CleanGraph:
+    path: Path  # model.onnx on the host
+    report: dict  # {"steps": [...], "renamed": {...}}
+    key: str
+
+
+def clean_key(p: Plan, image_id: str) -> str:
+    """Everything the cleaned graph depends on: the source, its input shapes, the image, the code."""
+    code = tree_sha256(REPO_ROOT, [REPO_ROOT / "targets" / "graph.py"])
+    material = {"source": p.source_sha256, "external": [path.name for path in p.external_data], "shapes": p.input_shapes,
+                "inputs": [[spec["name"], spec["shape"]] for spec in p.inputs or []], "image": image_id, "code": code}
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def clean_graph(client, p: Plan) -> CleanGraph:
+    """The cleaned graph of the plan's ONNX source (made now, or found in the cache)."""
+    from edgeship.images.build import build
+    from edgeship.images.locks import load_spec
+
+    image = build(client, load_spec(CLEAN_IMAGE))
+    key = clean_key(p, image.id)
+    folder = cache_root() / "graphs" / key[:24]
+    if not (folder / "report.json").is_file():
+        with staged_dir(folder) as staging, tempfile.TemporaryDirectory(prefix="edgeship-clean-") as job_dir:
+            _run(client, image.tags[0] if image.tags else image.id, p, staging, Path(job_dir))
+    return CleanGraph(folder / "model.onnx", json.loads((folder / "report.json").read_text()), key)
+
+
+def _run(client, image_tag: str, p: Plan, out: Path, job_dir: Path) -> None:
+    import os
+
+    from edgeship.convert.container import CONTAINER_UID
+
+    job = {"source": source_of(p).path, "input_shapes": {spec["name"]: spec["shape"] for spec in p.inputs or []}, "out": "/out"}
+    job_file = write_job(job_dir, job)
+    if os.getuid() == 0:
+        os.chown(out, CONTAINER_UID, CONTAINER_UID)
+    mounts = base_mounts(p, job_file) + [bind(out, "/out", read_only=False)]
+    print(f"edgeship: cleaning the graph of {p.request.model.name} in {image_tag}", flush=True)
+    container = client.containers.run(image_tag, ["python", "-m", "targets.graph", "/job/job.json"], detach=True, **sandbox_kwargs(mounts))
+    lines, error = [], ""
+    try:
+        for chunk in container.logs(stream=True, follow=True):
+            for line in chunk.decode(errors="replace").splitlines():
+                lines.append(line)
+                if line.startswith(PROGRESS):
+                    print("  " + line[len(PROGRESS):], flush=True)
+                elif line.startswith(ERROR):
+                    error = line[len(ERROR):]
+        status = container.wait(timeout=CLEAN_TIMEOUT_S)
+    finally:
+        container.remove(force=True)
+    if os.getuid() == 0:
+        for path in [out, *out.iterdir()]:
+            os.chown(path, 0, 0)
+    if status.get("StatusCode") != 0:
+        (out.parent / f"{out.name}.log").write_text("\n".join(lines) + "\n")
+        raise EdgeshipError(f"the graph clean-up of {p.request.model} failed in {image_tag} (exit {status.get('StatusCode')}): "
+                            f"{error or 'no error line'}; the model may use an op ONNX's tools cannot fold or convert: re-export it "
+                            f"with opset 13 or later")
+

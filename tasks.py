@@ -297,6 +297,52 @@ def fleet_demo(c, limit="", inventory="inventory.ini", results="results", source
     _playbook("demo.yml", inventory, limit, extra)
 
 
+@task(help={"run": "run id under results/ (default: the newest)", "results": "results root (default: results/)"})
+@user_errors
+def report(c, run="", results="results"):
+    """Write results/<run>/report.html and report.md from the results store (tables, plots, published figures)."""
+    from edgeship.report.publish import write_report
+
+    for path in write_report(Path(results), run or None):
+        print(path)
+
+
+@task(positional=["base", "new"],
+      help={"base": "run id (or a tag set with --tag) to compare against", "new": "run id to judge (default: the newest)",
+            "results": "results root (default: results/)", "tag": "name this NEW run as a baseline tag instead of comparing",
+            "threshold": "KEY=VALUE thresholds, e.g. latency_pct=5 size_pct=2 accuracy_points=1 (repeatable)"},
+      iterable=["threshold"])
+@user_errors
+def compare(c, base="", new="", results="results", tag="", threshold=None):
+    """Compare two runs: what got slower, bigger or less accurate; exit 1 on a regression."""
+    from edgeship.report.regressions import compare_runs
+
+    code = compare_runs(Path(results), base or None, new or None, tag=tag or None, thresholds=list(threshold or []))
+    if code:
+        raise Exit(code=code)
+
+
+@task(help={"config": "the conversions file (default: edgeship.toml)", "out": "artifacts root (default: the file's, else artifacts/)",
+            "entries": "comma-separated entry names (default: all)"})
+@user_errors
+def build(c, config="edgeship.toml", out="", entries=""):
+    """Convert every entry of the conversions file (models x targets x modes) and write conversions.lock."""
+    from edgeship.convert.project import build_all
+
+    build_all(Path(config), Path(out) if out else None, [e for e in entries.split(",") if e])
+
+
+@task(help={"config": "the conversions file (default: edgeship.toml)", "entries": "comma-separated entry names (default: all)"})
+@user_errors
+def verify(c, config="edgeship.toml", entries=""):
+    """Reconvert every locked entry in clean containers (cache bypassed); exit 1 naming any byte that drifted and why."""
+    from edgeship.convert.project import verify_all
+
+    code = verify_all(Path(config), [e for e in entries.split(",") if e])
+    if code:
+        raise Exit(code=code)
+
+
 images = Collection("images")
 images.add_task(images_build, "build")
 images.add_task(images_base, "base")
@@ -314,5 +360,5 @@ fleet.add_task(fleet_bench, "bench")
 fleet.add_task(fleet_rollback, "rollback")
 fleet.add_task(fleet_demo, "demo")
 
-ns = Collection(setup, engine, examples, targets, convert, main, test, images, sim, fleet)
+ns = Collection(setup, engine, examples, targets, convert, build, verify, main, report, compare, test, images, sim, fleet)
 ns.configure({"edgeship": {"artifacts": os.environ.get("EDGESHIP_ARTIFACTS", "artifacts")}})

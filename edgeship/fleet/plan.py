@@ -84,9 +84,12 @@ def extras_for(selection: list[dict], configured: list[str] | None, demo: bool =
         extras = set(configured)
     else:
         from edgeship_runtime.backends import backend_class
+        from edgeship_runtime.tasks import TASK_EXTRAS
 
-        backends = {a["manifest"]["runtime_backend"] for entry in selection for a in (entry["primary"], entry["cpu"]) if a}
-        extras = {extra for extra in (backend_class(b).extra for b in backends) if extra}
+        manifests = [a["manifest"] for entry in selection for a in (entry["primary"], entry["cpu"]) if a]
+        extras = {extra for extra in (backend_class(m["runtime_backend"]).extra for m in manifests) if extra}
+        # what the board's check needs to judge the models by their task (a detector's boxes, OCR's text)
+        extras |= {TASK_EXTRAS[m["task"]["name"]] for m in manifests if m.get("task", {}).get("name") in TASK_EXTRAS}
     return tuple(sorted(extras | ({"demo"} if demo else set())))
 
 

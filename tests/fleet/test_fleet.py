@@ -302,3 +302,30 @@ def test_demo_runs_on_every_board_and_its_stats_come_home(fleet, tmp_path):
     assert final["final"] and final["stopped_by"] == "signal SIGTERM" and final["error"] is None
     assert len((results / "demo-stop" / "demo" / "t-rpi" / "predictions.jsonl").read_text().splitlines()) == final["frames"]["processed"]
     assert fleet.board("t-rpi", "systemctl", "is-active", "edgeship-demo").stdout.strip() == "inactive"
+
+
+def test_a_real_text_detector_is_deployed_and_checked_by_its_task(fleet, tmp_path_factory):
+    """PP-OCRv4's text detector (tflite fp16) on t-rpi: deploy installs the `vision` extra (OpenCV,
+    rapidfuzz) its check needs, and the board judges it as the conversion did: DB boxes matched to
+    fp32's (detection F1), never top-1 over its probability map."""
+    from edgeship.convert import convert
+    from edgeship.examples import build_examples, example_request
+    from edgeship.images.engine import ensure_engine
+    from tests.support import ROOT
+
+    (folder,) = build_examples(ROOT / "examples", names=("ppocr-det",))
+    root = tmp_path_factory.mktemp("det-artifacts")
+    artifact = convert(example_request(folder, "tflite", "fp16", root, False), client=ensure_engine())
+    result = fleet.playbook("deploy.yml", limit="t-rpi", edgeship_release_artifacts_root=str(root), edgeship_release_label="text-detector")
+    assert result.returncode == 0, result.stdout[-3000:]
+    release = json.loads(fleet.board("t-rpi", "cat", "/home/edge/edgeship/current/release.json").stdout)
+    assert "vision" in release["extras"] and [entry["model"] for entry in release["bench"]] == ["ppocr-det"]
+    check = fleet.board("t-rpi", "/home/edge/edgeship/current/venv/bin/edgeship-runtime", "check",
+                        f"/home/edge/edgeship/current/artifacts/{artifact.name}")
+    assert check.returncode == 0, check.stderr
+    report = json.loads(check.stdout)
+    assert report["passed"] and report["task"] == "detect"
+    assert report["metrics"]["f1"] >= 0.97 and report["metrics"]["reference_boxes"] > 0
+    assert "top1_agreement" not in report["outputs"]["sigmoid_0.tmp_0"]
+    print(f"t-rpi checks ppocr-det tflite fp16: F1 {report['metrics']['f1']:.3f} over {report['metrics']['reference_boxes']} boxes, "
+          f"cosine min {report['outputs']['sigmoid_0.tmp_0']['cosine_min']:.5f}")

@@ -25,5 +25,8 @@ HEADLINES: dict[str, tuple[str | None, str, str | None, str]] = {
     "generic": (None, "", None, ""),
 }
 
-__all__ = ["HEADLINES", "DECODERS", "TASK_NAMES", "against_labels", "boxes_to_frame", "boxes_to_input", "check_labels", "compare",
+# The runtime extra a board needs to judge and read a task's outputs (OpenCV, rapidfuzz).
+TASK_EXTRAS = {"detect": "vision", "segment": "vision", "ocr-rec": "vision"}
+
+__all__ = ["HEADLINES", "TASK_EXTRAS", "DECODERS", "TASK_NAMES", "against_labels", "boxes_to_frame", "boxes_to_input", "check_labels", "compare",
            "default_tolerances", "fit_transform", "letterbox", "match_boxes", "postprocess", "validate"]

@@ -56,7 +56,8 @@ WEIGHTS = "pretrained (PaddleOCR, via rapidocr-onnxruntime 1.4.4)"
 # rapidocr's config uses 0.5/0.5 for the detector as well; on 40 rendered scenes the two gave
 # F1 0.975 and 0.972 (ink boxes), so either works; we keep what the model was trained with.
 DET_PREPROCESS = {"color": "bgr", "scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "resize": "stretch"}
-LINE_PREPROCESS = {"color": "bgr", "scale": 1 / 255, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "resize": "stretch"}
+# "pad": the height kept at 48, the aspect ratio kept, zeros after normalization on the right, as line_input does
+LINE_PREPROCESS = {"color": "bgr", "scale": 1 / 255, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "resize": "pad"}
 DET_SIZE = (480, 640)   # height, width: multiples of 32, as DBNet's down- and up-sampling needs
 LINE_HEIGHT = 48
 CLS_WIDTH, REC_WIDTH = 192, 320

@@ -77,7 +77,23 @@ def _preprocess_override(text: str | None) -> dict | None:
     return value
 
 
-def _demo(args, artifact, backend_cls, fallback, options) -> int:
+def _text_model(args, board: dict):
+    """--rec: the text recognizer read on every box the detector finds (its own fallback rules)."""
+    from edgeship_runtime.artifact import Artifact
+    from edgeship_runtime.backends import backend_class
+    from edgeship_runtime.demo import TextModel
+    from edgeship_runtime.preprocess import Preprocess
+    from edgeship_runtime.select import choose
+
+    if not args.rec:
+        return None
+    requested = Artifact.open(args.rec)
+    backend_class(requested.backend).compatibility(requested.manifest, board)
+    artifact, backend_cls, fallback = choose(args.rec, args.allow_cpu_fallback, args.rec_cpu_artifact, board["available"])
+    return TextModel(artifact, backend_cls, Preprocess.for_artifact(artifact), fallback)
+
+
+def _demo(args, artifact, backend_cls, fallback, options, board: dict) -> int:
     from pathlib import Path
 
     from edgeship_runtime.demo import Demo, DemoOptions, open_source, parse_listen
@@ -92,6 +108,7 @@ def _demo(args, artifact, backend_cls, fallback, options) -> int:
     if not args.no_server:
         parse_listen(args.listen)
     preprocess = Preprocess.for_artifact(artifact, _preprocess_override(args.preprocess))
+    text = _text_model(args, board)
     width, height = _size(args.size)
     source = open_source(args.source, width, height, args.fps, realtime=args.realtime, loop=args.loop)
     demo = Demo(artifact, backend_cls, source, preprocess, DemoOptions(
@@ -99,7 +116,7 @@ def _demo(args, artifact, backend_cls, fallback, options) -> int:
         duration_s=args.duration, max_frames=args.frames, listen=None if args.no_server else args.listen,
         record=args.record and Path(args.record), save_frame=args.save_frame and Path(args.save_frame),
         predictions=args.predictions and Path(args.predictions), stats_path=args.output and Path(args.output),
-        log=lambda line: print(line, file=sys.stderr, flush=True)))
+        log=lambda line: print(line, file=sys.stderr, flush=True), text=text))
     document = demo.run()
     print(json.dumps(document, indent=2, sort_keys=True))
     return 0
@@ -128,7 +145,8 @@ def main(argv=None) -> int:
     bench_parser.add_argument("--min-s", type=float, default=2.0)
     bench_parser.add_argument("--batches", default="1", help="comma-separated batch sizes to sweep, e.g. 1,2,4")
     bench_parser.add_argument("--instances", default="", help="comma-separated runner counts for multi-instance throughput, e.g. 2,4")
-    demo_parser = commands.add_parser("demo", help="live classifier: camera/video/folder/pattern -> annotated MJPEG stream, stats as JSON")
+    demo_parser = commands.add_parser("demo", help="live camera demo: classify, detect, or read text (--rec) on a camera/video/folder/pattern "
+                                      "-> annotated MJPEG stream, stats as JSON")
     _artifact_arguments(demo_parser)
     demo_parser.add_argument("--source", default="pattern",
                              help="pattern, /dev/videoN or a camera index, a video file, or a folder of images (default pattern)")
@@ -148,6 +166,9 @@ def main(argv=None) -> int:
     demo_parser.add_argument("--save-frame", default=None, help="write the last annotated frame to this .png/.jpg")
     demo_parser.add_argument("--predictions", default=None, help="write one JSON line per frame (class, confidence, times) here")
     demo_parser.add_argument("--preprocess", default=None, help="JSON object (or .json file) overriding the artifact's preprocess record")
+    demo_parser.add_argument("--rec", default=None, help="a text recognizer's artifact (task ocr-rec): read the text in every box the "
+                             "detector (ARTIFACT) finds")
+    demo_parser.add_argument("--rec-cpu-artifact", default=None, help="CPU artifact of the recognizer, for --allow-cpu-fallback")
     args = parser.parse_args(argv)
     try:
         from edgeship_runtime.detect import detect
@@ -169,7 +190,7 @@ def main(argv=None) -> int:
         artifact, backend_cls, fallback = choose(args.artifact, args.allow_cpu_fallback, args.cpu_artifact, board["available"])
         options = _options(args.backend_option)
         if args.command == "demo":
-            return _demo(args, artifact, backend_cls, fallback, options)
+            return _demo(args, artifact, backend_cls, fallback, options, board)
         if args.command == "check":
             from edgeship_runtime.check import check
 

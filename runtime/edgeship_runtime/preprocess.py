@@ -18,7 +18,11 @@ import numpy as np
 from edgeship_runtime.errors import ArtifactError
 
 COLORS = ("rgb", "bgr", "gray")
-RESIZES = ("center_crop", "stretch")
+# center_crop: the largest centred window of the input's aspect ratio, resized; stretch: resized to
+# the input; letterbox: resized to fit keeping the aspect ratio, padded grey (114), centred (YOLO);
+# pad: scaled to the input's height keeping the aspect ratio (at most its width), the rest of the
+# width padded with zeros after normalization (PaddleOCR's text recognizers and classifiers).
+RESIZES = ("center_crop", "stretch", "letterbox", "pad")
 LAYOUTS = ("NCHW", "NHWC")
 KEYS = {"color", "invert", "scale", "mean", "std", "resize", "layout"}
 
@@ -103,10 +107,24 @@ class Preprocess:
         """(height, width) of the model input."""
         return (self.shape[2], self.shape[3]) if self.spec["layout"] == "NCHW" else (self.shape[1], self.shape[2])
 
+    def transform(self, frame_hw: tuple[int, int]) -> dict:
+        """Where a frame's pixels land in the model input (boxes map back through it)."""
+        from edgeship_runtime.tasks.geometry import fit_transform
+
+        mode = self.spec["resize"]
+        return fit_transform(frame_hw, self.size, "stretch" if mode == "pad" else mode)
+
     def fit(self, frame: np.ndarray) -> np.ndarray:
         import cv2
 
         height, width = self.size
+        if self.spec["resize"] == "letterbox":
+            from edgeship_runtime.tasks.geometry import letterbox
+
+            return letterbox(frame, (height, width))
+        if self.spec["resize"] == "pad":
+            scaled_width = max(1, min(width, int(np.ceil(frame.shape[1] * height / frame.shape[0]))))
+            return cv2.resize(frame, (scaled_width, height), interpolation=cv2.INTER_LINEAR)
         if self.spec["resize"] == "center_crop":
             frame_h, frame_w = frame.shape[:2]
             crop_h, crop_w = frame_h, round(frame_h * width / height)
@@ -130,6 +148,9 @@ class Preprocess:
             image = 255 - image
         scaled = image.astype(np.float32) * np.float32(self.spec["scale"])
         value = (scaled - np.asarray(self.spec["mean"], np.float32)) / np.asarray(self.spec["std"], np.float32)
+        height, width = self.size
+        if value.shape[1] < width:  # "pad": zeros after normalization fill the rest of the width
+            value = np.concatenate([value, np.zeros((height, width - value.shape[1], value.shape[2]), np.float32)], axis=1)
         if self.spec["layout"] == "NCHW":
             value = value.transpose(2, 0, 1)
         return {self.name: np.ascontiguousarray(value[None], dtype=np.float32)}

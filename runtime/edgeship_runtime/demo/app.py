@@ -4,6 +4,7 @@ SIGUSR1 (a snapshot) and when SIGTERM/SIGINT stop the run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,14 +17,25 @@ from typing import Any
 
 import numpy as np
 
-from edgeship_runtime.demo.overlay import annotate, classify
-from edgeship_runtime.demo.pipeline import STAGES, Frame, Pipeline, Timings
+from edgeship_runtime.demo.overlay import annotate
+from edgeship_runtime.demo.pipeline import STAGES, TEXT_STAGES, Frame, Pipeline, Timings
+from edgeship_runtime.demo.reading import Reader, TextRecognizer
 from edgeship_runtime.demo.sources import Source, _cv2
 from edgeship_runtime.demo.viewer import Publisher, serve
 from edgeship_runtime.errors import ArtifactError, RuntimeUnavailable
 from edgeship_runtime.files import atomic_write_text
 
 STATS_SCHEMA = 1
+
+
+@dataclass
+class TextModel:
+    """The second model of a text-reading demo: a recognizer (task ocr-rec) run on each detected box."""
+
+    artifact: Any
+    backend_cls: Any
+    preprocess: Any
+    fallback: dict | None = None
 
 
 @dataclass
@@ -44,6 +56,7 @@ class DemoOptions:
     stats_path: Path | None = None
     jpeg_quality: int = 80
     log: Callable[[str], None] = print
+    text: TextModel | None = None  # read the detector's boxes with this recognizer
 
 
 class Demo:
@@ -56,12 +69,21 @@ class Demo:
         self.predictions_path, self.stats_path = options.predictions, options.stats_path
         self.jpeg_quality, self.log = options.jpeg_quality, options.log
         self.labels = artifact.labels
-        self.timings = Timings()
+        self.reader = Reader(artifact, preprocess)
+        self.text = options.text
+        if self.text is not None and self.reader.task["name"] != "detect":
+            raise ArtifactError(f"--rec reads the boxes a text detector finds, but {artifact.path}'s task is {self.reader.task['name']}; "
+                                f"give a detector's artifact (task detect) first")
+        self.recognizer: TextRecognizer | None = None
+        self.stages = TEXT_STAGES if self.text else STAGES
+        self.timings = Timings(self.stages)
         self.stop = threading.Event()
         self.stopped_by: str | None = None
-        self.pipeline = Pipeline(self._capture, {"preprocess": self._preprocess, "infer": self._infer, "postprocess": self._postprocess,
-                                                 "render": self._render}, self._finish_frame, self.timings, options.queue_size,
+        works: dict[str, Callable[[Frame], None]] = {"preprocess": self._preprocess, "infer": self._infer, "postprocess": self._postprocess,
+                 **({"recognize": self._recognize} if self.text else {}), "render": self._render}
+        self.pipeline = Pipeline(self._capture, works, self._finish_frame, self.timings, options.queue_size,
                                  drop_oldest=source.live, on_error=lambda: self._request_stop("error"))
+        self.detections = {"frames_with_boxes": 0, "boxes": 0}
         self.captured = self.processed = 0
         self.first_rendered_at: float | None = None
         self.last_rendered_at: float | None = None
@@ -90,7 +112,11 @@ class Demo:
         frame.result["infer_ms"] = self.backend.last_infer_s * 1000
 
     def _postprocess(self, frame: Frame) -> None:
-        frame.result.update(classify(frame.outputs or {}, self.labels))
+        frame.result.update(self.reader.read(frame.image, frame.outputs or {}))
+
+    def _recognize(self, frame: Frame) -> None:
+        assert self.recognizer is not None  # made in run(), with its backend
+        self.recognizer.read(frame.image, frame.result)
 
     def _render(self, frame: Frame) -> None:
         cv2 = _cv2()
@@ -125,7 +151,13 @@ class Demo:
             self.processed += 1
             self.first_rendered_at = self.first_rendered_at or now
             self.last_rendered_at = now
-            self.last = {"frame": frame.index, "source": frame.name, **{k: frame.result[k] for k in ("class", "label", "confidence")}}
+            self.last = {"frame": frame.index, "source": frame.name,
+                         **{k: frame.result[k] for k in ("kind", "class", "label", "confidence", "texts") if k in frame.result}}
+            if "boxes" in frame.result:
+                boxes = frame.result["boxes"]
+                self.last["boxes"] = len(boxes)
+                self.detections["boxes"] += len(boxes)
+                self.detections["frames_with_boxes"] += bool(boxes)
         if self.prediction_file:
             record = {"frame": frame.index, "source": frame.name, "latency_ms": (now - frame.captured_at) * 1000, **frame.result}
             self.prediction_file.write(json.dumps(record, sort_keys=True) + "\n")
@@ -160,7 +192,7 @@ class Demo:
             processed, last = self.processed, self.last
             fps = self._fps(time.perf_counter())
         stages = self.timings.summary()
-        per_stage = {name: stages[name] for name in STAGES}
+        per_stage = {name: stages[name] for name in self.stages}
         measured = {name: figures["mean_ms"] for name, figures in per_stage.items() if "mean_ms" in figures}
         bottleneck = max(measured, key=lambda stage: measured[stage]) if measured else None
         dropped = self.pipeline.dropped()
@@ -180,7 +212,11 @@ class Demo:
             "stages": per_stage,
             "end_to_end": stages["end_to_end"],
             "bottleneck": bottleneck and {"stage": bottleneck, "mean_ms": measured[bottleneck], "fps_bound": 1000 / measured[bottleneck]},
-            "sequential_bound_fps": 1000 / sum(measured.values()) if len(measured) == len(STAGES) else None,
+            "sequential_bound_fps": 1000 / sum(measured.values()) if len(measured) == len(self.stages) else None,
+            "task": self.reader.task["name"],
+            "detections": dict(self.detections) if self.reader.task["name"] == "detect" else None,
+            "text_model": self.text and {"artifact": self.text.artifact.identity(), "backend": self.text.backend_cls.name,
+                                         "fallback": self.text.fallback},
             "last": last,
             "stopped_by": self.stopped_by,
             "error": None if self.error is None else f"{type(self.error).__name__}: {self.error}",
@@ -215,8 +251,12 @@ class Demo:
     def run(self) -> dict:
         previous = self._signals()
         try:
-            with self.backend_cls(self.artifact, threads=self.threads, **self.options.backend_options) as backend:
+            with contextlib.ExitStack() as backends:
+                backend = backends.enter_context(self.backend_cls(self.artifact, threads=self.threads, **self.options.backend_options))
                 self.backend = backend
+                if self.text is not None:
+                    text_backend = backends.enter_context(self.text.backend_cls(self.text.artifact, threads=self.threads))
+                    self.recognizer = TextRecognizer(self.text.artifact, text_backend, self.text.preprocess)
                 if self.listen:
                     self.server = serve(self.listen, self.publisher, self.stats, self.artifact.path.name)
                     self.log(f"edgeship-runtime demo: serving {self.server.url} ({self.source.kind} -> {backend.name})")

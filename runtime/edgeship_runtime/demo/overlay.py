@@ -12,37 +12,51 @@ DISPLAY_MIN_WIDTH = 320
 BANNER_LINE_PX = 22
 
 
-def classify(outputs: dict[str, np.ndarray], labels: list[str] | None, top: int = 3) -> dict:
-    """Top classes of the first output: probabilities as given, or a softmax of logits."""
-    name, value = next(iter(outputs.items()))
-    scores = np.asarray(value, np.float64).reshape(-1)
-    if not (scores.min() >= 0 and scores.max() <= 1 and abs(scores.sum() - 1) < 1e-3):
-        scores = np.exp(scores - scores.max())
-        scores /= scores.sum()
-    order = np.argsort(-scores, kind="stable")[:top]
-    def name_of(i: int) -> str:
-        return labels[i] if labels and i < len(labels) else str(i)
-
-    return {"output": name, "class": int(order[0]), "label": name_of(int(order[0])), "confidence": float(scores[order[0]]),
-            "top": [{"class": int(i), "label": name_of(int(i)), "confidence": float(scores[i])} for i in order]}
-
-
 BANNER_PX = 2 * BANNER_LINE_PX + 12
 
 
-def annotate(frame: np.ndarray, result: dict, fps: float, infer_ms: float, note: str = "") -> np.ndarray:
-    """The frame under a dark banner: class and confidence, then FPS, inference time and the backend.
-    The frame's own pixels are left as they are (small frames are enlarged, by pixel repetition)."""
+BOX_COLOUR, TEXT_COLOUR = (0, 200, 255), (0, 255, 255)  # BGR: amber boxes, yellow labels
+
+
+def draw_boxes(frame: np.ndarray, boxes: list[dict], factor: float = 1.0) -> np.ndarray:
+    """A copy of the frame with each box (its rotated quad when it has one) and its label or the
+    text read in it; coordinates are the frame's, times `factor` when the frame was enlarged."""
     cv2 = _cv2()
+    frame = frame.copy()
+    for box in boxes:
+        if box.get("quad"):
+            points = np.round(np.asarray(box["quad"], np.float64) * factor).astype(np.int32).reshape(-1, 1, 2)
+            cv2.polylines(frame, [points], True, BOX_COLOUR, 2, cv2.LINE_AA)
+        else:
+            x1, y1, x2, y2 = (int(round(v * factor)) for v in box["box"])
+            cv2.rectangle(frame, (x1, y1), (x2, y2), BOX_COLOUR, 2, cv2.LINE_AA)
+        caption = box.get("text") or f"{box['label']} {box['score'] * 100:.0f}%"
+        x, y = int(box["box"][0] * factor), max(14, int(box["box"][1] * factor) - 4)
+        cv2.putText(frame, caption, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(frame, caption, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, TEXT_COLOUR, 1, cv2.LINE_AA)
+    return frame
+
+
+def annotate(frame: np.ndarray, result: dict, fps: float, infer_ms: float, note: str = "") -> np.ndarray:
+    """The frame under a dark banner: what was read (class and confidence, the boxes found or the
+    text), then FPS, inference time and the backend. A classifier's frame keeps its own pixels; a
+    detector's gets its boxes drawn on (small frames are enlarged first, by pixel repetition)."""
+    cv2 = _cv2()
+    factor = 1
     if frame.shape[1] < DISPLAY_MIN_WIDTH:
         factor = math.ceil(DISPLAY_MIN_WIDTH / frame.shape[1])
         frame = cv2.resize(frame, (frame.shape[1] * factor, frame.shape[0] * factor), interpolation=cv2.INTER_NEAREST)
+    if result.get("boxes"):
+        frame = draw_boxes(frame, result["boxes"], factor)
     height = BANNER_PX
     canvas = np.empty((frame.shape[0] + height, frame.shape[1], 3), np.uint8)
     canvas[:height] = (24, 24, 24)
     canvas[height:] = frame
     width = canvas.shape[1] - 16
-    headline = f"{result['label']}  {result['confidence'] * 100:.1f}%"
+    if "boxes" in result:
+        headline = f"{len(result['boxes'])} found: {result['label']}"
+    else:
+        headline = f"{result['label']}  {result['confidence'] * 100:.1f}%"
     status = f"{fps:.1f} FPS  infer {infer_ms:.1f} ms  {note}".rstrip()
     for text, scale, colour, thickness, y in ((headline, 0.6, (80, 255, 80), 2, BANNER_LINE_PX),
                                                (status, 0.5, (255, 255, 255), 1, 2 * BANNER_LINE_PX + 2)):

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 STAGES = ("capture", "preprocess", "infer", "postprocess", "render")
+# Reading text: a second model recognizes each box the detector found, in a stage of its own.
+TEXT_STAGES = ("capture", "preprocess", "infer", "postprocess", "recognize", "render")
 
 
 class StageQueue:
@@ -59,9 +61,9 @@ class StageQueue:
 class Timings:
     """Per-stage durations (the last `keep` of them) and counts, safe across threads."""
 
-    def __init__(self, keep: int = 20000):
+    def __init__(self, stages: tuple[str, ...] = STAGES, keep: int = 20000):
         self.lock = threading.Lock()
-        self.values: dict[str, collections.deque[float]] = {name: collections.deque(maxlen=keep) for name in (*STAGES, "end_to_end")}
+        self.values: dict[str, collections.deque[float]] = {name: collections.deque(maxlen=keep) for name in (*stages, "end_to_end")}
         self.counts = dict.fromkeys(self.values, 0)
 
     def add(self, name: str, seconds: float) -> None:
@@ -95,7 +97,7 @@ class Frame:
 
 
 class Pipeline:
-    """Runs capture() and the four later stages, in threads or one after another.
+    """Runs capture() and the later stages (the keys of `works`, in order), in threads or one after another.
 
     `capture` returns the next Frame or None at the end; `works` maps each later stage to a
     function that fills the frame in; `finish` is called with every frame that was rendered.
@@ -106,7 +108,8 @@ class Pipeline:
                  finish: Callable[[Frame], None], timings: Timings, queue_size: int, drop_oldest: bool,
                  on_error: Callable[[], None]):
         self.capture, self.works, self.finish, self.timings, self.on_error = capture, works, finish, timings, on_error
-        self.queues = [StageQueue(f"{a}->{b}", queue_size, drop_oldest=drop_oldest) for a, b in itertools.pairwise(STAGES)]
+        self.stages = ("capture", *works)
+        self.queues = [StageQueue(f"{a}->{b}", queue_size, drop_oldest=drop_oldest) for a, b in itertools.pairwise(self.stages)]
         self.error: BaseException | None = None
 
     def dropped(self) -> dict[str, int]:
@@ -122,7 +125,7 @@ class Pipeline:
             frame = self.capture()
             if frame is None:
                 return
-            for stage in STAGES[1:]:
+            for stage in self.stages[1:]:
                 self._timed(stage, frame)
             self.finish(frame)
 
@@ -150,7 +153,7 @@ class Pipeline:
 
     def run_pipelined(self) -> None:
         workers = []
-        for number, stage in enumerate(STAGES[1:]):
+        for number, stage in enumerate(self.stages[1:]):
             outbox = self.queues[number + 1] if number + 1 < len(self.queues) else None
             workers.append(threading.Thread(target=self._worker, args=(stage, self.queues[number], outbox),
                                             name=f"demo-{stage}", daemon=True))

@@ -109,22 +109,46 @@ def detection_scores(tp: int, fp: int, fn: int) -> dict:
 
 def match_boxes(predicted: np.ndarray, truth: np.ndarray, iou: float = 0.5, classes_pred=None, classes_truth=None) -> dict:
     """Greedy one-to-one matching, highest IoU first; a pair counts when IoU >= `iou` (and, when classes
-    are given, the classes agree). {"tp", "fp", "fn", "precision", "recall", "f1"}."""
+    are given, the classes agree). {"tp", "fp", "fn", "precision", "recall", "f1", "pairs": [(predicted, truth) index]}."""
     overlaps = box_iou(predicted, truth)
     if classes_pred is not None and classes_truth is not None:
         same_class = np.asarray(classes_pred).reshape(-1, 1) == np.asarray(classes_truth).reshape(1, -1)
         overlaps = np.where(same_class, overlaps, -1.0)
     pairs = np.argwhere(overlaps >= iou)
     order = np.argsort(-overlaps[pairs[:, 0], pairs[:, 1]], kind="stable")
-    used_pred, used_truth = set(), set()
+    used_pred, used_truth, matched = set(), set(), []
     for p, t in pairs[order]:
         if p not in used_pred and t not in used_truth:
             used_pred.add(p)
             used_truth.add(t)
+            matched.append((int(p), int(t)))
     tp = len(used_pred)
-    return detection_scores(tp, overlaps.shape[0] - tp, overlaps.shape[1] - tp)
+    return {**detection_scores(tp, overlaps.shape[0] - tp, overlaps.shape[1] - tp), "pairs": matched}
 
 
 def empty_detections() -> dict:
     """What a decoder returns for a frame without boxes."""
     return {"boxes": np.zeros((0, 4)), "scores": np.zeros(0), "classes": np.zeros(0, np.int64), "quads": None}
+
+
+def crop_quad(frame: np.ndarray, quad) -> np.ndarray:
+    """The image under a (possibly rotated) quadrilateral, warped upright: what a text recognizer
+    reads. The corners are taken clockwise from the top-left (as the DB decoder orders them); the
+    crop's size is the quad's longer sides. A crop much taller than wide is turned to lie flat
+    (PaddleOCR's get_rotate_crop_image does the same)."""
+    cv2 = _cv2("cropping text boxes")
+    corners = np.asarray(quad, np.float32).reshape(4, 2)
+    width = max(1, round(max(np.linalg.norm(corners[0] - corners[1]), np.linalg.norm(corners[3] - corners[2]))))
+    height = max(1, round(max(np.linalg.norm(corners[0] - corners[3]), np.linalg.norm(corners[1] - corners[2]))))
+    target = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
+    warped = cv2.warpPerspective(frame, cv2.getPerspectiveTransform(corners, target), (width, height),
+                                 flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    return np.rot90(warped) if height >= 1.5 * width else warped
+
+
+def quads_to_frame(quads: np.ndarray, transform: dict) -> np.ndarray:
+    """[K, 4, 2] corner points in model-input pixels -> frame pixels (clipped to the frame)."""
+    (scale_y, scale_x), (offset_y, offset_x) = transform["scale"], transform["offset"]
+    points = (np.asarray(quads, np.float64).reshape(-1, 4, 2) - [offset_x, offset_y]) / [scale_x, scale_y]
+    frame_h, frame_w = transform["frame_hw"]
+    return np.clip(points, 0, [frame_w, frame_h])

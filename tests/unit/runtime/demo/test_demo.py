@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from edgeship_runtime.demo import BANNER_PX, StageQueue, annotate, classify, open_source
+from edgeship_runtime.demo import BANNER_PX, StageQueue, annotate, draw_boxes, open_source
 from edgeship_runtime.errors import ArtifactError
 from edgeship_runtime.preprocess import Preprocess, validate
 
@@ -49,7 +49,7 @@ def test_preprocess_defaults_follow_the_input_shape():
     ({"mean": [0.5, 0.5]}, [1, 3, 4, 4], r"mean has 2 values; input 'input' has 3 channel"),
     ({"std": 0}, [1, 3, 4, 4], r"scale and std must not be 0"),
     ({}, [1, 64], r"not an image with 1 or 3 channels; set \"layout\""),
-    ({"resize": "fill"}, [1, 3, 4, 4], r"resize 'fill' is not one of center_crop, stretch"),
+    ({"resize": "fill"}, [1, 3, 4, 4], r"resize 'fill' is not one of center_crop, stretch, letterbox, pad"),
 ])
 def test_a_bad_preprocess_record_is_one_clear_error(spec, shape, message):
     with pytest.raises(ArtifactError, match=message):
@@ -78,13 +78,18 @@ def test_preprocess_rgb_mean_std_in_nhwc():
     np.testing.assert_allclose(value[0, 0, 0], [-1.0, -1.0, 1.0], atol=1e-6)  # RGB order: blue last
 
 
-def test_classify_takes_a_softmax_of_logits_and_keeps_probabilities():
-    logits = {"logits": np.array([[0.0, 2.0, 1.0]], np.float32)}
-    result = classify(logits, ["cat", "dog", "fox"])
-    assert result["label"] == "dog" and result["class"] == 1 and [t["label"] for t in result["top"]] == ["dog", "fox", "cat"]
-    assert result["confidence"] == pytest.approx(np.exp(2) / (1 + np.exp(2) + np.exp(1)))
-    probabilities = classify({"p": np.array([[0.1, 0.7, 0.2]])}, None)
-    assert probabilities["label"] == "1" and probabilities["confidence"] == pytest.approx(0.7)
+def test_a_detectors_boxes_are_drawn_where_the_frame_has_them():
+    pytest.importorskip("cv2")
+    frame = np.zeros((240, 320, 3), np.uint8)
+    boxes = [{"box": [40, 60, 120, 100], "quad": None, "score": 0.9, "label": "text", "text": "EXIT 12"},
+             {"box": [200, 150, 260, 200], "quad": [[200, 150], [260, 150], [260, 200], [200, 200]], "score": 0.8, "label": "text"}]
+    drawn = draw_boxes(frame, boxes)
+    amber = (drawn[..., 2] > 200) & (drawn[..., 1] > 150) & (drawn[..., 0] < 60)
+    assert amber[60, 40:121].all() and amber[60:101, 120].all()  # the first box's top and right edges
+    assert amber[150, 200:261].all()  # the quad's top edge
+    assert not amber[170:190, 210:250].any()  # nothing drawn inside a box
+    canvas = annotate(frame, {"label": "EXIT 12", "confidence": 0.9, "boxes": boxes}, 10.0, 5.0)
+    np.testing.assert_array_equal(canvas[BANNER_PX:], drawn)
 
 
 def test_the_overlay_sits_above_the_untouched_frame():
@@ -121,3 +126,27 @@ def test_the_test_pattern_paces_itself_like_a_camera():
     frames = [source.read() for _ in range(6)]
     assert source.live and frames[0][0].shape == (48, 64, 3) and frames[5][1] == "pattern:5"
     assert time.monotonic() - began >= 5 / 50 * 0.9
+
+
+def test_pad_keeps_the_aspect_ratio_and_pads_zeros_after_normalization():
+    pytest.importorskip("cv2")
+    preprocess = Preprocess("x", [1, 3, 48, 320], validate({"color": "bgr", "mean": [0.5] * 3, "std": [0.5] * 3, "resize": "pad"},
+                                                           {"name": "x", "shape": [1, 3, 48, 320]}, "m"))
+    crop = np.full((24, 80, 3), 255, np.uint8)  # at height 48 (twice as high), 160 px wide
+    value = preprocess(crop)["x"]
+    assert value.shape == (1, 3, 48, 320)
+    np.testing.assert_allclose(value[0, :, :, :160], 1.0, atol=1e-6)  # white, normalized
+    assert not value[0, :, :, 160:].any()  # the padding
+
+
+def test_letterbox_maps_boxes_back_to_the_frame():
+    pytest.importorskip("cv2")
+    from edgeship_runtime.tasks.geometry import boxes_to_frame
+
+    preprocess = Preprocess("images", [1, 3, 640, 640], validate({"resize": "letterbox"}, {"name": "images", "shape": [1, 3, 640, 640]}, "m"))
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[100:200, 300:400] = 255
+    image = preprocess.fit(frame)
+    assert image.shape == (640, 640, 3) and (image[:80] == 114).all() and (image[-80:] == 114).all()
+    transform = preprocess.transform(frame.shape[:2])
+    np.testing.assert_allclose(boxes_to_frame(np.array([[300, 180, 400, 280]]), transform), [[300, 100, 400, 200]], atol=1e-6)

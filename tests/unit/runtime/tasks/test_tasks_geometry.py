@@ -71,13 +71,14 @@ def test_box_iou():
 def test_match_boxes_is_greedy_one_to_one_and_class_aware():
     truth = np.array([[0, 0, 10, 10], [20, 0, 30, 10]], float)
     both = match_boxes(np.array([[0, 0, 10, 10], [1, 0, 11, 10], [20, 0, 30, 10]], float), truth)
-    assert (both["tp"], both["fp"], both["fn"]) == (2, 1, 0)
+    assert (both["tp"], both["fp"], both["fn"]) == (2, 1, 0) and both["pairs"] == [(0, 0), (2, 1)]
     assert both["precision"] == pytest.approx(2 / 3) and both["recall"] == 1.0 and both["f1"] == pytest.approx(0.8)
     # the second box is in the right place with the wrong class
     wrong_class = match_boxes(truth, truth, classes_pred=[0, 1], classes_truth=[0, 2])
     assert (wrong_class["tp"], wrong_class["fp"], wrong_class["fn"]) == (1, 1, 1)
     shifted = match_boxes(np.array([[4, 0, 14, 10]], float), truth[:1])  # IoU 6/14 < 0.5
     assert shifted["tp"] == 0 and shifted["f1"] == 0.0
-    assert match_boxes(np.zeros((0, 4)), np.zeros((0, 4))) == {"tp": 0, "fp": 0, "fn": 0, "precision": 1.0, "recall": 1.0, "f1": 1.0}
+    assert match_boxes(np.zeros((0, 4)), np.zeros((0, 4))) == {"tp": 0, "fp": 0, "fn": 0, "precision": 1.0, "recall": 1.0, "f1": 1.0,
+                                                             "pairs": []}
     missed = match_boxes(np.zeros((0, 4)), truth)
     assert (missed["precision"], missed["recall"], missed["f1"]) == (0.0, 0.0, 0.0)

@@ -1,0 +1,67 @@
+"""What the demo reads off a frame, by what the model is for (the artifact's task): the model's
+outputs turned into a class, boxes on the frame, or text, with the same code the board's check
+judges with (edgeship_runtime.tasks). Text is read by a second model: a detector's boxes are cut
+out of the frame, warped upright and recognized one by one (PaddleOCR's det -> rec chain)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgeship_runtime.errors import ArtifactError
+from edgeship_runtime.tasks import postprocess, validate
+from edgeship_runtime.tasks.geometry import boxes_to_frame, crop_quad, quads_to_frame
+
+
+def task_record(artifact) -> dict:
+    """The artifact's task (manifests from before tasks existed: a classifier)."""
+    record = artifact.manifest.get("task") or {"name": "classify"}
+    return validate(record, artifact.outputs, artifact.labels, str(artifact.path / "manifest.json"))
+
+
+class Reader:
+    """outputs of one frame -> result dict (boxes in frame pixels)."""
+
+    def __init__(self, artifact, preprocess):
+        self.artifact, self.preprocess = artifact, preprocess
+        self.task = task_record(artifact)
+
+    def read(self, image: np.ndarray, outputs: dict) -> dict:
+        result = postprocess(self.task, outputs, self.artifact.labels, self.artifact.path)
+        if result["kind"] == "detect":
+            transform = self.preprocess.transform(image.shape[:2])
+            boxes = result["boxes"]
+            if boxes:
+                frame_boxes = boxes_to_frame(np.array([b["box"] for b in boxes]), transform)
+                quads = [b["quad"] for b in boxes]
+                frame_quads = quads_to_frame(np.array(quads), transform) if all(q is not None for q in quads) else None
+                for index, box in enumerate(boxes):
+                    box["box"] = [round(float(v), 1) for v in frame_boxes[index]]
+                    box["quad"] = frame_quads[index].round(1).tolist() if frame_quads is not None else None
+        result.pop("mask", None)  # a segment mask is summarized, not drawn or logged
+        return result
+
+
+class TextRecognizer:
+    """A text recognizer (task ocr-rec) run on every box a detector found, on its own backend."""
+
+    def __init__(self, artifact, backend, preprocess, max_boxes: int = 16):
+        self.artifact, self.backend, self.preprocess, self.max_boxes = artifact, backend, preprocess, max_boxes
+        self.task = task_record(artifact)
+        if self.task["name"] != "ocr-rec":
+            raise ArtifactError(f"--rec {artifact.path}: its task is {self.task['name']}, not ocr-rec; give a text recognizer's artifact")
+
+    def read(self, image: np.ndarray, result: dict) -> None:
+        """Adds "text" and "text_confidence" to each box of a detect result (the best-scored first)."""
+        for box in sorted(result.get("boxes", []), key=lambda b: -b["score"])[: self.max_boxes]:
+            quad = box["quad"] or [[box["box"][0], box["box"][1]], [box["box"][2], box["box"][1]],
+                                   [box["box"][2], box["box"][3]], [box["box"][0], box["box"][3]]]
+            crop = crop_quad(image, quad)
+            if min(crop.shape[:2]) < 2:
+                continue
+            outputs = self.backend.infer(self.preprocess(crop))
+            read = postprocess(self.task, outputs, self.artifact.labels, self.artifact.path)
+            box["text"], box["text_confidence"] = read["text"], read["confidence"]
+        texts = [box["text"] for box in result.get("boxes", []) if box.get("text")]
+        result["kind"] = "ocr"
+        result["texts"] = texts
+        result["label"] = " | ".join(texts[:3]) if texts else "no text"

@@ -1,30 +1,53 @@
-"""The main job behind `invoke main`: bring up the engine and images, make the examples,
-convert them for every target, check and benchmark each artifact with the board runtime on
-this machine, then start the simulated board fleet, deploy this run's artifacts to it with
-the real playbooks, benchmark on every board and write one report.
+"""The main job behind `invoke main`: every toolchain image, the examples, their conversions for
+every target, each artifact checked and timed on this machine, the simulated fleet (deploy,
+benchmark, the text-reading camera demo on every board), the results store, the report and a
+comparison with the previous run.
+
+Work runs side by side where the machine allows: the board images and the fleet come up while
+the toolchain images build, each image's conversions start as soon as it is built (two at a
+time), and the wheelhouses are fetched ahead of the builds that need them. A progress display
+shows each phase with its counts and elapsed time; `timings.json` keeps them per phase.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
 from edgeship.convert import Request, convert
+from edgeship.convert.request import find_target
 from edgeship.errors import EdgeshipError
-from edgeship.examples import build_examples
+from edgeship.examples import build_examples, example_request
 from edgeship.images.build import build
 from edgeship.images.engine import ensure_engine
-from edgeship.images.locks import load_spec
+from edgeship.images.locks import ensure_wheelhouse, load_spec
+
+# What the main job converts: the real models in every mode their targets offer (their task
+# metrics are the point), the speed models (random weights) in each target's default mode.
+EVERY_MODE = ("digits", "ppocr-det", "ppocr-cls", "ppocr-rec")
+DEFAULT_MODE = ("mobilenetv2", "yolov8n")
+QUICK = ("digits", "ppocr-det", "ppocr-rec")
+# The text-reading demo on the boards: a detector and the recognizer that reads its boxes.
+DEMO_MODELS = ("ppocr-det", "ppocr-rec")
+# Builds first what most conversions wait for: the clean-up image (onnx), then by size.
+IMAGE_ORDER = ("onnx", "jetson", "openvino", "tflite", "coral", "rk3588")
+CONVERSION_WORKERS = 2
 
 
-def conversion_requests(example_dirs: list[Path], artifacts: Path) -> list[Request]:
+def conversion_requests(example_dirs: list[Path], artifacts: Path, quick: bool = False) -> list[Request]:
     import targets
-    from edgeship.examples import example_request
 
-    return [example_request(folder, target.name, quant, artifacts, quant in target.needs_calibration)
-            for target in targets.TARGETS.values() for folder in example_dirs for quant in target.quantizations]
+    requests = []
+    for folder in example_dirs:
+        every_mode = folder.name in (QUICK if quick else EVERY_MODE)
+        for target in targets.TARGETS.values():
+            for quant in target.quantizations if every_mode else (target.default_quant,):
+                requests.append(example_request(folder, target.name, quant, artifacts, quant in target.needs_calibration))
+    return requests
 
 
 def _runtime_figures(artifact_dir: Path) -> dict:
@@ -46,14 +69,14 @@ def _runtime_figures(artifact_dir: Path) -> dict:
     note = f"on {cls.name} CPU" if fallback else None
     try:
         report = check(artifact, cls, threads=1)
+        bench = benchmark(artifact, cls, threads=1, warmup_runs=3, warmup_s=0.2, min_runs=10, min_s=0.5)
     except RuntimeUnavailable as error:
         return {"host_check_passed": None, "host_mean_ms": None, "host_p90_ms": None, "host_note": str(error)}
-    bench = benchmark(artifact, cls, threads=1, warmup_runs=5, warmup_s=0.2, min_runs=20, min_s=1.0)
     return {"host_check_passed": report["passed"], "host_mean_ms": bench["steady"]["mean_ms"], "host_p90_ms": bench["steady"]["p90_ms"],
             **({"host_note": note} if note else {})}
 
 
-def _row(request: Request, artifact: Path, seconds: float) -> dict:
+def conversion_row(artifact: Path, seconds: float) -> dict:
     from edgeship_runtime.tasks import HEADLINES
 
     manifest = json.loads((artifact / "manifest.json").read_text())
@@ -63,7 +86,7 @@ def _row(request: Request, artifact: Path, seconds: float) -> dict:
     labelled = accuracy.get("labelled") or {}
     return {
         "model": manifest["model"],
-        "target": request.target,
+        "target": manifest["target"],
         "quant": manifest["options"]["quant"],
         "task": task,
         "artifact": str(artifact),
@@ -101,7 +124,7 @@ def render_table(rows: list[dict]) -> str:
     header = ("| model | target | quant | task | size | cosine min | SNR | task metric vs fp32 | against labels fp32 -> converted "
               "| within tolerance | convert time | runtime check (host) | latency mean / p90 (host, 1 thread) |")
     lines = [header, "|" + "---|" * 13]
-    for row in rows:
+    for row in sorted(rows, key=lambda r: (r["model"], r["target"], r["quant"])):
         metric = "-" if row["metric_vs_fp32"] is None else f"{row['metric']} {row['metric_vs_fp32']:.1%}"
         labelled = ("-" if row["labelled_fp32"] is None else
                     f"{row['label_metric']} {row['labelled_fp32']:.2%} -> {row['labelled_converted']:.2%}")
@@ -111,98 +134,234 @@ def render_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _deploy_root(folder: Path, artifacts: list[Path]) -> Path:
-    """This run's artifacts only (links), so the fleet gets exactly what was just converted."""
-    root = folder / "deploy-artifacts"
-    root.mkdir()
-    for artifact in artifacts:
-        (root / artifact.name).symlink_to(artifact.resolve(), target_is_directory=True)
-    return root
+class Phases:
+    """Wall-clock time of each phase (they overlap), for timings.json and the benchmark script."""
+
+    def __init__(self):
+        self.started = time.monotonic()
+        self.spans: dict[str, list[float]] = {}
+        self.lock = threading.Lock()
+
+    def begin(self, name: str) -> None:
+        with self.lock:
+            self.spans[name] = [time.monotonic() - self.started, float("nan")]
+
+    def end(self, name: str) -> None:
+        with self.lock:
+            self.spans[name][1] = time.monotonic() - self.started
+
+    def as_dict(self) -> dict:
+        return {name: {"start_s": round(start, 1), "end_s": round(end, 1), "seconds": round(end - start, 1)}
+                for name, (start, end) in self.spans.items()}
 
 
-def run_fleet(folder: Path, artifacts: list[Path], inventory: Path) -> tuple[str, int]:
-    """sim.up, deploy.yml, bench.yml, demo.yml; returns the summary tables and the worst playbook exit code."""
-    from edgeship.fleet import sim
-    from edgeship.fleet.playbook import run_playbook
-    from edgeship.report.fleet_table import write_summary
+class MainJob:
+    def __init__(self, results: Path, artifacts: Path, examples: Path, inventory: Path | None, quick: bool):
+        self.results, self.artifacts, self.examples, self.inventory, self.quick = results, artifacts, examples, inventory, quick
+        self.run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        self.folder = results / self.run_id
+        self.phases = Phases()
+        self.client = ensure_engine()
 
-    boards = sim.up(inventory)
-    print(f"edgeship: simulated fleet up: {', '.join(b.host for b in boards)}", flush=True)
-    root = _deploy_root(folder, artifacts)
-    deployed = run_playbook("deploy.yml", inventory, extra_vars={"edgeship_release_artifacts_root": str(root.resolve())})
-    benched = run_playbook("bench.yml", inventory, extra_vars={"edgeship_bench_results_dir": str(folder.parent.resolve()),
-                                                               "edgeship_bench_run_id": folder.name})
-    table = write_summary(folder, [b.host for b in boards])
-    # The camera demo on every board, fed a video made from scikit-image photos (no board has a camera)
-    from edgeship.report.demo_table import demo_table
-    from edgeship.report.media import photo_video
+    # -- phases ---------------------------------------------------------------------------------
+    def images(self, progress, task) -> dict[str, Future]:
+        """Every toolchain image, one build at a time (they contend for the disk), wheelhouses
+        fetched ahead of them in a thread of their own (they wait on the network)."""
+        import targets
 
-    video = photo_video(folder / "demo" / "photos.avi", width=320, height=240, frames_per_photo=10)
-    shown = run_playbook("demo.yml", inventory, extra_vars={"edgeship_demo_results_dir": str(folder.parent.resolve()),
-                                                            "edgeship_demo_run_id": folder.name, "edgeship_demo_video": str(video.resolve()),
-                                                            "edgeship_demo_duration_s": 10, "edgeship_demo_keep_running": False})
-    table += "\n\n### Camera demo (demo.yml, a video of scikit-image photos, 10 s per board)\n\n" + demo_table(folder, [b.host for b in boards])
-    return table, max(deployed.returncode, benched.returncode, shown.returncode)
+        names = [name for name in IMAGE_ORDER if any(t.image == name for t in targets.TARGETS.values())]
+        names += sorted({t.image for t in targets.TARGETS.values()} - set(names))
+        wheels = ThreadPoolExecutor(1, thread_name_prefix="wheels")
+        fetched = {name: wheels.submit(ensure_wheelhouse, load_spec(name)) for name in names}
+        builder = ThreadPoolExecutor(1, thread_name_prefix="images")
+        futures = {}
 
+        def build_one(name: str):
+            fetched[name].result()
+            image = build(self.client, load_spec(name))
+            progress.advance(task)
+            return image
 
-def host_viewer(folder: Path, artifacts: list[Path]) -> str:
-    """The viewer page of a demo served here, as headless Chromium shows it (results/<run>/demo/viewer.png)."""
-    from edgeship.report.demo_table import viewer_screenshot
-    from edgeship.report.media import photo_video
+        self.phases.begin("images")
+        for name in names:
+            futures[name] = builder.submit(build_one, name)
+        wheels.shutdown(wait=False)
+        builder.shutdown(wait=False)
+        return futures
 
-    manifests = {artifact: json.loads((artifact / "manifest.json").read_text()) for artifact in artifacts}
-    # a CPU artifact at full precision runs here as it would on a board
-    shown = [a for a, m in manifests.items() if m["runtime_backend"] == "onnxruntime" and m["options"]["quant"] == "fp32"]
-    artifact = next((a for a in shown if manifests[a]["model"] == "mobilenetv2"), shown[0] if shown else None)
-    if artifact is None:
-        return "(no fp32 ONNX Runtime artifact to show)"
-    video = folder / "demo" / "photos.avi"
-    if not video.is_file():
-        video = photo_video(video, width=320, height=240, frames_per_photo=10)
-    try:
-        shot = viewer_screenshot(artifact, video, folder / "demo")
-    except EdgeshipError as error:
-        return f"(no screenshot: {error})"
-    return (f"![the demo's viewer page in headless Chromium](demo/viewer.png)\n\n{artifact.name} on this machine, "
-            f"stream {shot['stream_size'][0]}x{shot['stream_size'][1]}; the page read: `{shot['stats_text'].splitlines()[0]}`")
+    def fleet_up(self) -> list:
+        from edgeship.fleet import sim
+
+        self.phases.begin("fleet bring-up")
+        boards = sim.up(self.inventory) if self.inventory else []
+        self.phases.end("fleet bring-up")
+        return boards
+
+    def conversions(self, requests: list[Request], images: dict[str, Future], progress, task) -> list[dict]:
+        """Each image's conversions as soon as it is built (and the clean-up image), two at a time;
+        each artifact is checked and timed here as it comes."""
+        pool = ThreadPoolExecutor(CONVERSION_WORKERS, thread_name_prefix="convert")
+        rows: list[dict] = []
+        lock = threading.Lock()
+
+        def one(request: Request) -> None:
+            began = time.monotonic()
+            artifact = convert(request, client=self.client)
+            row = conversion_row(artifact, time.monotonic() - began)
+            with lock:
+                rows.append(row)
+            progress.advance(task)
+
+        self.phases.begin("conversions")
+        by_image: dict[str, list[Request]] = {}
+        for request in requests:
+            by_image.setdefault(find_target(request.target).image, []).append(request)
+        images["onnx"].result()  # the graph clean-up every ONNX source goes through
+        futures = []
+        for name, future in images.items():
+            future.result()
+            futures += [pool.submit(one, request) for request in by_image.get(name, [])]
+        self.phases.end("images")
+        for done in futures:
+            done.result()
+        pool.shutdown()
+        self.phases.end("conversions")
+        return rows
+
+    def fleet(self, artifacts: list[Path], boards: list) -> tuple[str, int, list[dict] | None]:
+        """deploy.yml, bench.yml, demo.yml (the text-reading demo on a video of moving signs with
+        its ground truth); the summary tables, the worst playbook exit code, the truth."""
+        from edgeship.fleet.playbook import run_playbook
+        from edgeship.report.demo_table import demo_table
+        from edgeship.report.fleet_table import write_summary
+        from edgeship.report.media import text_video
+
+        hosts = [b.host for b in boards]
+        root = self.folder / "deploy-artifacts"
+        root.mkdir()
+        for artifact in artifacts:  # this run's artifacts only, so the fleet gets exactly what was converted
+            (root / artifact.name).symlink_to(artifact.resolve(), target_is_directory=True)
+        self.phases.begin("deploy")
+        deployed = run_playbook("deploy.yml", self.inventory, extra_vars={"edgeship_release_artifacts_root": str(root.resolve())})
+        self.phases.end("deploy")
+        self.phases.begin("bench")
+        benched = run_playbook("bench.yml", self.inventory, extra_vars={"edgeship_bench_results_dir": str(self.results.resolve()),
+                                                                         "edgeship_bench_run_id": self.run_id})
+        self.phases.end("bench")
+        table = write_summary(self.folder, hosts)
+        self.phases.begin("demo")
+        video, truth = text_video(self.folder / "demo" / "signs.avi", frames=90)
+        (self.folder / "demo" / "signs.truth.json").write_text(json.dumps(truth) + "\n")
+        shown = run_playbook("demo.yml", self.inventory, extra_vars={
+            "edgeship_demo_results_dir": str(self.results.resolve()), "edgeship_demo_run_id": self.run_id,
+            "edgeship_demo_video": str(video.resolve()), "edgeship_demo_model": DEMO_MODELS[0], "edgeship_demo_text_model": DEMO_MODELS[1],
+            "edgeship_demo_keep_running": False})
+        self.phases.end("demo")
+        table += ("\n\n### Camera demo (demo.yml: PP-OCRv4 det + rec reading a video of moving signs, scored against its ground truth)"
+                  "\n\n" + demo_table(self.folder, hosts, truth))
+        return table, max(deployed.returncode, benched.returncode, shown.returncode), truth
+
+    def viewer(self, artifacts: list[Path]) -> str:
+        """The viewer page of a text-reading demo served here, as headless Chromium shows it."""
+        from edgeship.report.demo_table import viewer_screenshot
+        from edgeship.report.media import text_video
+
+        manifests = {artifact: json.loads((artifact / "manifest.json").read_text()) for artifact in artifacts}
+
+        def pick(model: str) -> Path | None:
+            return next((a for a, m in manifests.items() if m["model"] == model and m["target"] == "onnx" and m["options"]["quant"] == "fp32"),
+                        None)
+
+        detector, recognizer = pick(DEMO_MODELS[0]), pick(DEMO_MODELS[1])
+        if detector is None or recognizer is None:
+            return "(no onnx fp32 PP-OCR artifacts to show)"
+        video = self.folder / "demo" / "signs.avi"
+        if not video.is_file():
+            video, _ = text_video(video, frames=90)
+        try:
+            shot = viewer_screenshot(detector, video, self.folder / "demo", text_model=recognizer)
+        except EdgeshipError as error:
+            return f"(no screenshot: {error})"
+        return (f"![the demo's viewer page in headless Chromium](demo/viewer.png)\n\n{detector.name} + {recognizer.name} on this "
+                f"machine, stream {shot['stream_size'][0]}x{shot['stream_size'][1]}; the page read: `{shot['stats_text'].splitlines()[0]}`")
+
+    def report(self, rows: list[dict], fleet_table: str, fleet_exit: int, viewer: str) -> Path:
+        import targets
+
+        table = render_table(rows)
+        notes = ("mobilenetv2 and yolov8n have fixed-seed RANDOM weights: their figures show speed and conversion drift only, "
+                 "not a model's quality. The PP-OCR models are PaddleOCR's pretrained ones, judged by their task on data rendered here.")
+        fleet_notes = ("Simulated boards are containers on this machine, sharing its cores (bench.yml measures them one at a "
+                       "time): the aarch64 one runs under qemu-user emulation, so its latencies show emulation cost, not a board's speed, "
+                       "and it benchmarks a bounded sample; a board without its accelerator (no simulated board has an NPU, GPU or Edge "
+                       "TPU) or without an artifact for it runs its model's CPU artifact and says so. "
+                       + " ".join(target.report_note for target in targets.TARGETS.values() if target.report_note))
+        (self.folder / "report.json").write_text(json.dumps({"run_id": self.run_id, "conversions": rows, "fleet_exit": fleet_exit,
+                                                             "timings": self.phases.as_dict()}, indent=2) + "\n")
+        (self.folder / "timings.json").write_text(json.dumps(self.phases.as_dict(), indent=2) + "\n")
+        (self.folder / "report.md").write_text(f"# edgeship run {self.run_id}\n\n## Conversions\n\n{table}\n\n{notes}\n\n"
+                                               f"## Simulated fleet (deploy.yml + bench.yml + demo.yml)\n\n{fleet_table}\n\n{fleet_notes}\n\n"
+                                               f"## The demo's viewer page\n\n{viewer}\n")
+        return self.folder / "report.md"
+
+    def publish(self) -> list[str]:
+        """The results store, report.html, and the comparison with the previous run."""
+        from edgeship.report import store
+        from edgeship.report.publish import write_report
+        from edgeship.report.regressions import compare_runs
+
+        lines = []
+        self.phases.begin("report")
+        try:
+            store.import_run(self.results, self.folder)
+            lines += [str(path) for path in write_report(self.results, self.run_id)]
+            previous = store.previous_run(self.results, self.run_id)
+            if previous:
+                code = compare_runs(self.results, previous, self.run_id)
+                lines.append(f"compared with {previous}: {'regressions (see above)' if code else 'no regression'}")
+        except (EdgeshipError, ImportError, AttributeError) as error:
+            lines.append(f"(report: {error})")
+        self.phases.end("report")
+        return lines
+
+    # -- the run --------------------------------------------------------------------------------
+    def run(self) -> Path:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.phases.begin("examples")
+        example_dirs = build_examples(self.examples)
+        self.phases.end("examples")
+        requests = conversion_requests(example_dirs, self.artifacts, self.quick)
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as progress:
+            images_task = progress.add_task("toolchain images", total=len({find_target(r.target).image for r in requests}))
+            conversions_task = progress.add_task("conversions (checked and timed here)", total=len(requests))
+            with ThreadPoolExecutor(1, thread_name_prefix="fleet") as fleet_pool:
+                boards_future = fleet_pool.submit(self.fleet_up)
+                images = self.images(progress, images_task)
+                rows = self.conversions(requests, images, progress, conversions_task)
+                boards = boards_future.result()
+        self.folder.mkdir(parents=True)
+        artifacts = [Path(row["artifact"]) for row in rows]
+        fleet_table, fleet_exit = "(fleet skipped)", 0
+        if self.inventory is not None:
+            fleet_table, fleet_exit, _ = self.fleet(artifacts, boards)
+        self.phases.begin("viewer")
+        viewer = self.viewer(artifacts)
+        self.phases.end("viewer")
+        report = self.report(rows, fleet_table, fleet_exit, viewer)
+        published = self.publish()
+        (self.folder / "timings.json").write_text(json.dumps(self.phases.as_dict(), indent=2) + "\n")
+        print("\n" + render_table(rows) + "\n\n" + fleet_table + "\n")
+        print("\n".join(published))
+        elapsed = time.monotonic() - self.phases.started
+        print(f"\nedgeship: main job done in {elapsed:.0f} s; report: {report}; phases: "
+              + ", ".join(f"{name} {span['seconds']:.0f} s" for name, span in self.phases.as_dict().items()))
+        if fleet_exit:
+            raise EdgeshipError(f"the fleet playbooks failed on some boards (ansible-playbook exit {fleet_exit}); "
+                                f"the report {report} marks them; see the play recap above")
+        return self.folder
 
 
 def run_main(results: Path, quick: bool = False, artifacts: Path = Path("artifacts"), examples: Path = Path("examples"),
              inventory: Path | None = Path("inventory.ini")) -> Path:
-    import targets
-
-    started = time.monotonic()
-    client = ensure_engine()
-    for image_name in sorted({target.image for target in targets.TARGETS.values()}):
-        build(client, load_spec(image_name))
-    example_dirs = build_examples(examples, names=("digits",) if quick else ("digits", "mobilenetv2"))
-    rows, converted = [], []
-    for request in conversion_requests(example_dirs, artifacts):
-        began = time.monotonic()
-        artifact = convert(request, client=client)
-        rows.append(_row(request, artifact, time.monotonic() - began))
-        converted.append(artifact)
-        print(artifact, flush=True)
-    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    folder = results / run_id
-    folder.mkdir(parents=True)
-    table = render_table(rows)
-    notes = ("mobilenetv2 has fixed-seed RANDOM weights: its accuracy figures only show conversion drift "
-             "on a network whose logits are nearly tied, not a model's quality.")
-    fleet_table, fleet_exit = ("(fleet skipped)", 0) if inventory is None else run_fleet(folder, converted, inventory)
-    viewer = host_viewer(folder, converted)
-    fleet_notes = ("Simulated boards are containers on this machine, sharing its cores (bench.yml measures them one at a "
-                   "time): the aarch64 one runs under qemu-user emulation, so its latencies show emulation cost, not a board's speed; "
-                   "a board without its accelerator (no simulated board has an NPU, GPU or Edge TPU) or without an artifact for it "
-                   "runs its model's CPU artifact and says so. "
-                   + " ".join(target.report_note for target in targets.TARGETS.values() if target.report_note))
-    (folder / "report.json").write_text(json.dumps({"run_id": run_id, "conversions": rows, "fleet_exit": fleet_exit}, indent=2) + "\n")
-    (folder / "report.md").write_text(f"# edgeship run {run_id}\n\n## Conversions\n\n{table}\n\n{notes}\n\n"
-                                      f"## Simulated fleet (deploy.yml + bench.yml + demo.yml)\n\n{fleet_table}\n\n{fleet_notes}\n\n"
-                                      f"## The demo's viewer page\n\n{viewer}\n")
-    print("\n" + table + "\n\n" + notes + "\n\n" + fleet_table + "\n\n" + fleet_notes)
-    print(f"\nedgeship: main job done in {time.monotonic() - started:.0f} s; report: {folder / 'report.md'}")
-    if fleet_exit:
-        raise EdgeshipError(f"the fleet playbooks failed on some boards (ansible-playbook exit {fleet_exit}); "
-                            f"the report {folder / 'report.md'} marks them; see the play recap above")
-    return folder
+    return MainJob(results, artifacts, examples, inventory, quick).run()

@@ -62,3 +62,25 @@ def conversions(tflite_image, onnx_image, example_dirs, tmp_path_factory, docker
         return done[key]
 
     return run
+
+
+@pytest.fixture(scope="session")
+def convert_example(example_dirs, tmp_path_factory, docker_client):
+    """convert_example(example, target, quant) -> artifact dir, as edgeship.examples.example_request
+    makes the request (input shapes, task, labels, preprocess); converted once per session."""
+    from edgeship.convert import convert
+    from edgeship.examples import example_request
+
+    # A root that outlives the session: the conversion cache returns what an earlier tier or run
+    # converted from the same inputs, code and image (and converts again when any of them changed).
+    root, done = ROOT / "artifacts" / "tests", {}
+
+    def run(example: str, target: str, quant: str) -> Path:
+        import targets
+
+        if (example, target, quant) not in done:
+            request = example_request(example_dirs[example], target, quant, root, quant in targets.get(target).needs_calibration)
+            done[example, target, quant] = convert(request, client=docker_client)
+        return done[example, target, quant]
+
+    return run

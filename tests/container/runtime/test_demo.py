@@ -171,3 +171,60 @@ def test_bad_demo_input_is_one_clear_line(conversions, tmp_path, args, message):
 
     assert re.search(message, lines[0]), lines[0]
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+@pytest.fixture(scope="module")
+def signs_video(tmp_path_factory):
+    from edgeship.report.media import text_video
+
+    folder = tmp_path_factory.mktemp("signs")
+    video, truth = text_video(folder / "signs.avi", frames=24)
+    return video, truth
+
+
+def test_text_is_read_off_a_video_by_a_detector_and_a_recognizer(convert_example, signs_video, tmp_path):
+    """PP-OCRv4 det + rec (onnx int8): the boxes land on the signs (frame pixels, through the
+    preprocessing), each is recognized in a stage of its own, and the text matches the video's truth."""
+    from edgeship.report.ocr import score_text_predictions
+
+    video, truth = signs_video
+    detector, recognizer = convert_example("ppocr-det", "onnx", "int8"), convert_example("ppocr-rec", "onnx", "int8")
+    out = tmp_path / "out"
+    out.mkdir()
+    result = demo(detector, "--rec", recognizer, "--source", video, "--no-server", "--output", out / "stats.json",
+                  "--predictions", out / "predictions.jsonl", "--save-frame", out / "last.png")
+    assert result.returncode == 0, result.stderr
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["task"] == "detect" and list(stats["stages"]) == ["capture", "preprocess", "infer", "postprocess", "recognize", "render"]
+    assert stats["frames"]["processed"] == len(truth) and stats["detections"]["frames_with_boxes"] == len(truth)
+    assert stats["text_model"]["artifact"]["path"] == str(recognizer) and stats["stages"]["recognize"]["count"] == len(truth)
+    scores = score_text_predictions(out / "predictions.jsonl", truth)
+    print(f"signs video through {detector.name} + {recognizer.name}: detection F1 {scores['f1']:.3f}, "
+          f"character accuracy {scores['char_accuracy']:.3f} over {scores['frames']} frames")
+    assert scores["frames"] == len(truth) and scores["f1"] >= 0.8 and scores["char_accuracy"] >= 0.8
+    last = cv2.imread(str(out / "last.png"))
+    amber = (last[..., 2] > 200) & (last[..., 1] > 150) & (last[..., 0] < 60)
+    assert amber.sum() > 200  # the boxes are drawn
+
+
+def test_headless_chromium_shows_the_boxes_and_the_text_read(convert_example, signs_video, tmp_path):
+    from edgeship.report.demo_table import viewer_screenshot
+
+    video, _ = signs_video
+    detector, recognizer = convert_example("ppocr-det", "onnx", "int8"), convert_example("ppocr-rec", "onnx", "int8")
+    shot = viewer_screenshot(detector, video, tmp_path, seconds=120, text_model=recognizer)
+    screen = cv2.imread(shot["screenshot"])
+    amber = (screen[..., 2] > 200) & (screen[..., 1] > 150) & (screen[..., 0] < 60)
+    assert amber.sum() > 200, "no box drawn in the screenshot"
+    assert "recognize" in shot["stats_text"] or "FPS" in shot["stats_text"]
+    kept = ROOT / "results" / "tests"
+    kept.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot["screenshot"], kept / "demo-viewer-ocr.png")
+
+
+def test_a_recognizer_needs_a_detector_first(convert_example, tmp_path):
+    digits, recognizer = convert_example("digits", "onnx", "fp32"), convert_example("ppocr-rec", "onnx", "int8")
+    result = demo(digits, "--rec", recognizer, "--source", "pattern", "--frames", "2", "--output", tmp_path / "stats.json")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--rec reads the boxes a text detector finds, but" in lines[0] and "task is classify" in lines[0]

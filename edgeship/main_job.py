@@ -25,6 +25,8 @@ from edgeship.examples import build_examples, example_request
 from edgeship.images.build import build
 from edgeship.images.engine import ensure_engine
 from edgeship.images.locks import ensure_wheelhouse, load_spec
+from edgeship.report.store import DEMO_TRUTH, run_metadata
+from edgeship_runtime.files import atomic_write_text
 
 # What the main job converts: the real models in every mode their targets offer (their task
 # metrics are the point), the speed models (random weights) in each target's default mode.
@@ -162,6 +164,8 @@ class MainJob:
         self.folder = results / self.run_id
         self.phases = Phases()
         self.client = ensure_engine()
+        self.meta = run_metadata()  # when and from which checkout this run started
+        self.built: list = []  # the toolchain images, as built or found
 
     # -- phases ---------------------------------------------------------------------------------
     def images(self, progress, task) -> dict[str, Future]:
@@ -179,6 +183,7 @@ class MainJob:
         def build_one(name: str):
             fetched[name].result()
             image = build(self.client, load_spec(name))
+            self.built.append(image)
             progress.advance(task)
             return image
 
@@ -197,19 +202,27 @@ class MainJob:
         self.phases.end("fleet bring-up")
         return boards
 
-    def conversions(self, requests: list[Request], images: dict[str, Future], progress, task) -> list[dict]:
+    def conversions(self, requests: list[Request], images: dict[str, Future], progress, task) -> tuple[list[dict], list[str]]:
         """Each image's conversions as soon as it is built (and the clean-up image), two at a time;
-        each artifact is checked and timed here as it comes."""
+        each artifact is checked and timed here as it comes. A conversion that fails is one line
+        in the report (the rest go on); the job exits non-zero at the end."""
         pool = ThreadPoolExecutor(CONVERSION_WORKERS, thread_name_prefix="convert")
         rows: list[dict] = []
+        failures: list[str] = []
         lock = threading.Lock()
 
         def one(request: Request) -> None:
             began = time.monotonic()
-            artifact = convert(request, client=self.client)
-            row = conversion_row(artifact, time.monotonic() - began)
-            with lock:
-                rows.append(row)
+            try:
+                artifact = convert(request, client=self.client)
+                row = conversion_row(artifact, time.monotonic() - began)
+            except EdgeshipError as error:
+                with lock:
+                    failures.append(f"conversion {request.model.parent.name} for {request.target} {request.quant} failed: {error}")
+                progress.console.print(f"[red]{failures[-1]}[/red]")
+            else:
+                with lock:
+                    rows.append(row)
             progress.advance(task)
 
         self.phases.begin("conversions")
@@ -226,7 +239,7 @@ class MainJob:
             done.result()
         pool.shutdown()
         self.phases.end("conversions")
-        return rows
+        return rows, sorted(failures)
 
     def fleet(self, artifacts: list[Path], boards: list) -> tuple[str, int, list[dict] | None]:
         """deploy.yml, bench.yml, demo.yml (the text-reading demo on a video of moving signs with
@@ -251,7 +264,7 @@ class MainJob:
         table = write_summary(self.folder, hosts)
         self.phases.begin("demo")
         video, truth = text_video(self.folder / "demo" / "signs.avi", frames=90)
-        (self.folder / "demo" / "signs.truth.json").write_text(json.dumps(truth) + "\n")
+        (self.folder / "demo" / DEMO_TRUTH).write_text(json.dumps({"video": video.name, "frames": truth}) + "\n")
         shown = run_playbook("demo.yml", self.inventory, extra_vars={
             "edgeship_demo_results_dir": str(self.results.resolve()), "edgeship_demo_run_id": self.run_id,
             "edgeship_demo_video": str(video.resolve()), "edgeship_demo_model": DEMO_MODELS[0], "edgeship_demo_text_model": DEMO_MODELS[1],
@@ -285,42 +298,47 @@ class MainJob:
         return (f"![the demo's viewer page in headless Chromium](demo/viewer.png)\n\n{detector.name} + {recognizer.name} on this "
                 f"machine, stream {shot['stream_size'][0]}x{shot['stream_size'][1]}; the page read: `{shot['stats_text'].splitlines()[0]}`")
 
-    def report(self, rows: list[dict], fleet_table: str, fleet_exit: int, viewer: str) -> Path:
+    def notes(self, failures: list[str]) -> list[str]:
         import targets
 
-        table = render_table(rows)
-        notes = ("mobilenetv2 and yolov8n have fixed-seed RANDOM weights: their figures show speed and conversion drift only, "
-                 "not a model's quality. The PP-OCR models are PaddleOCR's pretrained ones, judged by their task on data rendered here.")
-        fleet_notes = ("Simulated boards are containers on this machine, sharing its cores (bench.yml measures them one at a "
-                       "time): the aarch64 one runs under qemu-user emulation, so its latencies show emulation cost, not a board's speed, "
-                       "and it benchmarks a bounded sample; a board without its accelerator (no simulated board has an NPU, GPU or Edge "
-                       "TPU) or without an artifact for it runs its model's CPU artifact and says so. "
-                       + " ".join(target.report_note for target in targets.TARGETS.values() if target.report_note))
-        (self.folder / "report.json").write_text(json.dumps({"run_id": self.run_id, "conversions": rows, "fleet_exit": fleet_exit,
-                                                             "timings": self.phases.as_dict()}, indent=2) + "\n")
-        (self.folder / "timings.json").write_text(json.dumps(self.phases.as_dict(), indent=2) + "\n")
-        (self.folder / "report.md").write_text(f"# edgeship run {self.run_id}\n\n## Conversions\n\n{table}\n\n{notes}\n\n"
-                                               f"## Simulated fleet (deploy.yml + bench.yml + demo.yml)\n\n{fleet_table}\n\n{fleet_notes}\n\n"
-                                               f"## The demo's viewer page\n\n{viewer}\n")
-        return self.folder / "report.md"
+        return [
+            *failures,
+            "mobilenetv2 and yolov8n have fixed-seed RANDOM weights: their figures show speed and conversion drift only, not a "
+            "model's quality. The PP-OCR models are PaddleOCR's pretrained ones, judged by their task on data rendered here.",
+            "bench.yml measures the simulated boards one at a time; the aarch64 one benchmarks a bounded sample. A board without an "
+            "artifact for its target runs its model's CPU artifact and says so.",
+            *(target.report_note for target in targets.TARGETS.values() if target.report_note),
+        ]
 
-    def publish(self) -> list[str]:
-        """The results store, report.html, and the comparison with the previous run."""
+    def report(self, rows: list[dict], fleet_exit: int, failures: list[str]) -> Path:
+        """report.json: what the results store imports (the conversions as checked here, the fleet's
+        exit, the phases, this checkout and controller, the notes)."""
+        images = {image.tags[0]: image.id for image in self.built if image.tags}
+        document = {"run_id": self.run_id, "meta": {**self.meta, "images": images}, "conversions": rows, "fleet_exit": fleet_exit,
+                    "failures": failures, "notes": self.notes(failures), "timings": self.phases.as_dict()}
+        atomic_write_text(self.folder / "report.json", json.dumps(document, indent=2) + "\n")
+        atomic_write_text(self.folder / "timings.json", json.dumps(self.phases.as_dict(), indent=2) + "\n")
+        return self.folder / "report.json"
+
+    def publish(self, rows: list[dict], fleet_table: str, viewer: str) -> list[str]:
+        """Into the results store; compared with the previous run (regressions printed and written
+        to compare-<base>.md); then report.html and report.md from the store. Should the report
+        fail, report.md still gets this run's tables as plain markdown, and the error is shown."""
         from edgeship.report import store
         from edgeship.report.publish import write_report
         from edgeship.report.regressions import compare_runs
 
-        lines = []
         self.phases.begin("report")
+        lines = []
         try:
             store.import_run(self.results, self.folder)
+            if compare_runs(self.results, None, self.run_id):
+                lines.append("regressions against the previous run: see compare-*.md in the run folder")
             lines += [str(path) for path in write_report(self.results, self.run_id)]
-            previous = store.previous_run(self.results, self.run_id)
-            if previous:
-                code = compare_runs(self.results, previous, self.run_id)
-                lines.append(f"compared with {previous}: {'regressions (see above)' if code else 'no regression'}")
-        except (EdgeshipError, ImportError, AttributeError) as error:
-            lines.append(f"(report: {error})")
+        except EdgeshipError as error:
+            atomic_write_text(self.folder / "report.md", f"# edgeship run {self.run_id}\n\n## Conversions\n\n{render_table(rows)}\n\n"
+                                                         f"## Simulated fleet\n\n{fleet_table}\n\n## The demo's viewer page\n\n{viewer}\n")
+            lines.append(f"edgeship: the report could not be made ({error}); plain tables in {self.folder / 'report.md'}")
         self.phases.end("report")
         return lines
 
@@ -338,7 +356,7 @@ class MainJob:
             with ThreadPoolExecutor(1, thread_name_prefix="fleet") as fleet_pool:
                 boards_future = fleet_pool.submit(self.fleet_up)
                 images = self.images(progress, images_task)
-                rows = self.conversions(requests, images, progress, conversions_task)
+                rows, failures = self.conversions(requests, images, progress, conversions_task)
                 boards = boards_future.result()
         self.folder.mkdir(parents=True)
         artifacts = [Path(row["artifact"]) for row in rows]
@@ -348,17 +366,18 @@ class MainJob:
         self.phases.begin("viewer")
         viewer = self.viewer(artifacts)
         self.phases.end("viewer")
-        report = self.report(rows, fleet_table, fleet_exit, viewer)
-        published = self.publish()
-        (self.folder / "timings.json").write_text(json.dumps(self.phases.as_dict(), indent=2) + "\n")
+        self.report(rows, fleet_exit, failures)
+        published = self.publish(rows, fleet_table, viewer)
+        self.report(rows, fleet_exit, failures)  # again, with the report phase's time (the store keeps the first import's)
         print("\n" + render_table(rows) + "\n\n" + fleet_table + "\n")
         print("\n".join(published))
         elapsed = time.monotonic() - self.phases.started
-        print(f"\nedgeship: main job done in {elapsed:.0f} s; report: {report}; phases: "
+        print(f"\nedgeship: main job done in {elapsed:.0f} s; results in {self.folder}; phases: "
               + ", ".join(f"{name} {span['seconds']:.0f} s" for name, span in self.phases.as_dict().items()))
-        if fleet_exit:
-            raise EdgeshipError(f"the fleet playbooks failed on some boards (ansible-playbook exit {fleet_exit}); "
-                                f"the report {report} marks them; see the play recap above")
+        problems = [*failures, *([f"the fleet playbooks failed on some boards (ansible-playbook exit {fleet_exit}); the report marks them; "
+                                  f"see the play recap above"] if fleet_exit else [])]
+        if problems:
+            raise EdgeshipError("; ".join(problems))
         return self.folder
 
 

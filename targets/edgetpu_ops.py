@@ -118,6 +118,13 @@ SUPPORTED_OPS: dict[str, dict] = {
 }
 
 SOFTMAX_MAX_ELEMENTS = 16000
+# Operator code versions above these make edgetpu_compiler 16.0 (the last release, 2022) fail the
+# whole model instead of leaving the op to the CPU. Coral publishes no version table; the one
+# known case is a user's compile of a TensorFlow 2.19 conversion: a grouped convolution made
+# TFLite mark CONV_2D as version 6, and the compiler stopped with "Didn't find op for builtin
+# opcode 'CONV_2D' version '6'" (and, with the version flag lowered by hand, at that conv's
+# channel check). Versions of every op are reported, so that another such error can be matched.
+COMPILER_MAX_VERSIONS = {"CONV_2D": 5}
 EIGHT_BIT = ("int8", "uint8")
 # The compiler's status for an op it placed on the Edge TPU; every other status is a CPU op.
 MAPPED_STATUS = "Mapped to Edge TPU"
@@ -152,6 +159,9 @@ class OpInfo:
     inputs: list[TensorInfo | None]
     outputs: list[TensorInfo]
     options: dict | None = field(default=None)
+    # The version of the op's operator code in the flatbuffer (None: not read). TFLite gives
+    # every use of a builtin the highest version any of them needs.
+    version: int | None = None
 
 
 # -- reading a model ------------------------------------------------------------------------
@@ -183,20 +193,23 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def _builtin_options(model_bytes: bytes) -> list[dict] | None:
-    """Each operator's builtin options in subgraph 0, in flatbuffer order (which is the order
-    the interpreter executes them in), or None without the schema module."""
+def _operator_details(model_bytes: bytes) -> list[tuple[dict, int]] | None:
+    """(builtin options, operator code version) of each operator in subgraph 0, in flatbuffer
+    order (which is the order the interpreter executes them in), or None without the schema
+    module."""
     schema = _schema()
     if schema is None:
         return None
-    subgraph = schema.Model.GetRootAs(model_bytes, 0).Subgraphs(0)
-    options = []
+    model = schema.Model.GetRootAs(model_bytes, 0)
+    subgraph = model.Subgraphs(0)
+    details = []
     for position in range(subgraph.OperatorsLength()):
         operator = subgraph.Operators(position)
         unpacked = schema.BuiltinOptionsCreator(operator.BuiltinOptionsType(), operator.BuiltinOptions())
         attributes = vars(unpacked) if unpacked is not None else {}
-        options.append({_snake(key): value for key, value in attributes.items() if isinstance(value, (bool, int, float))})
-    return options
+        options = {_snake(key): value for key, value in attributes.items() if isinstance(value, (bool, int, float))}
+        details.append((options, int(model.OperatorCodes(operator.OpcodeIndex()).Version())))
+    return details
 
 
 def ops_from_tflite(path) -> list[OpInfo]:
@@ -228,7 +241,7 @@ def ops_from_tflite(path) -> list[OpInfo]:
     op_details = interpreter._get_ops_details()  # the only API that lists a model's ops
     model_inputs = {detail["index"] for detail in interpreter.get_input_details()}
     written = {index for detail in op_details for index in detail["outputs"]}
-    options = _builtin_options(model_bytes)
+    details = _operator_details(model_bytes)
     tensors: dict[int, TensorInfo] = {}
 
     def tensor(index: int) -> TensorInfo | None:
@@ -254,9 +267,10 @@ def ops_from_tflite(path) -> list[OpInfo]:
     ops: list[OpInfo] = []
     for detail in op_details:
         index = int(detail["index"])
+        options, version = details[index] if details is not None and index < len(details) else (None, None)
         ops.append(OpInfo(index=index, op_name=detail["op_name"], inputs=[tensor(int(i)) for i in detail["inputs"]],
                           outputs=[t for t in (tensor(int(i)) for i in detail["outputs"]) if t is not None],
-                          options=options[index] if options is not None and index < len(options) else None))
+                          options=options, version=version))
     return ops
 
 
@@ -442,6 +456,30 @@ def _float_input_quantize(op: OpInfo) -> bool:
     return op.op_name == "QUANTIZE" and source is not None and source.dtype.startswith("float")
 
 
+def compile_blockers(ops: list[OpInfo]) -> list[dict]:
+    """Ops that make edgetpu_compiler 16.0 refuse the whole model (not a CPU op: no compiled model
+    at all), as far as reports show: an operator code version newer than it reads, and a grouped
+    convolution (a CONV_2D whose filter has fewer input channels than its input)."""
+    blockers, seen_versions = [], set()
+    for op in ops:
+        limit = COMPILER_MAX_VERSIONS.get(op.op_name)
+        if limit is not None and op.version is not None and op.version > limit and op.op_name not in seen_versions:
+            seen_versions.add(op.op_name)  # one operator code for every use of the op: say it once
+            blockers.append({"index": op.index, "op_name": op.op_name,
+                             "reason": f"{op.op_name} version {op.version}: edgetpu_compiler 16.0 reads it up to version {limit} "
+                                       f"(\"Didn't find op for builtin opcode '{op.op_name}' version '{op.version}'\")"})
+        data, weights = (op.inputs + [None, None])[:2]
+        if op.op_name == "CONV_2D" and data is not None and weights is not None and len(data.shape) == 4 and len(weights.shape) == 4 \
+                and int(weights.shape[3]) != int(data.shape[3]):
+            strides = (op.options or {}).get("stride_h"), (op.options or {}).get("stride_w")
+            why = (f"; strides {strides[0]}x{strides[1]}: TensorFlow's depthwise convolution takes equal strides only, so a "
+                   "depthwise conv with these was written as a grouped one" if None not in strides and strides[0] != strides[1] else "")
+            blockers.append({"index": op.index, "op_name": op.op_name,
+                             "reason": f"grouped convolution ({data.shape[3]} input channels, filter {list(weights.shape)}{why}): "
+                                       "edgetpu_compiler 16.0 refuses it; give the model plain or equal-stride depthwise convolutions"})
+    return blockers
+
+
 def predict_placement(ops: list[OpInfo], runtime_version: int = DEFAULT_RUNTIME_VERSION) -> dict:
     """Which ops the Edge TPU compiler (default options: one Edge TPU subgraph) would map.
 
@@ -450,6 +488,7 @@ def predict_placement(ops: list[OpInfo], runtime_version: int = DEFAULT_RUNTIME_
     shapes and attributes show. The first op that fails ends the Edge TPU subgraph: it and
     every later op run on the CPU. The one exception is a QUANTIZE of a float model input
     before any mapped op: it runs on the CPU ahead of the subgraph, as compiler logs show.
+    `compile_blockers` lists ops that would make the compiler refuse the model altogether.
     """
     placements, split, tpu_started = [], None, False
     for op in ops:
@@ -483,6 +522,8 @@ def predict_placement(ops: list[OpInfo], runtime_version: int = DEFAULT_RUNTIME_
         "split": split,
         "ops": placements,
         "by_op": dict(sorted(by_op.items())),
+        "op_versions": dict(sorted({op.op_name: op.version for op in ops if op.version is not None}.items())),
+        "compile_blockers": compile_blockers(ops),
     }
 
 

@@ -57,6 +57,16 @@ def _newest(artifacts: list[dict], model: str, target: str, quant: str) -> dict 
     return max(matches, key=lambda a: (a["mtime"], a["dir"].name)) if matches else None
 
 
+def _failed_at_conversion(artifact: dict) -> str:
+    """What the artifact's conversion-time accuracy check failed on ("" when it passed, or when the
+    manifest has no verdict). Such an artifact is not shipped: it would fail the board's check too."""
+    accuracy = artifact["manifest"].get("accuracy") or {}
+    if accuracy.get("passed", True):
+        return ""
+    failed = accuracy.get("failed") or []
+    return "; ".join(str(item) for item in failed[:2]) or "below its tolerances"
+
+
 def board_selection(board: dict, artifacts: list[dict], models: list[str] | None, root: Path | str = "the artifacts root") -> list[dict]:
     """Per model: the board's own artifact (or None when its target has none yet) and a CPU one."""
     models = models or sorted({a["model"] for a in artifacts})
@@ -66,9 +76,15 @@ def board_selection(board: dict, artifacts: list[dict], models: list[str] | None
         cpu = None
         if board.get("cpu_target") and board["cpu_target"] != board["target"]:
             cpu = _newest(artifacts, model, board["cpu_target"], board["cpu_quant"])
+        held = primary is not None and _failed_at_conversion(primary)
+        if held:
+            primary = None  # the board's own check would refuse it, and with it the whole release
         if primary is None and cpu is None:
             continue
-        note = None if primary else f"no {board['target']} {board['quant']} artifact of {model}; its CPU artifact runs, labelled as a fallback"
+        note = None if primary else (
+            f"{board['target']} {board['quant']} {model} held back: it failed its accuracy check at conversion ({held}); "
+            f"its CPU artifact runs, labelled as a fallback" if held else
+            f"no {board['target']} {board['quant']} artifact of {model}; its CPU artifact runs, labelled as a fallback")
         selection.append({"model": model, "primary": primary, "cpu": cpu, "note": note})
     if not selection:
         wanted = f"{board['target']}/{board['quant']}" + (f" or {board['cpu_target']}/{board['cpu_quant']}" if board.get("cpu_target") else "")

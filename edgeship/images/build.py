@@ -43,10 +43,13 @@ def base_image_ref(client, spec: ImageSpec | None = None) -> str:
 
 
 def context_files(spec: ImageSpec) -> dict[str, bytes]:
-    """The build context besides the wheelhouse: the rendered Dockerfile, the lock, the smoke tests."""
+    """The build context besides the wheelhouse: the rendered Dockerfile, the lock, the smoke tests
+    and the user's local .debs (so each of them is part of the image key too)."""
     files = {"Dockerfile": render(spec).encode(), "requirements.lock": spec.lock.read_bytes()}
     for name, path in smoke_files(spec):
         files[f"smoke/{name}"] = path.read_bytes()
+    for deb in spec.local_debs:
+        files[f"local-debs/{deb.file}"] = deb.path.read_bytes()
     return files
 
 

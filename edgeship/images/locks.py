@@ -25,6 +25,44 @@ IMAGES_DIR = REPO_ROOT / "images"
 
 
 @dataclass(frozen=True)
+class LocalDeb:
+    """A Debian package that no registry edgeship reaches ships (Google's edgetpu-compiler), built
+    into the image from a .deb the user gives: image.toml's [[local_debs]] names the environment
+    variables that hold its path and its sha256."""
+
+    package: str  # the .deb's Package field, checked by dpkg-deb in the build
+    path: Path
+    sha256: str
+
+    @property
+    def file(self) -> str:
+        """Its name under local-debs/ in the build context."""
+        return f"{self.package}.deb"
+
+
+def given_local_debs(entries: list[dict], image: str) -> tuple[LocalDeb, ...]:
+    """The local_debs of images/<image>/image.toml that the user gave (path variable set), each
+    checked against the sha256 in its other variable. A package whose path variable is unset is
+    left out: the image builds without it."""
+    given = []
+    for entry in entries:
+        path = os.environ.get(entry["path_env"], "")
+        if not path:
+            continue
+        expected = os.environ.get(entry["sha256_env"], "").strip().lower()
+        if not re.fullmatch(r"[0-9a-f]{64}", expected):
+            raise EdgeshipError(f"{entry['path_env']}={path}: set {entry['sha256_env']} to the .deb's sha256 (`sha256sum`, or the SHA256 "
+                                f"field of its apt index) so that images/{image} can check it")
+        if not Path(path).is_file():
+            raise EdgeshipError(f"{entry['path_env']}={path}: no such file; point it at the {entry['package']} .deb")
+        actual = sha256_file(Path(path))
+        if actual != expected:
+            raise EdgeshipError(f"{path} has sha256 {actual}, not {expected} ({entry['sha256_env']}); fetch the .deb again or fix the hash")
+        given.append(LocalDeb(entry["package"], Path(path), actual))
+    return tuple(given)
+
+
+@dataclass(frozen=True)
 class ImageSpec:
     """What images/<name>/image.toml says about a toolchain image's Python platform."""
 
@@ -39,6 +77,7 @@ class ImageSpec:
     description: str = ""  # the first comment lines of the rendered Dockerfile
     env: tuple[tuple[str, str], ...] = ()  # ENV lines of the image beyond the shared ones, in order
     smoke: tuple[str, ...] = ("smoke.py",)  # smoke tests, relative to the image folder, run in order
+    local_debs: tuple[LocalDeb, ...] = ()  # the user's .debs of packages no reachable registry ships (image.toml's local_debs)
 
     @property
     def requirements_in(self) -> Path:
@@ -75,6 +114,7 @@ def load_spec(name: str) -> ImageSpec:
         description=str(config.get("description", "")).strip(),
         env=tuple((str(key), str(value)) for key, value in config.get("env", {}).items()),
         smoke=tuple(config.get("smoke", ("smoke.py",))),
+        local_debs=given_local_debs(config.get("local_debs", []), name),
     )
 
 

@@ -1,11 +1,212 @@
-"""Comparing two runs of the results store: what got slower, bigger or less accurate."""
+"""Comparing two runs of the results store: what got slower, bigger or less accurate.
+
+`compare_runs` judges the NEW run against BASE row by row (the same board, model, target and
+mode; the same conversion) and fails (exit code 1) on a regression beyond the thresholds:
+
+- slower: the mean latency rose more than `latency_pct` AND lies outside both runs' p10-p90
+  bands (above BASE's p90, and BASE's mean below NEW's p10), so run-to-run noise does not count.
+  bench.py records no p10 yet: it is estimated as p50 - (p90 - p50), never below the fastest run
+  (latency's lower tail is the shorter one, so the estimate errs towards a wider band).
+  Benchmarks of fewer than store.SAMPLE_RUNS runs (an emulated board's sample) have no band and
+  are not judged; the controller's own short benchmark has only mean and p90, and is judged on those.
+- lower throughput: multi-instance throughput fell more than `throughput_pct`.
+- more memory: peak RSS rose more than `rss_pct`.
+- bigger: the artifact grew more than `size_pct`.
+- less accurate: the task metric against fp32 or the accuracy against labels fell more than
+  `accuracy_points` percentage points; a conversion no longer within its tolerances; a board's
+  check that passed and now fails.
+
+Rows that disappeared are listed (a board that brought nothing home) but do not fail the
+comparison: the main job fails such a run on its own.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edgeship.errors import EdgeshipError
+from edgeship.report import store
+from edgeship_runtime.files import atomic_write_text
+
+DEFAULT_THRESHOLDS = {"latency_pct": 5.0, "throughput_pct": 10.0, "rss_pct": 25.0, "size_pct": 1.0, "accuracy_points": 1.0}
+
+
+@dataclass
+class Finding:
+    kind: str      # slower, faster, lower throughput, more memory, bigger, less accurate, check failed, missing
+    key: str       # which row: board, model, target and mode (or the conversion)
+    before: str
+    now: str
+    why: str
+
+
+def parse_thresholds(values: list[str] | None) -> dict[str, float]:
+    thresholds = dict(DEFAULT_THRESHOLDS)
+    for value in values or []:
+        key, _, number = value.partition("=")
+        if key not in thresholds:
+            raise EdgeshipError(f"--threshold {value}: unknown threshold {key!r}; use one of "
+                                f"{', '.join(f'{k}={v:g}' for k, v in DEFAULT_THRESHOLDS.items())}")
+        try:
+            thresholds[key] = float(number)
+        except ValueError:
+            raise EdgeshipError(f"--threshold {value}: {number!r} is not a number; e.g. --threshold {key}={DEFAULT_THRESHOLDS[key]:g}") from None
+        if thresholds[key] < 0:
+            raise EdgeshipError(f"--threshold {value}: thresholds are not negative; e.g. --threshold {key}={DEFAULT_THRESHOLDS[key]:g}")
+    return thresholds
+
+
+def band(bench: dict) -> tuple[float, float]:
+    """The run's p10-p90 latency band (p10 estimated where bench.py did not record it; see the module's note)."""
+    mean = bench["mean_ms"]
+    high = bench.get("p90_ms") or mean
+    low = bench.get("p10_ms")
+    if low is None and bench.get("p50_ms") is not None and bench.get("p90_ms") is not None:
+        low = max(bench.get("min_ms") or 0.0, 2 * bench["p50_ms"] - bench["p90_ms"])
+    return (mean if low is None else min(low, mean)), max(high, mean)
+
+
+def latency_change(base: dict, new: dict, pct: float) -> str | None:
+    """'slower' or 'faster' when the mean moved beyond `pct` and outside both runs' p10-p90 bands, else None."""
+    if not base.get("mean_ms") or not new.get("mean_ms"):
+        return None
+    if any(run.get("runs") is not None and run["runs"] < store.SAMPLE_RUNS for run in (base, new)):
+        return None
+    (base_low, base_high), (new_low, new_high) = band(base), band(new)
+    if new["mean_ms"] > base["mean_ms"] * (1 + pct / 100) and new["mean_ms"] > base_high and base["mean_ms"] < new_low:
+        return "slower"
+    if new["mean_ms"] < base["mean_ms"] * (1 - pct / 100) and new["mean_ms"] < base_low and base["mean_ms"] > new_high:
+        return "faster"
+    return None
+
+
+def _ms(value) -> str:
+    return "-" if value is None else f"{value:.3g} ms"
+
+
+def _bench_key(row: dict) -> str:
+    return f"{row['board']} {row['model']} {row['target']} {row['quant']}"
+
+
+def _conversion_key(row: dict) -> str:
+    options = json.loads(row.get("options") or "{}")
+    return f"{row['model']} {row['target']} {row['quant']}" + (f" {options}" if options else "")
+
+
+def compare_records(base: dict[str, list[dict]], new: dict[str, list[dict]], thresholds: dict[str, float]) -> tuple[list[Finding], list[Finding]]:
+    """(regressions, other findings: improvements and missing rows) between two runs' rows by table."""
+    regressions: list[Finding] = []
+    others: list[Finding] = []
+    base_benches = {_bench_key(row): row for row in base["benches"]}
+    new_benches = {_bench_key(row): row for row in new["benches"]}
+    for key, before in base_benches.items():
+        now = new_benches.get(key)
+        if now is None:
+            others.append(Finding("missing", key, _ms(before["mean_ms"]), "-", "benchmarked in the base run, not in this one"))
+            continue
+        change = latency_change(before, now, thresholds["latency_pct"])
+        if change:
+            finding = Finding(change, key, f"{_ms(before['mean_ms'])} (p90 {_ms(before['p90_ms'])})",
+                              f"{_ms(now['mean_ms'])} (p90 {_ms(now['p90_ms'])})",
+                              f"mean {now['mean_ms'] / before['mean_ms'] - 1:+.1%}, outside both runs' p10-p90 bands")
+            (regressions if change == "slower" else others).append(finding)
+        if before.get("throughput_fps") and now.get("throughput_fps") and \
+                now["throughput_fps"] < before["throughput_fps"] * (1 - thresholds["throughput_pct"] / 100):
+            regressions.append(Finding("lower throughput", key, f"{before['throughput_fps']:.1f} FPS", f"{now['throughput_fps']:.1f} FPS",
+                                       f"{now['throughput_fps'] / before['throughput_fps'] - 1:+.1%} (threshold -{thresholds['throughput_pct']:g}%)"))
+        if before.get("peak_rss_kb") and now.get("peak_rss_kb") and now["peak_rss_kb"] > before["peak_rss_kb"] * (1 + thresholds["rss_pct"] / 100):
+            regressions.append(Finding("more memory", key, f"{before['peak_rss_kb'] / 1024:.0f} MB", f"{now['peak_rss_kb'] / 1024:.0f} MB",
+                                       f"peak RSS {now['peak_rss_kb'] / before['peak_rss_kb'] - 1:+.1%} (threshold +{thresholds['rss_pct']:g}%)"))
+
+    base_conversions = {_conversion_key(row): row for row in base["conversions"]}
+    new_conversions = {_conversion_key(row): row for row in new["conversions"]}
+    points = thresholds["accuracy_points"] / 100
+    for key, before in base_conversions.items():
+        now = new_conversions.get(key)
+        if now is None:
+            others.append(Finding("missing", key, "converted", "-", "converted in the base run, not in this one"))
+            continue
+        if before.get("size_bytes") and now.get("size_bytes") and now["size_bytes"] > before["size_bytes"] * (1 + thresholds["size_pct"] / 100):
+            regressions.append(Finding("bigger", key, f"{before['size_bytes']:,} B", f"{now['size_bytes']:,} B",
+                                       f"{now['size_bytes'] / before['size_bytes'] - 1:+.1%} (threshold +{thresholds['size_pct']:g}%)"))
+        for column, name_column in (("metric_vs_fp32", "metric"), ("labelled_converted", "label_metric")):
+            if before.get(column) is not None and now.get(column) is not None and now[column] < before[column] - points:
+                regressions.append(Finding("less accurate", key, f"{before[name_column]} {before[column]:.2%}",
+                                           f"{now[name_column]} {now[column]:.2%}",
+                                           f"{(now[column] - before[column]) * 100:+.2f} points (threshold -{thresholds['accuracy_points']:g})"))
+        if before.get("accuracy_passed") and now.get("accuracy_passed") == 0:
+            regressions.append(Finding("less accurate", key, "within tolerance", "NOT within tolerance", "the conversion's accuracy check now fails"))
+
+    new_checks = {(row["board"], row["model"]): row for row in new["checks"]}
+    for before in base["checks"]:
+        now = new_checks.get((before["board"], before["model"]))
+        if now is not None and before["passed"] and not now["passed"]:
+            regressions.append(Finding("check failed", f"{before['board']} {before['model']}", "pass", "FAIL",
+                                       "; ".join(json.loads(now.get("failed") or "[]")) or "the board's accuracy check fails"))
+    return regressions, others
+
+
+def _records(results: Path, run_id: str) -> dict[str, list[dict]]:
+    return {table: store.table_rows(results, table, run_id) for table in ("benches", "conversions", "checks")}
+
+
+def _import_if_there(results: Path, name: str | None) -> None:
+    if name and (results / name).is_dir():
+        store.import_run(results, results / name)
+
+
+def render(base: str, new: str, regressions: list[Finding], others: list[Finding], thresholds: dict[str, float]) -> str:
+    lines = [f"# edgeship run {new} against {base}", "",
+             f"{len(regressions)} regression(s) beyond the thresholds ({', '.join(f'{k}={v:g}' for k, v in thresholds.items())}).", ""]
+    for title, findings in (("Regressions", regressions), ("Other changes", others)):
+        if findings:
+            lines += [f"## {title}", "", "| what | which | before | now | why it counts |", "|---|---|---|---|---|"]
+            lines += [f"| {f.kind} | {f.key} | {f.before} | {f.now} | {f.why} |" for f in findings]
+            lines.append("")
+    return "\n".join(lines)
 
 
 def compare_runs(results: Path, base: str | None, new: str | None, tag: str | None = None, thresholds: list[str] | None = None) -> int:
-    raise EdgeshipError("`invoke compare` is not built yet in this checkout")
+    """Compare run NEW (default: the newest) with BASE (a run id or tag; default: the run before
+    NEW). Prints what got slower, bigger or less accurate, writes results/<new>/compare-<base>.md
+    and .json, and returns 1 on a regression, else 0. With `tag`, names the run (NEW, else BASE,
+    else the newest) as that tag instead of comparing."""
+    results = Path(results)
+    limits = parse_thresholds(thresholds)
+    for name in (new, base):
+        _import_if_there(results, name)
+    if new is None:
+        folders = store.run_folders(results)
+        if folders:
+            store.import_run(results, folders[-1])
+    if tag:
+        run_id = store.resolve_run(results, new or base)
+        store.set_tag(results, tag, run_id)
+        print(f"edgeship: run {run_id} is now tagged {tag!r}; compare against it with `invoke compare {tag}`")
+        return 0
+    new_id = store.resolve_run(results, new)
+    if base is None:
+        earlier = [folder for folder in store.run_folders(results) if folder.name < new_id]
+        if earlier:
+            store.import_run(results, earlier[-1])
+        base_id = store.previous_run(results, new_id)
+        if base_id is None:
+            print(f"edgeship: run {new_id} is the first in {store.db_path(results)}; nothing to compare it with")
+            return 0
+    else:
+        base_id = store.resolve_run(results, base)
+    if base_id == new_id:
+        raise EdgeshipError(f"BASE and NEW are the same run ({new_id}); name two runs, e.g. `invoke compare {base or 'baseline'} <newer run id>`")
+    regressions, others = compare_records(_records(results, base_id), _records(results, new_id), limits)
+    text = render(base_id, new_id, regressions, others, limits)
+    folder = results / new_id
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / f"compare-{base_id}.md", text + "\n")
+    atomic_write_text(folder / f"compare-{base_id}.json", json.dumps(
+        {"base": base_id, "new": new_id, "thresholds": limits, "regressions": [asdict(f) for f in regressions],
+         "improvements": [asdict(f) for f in others if f.kind == "faster"], "other": [asdict(f) for f in others]}, indent=2) + "\n")
+    print(text)
+    print(f"edgeship: {len(regressions)} regression(s); written to {folder / f'compare-{base_id}.md'}")
+    return 1 if regressions else 0

@@ -39,8 +39,8 @@ def latency_stats(seconds: list[float], batch: int = 1) -> dict:
     mean = float(values.mean())
     return {
         "runs": int(values.size), "mean_ms": mean, "std_ms": float(values.std()), "min_ms": float(values.min()), "max_ms": float(values.max()),
-        "p50_ms": float(np.percentile(values, 50)), "p90_ms": float(np.percentile(values, 90)), "p99_ms": float(np.percentile(values, 99)),
-        "fps": 1000.0 * batch / mean if mean else None, "batch": batch,
+        "p10_ms": float(np.percentile(values, 10)), "p50_ms": float(np.percentile(values, 50)), "p90_ms": float(np.percentile(values, 90)),
+        "p99_ms": float(np.percentile(values, 99)), "fps": 1000.0 * batch / mean if mean else None, "batch": batch,
     }
 
 

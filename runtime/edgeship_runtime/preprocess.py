@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeship_runtime.errors import ArtifactError
+from edgeship_runtime.tasks.geometry import guess_layout
 
 COLORS = ("rgb", "bgr", "gray")
 # center_crop: the largest centred window of the input's aspect ratio, resized; stretch: resized to
@@ -29,17 +30,6 @@ KEYS = {"color", "invert", "scale", "mean", "std", "resize", "layout"}
 
 def _channels(layout: str, shape: list) -> int:
     return int(shape[1] if layout == "NCHW" else shape[3])
-
-
-def guess_layout(shape: list) -> str | None:
-    """NCHW or NHWC from a 4-D image input shape, or None when it is not one."""
-    if len(shape) != 4:
-        return None
-    if shape[1] in (1, 3) and shape[3] not in (1, 3):
-        return "NCHW"
-    if shape[3] in (1, 3):
-        return "NHWC"
-    return None
 
 
 def validate(spec, input_spec: dict, where: str) -> dict:

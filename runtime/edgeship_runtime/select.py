@@ -10,8 +10,9 @@ from edgeship_runtime.errors import RuntimeUnavailable
 def choose(artifact_path, allow_cpu_fallback: bool = False, cpu_artifact=None, available=None):
     """(artifact, backend class, fallback record or None).
 
-    An artifact whose accelerator this board lacks fails clearly, unless a CPU fallback is
-    allowed and a CPU artifact is given: then the CPU artifact runs and every result says so.
+    An artifact whose accelerator this board lacks (or that the accelerator cannot run, see
+    Backend.unusable) fails clearly, unless a CPU fallback is allowed and a CPU artifact is
+    given (or the backend names its own): then that runs and every result says so.
     """
     artifact = Artifact.open(artifact_path)
     cls = backend_class(artifact.backend)
@@ -19,13 +20,14 @@ def choose(artifact_path, allow_cpu_fallback: bool = False, cpu_artifact=None, a
         from edgeship_runtime.detect import detect
 
         available = detect()["available"]
-    if cls.accelerator in available:
+    why = cls.unusable(artifact) if cls.accelerator in available else None
+    if cls.accelerator in available and not why:
         return artifact, cls, None
-    reason = f"{artifact.path} runs on {cls.accelerator} ({cls.name}), which this board lacks (it has: {', '.join(available)})"
+    reason = why or f"{artifact.path} runs on {cls.accelerator} ({cls.name}), which this board lacks (it has: {', '.join(available)})"
     own = getattr(cls, "cpu_fallback", None)
     if not allow_cpu_fallback:
-        raise RuntimeUnavailable(reason + "; run it on a board with that accelerator, or pass --allow-cpu-fallback"
-                                 + ("" if own else " --cpu-artifact DIR"))
+        where = "" if why else "run it on a board with that accelerator, or "
+        raise RuntimeUnavailable(reason + f"; {where}pass --allow-cpu-fallback" + ("" if own else " --cpu-artifact DIR"))
     if own:
         # The artifact's own model file runs on a CPU backend (the jetson target's ONNX on
         # ONNX Runtime): the same network, labelled as a fallback.

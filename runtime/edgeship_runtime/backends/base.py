@@ -74,6 +74,13 @@ class Backend:
         return None
 
     @classmethod
+    def unusable(cls, artifact: Artifact) -> str | None:
+        """Why this artifact cannot run on the accelerator even where the board has it (e.g. a coral
+        artifact that was not compiled for the Edge TPU), or None. `select.choose` treats such an
+        artifact as it treats a missing accelerator: a clear error, or the labelled CPU fallback."""
+        return None
+
+    @classmethod
     def prepare_artifact(cls, artifact: Artifact, board: dict, cache: str | None = None, allow_cpu_fallback: bool = False) -> dict:
         """Work to do once per artifact on the board before it runs (e.g. build an engine for
         this board's accelerator); deploy runs it after the files are verified."""

@@ -16,6 +16,17 @@ from edgeship_runtime.tasks._optional import cv2 as _cv2
 RESIZE_MODES = ("stretch", "center_crop", "letterbox")
 
 
+def guess_layout(shape: list) -> str | None:
+    """NCHW or NHWC from a 4-D image input shape, or None when it is not one."""
+    if len(shape) != 4:
+        return None
+    if shape[1] in (1, 3) and shape[3] not in (1, 3):
+        return "NCHW"
+    if shape[3] in (1, 3):
+        return "NHWC"
+    return None
+
+
 def fit_transform(frame_hw: tuple[int, int], input_hw: tuple[int, int], mode: str) -> dict:
     """How a frame of `frame_hw` becomes a model input of `input_hw`:
     - stretch: resized to the input, aspect ratio lost;

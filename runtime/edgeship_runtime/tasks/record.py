@@ -9,6 +9,7 @@ a record that cannot work fails at conversion time, on the controller, not on th
 from __future__ import annotations
 
 from edgeship_runtime.errors import ArtifactError
+from edgeship_runtime.tasks.geometry import guess_layout
 
 TASK_NAMES = ("classify", "detect", "segment", "ocr-rec", "generic")
 DECODERS = ("db", "yolov8", "yolov5", "ssd")
@@ -75,8 +76,6 @@ def _dims(shape) -> list:
 
 
 def _image_size(inputs: list[dict] | None) -> list[int] | None:
-    from edgeship_runtime.preprocess import guess_layout
-
     if not inputs:
         return None
     shape = _dims(inputs[0]["shape"])

@@ -57,6 +57,21 @@ def test_selection_takes_the_newest_artifact_and_labels_a_missing_target(artifac
     assert extras_for(selection, None, demo=True) == ("demo", "litert")  # OpenCV for the camera demo
 
 
+def test_an_artifact_that_failed_its_accuracy_check_at_conversion_is_held_back(artifacts):
+    root, newest = artifacts
+    failed = make_artifact(root, "digits", "rk3588", "int8", "rknn", 3000)
+    manifest = json.loads((failed / "manifest.json").read_text())
+    manifest["accuracy"] = {"passed": False, "failed": ["logits: cosine 0.91 < 0.99"]}
+    (failed / "manifest.json").write_text(json.dumps(manifest))
+    selection = board_selection(BOARD, find_artifacts(root), ["digits"])
+    assert selection[0]["primary"] is None and selection[0]["cpu"]["dir"] == newest
+    assert selection[0]["note"] == ("rk3588 int8 digits held back: it failed its accuracy check at conversion (logits: cosine 0.91 < 0.99); "
+                                    "its CPU artifact runs, labelled as a fallback")
+    manifest["accuracy"]["passed"] = True
+    (failed / "manifest.json").write_text(json.dumps(manifest))
+    assert board_selection(BOARD, find_artifacts(root), ["digits"])[0]["primary"]["dir"] == failed
+
+
 def test_selection_without_any_artifact_names_the_fix(artifacts):
     root, _ = artifacts
     expected = r"board b1: no artifact of resnet for rk3588/int8 or tflite/fp32 under \S+/artifacts; .*`invoke convert --target tflite"

@@ -160,15 +160,17 @@ def convert(c, target, model, quant=None, calib=None, eval=None, labels=None, in
     print(artifact)
 
 
-@task(help={"out": "results folder for the report", "quick": "digits only (skips MobileNetV2)",
+@task(help={"out": "results folder for the report (default: results/)",
+            "quick": "only the real models (digits, PP-OCR det and rec): no random-weight speed models",
+            "full": "the real models in every mode every target offers (PP-OCR cls too)",
             "inventory": "inventory whose [sim] boards are started and deployed to (default: inventory.ini)",
             "no_fleet": "stop after the conversions (no simulated fleet)"})
 @user_errors
-def main(c, out="results", quick=False, inventory="inventory.ini", no_fleet=False):
-    """The main job: engine, images, examples, convert for every built target, simulated fleet deploy + benchmark, report."""
+def main(c, out="results", quick=False, full=False, inventory="inventory.ini", no_fleet=False):
+    """The main job: images, examples, conversions, the simulated fleet (deploy, bench, text-reading demo), store, report, compare."""
     from edgeship.main_job import run_main
 
-    run_main(Path(out), quick=quick, inventory=None if no_fleet else Path(inventory))
+    run_main(Path(out), quick=quick, full=full, inventory=None if no_fleet else Path(inventory))
 
 
 LINTERS = (("ruff", "check", "."), ("mypy",), ("lint-imports",))

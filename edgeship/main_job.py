@@ -28,11 +28,13 @@ from edgeship.images.locks import ensure_wheelhouse, load_spec
 from edgeship.report.store import DEMO_TRUTH, run_metadata
 from edgeship_runtime.files import atomic_write_text
 
-# What the main job converts: the real models in every mode their targets offer (their task
-# metrics are the point), the speed models (random weights) in each target's default mode.
-EVERY_MODE = ("digits", "ppocr-det", "ppocr-cls", "ppocr-rec")
-DEFAULT_MODE = ("mobilenetv2", "yolov8n")
-QUICK = ("digits", "ppocr-det", "ppocr-rec")
+# What the main job converts: the real models in each target's default mode, int8 (what users
+# compare accelerators on) and the modes the inventory's boards run; the speed models (random
+# weights) in the default and the boards' modes. `--full` converts the real models in every mode.
+REAL = ("digits", "ppocr-det", "ppocr-rec")
+FULL = ("digits", "ppocr-det", "ppocr-cls", "ppocr-rec")
+SPEED = ("mobilenetv2", "yolov8n")
+FULL_SPEED = ("mobilenetv2", "yolov8n", "yolo11n")
 # The text-reading demo on the boards: a detector and the recognizer that reads its boxes.
 DEMO_MODELS = ("ppocr-det", "ppocr-rec")
 # Builds first what most conversions wait for: the clean-up image (onnx), then by size.
@@ -40,14 +42,24 @@ IMAGE_ORDER = ("onnx", "jetson", "openvino", "tflite", "coral", "rk3588")
 CONVERSION_WORKERS = 2
 
 
-def conversion_requests(example_dirs: list[Path], artifacts: Path, quick: bool = False) -> list[Request]:
+def conversion_requests(example_dirs: list[Path], artifacts: Path, board_modes: set[tuple[str, str]] = frozenset(),
+                        quick: bool = False, full: bool = False) -> list[Request]:
+    """One request per example, target and mode (see REAL/SPEED above); `quick` drops the speed models."""
     import targets
 
+    real, speed = (FULL, FULL_SPEED) if full else (REAL, () if quick else SPEED)
     requests = []
     for folder in example_dirs:
-        every_mode = folder.name in (QUICK if quick else EVERY_MODE)
+        if folder.name not in real and folder.name not in speed:
+            continue
         for target in targets.TARGETS.values():
-            for quant in target.quantizations if every_mode else (target.default_quant,):
+            on_boards = {quant for name, quant in board_modes if name == target.name}
+            if folder.name not in real:
+                wanted = {target.default_quant} | on_boards
+            else:
+                wanted = set(target.quantizations) if full else {target.default_quant, "int8"} | on_boards
+            modes = [quant for quant in target.quantizations if quant in wanted]
+            for quant in modes:
                 requests.append(example_request(folder, target.name, quant, artifacts, quant in target.needs_calibration))
     return requests
 
@@ -158,8 +170,9 @@ class Phases:
 
 
 class MainJob:
-    def __init__(self, results: Path, artifacts: Path, examples: Path, inventory: Path | None, quick: bool):
-        self.results, self.artifacts, self.examples, self.inventory, self.quick = results, artifacts, examples, inventory, quick
+    def __init__(self, results: Path, artifacts: Path, examples: Path, inventory: Path | None, quick: bool, full: bool = False):
+        self.results, self.artifacts, self.examples, self.inventory = results, artifacts, examples, inventory
+        self.quick, self.full = quick, full
         self.run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         self.folder = results / self.run_id
         self.phases = Phases()
@@ -349,7 +362,10 @@ class MainJob:
         self.phases.begin("examples")
         example_dirs = build_examples(self.examples)
         self.phases.end("examples")
-        requests = conversion_requests(example_dirs, self.artifacts, self.quick)
+        from edgeship.fleet.sim import board_modes
+
+        modes = board_modes(self.inventory) if self.inventory else set()
+        requests = conversion_requests(example_dirs, self.artifacts, modes, quick=self.quick, full=self.full)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as progress:
             images_task = progress.add_task("toolchain images", total=len({find_target(r.target).image for r in requests}))
             conversions_task = progress.add_task("conversions (checked and timed here)", total=len(requests))
@@ -382,5 +398,5 @@ class MainJob:
 
 
 def run_main(results: Path, quick: bool = False, artifacts: Path = Path("artifacts"), examples: Path = Path("examples"),
-             inventory: Path | None = Path("inventory.ini")) -> Path:
-    return MainJob(results, artifacts, examples, inventory, quick).run()
+             inventory: Path | None = Path("inventory.ini"), full: bool = False) -> Path:
+    return MainJob(results, artifacts, examples, inventory, quick, full).run()

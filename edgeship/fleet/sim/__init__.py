@@ -58,8 +58,8 @@ def state_dir(inventory: Path) -> Path:
     return inventory.resolve().parent / ".sim"
 
 
-def read_inventory(inventory: Path) -> list[Board]:
-    """The boards of the inventory's `sim` group, with their simulator settings."""
+def _inventory(inventory: Path) -> dict:
+    """The inventory as Ansible reads it (`ansible-inventory --list`: groups, and every host's variables)."""
     if not inventory.is_file():
         raise EdgeshipError(f"inventory {inventory} does not exist; pass --inventory PATH (the repository ships inventory.ini)")
     result = subprocess.run([_ansible_bin("ansible-inventory"), "-i", str(inventory), "--list"], capture_output=True, text=True,
@@ -67,7 +67,23 @@ def read_inventory(inventory: Path) -> list[Board]:
     if result.returncode != 0:
         last = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ""
         raise EdgeshipError(f"ansible-inventory could not read {inventory}: {last}")
-    data = json.loads(result.stdout)
+    return json.loads(result.stdout)
+
+
+def board_modes(inventory: Path) -> set[tuple[str, str]]:
+    """Every (target, quant) a board of the inventory runs: its own and its CPU fallback's."""
+    hostvars = _inventory(inventory).get("_meta", {}).get("hostvars", {})
+    modes = set()
+    for variables in hostvars.values():
+        for target, quant in (("edgeship_target", "edgeship_quant"), ("edgeship_cpu_target", "edgeship_cpu_quant")):
+            if variables.get(target) and variables.get(quant):
+                modes.add((str(variables[target]), str(variables[quant])))
+    return modes
+
+
+def read_inventory(inventory: Path) -> list[Board]:
+    """The boards of the inventory's `sim` group, with their simulator settings."""
+    data = _inventory(inventory)
     hostvars = data.get("_meta", {}).get("hostvars", {})
     boards = []
     for name in data.get("sim", {}).get("hosts", []):

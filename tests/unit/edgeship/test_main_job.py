@@ -1,0 +1,44 @@
+"""What the main job converts: picked from the targets' tables and the inventory's boards."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import targets
+from edgeship.fleet.sim import board_modes
+from edgeship.main_job import conversion_requests
+from tests.support import ROOT
+
+EXAMPLES = [Path("examples") / name for name in ("digits", "ppocr-det", "ppocr-cls", "ppocr-rec", "mobilenetv2", "yolov8n", "yolo11n")]
+
+
+def modes_of(requests, model: str) -> set[tuple[str, str]]:
+    return {(request.target, request.quant) for request in requests if request.model.parent.name == model}
+
+
+def test_the_inventorys_boards_name_the_modes_they_run():
+    assert board_modes(ROOT / "inventory.ini") == {("rk3588", "int8"), ("tflite", "fp32"), ("jetson", "fp16"), ("onnx", "fp32"),
+                                                   ("coral", "int8"), ("tflite", "fp16")}
+
+
+def test_real_models_get_each_targets_default_int8_and_the_boards_modes_speed_models_no_int8_of_their_own():
+    boards = {("rk3588", "int8"), ("tflite", "fp16")}
+    requests = conversion_requests(EXAMPLES, Path("artifacts"), boards)
+    assert len(requests) == len({(r.model, r.target, r.quant) for r in requests})  # nothing twice
+    for model in ("digits", "ppocr-det", "ppocr-rec"):
+        expected = {(t.name, t.default_quant) for t in targets.TARGETS.values()}
+        expected |= {(t.name, "int8") for t in targets.TARGETS.values() if "int8" in t.quantizations} | boards
+        assert modes_of(requests, model) == expected, model
+    speed = {(t.name, t.default_quant) for t in targets.TARGETS.values()} | boards
+    assert modes_of(requests, "mobilenetv2") == modes_of(requests, "yolov8n") == speed
+    assert not modes_of(requests, "ppocr-cls") and not modes_of(requests, "yolo11n")  # --full only
+    assert all(r.calib for r in requests if r.quant == "int8") and not any(r.calib for r in requests if r.quant in ("fp32", "fp16"))
+
+
+def test_quick_leaves_out_the_speed_models_and_full_takes_every_mode():
+    quick = conversion_requests(EXAMPLES, Path("artifacts"), set(), quick=True)
+    assert Counter(r.model.parent.name for r in quick).keys() == {"digits", "ppocr-det", "ppocr-rec"}
+    full = conversion_requests(EXAMPLES, Path("artifacts"), set(), full=True)
+    every = {(t.name, quant) for t in targets.TARGETS.values() for quant in t.quantizations}
+    assert modes_of(full, "ppocr-cls") == every and modes_of(full, "yolo11n") == {(t.name, t.default_quant) for t in targets.TARGETS.values()}

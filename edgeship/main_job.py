@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,7 +43,7 @@ IMAGE_ORDER = ("onnx", "jetson", "openvino", "tflite", "coral", "rk3588")
 CONVERSION_WORKERS = 2
 
 
-def conversion_requests(example_dirs: list[Path], artifacts: Path, board_modes: set[tuple[str, str]] = frozenset(),
+def conversion_requests(example_dirs: list[Path], artifacts: Path, board_modes: Collection[tuple[str, str]] = (),
                         quick: bool = False, full: bool = False) -> list[Request]:
     """One request per example, target and mode (see REAL/SPEED above); `quick` drops the speed models."""
     import targets

@@ -60,18 +60,17 @@ def _size(text: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def _preprocess_override(text: str | None) -> dict | None:
-    """--preprocess: a JSON object, inline or in a file."""
+def _json_override(text: str | None, flag: str, example: str) -> dict | None:
+    """--preprocess / --task: a JSON object, inline or in a file."""
     if not text:
         return None
     from pathlib import Path
 
-    where = text if Path(text).is_file() else "--preprocess"
+    where = text if Path(text).is_file() else flag
     try:
         value = json.loads(Path(text).read_text() if Path(text).is_file() else text)
     except json.JSONDecodeError as error:
-        raise ArtifactError(f"{where} is not JSON ({error}); give an object such as '{{\"color\": \"gray\", "
-                            f"\"invert\": true}}' or a .json file") from None
+        raise ArtifactError(f"{where} is not JSON ({error}); give an object such as '{example}' or a .json file") from None
     if not isinstance(value, dict):
         raise ArtifactError(f"{where} must hold a JSON object, not {type(value).__name__}")
     return value
@@ -107,7 +106,8 @@ def _demo(args, artifact, backend_cls, fallback, options, board: dict) -> int:
             raise ArtifactError(f"{flag} {value} must be greater than 0")
     if not args.no_server:
         parse_listen(args.listen)
-    preprocess = Preprocess.for_artifact(artifact, _preprocess_override(args.preprocess))
+    preprocess = Preprocess.for_artifact(artifact, _json_override(args.preprocess, "--preprocess", '{"color": "gray", "invert": true}'))
+    task = _json_override(args.task, "--task", '{"conf": 0.5, "iou": 0.4}')
     text = _text_model(args, board)
     width, height = _size(args.size)
     source = open_source(args.source, width, height, args.fps, realtime=args.realtime, loop=args.loop)
@@ -116,7 +116,7 @@ def _demo(args, artifact, backend_cls, fallback, options, board: dict) -> int:
         duration_s=args.duration, max_frames=args.frames, listen=None if args.no_server else args.listen,
         record=args.record and Path(args.record), save_frame=args.save_frame and Path(args.save_frame),
         predictions=args.predictions and Path(args.predictions), stats_path=args.output and Path(args.output),
-        log=lambda line: print(line, file=sys.stderr, flush=True), text=text))
+        log=lambda line: print(line, file=sys.stderr, flush=True), text=text, task=task))
     document = demo.run()
     print(json.dumps(document, indent=2, sort_keys=True))
     return 0
@@ -166,6 +166,8 @@ def main(argv=None) -> int:
     demo_parser.add_argument("--save-frame", default=None, help="write the last annotated frame to this .png/.jpg")
     demo_parser.add_argument("--predictions", default=None, help="write one JSON line per frame (class, confidence, times) here")
     demo_parser.add_argument("--preprocess", default=None, help="JSON object (or .json file) overriding the artifact's preprocess record")
+    demo_parser.add_argument("--task", default=None, help="JSON object (or .json file) over the artifact's task record: how its outputs are "
+                             "read, e.g. '{\"conf\": 0.5}' or '{\"box_thresh\": 0.5}'")
     demo_parser.add_argument("--rec", default=None, help="a text recognizer's artifact (task ocr-rec): read the text in every box the "
                              "detector (ARTIFACT) finds")
     demo_parser.add_argument("--rec-cpu-artifact", default=None, help="CPU artifact of the recognizer, for --allow-cpu-fallback")

@@ -57,6 +57,7 @@ class DemoOptions:
     jpeg_quality: int = 80
     log: Callable[[str], None] = print
     text: TextModel | None = None  # read the detector's boxes with this recognizer
+    task: dict | None = None  # keys over the artifact's task record (--task), e.g. {"conf": 0.5}
 
 
 class Demo:
@@ -69,7 +70,7 @@ class Demo:
         self.predictions_path, self.stats_path = options.predictions, options.stats_path
         self.jpeg_quality, self.log = options.jpeg_quality, options.log
         self.labels = artifact.labels
-        self.reader = Reader(artifact, preprocess)
+        self.reader = Reader(artifact, preprocess, options.task)
         self.text = options.text
         if self.text is not None and self.reader.task["name"] != "detect":
             raise ArtifactError(f"--rec reads the boxes a text detector finds, but {artifact.path}'s task is {self.reader.task['name']}; "

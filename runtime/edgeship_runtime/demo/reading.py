@@ -12,18 +12,23 @@ from edgeship_runtime.tasks import postprocess, validate
 from edgeship_runtime.tasks.geometry import boxes_to_frame, crop_quad, quads_to_frame
 
 
-def task_record(artifact) -> dict:
-    """The artifact's task (manifests from before tasks existed: a classifier)."""
+def task_record(artifact, override: dict | None = None) -> dict:
+    """The artifact's task (manifests from before tasks existed: a classifier), with `override`'s
+    keys over it (the demo's --task: another threshold, another decoder), checked again."""
     record = artifact.manifest.get("task") or {"name": "classify"}
-    return validate(record, artifact.outputs, artifact.labels, str(artifact.path / "manifest.json"))
+    if override:
+        # a new task name starts from that task's defaults; the same name keeps the recorded values
+        record = override if override.get("name", record["name"]) != record["name"] else {**record, **override}
+    where = "--task" if override else str(artifact.path / "manifest.json")
+    return validate(record, artifact.outputs, artifact.labels, where, artifact.manifest.get("inputs"))
 
 
 class Reader:
     """outputs of one frame -> result dict (boxes in frame pixels)."""
 
-    def __init__(self, artifact, preprocess):
+    def __init__(self, artifact, preprocess, task: dict | None = None):
         self.artifact, self.preprocess = artifact, preprocess
-        self.task = task_record(artifact)
+        self.task = task_record(artifact, task)
 
     def read(self, image: np.ndarray, outputs: dict) -> dict:
         result = postprocess(self.task, outputs, self.artifact.labels, self.artifact.path)

@@ -150,3 +150,19 @@ def test_letterbox_maps_boxes_back_to_the_frame():
     assert image.shape == (640, 640, 3) and (image[:80] == 114).all() and (image[-80:] == 114).all()
     transform = preprocess.transform(frame.shape[:2])
     np.testing.assert_allclose(boxes_to_frame(np.array([[300, 180, 400, 280]]), transform), [[300, 100, 400, 200]], atol=1e-6)
+
+
+def test_the_task_record_can_be_overridden_and_is_checked_again(tmp_path):
+    from edgeship_runtime.artifact import Artifact
+    from edgeship_runtime.demo.reading import Reader
+
+    manifest = {"task": {"name": "detect", "output": "output0", "decoder": "yolov8", "conf": 0.25},
+                "inputs": [{"name": "images", "shape": [1, 3, 640, 640]}], "outputs": [{"name": "output0", "shape": [1, 84, 8400]}],
+                "artifact": {"file": "model.onnx"}}
+    artifact = Artifact(tmp_path, manifest)
+    preprocess = Preprocess("images", [1, 3, 640, 640], validate({"resize": "letterbox"}, manifest["inputs"][0], "m"))
+    assert Reader(artifact, preprocess).task["conf"] == 0.25
+    task = Reader(artifact, preprocess, {"conf": 0.5, "iou": 0.3}).task
+    assert (task["decoder"], task["conf"], task["iou"], task["max_det"]) == ("yolov8", 0.5, 0.3, 300)
+    with pytest.raises(ArtifactError, match=r"^--task: task parameter conf=2 must be between 0 and 1$"):
+        Reader(artifact, preprocess, {"conf": 2})

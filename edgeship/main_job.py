@@ -61,7 +61,10 @@ def conversion_requests(example_dirs: list[Path], artifacts: Path, board_modes: 
                 wanted = set(target.quantizations) if full else {target.default_quant, "int8"} | on_boards
             modes = [quant for quant in target.quantizations if quant in wanted]
             for quant in modes:
-                requests.append(example_request(folder, target.name, quant, artifacts, quant in target.needs_calibration))
+                request = example_request(folder, target.name, quant, artifacts, quant in target.needs_calibration)
+                if quant == "int8" and any(option.name == "rescue" for option in target.options):
+                    request.options = {"rescue": "auto"}  # int8 that misses its tolerance keeps the layers that lose it float
+                requests.append(request)
     return requests
 
 

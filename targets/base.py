@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from targets.job import Job
@@ -96,6 +96,12 @@ class Converter:
     def analyse(self, samples: list[dict]) -> dict | None:
         """A per-layer accuracy analysis when an output misses its tolerance (None: none offered)."""
         return None
+
+    def rescuer(self, calibration: list[dict], samples: list[dict], reference: list[dict]) -> Any:  # a targets.rescue.Rescuer
+        """The int8 rescue of this target (targets/rescue.py): how it ranks layers by the error
+        they add and rebuilds with some kept float. Offered by the targets whose table has the
+        `rescue` option (rescue_options()); the worker calls it only for them."""
+        raise NotImplementedError(f"{type(self).__name__} offers no int8 rescue")
 
     def close(self) -> None:
         pass

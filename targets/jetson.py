@@ -20,6 +20,13 @@ x86 build host for a Jetson. This target makes everything else:
   int8 accuracy is measured where an engine exists: on the board (`edgeship-runtime check`),
   or here with `--gpus`, which builds a test engine through the board's own code
   (edgeship_runtime.trt_engine), writes the int8 calibration cache, and measures it.
+- **rescue** (`--option rescue=auto`, int8; targets/rescue.py): TensorRT's int8 cannot be built
+  here, so ONNX Runtime's QDQ int8 of the same graph stands in for it: when that misses the
+  task's int8 tolerance, its nodes are ranked (qdq_loss_debug, as the onnx target does) and the
+  fewest kept float that bring it within tolerance become `fp16_layers` in `tensorrt.json`.
+  The board's engine build keeps those layers in fp16 (OBEY_PRECISION_CONSTRAINTS; TensorRT's
+  ONNX parser names layers after the ONNX nodes). The manifest's `rescue` record says what the
+  stand-in measured; the engine's own accuracy is measured on the board (or with `--gpus`).
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from targets.base import Converter, Option, Target
-from targets.onnx import identity_io_map, onnx_op_report
+from targets.onnx import RANK_SAMPLES, identity_io_map, onnx_op_report, qdq_quantize, qdq_ranking
+from targets.rescue import Ranking, Rescuer, rescue_options
 from targets.tensorrt_ops import JETPACK, OPSET_MAX, OPSET_MIN, TENSORRT_VERSION
 
 MAX_IR_VERSION = 10  # TensorRT 10.3's parser (and onnxsim's ONNX) read IR <= 10
@@ -128,9 +136,14 @@ class JetsonConverter(Converter):
         self.log(f"test engine on {record['gpu']['name']} (sm {record['gpu']['compute_capability']}, TensorRT {record['tensorrt']}): "
                  + ", ".join(f"{name} cosine min {f['cosine_min']:.5f}" for name, f in figures.items()))
 
+    def rescuer(self, calibration: list[dict], samples: list[dict], reference: list[dict]) -> Rescuer:
+        return JetsonRescuer(self, calibration, samples, reference)
+
     @classmethod
     def summary(cls, artifact_dir: Path, manifest: dict, ops: dict) -> list[str]:
-        lines = []
+        from targets.rescue import rescue_summary
+
+        lines = rescue_summary(manifest)
         if "tensorrt" in ops:
             trt = ops["tensorrt"]
             lines.append(f"TensorRT {trt['tensorrt']} op check: {len(trt['ops'])} op types, "
@@ -147,6 +160,60 @@ class JetsonConverter(Converter):
         return lines
 
 
+class JetsonRescuer(Rescuer):
+    """ONNX Runtime's QDQ int8 of the shipped graph stands in for TensorRT's int8 (same graph,
+    same calibration samples, per-channel weights like TensorRT's); the plan it finds is handed to
+    the board's engine build as fp16 layers. Judged at the int8 tolerances of the task, since the
+    worker's own figures measure the fp32 ONNX."""
+
+    def __init__(self, converter: JetsonConverter, calibration: list[dict], samples: list[dict], reference: list[dict]):
+        super().__init__(converter, calibration, samples, reference)
+        from edgeship_runtime.tasks import default_tolerances
+
+        self.tolerances = default_tolerances(self.job.task["name"], "int8")
+        self.judged_on = "ONNX Runtime's QDQ int8 standing in for TensorRT's; the engine's own accuracy is measured on the board"
+        self.graph = converter.workdir / "model.onnx"  # what convert wrote: the graph the board builds its engine from
+
+    def baseline(self, report: dict, artifact: Path) -> tuple[dict, Path]:
+        built = self.build(())
+        return self.judge(built), built
+
+    def rank(self) -> Ranking:
+        ranking = qdq_ranking(self.graph, self.converter.workdir / "rescue-000.onnx", self.samples[:RANK_SAMPLES], self.converter.workdir)
+        ranking.method += " (ONNX Runtime's QDQ int8 standing in for TensorRT's)"
+        ranking.precision = "float16"
+        return ranking
+
+    def build(self, layers: tuple[str, ...]) -> Path:
+        return qdq_quantize(self.graph, self.converter.workdir / f"rescue-{len(layers):03d}.onnx", self.calibration, "minmax", layers)
+
+    def run(self, trial: Path, io_mapping: dict) -> list[dict]:
+        from edgeship_runtime.backends import backend_class
+
+        provisional = self.job.provisional_artifact(self.converter.out, trial, io_mapping, "onnxruntime")
+        with backend_class("onnxruntime")(provisional, threads=1) as backend:
+            return [backend.infer(sample) for sample in self.samples]
+
+    def size(self, built: Path) -> int:
+        return self.graph.stat().st_size  # the shipped fp32 graph; the engine's size is the board's to measure
+
+    def latency_ms(self, built: Path) -> float | None:
+        return None  # the engine is built and timed on the board
+
+    def adopt(self, layers: tuple[str, ...], built: Path) -> Path | None:
+        config_path = self.converter.out / "tensorrt.json"
+        config = json.loads(config_path.read_text())
+        config["fp16_layers"] = list(layers)
+        config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        self.converter.log(f"tensorrt.json: {len(layers)} layer(s) kept fp16 in the board's int8 engine")
+        if self.job.gpus:  # the test engine was built before the plan existed: build it again with the plan
+            converter: JetsonConverter = self.converter  # type: ignore[assignment]
+            artifact = converter.out / "model.onnx"
+            io_mapping = converter.io_map(artifact)
+            converter.gpu_engine(artifact, io_mapping, self.samples, self.run(artifact, io_mapping))
+        return None  # the shipped ONNX is the same graph; the plan travels in tensorrt.json
+
+
 TARGET = Target(
     name="jetson",
     image="jetson",
@@ -160,6 +227,7 @@ TARGET = Target(
     options=(
         Option("workspace", (), "1024", "TensorRT builder workspace in MiB (16..65536); Orin Nano shares 8 GB with the CPU",
                parse=parse_workspace),
+        *rescue_options(),
     ),
     # TensorRT 10.x's parser imports opsets 9 to 20 (targets/tensorrt_ops.py).
     onnx_opsets=(OPSET_MIN, OPSET_MAX),

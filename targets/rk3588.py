@@ -15,6 +15,14 @@ compiler's stdout) goes to `rknn-toolkit.log` beside the artifact.
 Layout: the artifact takes 4-D inputs channel-last (NHWC), like RKNN Lite's default; the
 manifest records the permutation from an ONNX source's NCHW, and the runtime applies it.
 
+`rescue=auto` (targets/rescue.py): when int8 misses the task's tolerance, the toolkit's
+`accuracy_analysis` ranks the compiled layers by their own ("single") cosine against fp32, and
+the rebuild keeps the chosen layers float16 through the toolkit's hybrid quantization:
+`hybrid_quantization_step1` writes the model, its data and its `.quantization.cfg` once, and
+each rebuild names the layers in the cfg's `custom_quantize_layers` and runs
+`hybrid_quantization_step2`. A layer the compiler fused (a Conv with its ReLU) is analysed as
+one row group and kept float16 as one.
+
 Reproducibility: the RKNN compiler (closed source) writes some bytes of its command
 buffers from memory it never initialised. The image sets MALLOC_PERTURB_ so fresh heap
 memory carries one fixed pattern instead of stale data; what still varies between two
@@ -24,15 +32,18 @@ builds are pointer-sized words holding heap/stack addresses. `compare_builds` na
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import re
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from targets.base import Converter, Option, Target, log
 from targets.job import Job
+from targets.rescue import Layer, Ranking, Rescuer, onnx_macs, rescue_options
 
 PLATFORMS = ("rk3588", "rk3566", "rk3568", "rk3576", "rk3562")
 LOG_FILE = "rknn-toolkit.log"
@@ -111,8 +122,9 @@ def _floats(text: str) -> list[float] | None:
     return [float(part) for part in text.split(",")] if text else None
 
 
-_ANALYSIS_ROW = re.compile(r"^\[(?P<op>[^\]]+)\]\s+(?P<name>\S+)\s+(?P<entire_cos>[\d.]+)\s*\|\s*(?P<entire_euc>[\d.]+)\s+"
-                           r"(?P<single_cos>[\d.]+)\s*\|\s*(?P<single_euc>[\d.]+)")
+# cosines go negative when int8 ruins a layer (seen: -0.09459), so they carry a sign
+_ANALYSIS_ROW = re.compile(r"^\[(?P<op>[^\]]+)\]\s+(?P<name>\S+)\s+(?P<entire_cos>-?[\d.]+)\s*\|\s*(?P<entire_euc>[\d.]+)\s+"
+                           r"(?P<single_cos>-?[\d.]+)\s*\|\s*(?P<single_euc>[\d.]+)")
 
 
 def parse_analysis(text: str) -> list[dict]:
@@ -126,6 +138,32 @@ def parse_analysis(text: str) -> list[dict]:
                          "entire_euc": float(match["entire_euc"]), "single_cos": float(match["single_cos"]),
                          "single_euc": float(match["single_euc"])})
     return rows
+
+
+_ANALYSIS_NAME = re.compile(r"^\[(?P<op>[^\]]+)\]\s+(?P<name>\S+)")
+# Analysis rows of the toolkit's own data conversions (int8 <-> float at the model's edges and
+# between precisions): nothing to keep float there.
+_CONVERSION_OPS = ("Input", "exDataConvert", "OutputOperator", "InputOperator")
+
+
+def parse_analysis_groups(text: str) -> list[dict]:
+    """The analysis rows as the compiler's layers: a row without figures is an op fused into the
+    next row that has them (a Conv into its ReLU), so each group is the ops of one compiled layer
+    with that row's figures. Data conversions are left out."""
+    figures = {row["layer"]: row for row in parse_analysis(text)}
+    groups: list[dict] = []
+    pending: list[tuple[str, str]] = []
+    for line in _ANSI.sub("", text).splitlines():
+        match = _ANALYSIS_NAME.match(line.strip())
+        if not match or match["op"] in _CONVERSION_OPS:
+            pending = [] if match else pending
+            continue
+        pending.append((match["name"], match["op"]))
+        row = figures.get(match["name"])
+        if row is not None:
+            groups.append({"names": [name for name, _ in pending], "ops": [op for _, op in pending], **row})
+            pending = []
+    return groups
 
 
 _LAYER_ROW = re.compile(r"^D RKNN: \[[^\]]*\]\s+(?P<id>\d+)\s+(?P<op>\S+)\s+(?P<dtype>\S+)\s+(?P<target>CPU|NPU)\s+"
@@ -174,8 +212,8 @@ class RK3588Converter(Converter):
         self.rknn = None
         self.simulator_ready = False
 
-    def _call(self, name: str, function, *args, **kwargs):
-        with contextlib.chdir(self.workdir):  # the toolkit writes check*.onnx files into the working directory
+    def _call(self, name: str, function, *args, cwd: Path | None = None, **kwargs):
+        with contextlib.chdir(cwd or self.workdir):  # the toolkit writes check*.onnx files into the working directory
             return toolkit_call(name, function, self.log_path, *args, **kwargs)
 
     # -- input data as the toolkit wants it ------------------------------------------------
@@ -230,40 +268,83 @@ class RK3588Converter(Converter):
         return rows
 
     # -- the build ---------------------------------------------------------------------------
-    def convert(self, calibration: list[dict], reference_set: list[dict]) -> Path:
+    def _configured(self):
+        """A new RKNN object (the previous one released) configured for the job."""
         from rknn.api import RKNN
 
+        self.close()
         mean, std = self.normalization()
-        quantize = self.job.quant == "int8"
         with toolkit_output(self.log_path):
             self.rknn = rknn = RKNN(verbose=True)
         options = self.job.options
-        config = {"target_platform": options["platform"], "optimization_level": 3, "float_dtype": "float16"}
+        config: dict[str, Any] = {"target_platform": options["platform"], "optimization_level": 3, "float_dtype": "float16"}
         if mean is not None:
             config.update(mean_values=mean, std_values=std)
-        if quantize:
+        if self.job.quant == "int8":
             config.update(quantized_dtype="w8a8", quantized_algorithm=options["algorithm"], quantized_method="channel")
         if self.job.source.format == "tflite":
             # The toolkit's Pad+Conv fusion fails on read-only TFLite weight buffers
             # ("assignment destination is read-only"); its own message suggests this.
             config["disable_rules"] = ["fuse_pad_into_conv"]
         self._call("config", rknn.config, **config)
+        return rknn
+
+    def _load(self, rknn) -> None:
         source = self.job.model_path
         if self.job.source.format == "onnx":
-            fixed = {}
+            fixed: dict[str, Any] = {}
             if _has_dynamic_dims(source):  # pin dynamic dimensions to the job's static shapes
                 fixed = {"inputs": [self.job.graph_name(name) for name in self.job.input_names],
                          "input_size_list": [spec["shape"] for spec in self.job.inputs]}
             self._call("load_onnx", rknn.load_onnx, model=source, **fixed)
         else:
             self._call("load_tflite", rknn.load_tflite, model=source)
-        dataset = None
-        if quantize:
+
+    def _dataset(self, calibration: list[dict]) -> Path:
+        """The toolkit's dataset list of the calibration samples (written once per job)."""
+        dataset = self.workdir / "dataset.txt"
+        if not dataset.exists():
             rows = self.write_samples(calibration, self.workdir / "dataset")
-            dataset = self.workdir / "dataset.txt"
             dataset.write_text("".join(" ".join(row) + "\n" for row in rows))
+        return dataset
+
+    def convert(self, calibration: list[dict], reference_set: list[dict]) -> Path:
+        quantize = self.job.quant == "int8"
+        rknn = self._configured()
+        self._load(rknn)
+        dataset = self._dataset(calibration) if quantize else None
         self._call("build", rknn.build, do_quantization=quantize, dataset=str(dataset) if dataset else None)
         artifact = self.workdir / "model.rknn"
+        self._call("export_rknn", rknn.export_rknn, str(artifact))
+        return artifact
+
+    def build_hybrid(self, calibration: list[dict], float16_layers: list[str], artifact: Path) -> Path:
+        """The int8 model with these layers (the compiler's names, as the analysis shows them) in
+        float16: the toolkit's hybrid quantization. Step 1 (calibrate, write the model, its data
+        and the quantization config) runs once per job; each build edits the config and runs step 2."""
+        hybrid = self.workdir / "hybrid"
+        if not hybrid.exists():
+            hybrid.mkdir()
+            rknn = self._configured()
+            self._load(rknn)
+            self._call("hybrid_quantization_step1", rknn.hybrid_quantization_step1, dataset=str(self._dataset(calibration)),
+                       proposal=False, cwd=hybrid)
+            self.close()
+        config = next(hybrid.glob("*.quantization.cfg"), None)
+        if config is None:
+            raise ToolkitError(f"rknn-toolkit2 hybrid_quantization_step1 wrote no .quantization.cfg into {hybrid} (see {LOG_FILE})")
+        text = config.read_text()
+        empty = "custom_quantize_layers: {}"
+        if empty not in text:
+            raise ToolkitError(f"{config.name} has no '{empty}' line; the toolkit's config format changed, so layers cannot be kept float16")
+        # the cfg is YAML; JSON strings are YAML scalars, so any layer name is quoted safely
+        edited = text.replace(empty, "custom_quantize_layers:\n" + "".join(f"    {json.dumps(name)}: float16\n" for name in float16_layers), 1)
+        trial = hybrid / f"trial-{len(float16_layers):03d}.cfg"  # not *.quantization.cfg: the glob above finds step 1's only
+        trial.write_text(edited)
+        stem = config.name[:-len(".quantization.cfg")]
+        rknn = self._configured()
+        self._call("hybrid_quantization_step2", rknn.hybrid_quantization_step2, model_input=str(hybrid / f"{stem}.model"),
+                   data_input=str(hybrid / f"{stem}.data"), model_quantization_cfg=str(trial), cwd=hybrid)
         self._call("export_rknn", rknn.export_rknn, str(artifact))
         return artifact
 
@@ -272,6 +353,7 @@ class RK3588Converter(Converter):
             with toolkit_output(self.log_path):
                 self.rknn.release()
             self.rknn = None
+        self.simulator_ready = False
 
     def _built(self):
         if self.rknn is None:
@@ -311,15 +393,23 @@ class RK3588Converter(Converter):
         with SimulatorBackend(provisional, threads=1) as backend:
             return [backend.infer(sample) for sample in samples]
 
-    def analyse(self, samples: list[dict]) -> dict:
-        """The toolkit's per-layer accuracy analysis (fp32 'golden' vs simulator) on the first
-        reference sample; the table is kept as accuracy_analysis.txt."""
-        self.log("below tolerance: running the toolkit's per-layer accuracy analysis")
+    def analysis_table(self, samples: list[dict]) -> str:
+        """The toolkit's per-layer accuracy analysis (fp32 'golden' vs simulator) of the model
+        built last, on the first sample: its error_analysis.txt."""
+        import shutil
+
         rknn = self._built()
         rows = self.write_samples(samples[:1], self.workdir / "analysis-inputs")
         snapshot = self.workdir / "snapshot"
+        shutil.rmtree(snapshot, ignore_errors=True)
         self._call("accuracy_analysis", rknn.accuracy_analysis, inputs=rows[0], output_dir=str(snapshot))
-        text = _ANSI.sub("", (snapshot / "error_analysis.txt").read_text())
+        return _ANSI.sub("", (snapshot / "error_analysis.txt").read_text())
+
+    def analyse(self, samples: list[dict]) -> dict:
+        """The toolkit's per-layer accuracy analysis on the first reference sample; the table is
+        kept as accuracy_analysis.txt."""
+        self.log("below tolerance: running the toolkit's per-layer accuracy analysis")
+        text = self.analysis_table(samples)
         (self.out / ANALYSIS_FILE).write_text(text)
         layers = parse_analysis(text)
         # "entire" accumulates the error up to a layer; "single" is the layer's own error.
@@ -331,6 +421,9 @@ class RK3588Converter(Converter):
         worst = sorted(layers, key=lambda row: row["single_cos"])[:5]
         return {"file": ANALYSIS_FILE, "samples": 1, "min_cosine": limit, "first_layer_below_tolerance": first_below,
                 "worst_single_layers": worst, "layers": layers}
+
+    def rescuer(self, calibration: list[dict], samples: list[dict], reference: list[dict]) -> Rescuer:
+        return RK3588Rescuer(self, calibration, samples, reference)
 
     # -- the artifact's I/O and layers ---------------------------------------------------------
     def io_map(self, artifact: Path) -> dict:
@@ -411,7 +504,9 @@ class RK3588Converter(Converter):
     # -- on the controller ---------------------------------------------------------------------------
     @classmethod
     def summary(cls, artifact_dir: Path, manifest: dict, ops: dict) -> list[str]:
-        lines = []
+        from targets.rescue import rescue_summary
+
+        lines = rescue_summary(manifest)
         per_layer = manifest["accuracy"].get("per_layer")
         if per_layer:
             worst = ", ".join(f"{row['layer']} ({row['op']}) {row['single_cos']:.4f}" for row in per_layer["worst_single_layers"][:3])
@@ -423,6 +518,75 @@ class RK3588Converter(Converter):
             cpu = ", ".join(f"{layer['op']}" for layer in ops["cpu_layers"]) or "none"
             lines.append(f"layers: {ops['op_count']} ({ops['npu_layers']} on the NPU); on the CPU instead: {cpu}")
         return lines
+
+
+_WEIGHTED_OPS = ("Conv", "ConvTranspose", "Deconvolution", "Gemm", "MatMul", "FullyConnected")
+_SUFFIXES = re.compile(r"_+(int8|int16|float16)$")  # the toolkit's names for a tensor in another precision
+
+
+class RK3588Rescuer(Rescuer):
+    """Ranks the compiled layers by the toolkit's single-layer cosine on the plain int8 build;
+    rebuilds with hybrid quantization, the chosen layer groups in float16. Judged on the x86
+    simulator (the converter's run_converted), which holds the model built last."""
+
+    def __init__(self, converter: RK3588Converter, calibration: list[dict], samples: list[dict], reference: list[dict]):
+        super().__init__(converter, calibration, samples, reference)
+        self.members: dict[str, tuple[str, ...]] = {}
+
+    def rank(self) -> Ranking:
+        converter: RK3588Converter = self.converter  # type: ignore[assignment]
+        groups = parse_analysis_groups(converter.analysis_table(self.samples))
+        producers: dict[str, str] = {}
+        inputs_of: dict[str, list[str]] = {}
+        macs_of: dict[str, int] = {}
+        total = 0
+        if self.job.source.format == "onnx":
+            import onnx
+
+            model = onnx.load(self.job.model_path)
+            producers = {name: node.name for node in model.graph.node for name in node.output}
+            inputs_of = {node.name: list(node.input) for node in model.graph.node}
+            counter = onnx_macs(model)
+            macs_of, total = counter.per_layer, counter.total
+
+        def with_compute(nodes: list[str]) -> list[str]:
+            """The compiler names a fused layer after its last op (a Conv with its batch-norm Mul/Add is
+            'p2o.Add.19'): walk up from there, through ops without MACs, to the Conv it fused."""
+            node = nodes[-1]
+            for _ in range(4):
+                if macs_of.get(node):
+                    return [*nodes, node] if node not in nodes else nodes
+                upstream = [producers[name] for name in inputs_of.get(node, []) if name in producers]
+                if not upstream:
+                    break
+                node = upstream[0]
+            return nodes
+
+        layers = []
+        for group in groups:
+            nodes = [node for node in (producers.get(name) or producers.get(_SUFFIXES.sub("", name)) for name in group["names"]) if node]
+            if nodes and any(op in _WEIGHTED_OPS for op in group["ops"]) and not any(macs_of.get(node) for node in nodes):
+                nodes = with_compute(nodes)
+            source = tuple(dict.fromkeys(nodes))
+            name = group["names"][-1]
+            self.members[name] = tuple(group["names"])
+            layers.append(Layer(name, "+".join(group["ops"]), score=1.0 - group["single_cos"], figure="single_cosine",
+                                value=group["single_cos"], macs=sum(macs_of.get(node, 0) for node in source), source=source))
+        return Ranking(layers, total, "rknn-toolkit2 accuracy_analysis on 1 reference sample: each compiled layer's own cosine "
+                       "against fp32 (its 'single' figure)", precision="float16")
+
+    def build(self, layers: tuple[str, ...]) -> Path:
+        converter: RK3588Converter = self.converter  # type: ignore[assignment]
+        if not layers:
+            return converter.convert(self.calibration, self.samples)
+        float16 = [name for layer in layers for name in self.members.get(layer, (layer,))]
+        return converter.build_hybrid(self.calibration, float16, converter.workdir / f"rescue-{len(layers):03d}.rknn")
+
+    def restore(self) -> Path | None:
+        return self.build(())  # the simulator must hold the plain build again
+
+    def latency_ms(self, built: Path) -> float | None:
+        return None  # the x86 simulator's speed says nothing about the NPU's
 
 
 def compare_builds(first: bytes, second: bytes) -> dict:
@@ -473,6 +637,7 @@ TARGET = Target(
         Option("std", (), "", "per-channel standard deviations folded into the model, e.g. 58.395,57.12,57.375", parse=parse_std),
         Option("algorithm", ("normal", "mmse", "kl_divergence"), "normal", "the toolkit's quantization algorithm",
                applies_to=("int8",)),
+        *rescue_options(),
     ),
     converter=RK3588Converter,
     # rknn-toolkit2 2.x documents opset 19 (higher is refused, issue #539); 11 is the lowest seen

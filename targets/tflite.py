@@ -5,6 +5,11 @@ fp16, dynamic-range or full-integer int8 flatbuffers. onnx2tf turns channel-firs
 tensors (NCHW) into TFLite's native channel-last (NHWC); the manifest records each
 tensor's permutation, and the runtime's backends apply it, so callers always speak the
 source layout.
+
+`rescue=auto` (targets/rescue.py): when int8 misses the task's tolerance, TensorFlow's
+QuantizationDebugger ranks the quantized ops by their own error (each op's int8 output against
+its float op on the same inputs, as SQNR), and the rebuild keeps the chosen ops float32 through
+the quantizer's `denylisted_nodes` (selective quantization), from one calibration.
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ import os
 import shutil
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from targets.base import Converter, Option, Target
+from targets.rescue import Layer, Ranking, Rescuer, db, rescue_options
 
 SIGNATURE = "serving_default"
 
@@ -145,9 +152,11 @@ class TFLiteConverter(Converter):
 
     # -- conversion ---------------------------------------------------------------------------
     def _saved_model_from_onnx(self, samples: list[dict]) -> Path:
+        saved_model = self.workdir / "saved_model"
+        if (saved_model / "saved_model.pb").exists():
+            return saved_model  # made already in this job (a rescue converts the same graph again)
         import onnx2tf
 
-        saved_model = self.workdir / "saved_model"
         # onnx2tf simplifies the model with onnxsim IN PLACE; the source is mounted read-only
         # (and must never change), so it works on a copy. Without onnxsim, Clip nodes fed by
         # Constant nodes (torch's ReLU6) fail to convert.
@@ -247,6 +256,132 @@ class TFLiteConverter(Converter):
     def op_report(self, artifact: Path) -> dict:
         return tflite_op_report(artifact)
 
+    def rescuer(self, calibration: list[dict], samples: list[dict], reference: list[dict]) -> Rescuer:
+        return TFLiteRescuer(self, calibration, samples, reference)
+
+    @classmethod
+    def summary(cls, artifact_dir: Path, manifest: dict, ops: dict) -> list[str]:
+        from targets.rescue import rescue_summary
+
+        return rescue_summary(manifest)
+
+
+RANK_SAMPLES = 2  # reference samples the QuantizationDebugger runs to score each op
+# SQNR of an ideal 8-bit quantizer on a full-scale signal (6.02 * 8 + 1.76 dB): an op at or above
+# it adds nothing int8 could avoid, so its rescue score (the dB it falls short of this) is <= 0.
+INT8_IDEAL_SQNR_DB = 49.9
+
+
+def single_op_sqnr(float_values, quantized_values, scale: float, zero_point: int) -> float:
+    """The QuantizationDebugger's direct-compare metric: SQNR (dB) of an op's int8 output against
+    its float op run on the same (dequantized) inputs."""
+    import numpy as np
+
+    reference = np.asarray(float_values, np.float64).ravel()
+    error = reference - (np.asarray(quantized_values, np.float64).ravel() - zero_point) * scale
+    return db(float(reference @ reference), float(error @ error))
+
+
+def tflite_op_macs(op: dict, shape_of) -> int:
+    """Multiply-accumulates of a TFLite op from its tensors' shapes (the arithmetic-heavy op types;
+    others count 0): hand-written, as rescue.onnx_macs is for ONNX."""
+    import math
+
+    name, inputs = op["op_name"], op["inputs"]
+    output = shape_of(op["outputs"][0])
+    if name == "CONV_2D":  # filter [O, kh, kw, I]
+        return math.prod(output) * math.prod(shape_of(inputs[1])[1:])
+    if name == "DEPTHWISE_CONV_2D":  # filter [1, kh, kw, C * multiplier]
+        return math.prod(output) * math.prod(shape_of(inputs[1])[1:3])
+    if name == "FULLY_CONNECTED":  # filter [O, I]
+        return math.prod(output) * shape_of(inputs[1])[-1]
+    if name == "TRANSPOSE_CONV":  # inputs (output shape, filter [O, kh, kw, I], input): every input element scatters O * kh * kw
+        return math.prod(shape_of(inputs[2])) * math.prod(shape_of(inputs[1])[:3])
+    if name == "BATCH_MATMUL":
+        return math.prod(output) * shape_of(inputs[0])[-1]
+    return 0
+
+
+class TFLiteRescuer(Rescuer):
+    """One calibration (the QuantizationDebugger's), scored per op; every rebuild is the quantizer
+    run on that calibrated model with some ops denylisted."""
+
+    def __init__(self, converter: TFLiteConverter, calibration: list[dict], samples: list[dict], reference: list[dict]):
+        super().__init__(converter, calibration, samples, reference)
+        self._debugger: Any = None
+
+    def debugger(self):
+        """TensorFlow's QuantizationDebugger on the job's int8 converter: it calibrates once (the
+        same representative dataset as the build) and runs a debug model that compares every
+        quantized op with its float op."""
+        if self._debugger is None:
+            import numpy as np
+            import tensorflow as tf
+
+            from edgeship_runtime.backends.base import to_layout
+
+            converter: TFLiteConverter = self.converter  # type: ignore[assignment]
+            tflite_converter, signature_inputs = converter._tflite_converter(self.calibration or self.samples)
+            converter.configure(tflite_converter, "int8", self.calibration, signature_inputs)
+            specs = converter.job.inputs
+
+            def spec_of(detail: dict, index: int) -> dict:  # the debug model's inputs carry the signature's names
+                for spec in specs:
+                    graph_name = converter.job.graph_name(spec["name"])
+                    if detail["name"] == graph_name or f"_{graph_name}:" in detail["name"]:
+                        return spec
+                return specs[index]
+
+            def debug_dataset():
+                details = self._debugger._quant_interpreter.get_input_details()
+                for sample in self.samples[:RANK_SAMPLES]:
+                    yield [to_layout(np.asarray(sample[spec["name"]], np.float32), channel_last_perm(
+                        spec["shape"], signature_inputs.get(converter.job.graph_name(spec["name"]), spec["shape"])))
+                        for spec in (spec_of(detail, index) for index, detail in enumerate(details))]
+
+            options = tf.lite.experimental.QuantizationDebugOptions(layer_direct_compare_metrics={"sqnr_db": single_op_sqnr})
+            self._debugger = tf.lite.experimental.QuantizationDebugger(converter=tflite_converter, debug_dataset=debug_dataset,
+                                                                        debug_options=options)
+        return self._debugger
+
+    def rank(self) -> Ranking:
+        debugger = self.debugger()
+        debugger.run()
+        # The debugger's own bookkeeping (what layer_statistics_dump uses) maps each NumericVerify
+        # result to the quantized tensor it checks, the op that writes it and the tensor's name in
+        # the model the quantizer reads (the debug model suffixes it), which denylisted_nodes takes.
+        interpreter = debugger._quant_interpreter
+
+        def shape_of(index: int) -> list[int]:
+            return [int(d) for d in interpreter._get_tensor_details(index, subgraph_index=0)["shape"]]
+
+        layers = []
+        for verify_name, metrics in sorted(debugger.layer_statistics.items()):
+            quantized = debugger._numeric_verify_op_details[verify_name]["inputs"][0]
+            op = interpreter._get_op_details(debugger._defining_op[quantized])
+            sqnr = float(metrics["sqnr_db"])
+            layers.append(Layer(debugger._get_operand_name_and_index(verify_name)[0], op["op_name"],
+                                score=INT8_IDEAL_SQNR_DB - sqnr, figure="single_op_sqnr_db", value=sqnr, macs=tflite_op_macs(op, shape_of)))
+        return Ranking(layers, sum(layer.macs for layer in layers),
+                       f"TensorFlow QuantizationDebugger on {min(len(self.samples), RANK_SAMPLES)} reference sample(s): each quantized op's "
+                       "SQNR against its float op on the same inputs", precision="float32")
+
+    def build(self, layers: tuple[str, ...]) -> Path:
+        import tensorflow as tf
+
+        # The TFLite converter's own quantizer entry point (what converter.convert() runs after
+        # calibrating, and what the debugger's get_nondebug_quantized_model runs): called here
+        # to give the denylist with the job's I/O type, which the debugger's wrapper fixes to float.
+        from tensorflow.lite.python import convert as tflite_convert
+
+        debugger = self.debugger()
+        io_dtype = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[self.job.options["io_dtype"]]
+        model = tflite_convert.mlir_quantize(debugger.calibrated_model, disable_per_channel=debugger.converter._experimental_disable_per_channel,
+                                             input_data_type=io_dtype, output_data_type=io_dtype, denylisted_nodes=list(layers))
+        built = self.converter.workdir / f"rescue-{len(layers):03d}.tflite"
+        built.write_bytes(model)
+        return built
+
 
 TARGET = Target(
     name="tflite",
@@ -265,6 +400,7 @@ TARGET = Target(
         Option("io_dtype", ("int8", "uint8", "float32"), "int8",
                "type of the model's inputs and outputs in int8 mode (float32 keeps float I/O around an int8 body)",
                applies_to=("int8",)),
+        *rescue_options(),
     ),
     toolchain_packages=("onnx2tf", "tensorflow", "tf-keras", "ai-edge-litert", "onnx", "onnxruntime", "numpy", "protobuf"),
 )

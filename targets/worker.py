@@ -147,6 +147,7 @@ def write_manifest(out: Path, job: Job, target: Target, artifact: Path, ops: dic
             **({"labelled": report["labelled"]} if "labelled" in report else {}),
             **({"per_layer": {k: v for k, v in report["per_layer"].items() if k != "layers"}} if "per_layer" in report else {}),
         },
+        **({"rescue": report["rescue"]} if "rescue" in report else {}),
         "logs": ["convert.log", *target.log_files],
         "ops": ops["ops"],
         "files": files,
@@ -184,6 +185,20 @@ def run(job: Job, target: Target) -> int:
         converted_all = converter.run_converted(artifact, io_mapping, samples)
         converted_ref = converted_all[: len(reference_in)]
         report = accuracy_report(job, out, fp32_ref, converted_ref, labels, fp32_all, converted_all)
+        if job.quant == "int8" and job.options.get("rescue", "off") != "off":
+            # int8 that misses its tolerance: keep the layers that lose it in higher precision (targets/rescue.py)
+            from targets.rescue import rescue
+
+            rescued, record = rescue(converter, report, artifact, calibration, reference_in, fp32_ref)
+            if rescued is not None:
+                for suffix in (artifact.suffix, *target.companion_suffixes):
+                    shutil.copyfile(rescued.with_suffix(suffix), artifact.with_suffix(suffix))
+                ops = converter.op_report(artifact)
+                io_mapping = converter.io_map(artifact)
+                converted_all = converter.run_converted(artifact, io_mapping, samples)
+                converted_ref = converted_all[: len(reference_in)]
+                report = accuracy_report(job, out, fp32_ref, converted_ref, labels, fp32_all, converted_all)
+            report["rescue"] = record
         if not report["passed"]:
             analysis = converter.analyse(reference_in)
             if analysis is not None:

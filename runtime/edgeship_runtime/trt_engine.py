@@ -7,9 +7,10 @@ changes JetPack or moves its SD card to another module builds a new engine inste
 failing to deserialize an old one. Cache files are written to a temporary name and
 renamed, so an interrupted build never leaves a half engine behind.
 
-The artifact directory carries `tensorrt.json` (precision, workspace, calibration file),
-written by the jetson target; the same code builds the test engine on a conversion host
-with a GPU (`invoke convert --target jetson --gpus`) and the real one on the board.
+The artifact directory carries `tensorrt.json` (precision, workspace, calibration file, and
+for a rescued int8 build `fp16_layers`: the layers to keep in fp16), written by the jetson
+target; the same code builds the test engine on a conversion host with a GPU
+(`invoke convert --target jetson --gpus`) and the real one on the board.
 """
 
 from __future__ import annotations
@@ -37,25 +38,58 @@ def cache_dir(explicit=None) -> Path:
 
 
 def cache_key(onnx_sha256: str, tensorrt_version: str, gpu_name: str, compute_capability: str, precision: str,
-              workspace_mib: int, calibration_sha256: str | None = None) -> str:
-    """The engine's identity: every input that changes what TensorRT builds."""
+              workspace_mib: int, calibration_sha256: str | None = None, fp16_layers: list[str] | tuple[str, ...] = ()) -> str:
+    """The engine's identity: every input that changes what TensorRT builds (the layers an int8
+    engine keeps in fp16 too: they change the engine, not the ONNX file)."""
     if precision not in PRECISIONS:
         raise ArtifactError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     material = {"onnx": onnx_sha256, "tensorrt": tensorrt_version, "gpu": gpu_name, "sm": str(compute_capability),
                 "precision": precision, "workspace_mib": int(workspace_mib),
                 "calibration": calibration_sha256 if precision == "int8" else None}
+    if precision == "int8" and fp16_layers:  # absent otherwise, so engines cached before rescue existed keep their keys
+        material["fp16_layers"] = sorted(fp16_layers)
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
 def build_config(artifact) -> dict:
-    """The artifact's tensorrt.json: precision, workspace and calibration data."""
+    """The artifact's tensorrt.json: precision, workspace, calibration data, fp16 layers."""
     path = artifact.path / CONFIG_FILE
     if not path.is_file():
         raise ArtifactError(f"{path} is missing; convert the model with `invoke convert --target jetson`")
     config = json.loads(path.read_text())
     if config.get("precision") not in PRECISIONS:
         raise ArtifactError(f"{path}: precision {config.get('precision')!r} is not one of {', '.join(PRECISIONS)}")
+    layers = config.setdefault("fp16_layers", [])
+    if not isinstance(layers, list) or not all(isinstance(name, str) and name for name in layers):
+        raise ArtifactError(f"{path}: fp16_layers must be a list of layer names, not {layers!r}; convert the model again")
+    if layers and config["precision"] != "int8":
+        raise ArtifactError(f"{path}: fp16_layers only apply to an int8 engine, this one is {config['precision']}; convert the model again")
     return config
+
+
+def apply_precision_constraints(trt, network, builder_config, layer_names) -> list[str]:
+    """Keep the named layers of an int8 network in fp16: each one's precision and output types
+    set to HALF, and the builder told to obey them (OBEY_PRECISION_CONSTRAINTS: without it,
+    TensorRT treats them as hints and may still pick int8 kernels). TensorRT's ONNX parser names
+    each layer after its ONNX node (a node's extra layers get a suffix), so the names the jetson
+    target recorded from the ONNX graph are the layers' own. Returns the layers constrained; a
+    name the network lacks is an error, since the engine would not be the one that was judged."""
+    wanted = set(layer_names)
+    constrained = []
+    for index in range(network.num_layers):
+        layer = network.get_layer(index)
+        if layer.name in wanted:
+            layer.precision = trt.DataType.HALF
+            for output in range(layer.num_outputs):
+                layer.set_output_type(output, trt.DataType.HALF)
+            constrained.append(layer.name)
+    missing = sorted(wanted - set(constrained))
+    if missing:
+        raise ArtifactError(f"{CONFIG_FILE} keeps layers in fp16 that the TensorRT network does not have: {', '.join(missing)}; "
+                            "the ONNX file and tensorrt.json do not belong together, convert the model again")
+    if constrained:
+        builder_config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+    return constrained
 
 
 def _imports():
@@ -136,7 +170,7 @@ def _calibrator(trt, cudart, batches: dict[str, np.ndarray], names: list[str], c
 
 
 def build_engine(onnx_path: Path, precision: str, workspace_mib: int, calibration: dict[str, np.ndarray] | None = None,
-                 calibration_cache: Path | None = None, log=print) -> bytes:
+                 calibration_cache: Path | None = None, log=print, fp16_layers: list[str] | tuple[str, ...] = ()) -> bytes:
     """Parse the ONNX model and build a serialized engine (the board's and `--gpus`' one code path)."""
     trt, cudart = _imports()
     gpu_identity(cudart)
@@ -159,6 +193,9 @@ def build_engine(onnx_path: Path, precision: str, workspace_mib: int, calibratio
         calibrator = _calibrator(trt, cudart, calibration, names, calibration_cache or Path(tempfile.mkdtemp()) / "calibration.cache")
         config.set_flag(trt.BuilderFlag.INT8)
         config.int8_calibrator = calibrator
+        if fp16_layers:
+            kept = apply_precision_constraints(trt, network, config, fp16_layers)
+            log(f"tensorrt: {len(kept)} layer(s) kept in fp16 (the conversion's rescue plan)")
     started = time.monotonic()
     log(f"tensorrt: building a {precision} engine of {onnx_path.name} with TensorRT {trt.__version__} (workspace {workspace_mib} MiB)")
     try:
@@ -188,17 +225,17 @@ def ensure_engine(artifact, engine_cache=None, log=print) -> tuple[Path, dict]:
     config = build_config(artifact)
     calibration, calibration_sha = load_calibration(artifact, config)
     key = cache_key(artifact.manifest["artifact"]["sha256"], trt.__version__, gpu["name"], gpu["compute_capability"],
-                    config["precision"], config["workspace_mib"], calibration_sha)
+                    config["precision"], config["workspace_mib"], calibration_sha, config["fp16_layers"])
     folder = cache_dir(engine_cache)
     engine_path = folder / f"{key}.engine"
     record = {"key": key, "path": str(engine_path), "tensorrt": trt.__version__, "gpu": gpu, "precision": config["precision"],
-              "workspace_mib": config["workspace_mib"], "calibration_sha256": calibration_sha}
+              "workspace_mib": config["workspace_mib"], "calibration_sha256": calibration_sha, "fp16_layers": len(config["fp16_layers"])}
     if engine_path.is_file():
         return engine_path, {**record, "cached": True, "build_s": 0.0}
     folder.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     engine = build_engine(artifact.model_file, config["precision"], config["workspace_mib"], calibration,
-                          folder / f"{key}.calibration.cache", log)
+                          folder / f"{key}.calibration.cache", log, config["fp16_layers"])
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".engine-", suffix=".partial")
     try:
         with os.fdopen(handle, "wb") as out:

@@ -91,3 +91,44 @@ def tflite_file(path: Path, ops: list) -> Path:
     builder.Finish(tflite.ModelEnd(builder), file_identifier=b"TFL3")
     path.write_bytes(bytes(builder.Output()))
     return path
+
+
+PLANTED_SIZE = 16
+
+
+def planted_model(path: Path, seed: int = 0) -> Path:
+    """Conv -> ReLU -> Conv ('planted') -> ReLU -> Conv, 3x16x16 in, 4x16x16 out.
+
+    The planted Conv reads channel 7 of the first ReLU with a weight of 1000, and that channel is
+    zero on every input (its bias is -100), so in float the weight does nothing. In int8 (per-output
+    -channel weights) it sets the scale of every output channel's weights, and the real weights
+    (~0.2) all round to zero: the planted layer's output, and so the model's, is ruined. Any other
+    layer quantizes fine, and keeping the planted layer alone float restores the model."""
+    rng = np.random.default_rng(seed)
+    first_w = (rng.standard_normal((8, 3, 3, 3)) * 0.3).astype(np.float32)
+    first_b = (rng.standard_normal(8) * 0.1).astype(np.float32)
+    first_b[7] = -100.0
+    planted_w = (rng.standard_normal((8, 8, 3, 3)) * 0.2).astype(np.float32)
+    planted_w[:, 7, 1, 1] = 1000.0
+    planted_b = (rng.standard_normal(8) * 0.1).astype(np.float32)
+    last_w = (rng.standard_normal((4, 8, 3, 3)) * 0.2).astype(np.float32)
+    last_b = (rng.standard_normal(4) * 0.1).astype(np.float32)
+    weights = [numpy_helper.from_array(value, name) for value, name in ((first_w, "w1"), (first_b, "b1"), (planted_w, "w2"),
+                                                                        (planted_b, "b2"), (last_w, "w3"), (last_b, "b3"))]
+    pads = [1, 1, 1, 1]
+    nodes = [helper.make_node("Conv", ["input", "w1", "b1"], ["c1"], name="conv1", pads=pads),
+             helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+             helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], name="planted", pads=pads),
+             helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+             helper.make_node("Conv", ["r2", "w3", "b3"], ["output"], name="conv3", pads=pads)]
+    graph = helper.make_graph(nodes, "planted", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, PLANTED_SIZE, PLANTED_SIZE])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 4, PLANTED_SIZE, PLANTED_SIZE])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="edgeship-tests")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def planted_inputs(count: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((count, 3, PLANTED_SIZE, PLANTED_SIZE)).astype(np.float32)

@@ -85,6 +85,7 @@ def test_same_inputs_give_the_same_bytes_in_clean_containers(conversions, exampl
 
 def test_cache_returns_the_artifact_without_a_container(conversions, example_dirs, docker_client, monkeypatch):
     import edgeship.convert as convert_module
+    import edgeship.convert.run as run_module
 
     artifact = conversions("digits", "fp16")
     folder = example_dirs["digits"]
@@ -92,7 +93,7 @@ def test_cache_returns_the_artifact_without_a_container(conversions, example_dir
     def no_container(*args, **kwargs):
         raise AssertionError("the cached path started a container")
 
-    monkeypatch.setattr(convert_module, "_run_container", no_container)
+    monkeypatch.setattr(run_module, "run_worker", no_container)
     request = convert_module.Request(target="tflite", model=folder / "model.onnx", quant="fp16", eval=folder / "eval.npz",
                                      labels=folder / "labels.txt", preprocess=folder / "preprocess.json", out=artifact.parent)
     assert convert_module.convert(request, client=docker_client) == artifact

@@ -34,6 +34,9 @@ def test_real_models_get_each_targets_default_int8_and_the_boards_modes_speed_mo
     assert modes_of(requests, "mobilenetv2") == modes_of(requests, "yolov8n") == speed
     assert not modes_of(requests, "ppocr-cls") and not modes_of(requests, "yolo11n")  # --full only
     assert all(r.calib for r in requests if r.quant == "int8") and not any(r.calib for r in requests if r.quant in ("fp32", "fp16"))
+    rescuing = {r.target for r in requests if r.options.get("rescue") == "auto"}
+    assert rescuing == {"onnx", "tflite", "rk3588", "jetson"}  # every int8 that offers the rescue asks for it; coral's cannot
+    assert all(r.quant == "int8" for r in requests if r.options)
 
 
 def test_quick_leaves_out_the_speed_models_and_full_takes_every_mode():

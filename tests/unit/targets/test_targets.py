@@ -55,8 +55,9 @@ def test_targets_are_found_by_discovery_and_unknown_ones_listed():
 
 def test_options_follow_the_table():
     tflite = targets.get("tflite")
-    assert resolve_options(tflite, "int8", {}) == {"io_dtype": "int8"}
-    assert resolve_options(tflite, "int8", parse_options(["io-dtype=uint8"])) == {"io_dtype": "uint8"}
+    rescue_defaults = {"rescue": "off", "rescue_budget": "layers:8"}  # int8's rescue options (targets/rescue.py), off unless asked
+    assert resolve_options(tflite, "int8", {}) == {"io_dtype": "int8", **rescue_defaults}
+    assert resolve_options(tflite, "int8", parse_options(["io-dtype=uint8"])) == {"io_dtype": "uint8", **rescue_defaults}
     assert resolve_options(tflite, "fp32", {}) == {}
     with pytest.raises(EdgeshipError, match="has no option 'threads'"):
         resolve_options(tflite, "fp32", {"threads": "4"})

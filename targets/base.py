@@ -153,6 +153,9 @@ class Target:
     device_nodes: tuple[str, ...] = ()
     # One sentence for reports: what this target's x86 and fallback figures measure.
     report_note: str = ""
+    # Artifact files (by suffix) the toolchain does not write byte for byte the same from the same
+    # inputs, and why: `invoke verify` checks their size and the outputs they compute instead.
+    not_byte_reproducible: tuple[tuple[str, str], ...] = ()
 
     def option(self, name: str) -> Option | None:
         return next((option for option in self.options if option.name == name), None)

@@ -45,11 +45,11 @@ def clean_graph(client, p: Plan) -> CleanGraph:
     folder = cache_root() / "graphs" / key[:24]
     if not (folder / "report.json").is_file():
         with staged_dir(folder) as staging, tempfile.TemporaryDirectory(prefix="edgeship-clean-") as job_dir:
-            _run(client, image.tags[0] if image.tags else image.id, p, staging, Path(job_dir))
+            run_clean_up(client, image.tags[0] if image.tags else image.id, p, staging, Path(job_dir))
     return CleanGraph(folder / "model.onnx", json.loads((folder / "report.json").read_text()), key)
 
 
-def _run(client, image_tag: str, p: Plan, out: Path, job_dir: Path) -> None:
+def run_clean_up(client, image_tag: str, p: Plan, out: Path, job_dir: Path) -> None:
     import os
 
     from edgeship.convert.container import CONTAINER_UID

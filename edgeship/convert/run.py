@@ -2,7 +2,9 @@
 
 The worker writes into a staging directory that is renamed into place only when the manifest
 verifies. The artifact directory's name carries a key of every input, option, image and code
-hash, so an identical request returns it without a container.
+hash, so an identical request returns it without a container. `invoke verify` converts with
+`fresh=True`: the graph clean-up and the conversion run again in new containers, and nothing is
+read from or written to the caches.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from pathlib import Path
 
 from edgeship import __version__
 from edgeship.convert.cache import artifact_name, cache_key, cached, model_name
-from edgeship.convert.clean import CleanGraph, clean_graph
+from edgeship.convert.clean import CLEAN_IMAGE, CleanGraph, clean_graph, clean_key, run_clean_up
 from edgeship.convert.container import CONTAINER_UID, GRAPH_MOUNT, conversion_mounts, inspect_source, run_worker, source_of, write_job
 from edgeship.convert.request import Plan, Request, complete_plan, plan
 from edgeship.errors import EdgeshipError
-from edgeship.images.locks import load_spec
+from edgeship.images.locks import ImageSpec, load_spec
 from edgeship_runtime.files import sha256_file
 from targets.job import Job
 
@@ -53,8 +55,25 @@ def _chown_tree(root: Path, uid: int) -> None:
         os.chown(path, uid, uid, follow_symlinks=False)
 
 
-def convert(request: Request, client=None, rebuild_image: bool = False) -> Path:
-    """Convert and return the artifact directory (an existing one when the key matches)."""
+def fresh_clean_graph(client, p: Plan, scratch: Path) -> CleanGraph:
+    """The graph clean-up run again into `scratch`, the graph cache neither read nor written.
+    clean.py keeps its container run private to its cache; a fresh conversion needs that very
+    run without the cache, so it calls it rather than keeping a second copy of it."""
+    from edgeship.images.build import build
+
+    image = build(client, load_spec(CLEAN_IMAGE))
+    folder, job_dir = scratch / "graph", scratch / "job"
+    folder.mkdir()
+    job_dir.mkdir()
+    run_clean_up(client, image.tags[0] if image.tags else image.id, p, folder, job_dir)
+    return CleanGraph(folder / "model.onnx", json.loads((folder / "report.json").read_text()), clean_key(p, image.id))
+
+
+def convert(request: Request, client=None, rebuild_image: bool = False, fresh: bool = False) -> Path:
+    """Convert and return the artifact directory (an existing one when the key matches).
+
+    fresh: convert again even when the key matches, the graph clean-up too, reading and writing
+    no cache; the artifact lands in request.out as usual, replacing one of the same name."""
     from edgeship.images.build import build, find_image
     from edgeship.images.engine import ensure_engine
 
@@ -65,11 +84,20 @@ def convert(request: Request, client=None, rebuild_image: bool = False) -> Path:
     if image is None or rebuild_image:
         image = build(client, spec, rebuild=rebuild_image)
     image_tag = image.tags[0] if image.tags else image.id
+    if fresh and p.source_format == "onnx":
+        with tempfile.TemporaryDirectory(prefix="edgeship-fresh-graph-") as scratch:
+            os.chmod(scratch, 0o755)  # the container's user reads the graph mounted from here
+            return _convert_planned(client, p, spec, image, image_tag, fresh_clean_graph(client, p, Path(scratch)), fresh)
     graph = clean_graph(client, p) if p.source_format == "onnx" else None
+    return _convert_planned(client, p, spec, image, image_tag, graph, fresh)
+
+
+def _convert_planned(client, p: Plan, spec: ImageSpec, image, image_tag: str, graph: CleanGraph | None, fresh: bool) -> Path:
+    request = p.request
     key = cache_key(p, image.id, graph.key if graph else None)
     out = request.out
     final = out / artifact_name(p, key)
-    if cached(final, key):
+    if not fresh and cached(final, key):
         return final
     if p.inputs is None:  # a native source: its I/O is read by the target's toolchain
         complete_plan(p, *inspect_source(client, image_tag, p))

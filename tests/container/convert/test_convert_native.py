@@ -24,7 +24,7 @@ def native_models(docker_client, tflite_image, tmp_path_factory):
     for index, sample in enumerate(train_x[:32]):
         np.save(work / "calib" / f"{index:03d}.npy", sample.transpose(1, 2, 0)[None])
     np.savez(work / "eval.npz", image=test_x.transpose(0, 2, 3, 1), labels=test_y)
-    script = ROOT / "tests" / "container" / "make_native_models.py"
+    script = ROOT / "tests" / "support" / "native_models.py"  # runs inside the tflite image
     docker_client.containers.run(tflite_image.tags[0], ["python", "/script.py"], user="0", network_mode="none", remove=True,
                                  volumes={str(work): {"bind": "/work", "mode": "rw"}, str(script): {"bind": "/script.py", "mode": "ro"}})
     return work

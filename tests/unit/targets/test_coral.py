@@ -227,7 +227,7 @@ def test_an_uncompiled_model_is_refused_by_the_edge_tpu_backend_and_runs_on_the_
 
 
 @pytest.fixture
-def board_with_libedgetpu(tmp_path):
+def board_with_standin_libedgetpu(tmp_path):
     """A board tree with a USB Accelerator and a stand-in libedgetpu.so.1 that exports the C API's
     edgetpu_version() (Google's library is not on any registry we reach; the stand-in carries the
     string format the real one returns)."""
@@ -246,10 +246,10 @@ def board_with_libedgetpu(tmp_path):
     return root
 
 
-def test_detect_reports_libedgetpus_version_and_a_model_for_a_newer_runtime_is_refused(board_with_libedgetpu, tmp_path):
+def test_detect_reports_libedgetpus_version_and_a_model_for_a_newer_runtime_is_refused(board_with_standin_libedgetpu, tmp_path):
     from edgeship_runtime.detect import detect
 
-    board = detect(str(board_with_libedgetpu))
+    board = detect(str(board_with_standin_libedgetpu))
     tpu = board["accelerators"]["edgetpu"]
     assert tpu["present"] is True and tpu["usb"] == ["18d1:9302"] and tpu["libedgetpu"].endswith("usr/lib/libedgetpu.so.1")
     assert tpu["runtime_version"] == 13 and tpu["libedgetpu_version"].startswith("BuildLabel(COMPILER=6.3.0")

@@ -441,11 +441,12 @@ def _board(run_id: str, host: str, document: dict, controller: dict) -> dict:
     }
 
 
-def _pipeline_order(stages: dict) -> dict:
-    """The demo's stages in the order a frame goes through them (stats.json sorts its keys)."""
+def _pipeline_order(stages: dict, pipeline: list | None = None) -> dict:
+    """The demo's stages in the order a frame goes through them (stats.json sorts its keys; newer
+    demos write that order as "pipeline")."""
     from edgeship_runtime.demo.pipeline import TEXT_STAGES
 
-    rank = {name: index for index, name in enumerate(TEXT_STAGES)}
+    rank = {name: index for index, name in enumerate(pipeline or TEXT_STAGES)}
     return dict(sorted(stages.items(), key=lambda item: rank.get(item[0], len(rank))))
 
 
@@ -479,7 +480,8 @@ def _demo(run_id: str, host: str, stats: dict, conversions_by_sha: dict[str, dic
         "frames_captured": frames.get("captured"), "frames_processed": frames.get("processed"), "frames_dropped": frames.get("dropped"),
         "fps": stats.get("fps"), "e2e_mean_ms": end_to_end.get("mean_ms"), "e2e_p50_ms": end_to_end.get("p50_ms"),
         "e2e_p90_ms": end_to_end.get("p90_ms"), "bottleneck": (stats.get("bottleneck") or {}).get("stage"),
-        "stages": json.dumps(_pipeline_order(stats.get("stages") or {})), "elapsed_s": stats.get("elapsed_s"), "error": stats.get("error"),
+        "stages": json.dumps(_pipeline_order(stats.get("stages") or {}, stats.get("pipeline"))),
+        "elapsed_s": stats.get("elapsed_s"), "error": stats.get("error"),
         "text_model": text_model, "boxes": (stats.get("detections") or {}).get("boxes"),
         "det_f1": scores.get("f1"), "char_accuracy": scores.get("char_accuracy"), "scored_frames": scores.get("frames"),
         "record": _json(stats),

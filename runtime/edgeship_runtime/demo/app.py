@@ -210,6 +210,7 @@ class Demo:
             "preprocess": self.preprocess.spec,
             "frames": {"captured": self.captured, "processed": processed, "dropped": sum(dropped.values()), "dropped_by_queue": dropped},
             "fps": fps,
+            "pipeline": list(self.stages),  # the stages in the order a frame goes through them (the file's keys are sorted)
             "stages": per_stage,
             "end_to_end": stages["end_to_end"],
             "bottleneck": bottleneck and {"stage": bottleneck, "mean_ms": measured[bottleneck], "fps_bound": 1000 / measured[bottleneck]},

@@ -72,13 +72,14 @@ def test_both_examples_convert_to_ir_in_every_mode_and_keep_their_figures(openvi
     labelled = manifest["accuracy"].get("labelled")
     print(f"{example} {quant}: cosine min {figures['cosine_min']:.5f}, top-1 agreement {figures['top1_agreement']:.1%}"
           + (f", labelled {labelled['fp32']['accuracy']:.2%} -> {labelled['converted']['accuracy']:.2%}" if labelled else "")
-          + f", model.xml {manifest['artifact']['size']} B + model.bin {weights} B, {ops['op_count']} ops")
+          + f", model.xml {ops['graph_file_size']} B + model.bin {weights} B, {ops['op_count']} ops")
 
     # the IR and its weights ship together, hashed; the toolchain is the one boards are pinned to
     assert manifest["runtime_backend"] == "openvino" and manifest["artifact"]["file"] == "model.xml"
     assert (artifact / "model.xml").read_text().startswith("<?xml") and "model.bin" in manifest["files"]
     assert manifest["toolchain"]["openvino"] == "2026.4.1" and manifest["toolchain"]["nncf"] == "3.4.0"
-    assert ops["file_size"] == manifest["artifact"]["size"] + weights
+    # the artifact's size is what ships to run it: the graph and its weights
+    assert manifest["artifact"]["size"] == ops["file_size"] == ops["graph_file_size"] + weights == (artifact / "model.xml").stat().st_size + weights
     # ONNX names and layout kept; float32 I/O in every mode
     assert manifest["artifact_io"]["mapping"]["inputs"]["input"] == {"name": "input", "shape": manifest["inputs"][0]["shape"], "perm": None}
     assert manifest["artifact_io"]["mapping"]["outputs"]["logits"]["name"] == "logits"

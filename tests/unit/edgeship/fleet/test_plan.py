@@ -124,6 +124,18 @@ def test_shipped_inventory_is_the_simulated_fleet_with_host_keys_checked():
     text = (ROOT / "inventory.ini").read_text()
     assert "StrictHostKeyChecking=yes" in text and "UserKnownHostsFile={{ inventory_dir }}/.sim/known_hosts" in text
     assert "host_key_checking = True" in (ROOT / "playbooks" / "ansible.cfg").read_text()
+    # what each simulated board resolves to, as Ansible merges the groups (a target group is deeper than [sim])
+    import json
+    import subprocess
+
+    from edgeship.fleet.sim import _ansible_bin
+
+    listed = subprocess.run([_ansible_bin("ansible-inventory"), "-i", str(ROOT / "inventory.ini"), "--list"], capture_output=True,
+                            text=True, check=True)
+    hostvars = json.loads(listed.stdout)["_meta"]["hostvars"]
+    resolved = {host: (v["edgeship_target"], v["edgeship_arch"], str(v["edgeship_python"])) for host, v in hostvars.items()}
+    assert resolved == {"sim-rk3588": ("rk3588", "aarch64", "3.11"), "sim-jetson": ("jetson", "x86_64", "3.11"),
+                        "sim-coral": ("coral", "x86_64", "3.11"), "sim-rpi": ("tflite", "x86_64", "3.11")}
 
 
 def test_wheel_tags_follow_the_boards_c_library():

@@ -38,8 +38,6 @@ SPEED = ("mobilenetv2", "yolov8n")
 FULL_SPEED = ("mobilenetv2", "yolov8n", "yolo11n")
 # The text-reading demo on the boards: a detector and the recognizer that reads its boxes.
 DEMO_MODELS = ("ppocr-det", "ppocr-rec")
-# Builds first what most conversions wait for: the clean-up image (onnx), then by size.
-IMAGE_ORDER = ("onnx", "jetson", "openvino", "tflite", "coral", "rk3588")
 CONVERSION_WORKERS = 2
 
 
@@ -187,11 +185,14 @@ class MainJob:
     # -- phases ---------------------------------------------------------------------------------
     def images(self, progress, task) -> dict[str, Future]:
         """Every toolchain image, one build at a time (they contend for the disk), wheelhouses
-        fetched ahead of them in a thread of their own (they wait on the network)."""
+        fetched ahead of them in a thread of their own (they wait on the network). The clean-up
+        image comes first (every ONNX conversion waits for it), then the smaller toolchains, so
+        conversions start while the big ones build (a lock's size stands for its toolchain's)."""
         import targets
+        from edgeship.convert.clean import CLEAN_IMAGE
 
-        names = [name for name in IMAGE_ORDER if any(t.image == name for t in targets.TARGETS.values())]
-        names += sorted({t.image for t in targets.TARGETS.values()} - set(names))
+        names = sorted({t.image for t in targets.TARGETS.values()} | {CLEAN_IMAGE},
+                       key=lambda name: (name != CLEAN_IMAGE, load_spec(name).lock.stat().st_size, name))
         wheels = ThreadPoolExecutor(1, thread_name_prefix="wheels")
         fetched = {name: wheels.submit(ensure_wheelhouse, load_spec(name)) for name in names}
         builder = ThreadPoolExecutor(1, thread_name_prefix="images")

@@ -123,7 +123,10 @@ def plan(request: Request) -> Plan:
     target = find_target(request.target)
     quant = request.quant or target.default_quant
     if request.gpus and not target.gpu_image:
-        raise EdgeshipError(f"--gpus is only used by targets that build on a GPU (jetson), not {target.name}; drop --gpus")
+        import targets
+
+        on_gpu = ", ".join(name for name, row in targets.TARGETS.items() if row.gpu_image)
+        raise EdgeshipError(f"--gpus is only used by targets that build on a GPU ({on_gpu}), not {target.name}; drop --gpus")
     if quant not in target.quantizations:
         raise EdgeshipError(f"target {target.name} does not offer --quant {quant}; choose one of: {', '.join(target.quantizations)}")
     options = resolve_options(target, quant, request.options)

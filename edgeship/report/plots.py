@@ -100,7 +100,9 @@ def accuracy_size_latency_plot(conversions: list[dict], latency_by_artifact: dic
     from matplotlib.colors import LogNorm
 
     figure, axes = plt.subplots(figsize=(7.5, 4.2))
-    markers = {"tflite": "o", "onnx": "s", "rk3588": "^", "jetson": "v", "openvino": "P"}
+    # one marker shape per target, in the order the targets are listed (no target is named here)
+    shapes = ("o", "s", "^", "v", "P", "D", "X", "*", "<", ">")
+    markers = {name: shapes[index % len(shapes)] for index, name in enumerate(sorted({row["target"] for row in conversions}))}
     points = []
     for row in conversions:
         accuracy = row.get("metric_vs_fp32")

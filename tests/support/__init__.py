@@ -48,3 +48,35 @@ def tiny_cnn(path: Path, batch="1", channels=1, size=8, classes=4, seed=0) -> Pa
 def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     """Run an invoke task the way a user does (`invoke TASK ...`) and capture its output."""
     return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=cwd, capture_output=True, text=True, timeout=3600)
+
+
+def stand_in_example_files(config: Path, root: Path) -> Path:
+    """Empty stand-ins, under root, for every file and folder a conversions file names (the
+    examples are made by `./dev examples`, which the unit tier does not run). Returns the
+    config's copy in root; load it with check_sha=False: the stand-ins' hashes are not the
+    models'."""
+    import tomllib
+
+    data = tomllib.loads(config.read_text())
+    for table in data.get("models", {}).values():
+        for key, value in table.items():
+            if key == "calibration":
+                (root / value).mkdir(parents=True, exist_ok=True)
+            elif key in ("path", "eval", "labels", "preprocess", "task") and isinstance(value, str) and "/" in value:
+                (root / value).parent.mkdir(parents=True, exist_ok=True)
+                (root / value).touch()
+    copy = root / config.name
+    copy.write_text(config.read_text())
+    return copy
+
+
+def stand_in_example_dirs(root: Path, names) -> list[Path]:
+    """Example folders with only what choosing their conversions reads (an empty metadata.json):
+    stand-ins for `./dev examples` in the unit tier."""
+    folders = []
+    for name in names:
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "metadata.json").write_text("{}")
+        folders.append(folder)
+    return folders

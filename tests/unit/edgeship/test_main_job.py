@@ -8,9 +8,9 @@ from pathlib import Path
 import targets
 from edgeship.fleet.sim import board_modes
 from edgeship.main_job import conversion_requests
-from tests.support import ROOT
+from tests.support import ROOT, stand_in_example_dirs
 
-EXAMPLES = [Path("examples") / name for name in ("digits", "ppocr-det", "ppocr-cls", "ppocr-rec", "mobilenetv2", "yolov8n", "yolo11n")]
+NAMES = ("digits", "ppocr-det", "ppocr-cls", "ppocr-rec", "mobilenetv2", "yolov8n", "yolo11n")
 
 
 def modes_of(requests, model: str) -> set[tuple[str, str]]:
@@ -22,9 +22,9 @@ def test_the_inventorys_boards_name_the_modes_they_run():
                                                    ("coral", "int8"), ("tflite", "fp16")}
 
 
-def test_real_models_get_each_targets_default_int8_and_the_boards_modes_speed_models_no_int8_of_their_own():
+def test_real_models_get_each_targets_default_int8_and_the_boards_modes_speed_models_no_int8_of_their_own(tmp_path):
     boards = {("rk3588", "int8"), ("tflite", "fp16")}
-    requests = conversion_requests(EXAMPLES, Path("artifacts"), boards)
+    requests = conversion_requests(stand_in_example_dirs(tmp_path, NAMES), Path("artifacts"), boards)
     assert len(requests) == len({(r.model, r.target, r.quant) for r in requests})  # nothing twice
     for model in ("digits", "ppocr-det", "ppocr-rec"):
         expected = {(t.name, t.default_quant) for t in targets.TARGETS.values()}
@@ -39,9 +39,10 @@ def test_real_models_get_each_targets_default_int8_and_the_boards_modes_speed_mo
     assert all(r.quant == "int8" for r in requests if r.options)
 
 
-def test_quick_leaves_out_the_speed_models_and_full_takes_every_mode():
-    quick = conversion_requests(EXAMPLES, Path("artifacts"), set(), quick=True)
+def test_quick_leaves_out_the_speed_models_and_full_takes_every_mode(tmp_path):
+    examples = stand_in_example_dirs(tmp_path, NAMES)
+    quick = conversion_requests(examples, Path("artifacts"), set(), quick=True)
     assert Counter(r.model.parent.name for r in quick).keys() == {"digits", "ppocr-det", "ppocr-rec"}
-    full = conversion_requests(EXAMPLES, Path("artifacts"), set(), full=True)
+    full = conversion_requests(examples, Path("artifacts"), set(), full=True)
     every = {(t.name, quant) for t in targets.TARGETS.values() for quant in t.quantizations}
     assert modes_of(full, "ppocr-cls") == every and modes_of(full, "yolo11n") == {(t.name, t.default_quant) for t in targets.TARGETS.values()}

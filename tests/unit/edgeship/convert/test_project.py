@@ -235,12 +235,12 @@ def test_other_bytes_from_the_same_inputs_are_called_a_toolchain_that_is_not_det
     assert Drift("x").clean
 
 
-def test_the_shipped_conversions_file_covers_every_target_and_every_example():
+def test_the_shipped_conversions_file_covers_every_target_and_every_example(tmp_path):
     import targets
     from edgeship.examples import DEFAULT
-    from tests.support import ROOT
+    from tests.support import ROOT, stand_in_example_files
 
-    project = load_project(ROOT / "edgeship.toml", check_sha=False)
+    project = load_project(stand_in_example_files(ROOT / "edgeship.toml", tmp_path), check_sha=False)
     entries = project.entries.values()
     assert {entry.target for entry in entries} == set(targets.TARGETS)
     assert {entry.model.key for entry in entries} <= set(DEFAULT)

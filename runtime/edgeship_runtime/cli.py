@@ -24,6 +24,9 @@ def _artifact_arguments(parser):
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the backend (default: the backend's)")
     parser.add_argument("--allow-cpu-fallback", action="store_true", help="run --cpu-artifact on the CPU when the accelerator is absent")
     parser.add_argument("--cpu-artifact", default=None, help="CPU artifact of the same model, for --allow-cpu-fallback")
+    parser.add_argument("--fallback-for", default=None, metavar="REASON",
+                        help="this CPU artifact stands in for the board's own, which does not exist (REASON says why): "
+                             "every result is labelled a CPU fallback")
     parser.add_argument("--backend-option", action="append", metavar="KEY=VALUE", help="backend option, e.g. core=all (RKNN Lite's NPU cores)")
     parser.add_argument("--output", "-o", default=None, help="also write the JSON here")
 
@@ -82,13 +85,14 @@ def _text_model(args, board: dict):
     from edgeship_runtime.backends import backend_class
     from edgeship_runtime.demo import TextModel
     from edgeship_runtime.preprocess import Preprocess
-    from edgeship_runtime.select import choose
+    from edgeship_runtime.select import choose, planned_fallback
 
     if not args.rec:
         return None
     requested = Artifact.open(args.rec)
     backend_class(requested.backend).compatibility(requested.manifest, board)
     artifact, backend_cls, fallback = choose(args.rec, args.allow_cpu_fallback, args.rec_cpu_artifact, board["available"])
+    fallback = fallback or planned_fallback(artifact, backend_cls, args.rec_fallback_for)
     return TextModel(artifact, backend_cls, Preprocess.for_artifact(artifact), fallback)
 
 
@@ -171,6 +175,7 @@ def main(argv=None) -> int:
     demo_parser.add_argument("--rec", default=None, help="a text recognizer's artifact (task ocr-rec): read the text in every box the "
                              "detector (ARTIFACT) finds")
     demo_parser.add_argument("--rec-cpu-artifact", default=None, help="CPU artifact of the recognizer, for --allow-cpu-fallback")
+    demo_parser.add_argument("--rec-fallback-for", default=None, metavar="REASON", help="--fallback-for, of the recognizer")
     args = parser.parse_args(argv)
     try:
         from edgeship_runtime.detect import detect
@@ -182,7 +187,7 @@ def main(argv=None) -> int:
             return _prepare(args)
         from edgeship_runtime.artifact import Artifact
         from edgeship_runtime.backends import backend_class
-        from edgeship_runtime.select import choose
+        from edgeship_runtime.select import choose, planned_fallback
 
         board = detect()
         # A runtime that would refuse the artifact is refused first, fallback or not: a
@@ -190,6 +195,7 @@ def main(argv=None) -> int:
         requested = Artifact.open(args.artifact)
         compat = backend_class(requested.backend).compatibility(requested.manifest, board)
         artifact, backend_cls, fallback = choose(args.artifact, args.allow_cpu_fallback, args.cpu_artifact, board["available"])
+        fallback = fallback or planned_fallback(artifact, backend_cls, args.fallback_for)
         options = _options(args.backend_option)
         if args.command == "demo":
             return _demo(args, artifact, backend_cls, fallback, options, board)

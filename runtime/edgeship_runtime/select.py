@@ -48,3 +48,15 @@ def choose(artifact_path, allow_cpu_fallback: bool = False, cpu_artifact=None, a
                                  f"pass a CPU artifact of the same source")
     record = {"cpu_fallback": True, "reason": reason, "requested": artifact.identity(), "used": fallback.identity()}
     return fallback, fallback_cls, record
+
+
+def planned_fallback(artifact, backend_cls, reason: str | None):
+    """The fallback record of a CPU artifact the deploy plan sent in place of the board's own
+    (none was converted, or it failed its accuracy check): labelled like any CPU fallback.
+    None without a reason, or when the artifact is the board's to run on an accelerator."""
+    if not reason:
+        return None
+    if backend_cls.accelerator != "cpu":
+        raise RuntimeUnavailable(f"--fallback-for: {artifact.path} runs on {backend_cls.accelerator}, not the CPU; "
+                                 f"it stands in for nothing, drop --fallback-for")
+    return {"cpu_fallback": True, "reason": reason, "requested": None, "used": artifact.identity()}

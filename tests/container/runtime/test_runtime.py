@@ -149,6 +149,21 @@ def test_cpu_fallback_is_labelled_everywhere(conversions, tmp_path):
     assert result.returncode == 2 and "converted from another model" in result.stderr
 
 
+def test_a_cpu_artifact_sent_in_place_of_the_boards_own_is_labelled_a_fallback(conversions, tmp_path):
+    """The deploy plan sends only the CPU artifact where the board's target has none; the
+    playbooks pass the plan's note as --fallback-for, so results still say CPU fallback."""
+    cpu = conversions("digits", "fp32")
+    note = "no coral int8 artifact of digits; its CPU artifact runs, labelled as a fallback"
+    report = json.loads(runtime("check", cpu, "--fallback-for", note).stdout)
+    assert report["fallback"] == {"cpu_fallback": True, "reason": note, "requested": None, "used": report["fallback"]["used"]}
+    assert report["fallback"]["used"]["backend"] == "litert"
+    bench = json.loads(runtime("bench", cpu, "--fallback-for", note, "--min-runs", 5, "--min-s", 0.1).stdout)
+    assert bench["fallback"]["reason"] == note
+    assert json.loads(runtime("check", cpu).stdout)["fallback"] is None
+    result = runtime("check", _retargeted(cpu, tmp_path, "rknnlite"), "--allow-cpu-fallback", "--cpu-artifact", cpu, "--fallback-for", note)
+    assert result.returncode == 0 and json.loads(result.stdout)["fallback"]["requested"]["backend"] == "rknnlite"  # choose's record wins
+
+
 def _device_artifact(variable: str):
     import os
 

@@ -36,8 +36,8 @@ from pathlib import Path
 from edgeship.errors import EdgeshipError
 
 DB_NAME = "edgeship.db"
-# Files in a run folder that are not a board's bench.yml document.
-NOT_BOARD_FILES = {"report.json", "summary.json"}
+# Files in a run folder that are not a board's bench.yml document (the main job writes timings.json).
+NOT_BOARD_FILES = {"report.json", "summary.json", "timings.json"}
 # The ground truth of the demo's video ({"video": name, "frames": [{"frame": i, "items": [{"box", "text"}]}]}), which scores
 # each board's predictions.jsonl
 DEMO_TRUTH = "truth.json"
@@ -529,21 +529,32 @@ def read_run(run_dir: Path) -> RunRecords:
             skipped.append([str(path), "no \"results\" list: not a bench.yml board file"])
             continue
         host = str(document.get("host") or path.stem)
-        records.boards.append(_board(run_id, host, document, controller))
-        for result in document["results"]:
+        try:
+            records.boards.append(_board(run_id, host, document, controller))
+        except (TypeError, AttributeError, KeyError, ValueError) as error:  # valid JSON of the wrong shape
+            skipped.append([str(path), f"not read ({type(error).__name__}: {error})"])
+            continue
+        for number, result in enumerate(document["results"]):
             if not isinstance(result, dict) or "model" not in result:
                 skipped.append([f"{path} result", "a result without a model"])
                 continue
-            for row in (_check(run_id, host, result), _bench(run_id, host, result)):
-                if row:
-                    (records.checks if "passed" in row else records.benches).append(row)
+            try:
+                rows = [row for row in (_check(run_id, host, result), _bench(run_id, host, result)) if row]
+            except (TypeError, AttributeError, KeyError, ValueError) as error:
+                skipped.append([f"{path} result {number}", f"not read ({type(error).__name__}: {error})"])
+                continue
+            for row in rows:
+                (records.checks if "passed" in row else records.benches).append(row)
     truth_file = run_dir / "demo" / DEMO_TRUTH
     truth = _read_json(truth_file, skipped) if truth_file.is_file() else None
     for path in sorted(run_dir.glob("demo/*/stats.json")):
         stats = _read_json(path, skipped)
         if stats is not None:
             scores = _demo_scores(path.parent / "predictions.jsonl", (truth or {}).get("frames"), skipped)
-            records.demos.append(_demo(run_id, path.parent.name, stats, conversions_by_sha, scores))
+            try:
+                records.demos.append(_demo(run_id, path.parent.name, stats, conversions_by_sha, scores))
+            except (TypeError, AttributeError, KeyError, ValueError) as error:
+                skipped.append([str(path), f"not read ({type(error).__name__}: {error})"])
 
     images = dict(meta.get("images") or {})
     for manifest in manifests.values():

@@ -146,6 +146,7 @@ def make_run(results: Path, artifacts: Path, run_id: str, slower: dict | None = 
         report["meta"] = {"started": "2026-11-30T10:00:00+00:00", "git": {"commit": "0" * 40, "dirty": False}, "controller": CONTROLLER,
                           "images": {"edgeship/tflite:abc123": "sha256:1"}}
     (folder / "report.json").write_text(json.dumps(report, indent=1))
+    (folder / "timings.json").write_text(json.dumps(timings, indent=2))  # as the main job leaves it beside report.json
 
     def board_file(host: str, detect: dict, target: str, entries: list[tuple]) -> None:
         results_list = []

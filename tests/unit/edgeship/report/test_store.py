@@ -157,6 +157,21 @@ def test_a_half_written_run_imports_what_is_whole_and_says_what_is_not(tmp_path)
     assert summary["complete"] and counts(results)["benches"] == 9 and counts(results)["runs"] == 1
 
 
+def test_board_files_of_the_wrong_shape_are_skipped_and_named_not_a_traceback(tmp_path):
+    results = tmp_path / "results"
+    folder = make_run(results, tmp_path / "artifacts", RUN)
+    board = json.loads((folder / "sim-rpi.json").read_text())
+    board["results"][0]["bench"]["fallback"] = "yes"  # valid JSON, not what bench.yml writes
+    (folder / "sim-rpi.json").write_text(json.dumps(board))
+    stats_file = next(folder.glob("demo/*/stats.json"))
+    stats_file.write_text(json.dumps({**json.loads(stats_file.read_text()), "frames": ["not", "a", "record"]}))
+    summary = store.import_run(results, folder)
+    assert not summary["complete"]
+    why = {os.path.basename(path): reason for path, reason in summary["skipped"]}
+    assert why["sim-rpi.json result 0"].startswith("not read (AttributeError") and why["stats.json"].startswith("not read (")
+    assert summary["rows"]["benches"] == 8 and summary["rows"]["demos"] == 1
+
+
 def test_simulated_and_emulated_boards_are_told_from_hardware(run):
     results, folder = run
     store.import_run(results, folder)

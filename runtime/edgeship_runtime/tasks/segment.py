@@ -14,9 +14,10 @@ def binary(record: dict, output: np.ndarray) -> bool:
 def masks(record: dict, output: np.ndarray) -> np.ndarray:
     """A batch of outputs ([N, H, W], [N, 1|C, H, W] or NHWC) -> integer masks [N, H, W]."""
     output = np.asarray(output)
+    one_channel = binary(record, output)  # read in the record's layout, before moving channels first
     if output.ndim == 4 and record["layout"] == "NHWC":
         output = output.transpose(0, 3, 1, 2)
-    if binary(record, output):
+    if one_channel:
         return (output.reshape(output.shape[0], *output.shape[-2:]) > record["threshold"]).astype(np.int64)
     return output.argmax(axis=1).astype(np.int64)
 

@@ -118,6 +118,10 @@ def test_segment_gate_is_the_mean_iou_of_the_thresholded_maps():
     logits = np.random.default_rng(0).normal(size=(1, 4, 16, 16)).astype(np.float32)
     classes = validate({"name": "segment"}, [{"name": "logits", "shape": [1, 4, 16, 16]}], None, "m")
     assert compare(classes, [{"logits": logits}], [{"logits": logits}], default_tolerances("segment", "fp32"))["metrics"]["mean_iou"] == 1.0
+    nhwc = validate({"name": "segment", "layout": "NHWC"}, [{"name": "mask", "shape": [1, 40, 40, 1]}], None, "m")
+    moved = compare(nhwc, [{"mask": probability.transpose(0, 2, 3, 1)}], [{"mask": grown.transpose(0, 2, 3, 1)}],
+                    default_tolerances("segment", "int8"))
+    assert moved["metrics"]["mean_iou"] == pytest.approx(400 / 480)  # a one-channel NHWC map is thresholded like NCHW
 
 
 def test_mismatched_samples_shapes_or_tolerances_are_refused():

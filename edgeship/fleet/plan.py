@@ -124,7 +124,7 @@ def make_plan(boards: list[dict], artifacts_root: Path, models: list[str] | None
         if arch is None:
             raise EdgeshipError(f"board {board['host']}: architecture {board['arch']!r} has no wheels; edgeship supports x86_64 and aarch64 boards")
         board = dict(board, arch=arch, python=".".join(str(board["python"]).split(".")[:2]))
-        selection = board_selection(board, artifacts, models, artifacts_root)
+        selection = board_selection(board, artifacts, list(board.get("models") or []) or models, artifacts_root)
         extras = extras_for(selection, board.get("extras"), str(board.get("demo", False)).lower() in ("true", "1", "yes"))
         wheelhouse = ensure_runtime_wheelhouse(arch, board["python"], extras, str(board.get("glibc") or DEFAULT_GLIBC))
         device_nodes = find_target(board["target"]).device_nodes

@@ -475,7 +475,8 @@ def _demo(run_id: str, host: str, stats: dict, conversions_by_sha: dict[str, dic
     return {
         "run_id": run_id, "board": host, "model": conversion["model"] if conversion else _model_from_folder(folder),
         "artifact": folder, "artifact_sha256": identity.get("artifact_sha256"), "target": identity.get("target"), "quant": identity.get("quant"),
-        "backend": stats.get("backend"), "fallback": int(bool(stats.get("fallback"))), "mode": stats.get("mode"),
+        "backend": stats.get("backend"), "fallback": int(bool(stats.get("fallback") or (stats.get("text_model") or {}).get("fallback"))),
+        "mode": stats.get("mode"),
         "source_kind": (stats.get("source") or {}).get("kind"), "task": stats.get("task"),
         "frames_captured": frames.get("captured"), "frames_processed": frames.get("processed"), "frames_dropped": frames.get("dropped"),
         "fps": stats.get("fps"), "e2e_mean_ms": end_to_end.get("mean_ms"), "e2e_p50_ms": end_to_end.get("p50_ms"),

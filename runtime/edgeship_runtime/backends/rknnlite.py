@@ -27,8 +27,9 @@ CORE_MASKS = {"auto": "NPU_CORE_AUTO", "single": "NPU_CORE_0", "all": "NPU_CORE_
               "0": "NPU_CORE_0", "1": "NPU_CORE_1", "2": "NPU_CORE_2"}
 
 
-# Chips that share one NPU design and load each other's models.
-RKNN_FAMILIES = ({"rk3566", "rk3568"},)
+# Chips that share one NPU design and load each other's models (RK3588S boards such as the
+# Orange Pi 5 or Rock 5A run models built for target_platform rk3588, rknn-toolkit2's only name for both).
+RKNN_FAMILIES = ({"rk3566", "rk3568"}, {"rk3588", "rk3588s"})
 
 
 def npu_present(sysroot: str = "/") -> bool:

@@ -99,6 +99,8 @@ class Demo:
         self.lock = threading.Lock()
         self.stats_lock = threading.Lock()  # a SIGUSR1 snapshot and the final write never interleave
         self.note = "CPU fallback" if options.fallback else backend_cls.name
+        if self.text is not None:  # the recognizer names its own backend, and its fallback
+            self.note += " + " + ("rec CPU fallback" if self.text.fallback else self.text.backend_cls.name)
 
     @property
     def error(self) -> BaseException | None:

@@ -25,7 +25,7 @@ def _cv2():
         import cv2
     except ImportError:
         raise RuntimeUnavailable("the demo needs OpenCV; install the runtime with its `demo` extra "
-                                 "(pip install 'edgeship-runtime[demo]', which deploy.yml does for boards in edgeship_runtime_extras)") from None
+                                 "(pip install 'edgeship-runtime[demo]', which deploy.yml does for boards with edgeship_release_demo=true)") from None
     return cv2
 
 

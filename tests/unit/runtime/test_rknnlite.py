@@ -42,6 +42,7 @@ def test_model_for_another_chip_is_refused():
     with pytest.raises(ArtifactError, match=r"compiled for rk3588 but this board is rk3566.*--option platform=rk3566"):
         compatibility(_manifest(), _board("2.5.0", ("radxa,zero3", "rockchip,rk3566")))
     assert compatibility(_manifest(platform="rk3568"), _board("2.5.0", ("rockchip,rk3566",)))["status"] == "ok"
+    assert compatibility(_manifest(), _board("2.5.0", ("xunlong,orangepi-5", "rockchip,rk3588s")))["status"] == "ok"  # RK3588S
 
 
 def test_other_backends_have_nothing_to_match():

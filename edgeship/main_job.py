@@ -224,10 +224,18 @@ class MainJob:
         """Each image's conversions as soon as it is built (and the clean-up image), two at a time;
         each artifact is checked and timed here as it comes. A conversion that fails is one line
         in the report (the rest go on); the job exits non-zero at the end."""
+        from edgeship.convert.clean import CLEAN_IMAGE
+
         pool = ThreadPoolExecutor(CONVERSION_WORKERS, thread_name_prefix="convert")
         rows: list[dict] = []
         failures: list[str] = []
         lock = threading.Lock()
+
+        def failed(request: Request, why: str) -> None:
+            message = f"conversion {request.model.parent.name} for {request.target} {request.quant} failed: {why}"
+            with lock:
+                failures.append(message)
+            progress.console.print(message, style="red", markup=False)
 
         def one(request: Request) -> None:
             began = time.monotonic()
@@ -235,23 +243,37 @@ class MainJob:
                 artifact = convert(request, client=self.client)
                 row = conversion_row(artifact, time.monotonic() - began)
             except EdgeshipError as error:
-                with lock:
-                    failures.append(f"conversion {request.model.parent.name} for {request.target} {request.quant} failed: {error}")
-                progress.console.print(f"[red]{failures[-1]}[/red]")
+                failed(request, str(error))
+            except Exception as error:  # a crash in one conversion or its host check is one failed row, not a lost run
+                failed(request, f"{type(error).__name__}: {error}")
             else:
                 with lock:
                     rows.append(row)
             progress.advance(task)
 
+        def built(name: str) -> str:
+            """'' when the image built, else why not (its conversions fail with that reason)."""
+            try:
+                images[name].result()
+            except Exception as error:  # an image that does not build fails its conversions, not the run
+                return f"image {name} did not build ({type(error).__name__}: {error})"
+            return ""
+
         self.phases.begin("conversions")
         by_image: dict[str, list[Request]] = {}
         for request in requests:
             by_image.setdefault(find_target(request.target).image, []).append(request)
-        images["onnx"].result()  # the graph clean-up every ONNX source goes through
+        clean_failed = built(CLEAN_IMAGE)  # the graph clean-up every ONNX source goes through
         futures = []
-        for name, future in images.items():
-            future.result()
-            futures += [pool.submit(one, request) for request in by_image.get(name, [])]
+        for name in images:
+            image_failed = built(name)
+            for request in by_image.get(name, []):
+                why = image_failed or (clean_failed if request.model.suffix == ".onnx" else "")
+                if why:
+                    failed(request, why)
+                    progress.advance(task)
+                else:
+                    futures.append(pool.submit(one, request))
         self.phases.end("images")
         for done in futures:
             done.result()
@@ -299,13 +321,20 @@ class MainJob:
 
         manifests = {artifact: json.loads((artifact / "manifest.json").read_text()) for artifact in artifacts}
 
-        def pick(model: str) -> Path | None:
-            return next((a for a, m in manifests.items() if m["model"] == model and m["target"] == "onnx" and m["options"]["quant"] == "fp32"),
+        import targets
+        from edgeship_runtime.backends import backend_class
+
+        # the first target (in the targets' order) whose fp32 artifacts run on this machine's CPU
+        cpu_targets = [t.name for t in targets.TARGETS.values() if backend_class(t.runtime_backend).accelerator == "cpu"]
+
+        def pick(model: str, target: str) -> Path | None:
+            return next((a for a, m in manifests.items() if m["model"] == model and m["target"] == target and m["options"]["quant"] == "fp32"),
                         None)
 
-        detector, recognizer = pick(DEMO_MODELS[0]), pick(DEMO_MODELS[1])
+        pairs = ((pick(DEMO_MODELS[0], target), pick(DEMO_MODELS[1], target)) for target in cpu_targets)
+        detector, recognizer = next(((d, r) for d, r in pairs if d and r), (None, None))
         if detector is None or recognizer is None:
-            return "(no onnx fp32 PP-OCR artifacts to show)"
+            return f"(no fp32 {' + '.join(DEMO_MODELS)} artifacts of a CPU target ({', '.join(cpu_targets)}) to show)"
         video = self.folder / "demo" / "signs.avi"
         if not video.is_file():
             video, _ = text_video(video, frames=90)
@@ -353,10 +382,11 @@ class MainJob:
             if compare_runs(self.results, None, self.run_id):
                 lines.append("regressions against the previous run: see compare-*.md in the run folder")
             lines += [str(path) for path in write_report(self.results, self.run_id)]
-        except EdgeshipError as error:
+        except Exception as error:  # after a whole fleet run, the tables are kept whatever broke the report
             atomic_write_text(self.folder / "report.md", f"# edgeship run {self.run_id}\n\n## Conversions\n\n{render_table(rows)}\n\n"
                                                          f"## Simulated fleet\n\n{fleet_table}\n\n## The demo's viewer page\n\n{viewer}\n")
-            lines.append(f"edgeship: the report could not be made ({error}); plain tables in {self.folder / 'report.md'}")
+            lines.append(f"edgeship: the report could not be made ({type(error).__name__}: {error}); "
+                         f"plain tables in {self.folder / 'report.md'}")
         self.phases.end("report")
         return lines
 

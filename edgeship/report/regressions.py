@@ -87,7 +87,12 @@ def _ms(value) -> str:
 
 
 def _bench_key(row: dict) -> str:
-    return f"{row['board']} {row['model']} {row['target']} {row['quant']}"
+    """A board's model as it was meant to run (a board that fell back to a CPU artifact keeps its key)."""
+    return f"{row['board']} {row['model']} {row.get('requested_target') or row['target']} {row.get('requested_quant') or row['quant']}"
+
+
+def _ran(row: dict) -> str:
+    return f"{row['target']} {row['quant']} on {row.get('backend') or '?'}" + (" (CPU fallback)" if row.get("fallback") else "")
 
 
 def _conversion_key(row: dict) -> str:
@@ -105,6 +110,12 @@ def compare_records(base: dict[str, list[dict]], new: dict[str, list[dict]], thr
         now = new_benches.get(key)
         if now is None:
             others.append(Finding("missing", key, _ms(before["mean_ms"]), "-", "benchmarked in the base run, not in this one"))
+            continue
+        if (before["target"], before["quant"], bool(before.get("fallback"))) != (now["target"], now["quant"], bool(now.get("fallback"))):
+            # another artifact ran: its latency is not comparable; running on the CPU instead is itself a regression
+            worse = bool(now.get("fallback")) and not before.get("fallback")
+            (regressions if worse else others).append(Finding("CPU fallback" if worse else "ran otherwise", key, _ran(before), _ran(now),
+                                                                (now.get("fallback_reason") or "")[:160] if worse else "another artifact ran"))
             continue
         change = latency_change(before, now, thresholds["latency_pct"])
         if change:

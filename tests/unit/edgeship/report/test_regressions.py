@@ -76,6 +76,23 @@ def test_a_board_check_that_starts_failing_is_caught(tmp_path):
         ("check failed", "rock5b mobilenetv2", "output 'logits': top-1 agreement 0.5 < 0.9")]
 
 
+def test_a_board_that_now_falls_back_to_the_cpu_is_caught_under_its_requested_key(tmp_path):
+    results = two_runs(tmp_path)
+    board = json.loads((results / NEW / "rock5b.json").read_text())
+    cpu = json.loads((results / NEW / "sim-rpi.json").read_text())["results"][1]  # mobilenetv2 tflite fp32 on the CPU
+    requested = board["results"][0]["bench"]["artifact"]
+    fallback = {"cpu_fallback": True, "reason": "librknnrt.so is missing on this board", "requested": requested,
+                "used": cpu["bench"]["artifact"]}
+    board["results"][0]["bench"] = {**cpu["bench"], "fallback": fallback}
+    board["results"][0]["check"] = {**cpu["check"], "fallback": fallback}
+    (results / NEW / "rock5b.json").write_text(json.dumps(board))
+    assert compare_runs(results, BASE, NEW) == 1
+    found = findings(results)
+    assert [(i["kind"], i["key"]) for i in found["regressions"]] == [("CPU fallback", "rock5b mobilenetv2 rk3588 int8")]
+    assert found["regressions"][0]["now"].startswith("tflite fp32 on ") and "librknnrt.so is missing" in found["regressions"][0]["why"]
+    assert not any(i["kind"] == "missing" for i in found["other"])  # the same row, not one gone and one new
+
+
 def test_the_latency_rule_needs_the_move_outside_both_bands():
     base = stats(10.0, spread=0.02, seed=1)
     assert latency_change(base, stats(11.0, spread=0.02, seed=2), 5) == "slower"

@@ -30,6 +30,7 @@ import re
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,8 @@ DEFAULT_BUDGET = "layers:8"
 RANKING_SHOWN = 20  # ranked layers recorded in the manifest beyond the plan, to show what came next
 LATENCY_RUNS, LATENCY_MIN_S = 10, 1.0
 
+# a temporary folder in a toolchain's message (the worker's /tmp/convert-*, ORT's ort.quant.*)
+_TEMPORARY_PATH = re.compile(r"/tmp/[^\s'\"]*")
 _BUDGET_PART = re.compile(r"^(?P<kind>layers|macs):(?P<value>\d+(?:\.\d+)?)(?P<percent>%?)$")
 
 
@@ -75,8 +78,9 @@ class Budget:
         return cls(layers, share)
 
     def __str__(self) -> str:
-        parts = ([f"layers:{self.max_layers}"] if self.max_layers is not None else []) + \
-                ([f"macs:{self.max_mac_share * 100:g}%"] if self.max_mac_share is not None else [])
+        # a share written without an exponent (:g gives 1e-05), which parse() reads back
+        percent = format(Decimal(repr(self.max_mac_share * 100)).normalize(), "f") if self.max_mac_share is not None else ""
+        parts = ([f"layers:{self.max_layers}"] if self.max_layers is not None else []) + ([f"macs:{percent}%"] if percent else [])
         return ",".join(parts)
 
 
@@ -321,6 +325,13 @@ def rescue(converter: Converter, report: dict, artifact: Path, calibration: list
     log(f"rescue: int8 misses its tolerance ({'; '.join(before_report['failed'])}); ranking layers by the error int8 adds")
     ranking = rescuer.rank()
     ranked = ranking.ranked()
+    if budget.max_mac_share is not None and not ranking.total_macs:
+        # no MAC count for this graph (rk3588 from a .tflite source): the share cannot be held, so
+        # the layer count bounds the search instead of nothing at all
+        layers = budget.max_layers or Budget.parse(DEFAULT_BUDGET).max_layers
+        log(f"rescue: the model's MACs are unknown here, so {budget} cannot be held; at most {layers} layer(s) instead")
+        budget = Budget(layers, None)
+        record["budget"] = str(budget)
     candidates = pick(ranking, budget)
     log(f"rescue: {len(ranked)} layers ranked ({ranking.method}); {len(candidates)} candidates within {budget}")
     baseline = Trial((), before_report, rescuer.size(before_build), before_build)
@@ -330,12 +341,14 @@ def rescue(converter: Converter, report: dict, artifact: Path, calibration: list
         latest[:] = [layers]
         try:
             built = rescuer.build(layers)
-        except Exception as error:  # a toolchain that refuses one plan (an op it cannot keep float) leaves the others to try
+            return Trial(layers, rescuer.judge(built), rescuer.size(built), built)
+        except Exception as error:  # a toolchain that refuses (or cannot run) one plan leaves the others to try
             line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            # the manifest records it: no temporary folder in it, or a rebuild would not give the same bytes
+            line = _TEMPORARY_PATH.sub("<workdir>", line)
             failed = {"task": job.task["name"], "passed": False, "failed": [f"build failed: {line}"], "metrics": {}, "outputs": {},
                       "tolerances": rescuer.tolerances, "build_failed": True}
             return Trial(layers, failed, 0, before_build)
-        return Trial(layers, rescuer.judge(built), rescuer.size(built), built)
 
     chosen, trials = search(candidates, build_and_judge, baseline, log) if candidates else (baseline, [])
     by_name = {layer.name: layer for layer in ranked}
@@ -362,8 +375,11 @@ def rescue(converter: Converter, report: dict, artifact: Path, calibration: list
         log(f"rescue: host latency (median, 1 thread) {latency_before:.3g} ms plain int8 -> {latency_after:.3g} ms rescued")
     if chosen.report["passed"]:
         result = f"rescued: {len(kept)} layer(s) kept {ranking.precision} ({names}; {share}): {change}"
+    elif not candidates and any(layer.score > 0 for layer in ranked):
+        result = (f"not rescued: every layer that adds error is larger than {budget} allows; int8 stays at {headline(before_report)}; "
+                  f"raise rescue_budget")
     elif not candidates:
-        result = f"not rescued: no layer within {budget} adds error the analysis can see; int8 stays at {headline(before_report)}"
+        result = f"not rescued: no layer adds error the analysis can see; int8 stays at {headline(before_report)}"
     elif chosen.layers:
         result = (f"not rescued within {budget}: best found keeps {len(kept)} layer(s) {ranking.precision} ({names}; {share}): {change}, "
                   f"still {'; '.join(chosen.report['failed'])}")

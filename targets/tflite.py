@@ -326,9 +326,9 @@ class TFLiteRescuer(Rescuer):
             specs = converter.job.inputs
 
             def spec_of(detail: dict, index: int) -> dict:  # the debug model's inputs carry the signature's names
-                for spec in specs:
+                for spec in specs:  # exactly: with inputs x and in_x, "serving_default_in_x:0" is not x's
                     graph_name = converter.job.graph_name(spec["name"])
-                    if detail["name"] == graph_name or f"_{graph_name}:" in detail["name"]:
+                    if detail["name"] in (graph_name, f"serving_default_{graph_name}:0"):
                         return spec
                 return specs[index]
 

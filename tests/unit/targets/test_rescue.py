@@ -17,7 +17,7 @@ from tests.support.models import planted_inputs, planted_model
 # -- budgets ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("text, layers, share, normal", [
     ("layers:8", 8, None, "layers:8"), ("macs:10%", None, 0.10, "macs:10%"), ("macs:2.5%", None, 0.025, "macs:2.5%"),
-    (" layers:3 , macs:100% ", 3, 1.0, "layers:3,macs:100%"),
+    (" layers:3 , macs:100% ", 3, 1.0, "layers:3,macs:100%"), ("macs:0.00001%", None, 0.00001 / 100, "macs:0.00001%"),  # no exponent
 ])
 def test_budgets_parse_and_normalize(text, layers, share, normal):
     budget = Budget.parse(text)
@@ -380,3 +380,40 @@ def test_rescue_records_the_plan_and_survives_a_plan_the_toolchain_refuses(tmp_p
     shipped, record = rescue(converter, report(True, 0.99), plain, [], [], [])
     assert shipped is None and record == {"mode": "auto", "budget": "layers:3", "needed": False, "passed": True,
                                           "result": "rescue: int8 is within tolerance (cosine 0.99); nothing kept float"}
+
+
+class CrashingRescuer(FileRescuer):
+    """Its simulator cannot run the one-layer build (a toolchain error naming its temporary folder),
+    and it has no MAC count (rk3588 from a .tflite source)."""
+
+    def rank(self):
+        return Ranking([layer("odd", 9), layer("bad", 5), layer("meh", 1)], 0, "files", "float32")
+
+    def build(self, layers):
+        built = self.workdir / f"build-{len(layers)}.txt"
+        built.write_text(",".join(layers))
+        return built
+
+    def judge(self, built):
+        if built.read_text() == "odd":
+            raise RuntimeError("E inference: cannot read /tmp/convert-k2j4/hybrid/model.rknn")
+        return super().judge(built)
+
+
+def test_a_trial_the_toolchain_cannot_run_is_a_failed_trial_without_its_temporary_path_and_macs_unknown_bound_by_layers(tmp_path):
+    import targets
+    from targets.base import Converter
+    from targets.job import Job, Source
+    from targets.rescue import rescue
+
+    job = Job(target="onnx", source=Source(path="m.onnx", file="m.onnx", format="onnx"), quant="int8",
+              options={"rescue": "auto", "rescue_budget": "macs:5%"}, tolerances={"min_cosine": 0.98}, out=str(tmp_path))
+    lines: list[str] = []
+    converter = Converter(targets.get("onnx"), job, tmp_path, log=lines.append)
+    converter.rescuer = lambda *args: CrashingRescuer(converter, *args)  # type: ignore[attr-defined]
+    plain = tmp_path / "plain.txt"
+    plain.write_text("")
+    shipped, record = rescue(converter, report(False, 0.5), plain, [], [], [])
+    assert record["passed"] and shipped.read_text() == "odd,bad"
+    assert record["trials"][0]["failed"] == ["build failed: E inference: cannot read <workdir>"]
+    assert record["budget"] == "layers:8" and any("MACs are unknown here, so macs:5% cannot be held" in line for line in lines)

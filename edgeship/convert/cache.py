@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from edgeship.convert.container import CODE_DIRS
-from edgeship.convert.inputs import calibration_digest
+from edgeship.convert.inputs import calibration_digest, external_sha256
 from edgeship.convert.request import Plan
 from edgeship.paths import REPO_ROOT
 from edgeship_runtime.files import sha256_file, tree_sha256
@@ -30,6 +30,7 @@ def cache_key(p: Plan, image_id: str, graph_key: str | None = None) -> str:
     material = {
         "target": p.target.name, "quant": p.quant, "options": p.options, "input_shapes": p.input_shapes,
         "source": p.source_sha256, "format": p.source_format,
+        **({"external": external_sha256(p.external_data)} if p.external_data else {}),
         "calibration": p.calibration_files and calibration_digest(p.calibration_files),
         "eval": p.request.eval and sha256_file(p.request.eval), "labels": p.labels, "image": image_id,
         "code": code_sha256(), "tolerances": p.target.tolerances(task, p.quant), "task": p.task_request,

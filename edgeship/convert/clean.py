@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeship.convert.container import ERROR, PROGRESS, base_mounts, bind, sandbox_kwargs, source_of, write_job
+from edgeship.convert.inputs import external_sha256
 from edgeship.convert.request import Plan
 from edgeship.errors import EdgeshipError
 from edgeship.paths import REPO_ROOT, cache_root
@@ -30,7 +31,7 @@ class CleanGraph:
 def clean_key(p: Plan, image_id: str) -> str:
     """Everything the cleaned graph depends on: the source, its input shapes, the image, the code."""
     code = tree_sha256(REPO_ROOT, [REPO_ROOT / "targets" / "graph.py"])
-    material = {"source": p.source_sha256, "external": [path.name for path in p.external_data], "shapes": p.input_shapes,
+    material = {"source": p.source_sha256, "external": external_sha256(p.external_data) or [], "shapes": p.input_shapes,
                 "inputs": [[spec["name"], spec["shape"]] for spec in p.inputs or []], "image": image_id, "code": code}
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 

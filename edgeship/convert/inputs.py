@@ -5,6 +5,7 @@ Each check fails with one EdgeshipError line naming the file, the value and the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -51,9 +52,11 @@ def load_onnx(model: Path):
         raise EdgeshipError(f"{model} is not a readable ONNX model ({detail}); the file is truncated or not ONNX: re-export it") from None
     from edgeship.convert.model_checks import external_data_files
 
-    external_data_files(model, proto)  # a missing weights file is named before the checker trips on it
+    external = external_data_files(model, proto)  # a missing weights file is named before the checker trips on it
     try:
-        onnx.checker.check_model(proto)
+        # with external data, by path: the checker finds the weights files from the model's folder
+        # (given the proto, it looks for them relative to the working directory)
+        onnx.checker.check_model(str(model) if external else proto)
     except Exception as error:  # onnx raises ValidationError and several C++ wrappers
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise EdgeshipError(f"{model} is not a valid ONNX model ({detail}); re-export it with a supported opset") from None
@@ -136,6 +139,26 @@ def onnx_io(model: Path, proto, input_shapes: dict[str, list[int]]) -> tuple[lis
 def source_sha256(model: Path) -> str:
     """sha256 of a model file, or of a SavedModel directory's files (names and contents)."""
     return sha256_file(model) if model.is_file() else tree_sha256(model)
+
+
+def external_sha256(files: list[Path]) -> str | None:
+    """sha256 of an ONNX model's external-data files (names and contents), None without any: the
+    weights are part of what a conversion reads, though the model file's own sha256 leaves them out."""
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + sha256_file(path).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def external_data_of(model: Path) -> list[Path]:
+    """The external-data files of an ONNX model ([] for other formats)."""
+    if model.suffix != ".onnx" or not model.is_file():
+        return []
+    from edgeship.convert.model_checks import external_data_files
+
+    return external_data_files(model, load_onnx(model))
 
 
 def _sample_files(folder: Path) -> list[Path]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from edgeship import __version__
 from edgeship.convert.cache import code_sha256
 from edgeship.convert.clean import CLEAN_IMAGE
-from edgeship.convert.inputs import calibration_digest, calibration_files, source_sha256
+from edgeship.convert.inputs import calibration_digest, calibration_files, external_data_of, external_sha256, source_sha256
 from edgeship.errors import EdgeshipError
 from edgeship_runtime.files import atomic_write_text, sha256_file
 
@@ -74,6 +74,9 @@ def input_records(request, root: Path, needs_calibration: bool) -> dict:
     """The sha256 of every file a conversion reads, with its path relative to the project root.
     Calibration is hashed as the cache key hashes it (the samples' names and contents)."""
     records: dict[str, dict] = {"source": {"path": _relative(request.model, root), "sha256": source_sha256(request.model)}}
+    external = external_data_of(request.model)
+    if external:  # the weights beside an ONNX model: a retrained weights file is a changed input
+        records["external_data"] = {"path": ", ".join(_relative(path, root) for path in external), "sha256": external_sha256(external)}
     if needs_calibration and request.calib is not None:
         files = calibration_files(request.calib)
         records["calibration"] = {"path": _relative(request.calib, root), "sha256": calibration_digest(files), "samples": len(files)}

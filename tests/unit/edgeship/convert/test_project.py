@@ -244,3 +244,27 @@ def test_the_shipped_conversions_file_covers_every_target_and_every_example(tmp_
     entries = project.entries.values()
     assert {entry.target for entry in entries} == set(targets.TARGETS)
     assert {entry.model.key for entry in entries} <= set(DEFAULT)
+
+
+def test_retrained_external_weights_change_the_lock_inputs_the_cache_key_and_the_graph_key(tmp_path):
+    """An ONNX model whose weights live beside it: the model file's sha256 stays the same when the
+    weights file is replaced, so the weights are hashed as an input of their own."""
+    from edgeship.convert import Request
+    from edgeship.convert.cache import cache_key
+    from edgeship.convert.clean import clean_key
+    from edgeship.convert.request import plan
+    from tests.support.models import external_model
+
+    model = external_model(tmp_path)
+    request = Request(target="onnx", model=model, quant="fp32", out=tmp_path / "out")
+    before = (input_records(request, tmp_path, False), cache_key(plan(request), "sha256:image"), clean_key(plan(request), "sha256:image"))
+    assert before[0]["external_data"]["path"] == "ext.weights"
+    weights = tmp_path / "ext.weights"
+    weights.write_bytes(bytes(reversed(weights.read_bytes())))  # the same size, other values: a retrained model
+    after = (input_records(request, tmp_path, False), cache_key(plan(request), "sha256:image"), clean_key(plan(request), "sha256:image"))
+    assert after[0]["source"] == before[0]["source"]  # the model file itself did not change
+    assert after[0]["external_data"]["sha256"] != before[0]["external_data"]["sha256"]
+    assert after[1] != before[1] and after[2] != before[2]
+    locked = lock_entry(inputs=before[0])
+    drift = compare("ext-onnx-fp32", locked, lock_entry(inputs=after[0]))
+    assert "external_data" in drift.line()

@@ -88,6 +88,9 @@ def test_the_github_actions_workflow_runs_in_order(workspace, tmp_path):
     env = snapshot_env(snapshot, {**{key: str(value) for key, value in job["env"].items()}, **overrides(snapshot, tmp_path / "cache"),
                                   "GITHUB_WORKSPACE": str(root), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
     ran, skipped, uploads = [], [], []
+    order = [step.get("uses", "").split("@")[0] or step["name"] for step in job["steps"]]
+    # actions/cache restores as the runner's user: the folder it restores into must exist and be theirs by then
+    assert order.index("Make the cache folder") < order.index("actions/cache")
     for step in job["steps"]:
         if "uses" in step:
             action = step["uses"].split("@")[0]

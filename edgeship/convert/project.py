@@ -9,6 +9,7 @@ input that changed. docs/conversions.md documents both files.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -102,14 +103,26 @@ def _existing(config: Path, root: Path, where: str, key: str, value: str, folder
 def _shape_items(config: Path, where: str, shapes: dict) -> tuple[str, ...]:
     items = []
     for name, dims in shapes.items():
-        if not isinstance(dims, list) or not dims or not all(isinstance(d, int) and d > 0 for d in dims):
+        if not isinstance(dims, list) or not dims or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
             raise _fail(config, where, f"input_shapes.{name} = {dims!r} is not a list of positive integers; write e.g. {name} = [1, 3, 224, 224]")
         items.append(f"{name}:{','.join(str(d) for d in dims)}")
     return tuple(items)
 
 
+# Model keys, names and suffixes become folder names (artifacts/verify/<entry>): no path parts.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _safe_name(config: Path, where: str, what: str, value: str) -> str:
+    if not _SAFE_NAME.match(value) or ".." in value:
+        raise _fail(config, where, f"{what} {value!r} must be letters, digits, '.', '_' and '-' (it names folders); e.g. "
+                                   f"{re.sub(r'[^A-Za-z0-9._-]+', '-', value).strip('.-') or 'model'}")
+    return value
+
+
 def _model(config: Path, root: Path, key: str, table: dict, check_sha: bool) -> Model:
     where = f"[models.{key}]"
+    _safe_name(config, where, "the model's key", key)
     if not isinstance(table, dict):
         raise _fail(config, where, "must be a table with path and sha256")
     _check_keys(config, where, table, MODEL_KEYS, required=("path",))
@@ -132,7 +145,7 @@ def _model(config: Path, root: Path, key: str, table: dict, check_sha: bool) -> 
         task = str(_existing(config, root, where, "task", task))
     return Model(key=key, path=path, sha256=declared, calibration=calibration, eval=files.get("eval"), labels=files.get("labels"),
                  preprocess=files.get("preprocess"), task=task, input_shapes=_shape_items(config, where, table.get("input_shapes", {})),
-                 name=table.get("name", ""))
+                 name=_safe_name(config, where, "name", table["name"]) if table.get("name") else "")
 
 
 def _option_text(value) -> str:
@@ -173,7 +186,8 @@ def _row_entries(config: Path, number: int, row: dict, models: dict[str, Model])
             if quant in target.needs_calibration and models[model].calibration is None:
                 raise _fail(config, where, f"{target.name} {quant} needs calibration, and [models.{model}] has none; "
                                            f"add calibration = \"DIR\" there, or leave {quant} out of this row's quants")
-            name = "-".join([model, target.name, quant] + ([row["suffix"]] if row.get("suffix") else []))
+            suffix = [_safe_name(config, where, "suffix", row["suffix"])] if row.get("suffix") else []
+            name = "-".join([model, target.name, quant, *suffix])
             entries.append(Entry(name, models[model], target.name, quant, options))
     return entries
 
@@ -244,7 +258,8 @@ def build_all(config: Path, out: Path | None, entries: list[str]) -> None:
         started = time.time()
         try:
             artifact = convert(entry.request(root), client=client)
-        except EdgeshipError as error:  # the other entries still convert, and the lock keeps what did
+        except Exception as error:  # the other entries still convert, and the lock keeps what did
+            error = error if isinstance(error, EdgeshipError) else EdgeshipError(f"{type(error).__name__}: {error}")
             failed.append(f"{entry.name}: {error}")
             locked.pop(entry.name, None)
             made_on.pop(entry.name, None)
@@ -316,7 +331,8 @@ def verify_all(config: Path, entries: list[str]) -> int:
         try:
             drift, artifact = _verify_entry(client, project, entry, lock["entries"][entry.name], lock.get("made_on", {}).get(entry.name),
                                             verify_root / entry.name)
-        except EdgeshipError as error:  # it converted when it was locked: a difference, and the other entries still run
+        except Exception as error:  # it converted when it was locked: a difference, and the other entries still run
+            error = error if isinstance(error, EdgeshipError) else EdgeshipError(f"{type(error).__name__}: {error}")
             problems.append(f"{entry.name}: the conversion failed now: {error}")
             report["entries"][entry.name] = {"status": "failed", "error": str(error)}
             print(f"edgeship: verify [{number}/{len(selected)}] {entry.name}: failed", flush=True)

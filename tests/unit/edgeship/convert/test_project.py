@@ -90,6 +90,12 @@ SCHEMA_ERRORS = [
      "targets = [\"onnx\"]\n", r"onnx int8 needs calibration, and \[models\.tiny\] has none; add calibration = \"DIR\" there"),
     ("same entry twice", "{models}[[matrix]]\nmodels = [\"tiny\"]\ntargets = [\"onnx\"]\n[[matrix]]\nmodels = [\"tiny\"]\ntargets = [\"onnx\"]\n"
      "quants = [\"int8\"]\n", r"\[\[matrix\]\] row 2: entry tiny-onnx-int8 is made by an earlier row too; drop it from one row, or give this row"),
+    ("a model key with a path in it", "[models.\"../x\"]\npath = \"model.onnx\"\nsha256 = \"{sha}\"\n[[matrix]]\nmodels = [\"../x\"]\n"
+     "targets = [\"onnx\"]\n", r"\[models\.\.\./x\]: the model's key '\.\./x' must be letters, digits, .* \(it names folders\); e\.g\. x"),
+    ("a suffix with a slash", "{models}[[matrix]]\nmodels = [\"tiny\"]\ntargets = [\"onnx\"]\nsuffix = \"a/b\"\n",
+     r"\[\[matrix\]\] row 1: suffix 'a/b' must be letters, digits, .*; e\.g\. a-b"),
+    ("a boolean dimension", "[models.tiny]\npath = \"model.onnx\"\nsha256 = \"{sha}\"\ninput_shapes = {{ input = [true, 1, 8, 8] }}\n"
+     "[[matrix]]\nmodels = [\"tiny\"]\ntargets = [\"onnx\"]\nquants = [\"fp32\"]\n", r"input_shapes\.input = \[True, 1, 8, 8\] is not a list of positive integers"),
 ]
 
 

@@ -88,7 +88,10 @@ def _runtime_figures(artifact_dir: Path) -> dict:
         bench = benchmark(artifact, cls, threads=1, warmup_runs=3, warmup_s=0.2, min_runs=10, min_s=0.5)
     except RuntimeUnavailable as error:
         return {"host_check_passed": None, "host_mean_ms": None, "host_p90_ms": None, "host_note": str(error)}
-    return {"host_check_passed": report["passed"], "host_mean_ms": bench["steady"]["mean_ms"], "host_p90_ms": bench["steady"]["p90_ms"],
+    steady = bench["steady"]
+    # the spread too (p10, p50, runs): `compare` calls a change real only outside both runs' p10-p90
+    return {"host_check_passed": report["passed"], "host_mean_ms": steady["mean_ms"], "host_p90_ms": steady["p90_ms"],
+            "host_p10_ms": steady.get("p10_ms"), "host_p50_ms": steady.get("p50_ms"), "host_runs": steady.get("runs"),
             **({"host_note": note} if note else {})}
 
 

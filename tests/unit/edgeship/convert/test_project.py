@@ -95,7 +95,8 @@ SCHEMA_ERRORS = [
     ("a suffix with a slash", "{models}[[matrix]]\nmodels = [\"tiny\"]\ntargets = [\"onnx\"]\nsuffix = \"a/b\"\n",
      r"\[\[matrix\]\] row 1: suffix 'a/b' must be letters, digits, .*; e\.g\. a-b"),
     ("a boolean dimension", "[models.tiny]\npath = \"model.onnx\"\nsha256 = \"{sha}\"\ninput_shapes = {{ input = [true, 1, 8, 8] }}\n"
-     "[[matrix]]\nmodels = [\"tiny\"]\ntargets = [\"onnx\"]\nquants = [\"fp32\"]\n", r"input_shapes\.input = \[True, 1, 8, 8\] is not a list of positive integers"),
+     "[[matrix]]\nmodels = [\"tiny\"]\ntargets = [\"onnx\"]\nquants = [\"fp32\"]\n",
+     r"input_shapes\.input = \[True, 1, 8, 8\] is not a list of positive integers"),
 ]
 
 

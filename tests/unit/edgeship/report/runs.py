@@ -136,7 +136,9 @@ def make_run(results: Path, artifacts: Path, run_id: str, slower: dict | None = 
             "labelled_converted": None if converted is None else converted - drop,
             "accuracy_passed": True, "seconds": 12.5 + index,
             "host_check_passed": True if host else None, "host_mean_ms": host["mean_ms"] if host else None,
-            "host_p90_ms": host["p90_ms"] if host else None, **({} if host else {"host_note": "needs rknpu"}),
+            "host_p90_ms": host["p90_ms"] if host else None, "host_p10_ms": host["p10_ms"] if host else None,
+            "host_p50_ms": host["p50_ms"] if host else None, "host_runs": host["runs"] if host else None,
+            **({} if host else {"host_note": "needs rknpu"}),
         })
         by_key[(model, target, quant)] = (directory, artifact_sha, backend)
     # the main job's phases as Phases.as_dict writes them; a phase cut short has NaN for its end

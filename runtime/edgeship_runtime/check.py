@@ -4,14 +4,27 @@ the manifest's tolerances; exit code 0 means pass."""
 
 from __future__ import annotations
 
-from edgeship_runtime.tasks import compare, validate
+from edgeship_runtime.tasks import compare, default_tolerances, validate
+
+
+def default_task(manifest: dict) -> dict:
+    """The task of a manifest made before tasks existed: classify when it names classes, as its
+    tolerances were a classifier's, else generic."""
+    return manifest.get("task") or {"name": "classify" if manifest.get("labels") else "generic"}
 
 
 def task_of(manifest: dict) -> dict:
-    """The artifact's task record (manifests made before tasks existed: classify when they name
-    classes, as their tolerances were a classifier's, else generic)."""
-    record = manifest.get("task") or {"name": "classify" if manifest.get("labels") else "generic"}
-    return validate(record, manifest["outputs"], manifest.get("labels"), "manifest.json task")
+    """The artifact's task record (see default_task)."""
+    return validate(default_task(manifest), manifest["outputs"], manifest.get("labels"), "manifest.json task")
+
+
+def tolerances_of(manifest: dict, task: dict) -> dict:
+    """The manifest's gates; a manifest made before tasks existed lacks some of its task's (a
+    classifier's had no SNR gate), which come from the task's defaults for its mode."""
+    recorded = manifest["accuracy"]["tolerances"]
+    if manifest.get("task"):
+        return recorded
+    return {**default_tolerances(task["name"], manifest.get("options", {}).get("quant", "fp32")), **recorded}
 
 
 def check(artifact, backend_cls, threads=None, fallback=None, **options) -> dict:
@@ -29,7 +42,7 @@ def check(artifact, backend_cls, threads=None, fallback=None, **options) -> dict
     fp32 = [{name: reference[name][i:i + 1] for name in output_names} for i in range(count)]
     x86 = [{name: expected[name][i:i + 1] for name in output_names} for i in range(count)]
     task = task_of(artifact.manifest)
-    tolerances = artifact.manifest["accuracy"]["tolerances"]
+    tolerances = tolerances_of(artifact.manifest, task)
     verdict = compare(task, fp32, outputs, tolerances, artifact_dir=artifact.path)
     # what this board computes against what the conversion host computed for the same artifact
     against_x86 = compare(task, x86, outputs, tolerances, artifact_dir=artifact.path)

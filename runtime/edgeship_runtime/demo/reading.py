@@ -13,9 +13,11 @@ from edgeship_runtime.tasks.geometry import boxes_to_frame, crop_quad, quads_to_
 
 
 def task_record(artifact, override: dict | None = None) -> dict:
-    """The artifact's task (manifests from before tasks existed: a classifier), with `override`'s
-    keys over it (the demo's --task: another threshold, another decoder), checked again."""
-    record = artifact.manifest.get("task") or {"name": "classify"}
+    """The artifact's task (for manifests from before tasks existed, as `check` reads them), with
+    `override`'s keys over it (the demo's --task: another threshold, another decoder), checked again."""
+    from edgeship_runtime.check import default_task
+
+    record = default_task(artifact.manifest)
     if override:
         # a new task name starts from that task's defaults; the same name keeps the recorded values
         record = override if override.get("name", record["name"]) != record["name"] else {**record, **override}

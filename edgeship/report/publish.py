@@ -152,6 +152,15 @@ def _run_folder(results: Path, run: str | None) -> tuple[str, Path | None]:
     return run_id, results / run_id if (results / run_id).is_dir() else None
 
 
+
+def _board_kind(boards: list[dict], name: str) -> str:
+    """How a demo's board is labelled beside its figures: emulated (qemu: not a board's speed),
+    simulated (a container on this machine), or '' for real hardware."""
+    board = next((b for b in boards if b["board"] == name), None)
+    if board is None:
+        return ""
+    return "emulated (qemu)" if board["emulated"] else "simulated" if board["simulated"] else ""
+
 def write_report(results: Path, run: str | None = None) -> list[Path]:
     """Write results/<run>/report.html and report.md (run: a run id or tag; default the newest run)."""
     from edgeship.report import plots
@@ -192,7 +201,7 @@ def write_report(results: Path, run: str | None = None) -> list[Path]:
         "conversions": [{**row, "cells": comparison_cells(_conversion_view(row))} for row in conversions],
         "boards": [{**board, "compatible": json.loads(board["compatible"]), "available": json.loads(board["available"])} for board in boards],
         "checks": [{**check, "metrics": json.loads(check["metrics"]), "failed": json.loads(check["failed"])} for check in checks],
-        "demos": [{**demo, "stages": json.loads(demo["stages"])} for demo in demos],
+        "demos": [{**demo, "stages": json.loads(demo["stages"]), "kind": _board_kind(boards, demo["board"])} for demo in demos],
         "published": _published_table(rows),
         "compare": _newest_compare(folder),
         "notes": [*record["notes"], *NOTES],

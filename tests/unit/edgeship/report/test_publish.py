@@ -151,3 +151,12 @@ def test_the_store_json_columns_round_trip(report):
     demo = next(d for d in store.table_rows(results, "demos", RUN) if d["board"] == "rock5b")
     assert list(json.loads(demo["stages"])) == ["capture", "preprocess", "infer", "postprocess", "render"]  # pipeline order kept
     assert demo["model"] == "mobilenetv2" and demo["bottleneck"] == "infer" and demo["fps"] == 29.5
+
+
+def test_demo_rows_say_which_board_is_simulated_and_which_is_real(report):
+    results, html, markdown = report
+    md = markdown.read_text()
+    assert "| sim-rpi (simulated) | mobilenetv2 |" in md and "| rock5b | mobilenetv2 |" in md
+    rows = {row["data-board"]: row for row in Page(html.read_text()).rows if "data-board" in row and "data-model" not in row}
+    assert "sim-rpi" in rows and "rock5b" in rows
+    assert '<td>sim-rpi <span class="label">simulated</span></td>' in html.read_text()

@@ -291,4 +291,4 @@ def test_a_text_reading_demo_is_scored_against_the_videos_ground_truth(run):
     from edgeship.report.publish import write_report
 
     markdown = next(path for path in write_report(results, RUN) if path.suffix == ".md").read_text()
-    assert "| sim-rpi | mobilenetv2 + ppocr-rec | litert |" in markdown and "| 3 | 0.857 | 0.917 |" in markdown
+    assert "| sim-rpi (simulated) | mobilenetv2 + ppocr-rec | litert |" in markdown and "| 3 | 0.857 | 0.917 |" in markdown

@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeship.convert.container import ERROR, PROGRESS, base_mounts, bind, sandbox_kwargs, source_of, write_job
+from edgeship.convert.container import ERROR, PROGRESS, Deadline, base_mounts, bind, sandbox_kwargs, source_of, write_job
 from edgeship.convert.inputs import external_sha256
 from edgeship.convert.request import Plan
 from edgeship.errors import EdgeshipError
@@ -64,16 +64,19 @@ def run_clean_up(client, image_tag: str, p: Plan, out: Path, job_dir: Path) -> N
     container = client.containers.run(image_tag, ["python", "-m", "targets.graph", "/job/job.json"], detach=True, **sandbox_kwargs(mounts))
     lines, error = [], ""
     try:
-        for chunk in container.logs(stream=True, follow=True):
-            for line in chunk.decode(errors="replace").splitlines():
-                lines.append(line)
-                if line.startswith(PROGRESS):
-                    print("  " + line[len(PROGRESS):], flush=True)
-                elif line.startswith(ERROR):
-                    error = line[len(ERROR):]
-        status = container.wait(timeout=CLEAN_TIMEOUT_S)
+        with Deadline(container, CLEAN_TIMEOUT_S) as deadline:
+            for chunk in container.logs(stream=True, follow=True):
+                for line in chunk.decode(errors="replace").splitlines():
+                    lines.append(line)
+                    if line.startswith(PROGRESS):
+                        print("  " + line[len(PROGRESS):], flush=True)
+                    elif line.startswith(ERROR):
+                        error = line[len(ERROR):]
+            status = container.wait()
     finally:
         container.remove(force=True)
+    if deadline.expired:
+        raise EdgeshipError(deadline.message(f"the graph clean-up of {p.request.model} in {image_tag}"))
     if os.getuid() == 0:
         for path in [out, *out.iterdir()]:
             os.chown(path, 0, 0)

@@ -82,6 +82,37 @@ def sandbox_kwargs(mounts) -> dict:
     }
 
 
+class Deadline:
+    """Kills a container that runs past `seconds` (the log stream it is followed by would wait for
+    it forever); `expired` says whether it did."""
+
+    def __init__(self, container, seconds: float):
+        import threading
+
+        self.seconds, self.expired = seconds, False
+        self.timer = threading.Timer(seconds, self._kill, [container])
+        self.timer.daemon = True
+
+    def _kill(self, container) -> None:
+        self.expired = True
+        try:
+            container.kill()
+        except Exception:  # already gone
+            pass
+
+    def __enter__(self) -> Deadline:
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.timer.cancel()
+
+    def message(self, what: str) -> str:
+        limit = f"{self.seconds / 60:.0f}-minute" if self.seconds >= 120 else f"{self.seconds:.0f}-second"
+        return (f"{what} ran past its {limit} limit and was stopped; a toolchain that hangs on a model "
+                f"(or a machine too loaded to finish it) ends here, not in a CI timeout")
+
+
 def run_worker(client, image_tag: str, mounts, log_path: Path, gpus: bool = False) -> None:
     """Run the conversion worker; its progress lines are shown as they come, the whole log kept."""
     extra = {}
@@ -98,7 +129,7 @@ def run_worker(client, image_tag: str, mounts, log_path: Path, gpus: bool = Fals
                             "container toolkit on this host, or convert without --gpus (the board builds the engine)") from None
     error_line = ""
     try:
-        with open(log_path, "wb") as log:
+        with open(log_path, "wb") as log, Deadline(container, CONVERT_TIMEOUT_S) as deadline:
             for chunk in container.logs(stream=True, follow=True):
                 log.write(chunk)
                 for line in chunk.decode(errors="replace").splitlines():
@@ -106,9 +137,11 @@ def run_worker(client, image_tag: str, mounts, log_path: Path, gpus: bool = Fals
                         print("  " + line[len(PROGRESS):], flush=True)
                     elif line.startswith(ERROR):
                         error_line = line[len(ERROR):]
-        status = container.wait(timeout=CONVERT_TIMEOUT_S)
+            status = container.wait()
     finally:
         container.remove(force=True)
+    if deadline.expired:
+        raise EdgeshipError(deadline.message(f"the conversion in {image_tag}") + f"; full log: {log_path}")
     if status.get("StatusCode") != 0:
         raise EdgeshipError(f"conversion failed in {image_tag} (exit {status.get('StatusCode')}): {error_line or 'no error line'}; "
                             f"full log: {log_path}")
@@ -121,10 +154,13 @@ def inspect_source(client, image_tag: str, p: Plan) -> tuple[list[dict], list[di
         container = client.containers.run(image_tag, [*WORKER, "--inspect", "/job/job.json"], detach=True,
                                           **sandbox_kwargs(base_mounts(p, job_file)))
         try:
-            status = container.wait(timeout=INSPECT_TIMEOUT_S)
+            with Deadline(container, INSPECT_TIMEOUT_S) as deadline:
+                status = container.wait()
             output = container.logs().decode(errors="replace")
         finally:
             container.remove(force=True)
+    if deadline.expired:
+        raise EdgeshipError(deadline.message(f"reading {p.request.model} in {image_tag}"))
     for line in output.splitlines():
         if line.startswith("edgeship-inspect: "):
             found = json.loads(line[len("edgeship-inspect: "):])

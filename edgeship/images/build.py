@@ -98,8 +98,9 @@ def _link_or_copy(source: str, dest: str) -> None:
 
 def _stream_build(client, context: str, tag: str, base: str, labels: dict[str, str]) -> None:
     started = time.monotonic()
+    # network off: everything comes from the context's hashed wheelhouse (and the user's .debs)
     for chunk in client.api.build(path=context, tag=tag, buildargs={"BASE_IMAGE": base}, labels=labels,
-                                  rm=True, forcerm=True, decode=True, pull=False):
+                                  rm=True, forcerm=True, decode=True, pull=False, network_mode="none"):
         if "error" in chunk:
             raise EdgeshipError(f"docker build of {tag} failed: {chunk['error'].strip()}")
         text = chunk.get("stream", "").rstrip()

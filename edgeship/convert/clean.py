@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeship.convert.container import ERROR, PROGRESS, Deadline, base_mounts, bind, sandbox_kwargs, source_of, write_job
+from edgeship.convert.container import Deadline, base_mounts, bind, follow, sandbox_kwargs, source_of, write_job
 from edgeship.convert.inputs import external_sha256
 from edgeship.convert.request import Plan
 from edgeship.errors import EdgeshipError
@@ -62,27 +62,15 @@ def run_clean_up(client, image_tag: str, p: Plan, out: Path, job_dir: Path) -> N
     mounts = base_mounts(p, job_file) + [bind(out, "/out", read_only=False)]
     print(f"edgeship: cleaning the graph of {p.request.model.name} in {image_tag}", flush=True)
     container = client.containers.run(image_tag, ["python", "-m", "targets.graph", "/job/job.json"], detach=True, **sandbox_kwargs(mounts))
-    lines, error = [], ""
-    try:
-        with Deadline(container, CLEAN_TIMEOUT_S) as deadline:
-            for chunk in container.logs(stream=True, follow=True):
-                for line in chunk.decode(errors="replace").splitlines():
-                    lines.append(line)
-                    if line.startswith(PROGRESS):
-                        print("  " + line[len(PROGRESS):], flush=True)
-                    elif line.startswith(ERROR):
-                        error = line[len(ERROR):]
-            status = container.wait()
-    finally:
-        container.remove(force=True)
-    if deadline.expired:
-        raise EdgeshipError(deadline.message(f"the graph clean-up of {p.request.model} in {image_tag}"))
+    run = follow(container, CLEAN_TIMEOUT_S)
+    if run.expired:
+        raise EdgeshipError(Deadline.limit_message(f"the graph clean-up of {p.request.model} in {image_tag}", CLEAN_TIMEOUT_S))
     if os.getuid() == 0:
         for path in [out, *out.iterdir()]:
             os.chown(path, 0, 0)
-    if status.get("StatusCode") != 0:
-        (out.parent / f"{out.name}.log").write_text("\n".join(lines) + "\n")
-        raise EdgeshipError(f"the graph clean-up of {p.request.model} failed in {image_tag} (exit {status.get('StatusCode')}): "
-                            f"{error or 'no error line'}; the model may use an op ONNX's tools cannot fold or convert: re-export it "
+    if run.status.get("StatusCode") != 0:
+        (out.parent / f"{out.name}.log").write_bytes(run.log)
+        raise EdgeshipError(f"the graph clean-up of {p.request.model} failed in {image_tag} (exit {run.status.get('StatusCode')}): "
+                            f"{run.error_line or 'no error line'}; the model may use an op ONNX's tools cannot fold or convert: re-export it "
                             f"with opset 13 or later")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgeship.convert.request import Plan
@@ -108,9 +109,42 @@ class Deadline:
         self.timer.cancel()
 
     def message(self, what: str) -> str:
-        limit = f"{self.seconds / 60:.0f}-minute" if self.seconds >= 120 else f"{self.seconds:.0f}-second"
+        return self.limit_message(what, self.seconds)
+
+    @staticmethod
+    def limit_message(what: str, seconds: float) -> str:
+        limit = f"{seconds / 60:.0f}-minute" if seconds >= 120 else f"{seconds:.0f}-second"
         return (f"{what} ran past its {limit} limit and was stopped; a toolchain that hangs on a model "
                 f"(or a machine too loaded to finish it) ends here, not in a CI timeout")
+
+
+@dataclass
+class Followed:
+    """What a followed toolchain container left: its exit status, its log and its error line."""
+
+    status: dict
+    log: bytes
+    error_line: str
+    expired: bool
+
+
+def follow(container, seconds: float) -> Followed:
+    """Show the container's progress lines as they come, keep its log and its last error line,
+    kill it past `seconds`; the container is removed in any case."""
+    chunks, error_line = [], ""
+    try:
+        with Deadline(container, seconds) as deadline:
+            for chunk in container.logs(stream=True, follow=True):
+                chunks.append(chunk)
+                for line in chunk.decode(errors="replace").splitlines():
+                    if line.startswith(PROGRESS):
+                        print("  " + line[len(PROGRESS):], flush=True)
+                    elif line.startswith(ERROR):
+                        error_line = line[len(ERROR):]
+            status = container.wait()
+    finally:
+        container.remove(force=True)
+    return Followed(status, b"".join(chunks), error_line, deadline.expired)
 
 
 def run_worker(client, image_tag: str, mounts, log_path: Path, gpus: bool = False) -> None:
@@ -127,23 +161,12 @@ def run_worker(client, image_tag: str, mounts, log_path: Path, gpus: bool = Fals
             raise
         raise EdgeshipError(f"--gpus: docker could not give {image_tag} a GPU ({str(error).splitlines()[0]}); install the NVIDIA "
                             "container toolkit on this host, or convert without --gpus (the board builds the engine)") from None
-    error_line = ""
-    try:
-        with open(log_path, "wb") as log, Deadline(container, CONVERT_TIMEOUT_S) as deadline:
-            for chunk in container.logs(stream=True, follow=True):
-                log.write(chunk)
-                for line in chunk.decode(errors="replace").splitlines():
-                    if line.startswith(PROGRESS):
-                        print("  " + line[len(PROGRESS):], flush=True)
-                    elif line.startswith(ERROR):
-                        error_line = line[len(ERROR):]
-            status = container.wait()
-    finally:
-        container.remove(force=True)
-    if deadline.expired:
-        raise EdgeshipError(deadline.message(f"the conversion in {image_tag}") + f"; full log: {log_path}")
-    if status.get("StatusCode") != 0:
-        raise EdgeshipError(f"conversion failed in {image_tag} (exit {status.get('StatusCode')}): {error_line or 'no error line'}; "
+    run = follow(container, CONVERT_TIMEOUT_S)
+    log_path.write_bytes(run.log)
+    if run.expired:
+        raise EdgeshipError(Deadline.limit_message(f"the conversion in {image_tag}", CONVERT_TIMEOUT_S) + f"; full log: {log_path}")
+    if run.status.get("StatusCode") != 0:
+        raise EdgeshipError(f"conversion failed in {image_tag} (exit {run.status.get('StatusCode')}): {run.error_line or 'no error line'}; "
                             f"full log: {log_path}")
 
 

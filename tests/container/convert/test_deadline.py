@@ -5,30 +5,26 @@ from __future__ import annotations
 
 import time
 
-from edgeship.convert.container import Deadline, sandbox_kwargs
+import docker.errors
+import pytest
+
+from edgeship.convert.container import Deadline, follow, sandbox_kwargs
 
 
-def test_a_hung_container_is_killed_at_its_deadline_and_says_so(docker_client, onnx_image):
-    container = docker_client.containers.run(onnx_image.id, ["python", "-c", "print('started', flush=True); import time; time.sleep(600)"],
-                                             detach=True, **sandbox_kwargs([]))
+def test_a_hung_container_is_killed_at_its_deadline_and_removed(docker_client, onnx_image, capsys):
+    script = "print('edgeship-worker: started', flush=True); import time; time.sleep(600)"
+    container = docker_client.containers.run(onnx_image.id, ["python", "-c", script], detach=True, **sandbox_kwargs([]))
     began = time.monotonic()
-    try:
-        with Deadline(container, 3) as deadline:
-            lines = [chunk.decode() for chunk in container.logs(stream=True, follow=True)]
-            status = container.wait()
-    finally:
-        container.remove(force=True)
-    assert deadline.expired and time.monotonic() - began < 60
-    assert "started" in "".join(lines) and status["StatusCode"] != 0
-    assert deadline.message("the conversion").startswith("the conversion ran past its 3-second limit and was stopped")
+    run = follow(container, 3)
+    assert run.expired and time.monotonic() - began < 60 and run.status["StatusCode"] != 0
+    assert b"started" in run.log and "started" in capsys.readouterr().out  # progress shown as it came
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.containers.get(container.id)
+    assert Deadline.limit_message("the conversion", 3).startswith("the conversion ran past its 3-second limit and was stopped")
 
 
 def test_a_container_that_ends_in_time_is_left_alone(docker_client, onnx_image):
-    container = docker_client.containers.run(onnx_image.id, ["python", "-c", "print('done')"], detach=True, **sandbox_kwargs([]))
-    try:
-        with Deadline(container, 120) as deadline:
-            list(container.logs(stream=True, follow=True))
-            status = container.wait()
-    finally:
-        container.remove(force=True)
-    assert not deadline.expired and status["StatusCode"] == 0
+    script = "import sys; print('edgeship-worker-error: a clear line', flush=True); sys.exit(3)"
+    container = docker_client.containers.run(onnx_image.id, ["python", "-c", script], detach=True, **sandbox_kwargs([]))
+    run = follow(container, 120)
+    assert not run.expired and run.status["StatusCode"] == 3 and run.error_line == "a clear line"

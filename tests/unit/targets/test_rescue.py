@@ -355,20 +355,26 @@ class FileRescuer:
         return built.stat().st_size
 
 
-def test_rescue_records_the_plan_and_survives_a_plan_the_toolchain_refuses(tmp_path):
+def rescue_with(rescuer_class, budget: str, tmp_path, passed: bool = False, cosine: float = 0.5):
+    """rescue() over an onnx int8 job whose toolchain is `rescuer_class`: (shipped, record, log lines)."""
     import targets
     from targets.base import Converter
     from targets.job import Job, Source
     from targets.rescue import rescue
 
     job = Job(target="onnx", source=Source(path="m.onnx", file="m.onnx", format="onnx"), quant="int8",
-              options={"rescue": "auto", "rescue_budget": "layers:3"}, tolerances={"min_cosine": 0.98}, out=str(tmp_path))
+              options={"rescue": "auto", "rescue_budget": budget}, tolerances={"min_cosine": 0.98}, out=str(tmp_path))
     lines: list[str] = []
     converter = Converter(targets.get("onnx"), job, tmp_path, log=lines.append)
-    converter.rescuer = lambda *args: FileRescuer(converter, *args)  # type: ignore[attr-defined]
+    converter.rescuer = lambda *args: rescuer_class(converter, *args)  # type: ignore[attr-defined]
     plain = tmp_path / "plain.txt"
     plain.write_text("")
-    shipped, record = rescue(converter, report(False, 0.5), plain, [], [], [])
+    shipped, record = rescue(converter, report(passed, cosine), plain, [], [], [])
+    return shipped, record, lines
+
+
+def test_rescue_records_the_plan_and_survives_a_plan_the_toolchain_refuses(tmp_path):
+    shipped, record, lines = rescue_with(FileRescuer, "layers:3", tmp_path)
     assert shipped == tmp_path / "build-2.txt" and shipped.read_text() == "odd,bad"
     assert record["passed"] and record["plan"]["float_layers"][1]["name"] == "bad" and record["plan"]["mac_share"] == 0.4
     assert [trial["headline"] for trial in record["trials"]] == ["build failed", "cosine 0.99"]
@@ -377,7 +383,7 @@ def test_rescue_records_the_plan_and_survives_a_plan_the_toolchain_refuses(tmp_p
     assert record["before"]["cosine_min"] == {"y": 0.5} and record["after"]["cosine_min"] == {"y": 0.99}
     assert lines[-1] == record["result"] and "\n" not in record["result"]
     # within tolerance already: nothing is ranked or built
-    shipped, record = rescue(converter, report(True, 0.99), plain, [], [], [])
+    shipped, record, _ = rescue_with(FileRescuer, "layers:3", tmp_path, passed=True, cosine=0.99)
     assert shipped is None and record == {"mode": "auto", "budget": "layers:3", "needed": False, "passed": True,
                                           "result": "rescue: int8 is within tolerance (cosine 0.99); nothing kept float"}
 
@@ -401,19 +407,7 @@ class CrashingRescuer(FileRescuer):
 
 
 def test_a_trial_the_toolchain_cannot_run_is_a_failed_trial_without_its_temporary_path_and_macs_unknown_bound_by_layers(tmp_path):
-    import targets
-    from targets.base import Converter
-    from targets.job import Job, Source
-    from targets.rescue import rescue
-
-    job = Job(target="onnx", source=Source(path="m.onnx", file="m.onnx", format="onnx"), quant="int8",
-              options={"rescue": "auto", "rescue_budget": "macs:5%"}, tolerances={"min_cosine": 0.98}, out=str(tmp_path))
-    lines: list[str] = []
-    converter = Converter(targets.get("onnx"), job, tmp_path, log=lines.append)
-    converter.rescuer = lambda *args: CrashingRescuer(converter, *args)  # type: ignore[attr-defined]
-    plain = tmp_path / "plain.txt"
-    plain.write_text("")
-    shipped, record = rescue(converter, report(False, 0.5), plain, [], [], [])
+    shipped, record, lines = rescue_with(CrashingRescuer, "macs:5%", tmp_path)
     assert record["passed"] and shipped.read_text() == "odd,bad"
     assert record["trials"][0]["failed"] == ["build failed: E inference: cannot read <workdir>"]
     assert record["budget"] == "layers:8" and any("MACs are unknown here, so macs:5% cannot be held" in line for line in lines)

@@ -209,7 +209,8 @@ def test(c, tier="all", pytest_args=""):
             print("=== edgeship tests: preparing the simulated boards' images ===", flush=True)
             board_images(REPO_ROOT / "inventory.ini")
         print(f"=== edgeship tests: {name} tier ===", flush=True)
-        result = c.run(f"{sys.executable} -m pytest tests/{name} -ra --durations=8 {pytest_args}", warn=True, pty=False)
+        # unbuffered: through a pipe, pytest's progress would show up only in 8 kB blocks
+        result = c.run(f"{sys.executable} -u -m pytest tests/{name} -ra --durations=8 {pytest_args}", warn=True, pty=False)
         if result.exited == 5:
             print(f"edgeship: no tests collected in the {name} tier", flush=True)
         elif result.exited != 0:

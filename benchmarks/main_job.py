@@ -62,6 +62,7 @@ def run_task(clone: Path, env: dict, task: str, task_args: list[str], log: Path)
         assert process.stdout is not None
         for line in process.stdout:
             out.write(line)
+            out.flush()  # the log is followed while the task runs
             if line.startswith("=== edgeship tests: "):
                 marks.append((line.removeprefix("=== edgeship tests: ").strip(" =\n"), time.monotonic() - began))
     code = process.returncode

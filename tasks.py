@@ -190,13 +190,23 @@ def _lint(c) -> None:
 @task(help={"tier": "lint, unit, container, fleet or all", "pytest_args": "extra arguments for pytest"})
 def test(c, tier="all", pytest_args=""):
     """Run the tests in tiers: linters and types, unit tests, container tests (real Docker), fleet tests (simulated boards, real SSH)."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     tiers = ["lint", "unit", "container", "fleet"] if tier == "all" else [tier]
     prepared = False
+    boards: Future | None = None
+    background = ThreadPoolExecutor(1, thread_name_prefix="board-images")
     for name in tiers:
         if name == "lint":
             _lint(c)
             continue
         if name in ("container", "fleet") and not prepared:
+            from edgeship.fleet.sim import board_images
+
+            if "fleet" in tiers:
+                # the simulated boards' images (debootstrap: mostly waiting on Debian's archive and
+                # qemu) are made beside the toolchain images and the container tier
+                boards = background.submit(board_images, REPO_ROOT / "inventory.ini")
             # Bring up what these tiers use first, with its progress on screen (inside
             # pytest's fixtures it would be captured) and its failures told apart.
             print("=== edgeship tests: preparing engine, images and examples ===", flush=True)
@@ -204,10 +214,13 @@ def test(c, tier="all", pytest_args=""):
             examples(c)
             prepared = True
         if name == "fleet":
-            from edgeship.fleet.sim import board_images
-
             print("=== edgeship tests: preparing the simulated boards' images ===", flush=True)
-            board_images(REPO_ROOT / "inventory.ini")
+            if boards is not None:
+                boards.result()
+            else:
+                from edgeship.fleet.sim import board_images
+
+                board_images(REPO_ROOT / "inventory.ini")
         print(f"=== edgeship tests: {name} tier ===", flush=True)
         # unbuffered: through a pipe, pytest's progress would show up only in 8 kB blocks
         result = c.run(f"{sys.executable} -u -m pytest tests/{name} -ra --durations=8 {pytest_args}", warn=True, pty=False)

@@ -134,6 +134,8 @@ def main(argv=None) -> int:
     detect_parser.add_argument("--output", "-o", default=None)
     check_parser = commands.add_parser("check", help="run the reference inputs, compare with the manifest's tolerances; exit 1 on failure")
     _artifact_arguments(check_parser)
+    check_parser.add_argument("--max-samples", type=int, default=None, metavar="N",
+                              help="judge on the first N reference samples only (an emulated board; the report says N of how many)")
     prepare_parser = commands.add_parser("prepare", help="prepare artifacts for this board before their first run (e.g. build a "
                                          "TensorRT engine), as JSON")
     prepare_parser.add_argument("artifact", nargs="+", help="artifact directories written by `invoke convert`")
@@ -202,7 +204,7 @@ def main(argv=None) -> int:
         if args.command == "check":
             from edgeship_runtime.check import check
 
-            report = check(artifact, backend_cls, threads=args.threads, fallback=fallback, **options)
+            report = check(artifact, backend_cls, threads=args.threads, fallback=fallback, max_samples=args.max_samples, **options)
             report["board"] = board["board"]
             report["compatibility"] = compat
             _emit(report, args.output)

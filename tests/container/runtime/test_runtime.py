@@ -50,6 +50,22 @@ def test_check_passes_on_the_reference_data(conversions, example, quant, target)
     assert report["artifact"]["artifact_sha256"] == sha256_file(artifact / Artifact.open(artifact).manifest["artifact"]["file"])
 
 
+def test_a_bounded_check_judges_the_first_samples_and_says_how_many_of_how_many(conversions, tmp_path):
+    """What an emulated board runs (edgeship_check_max_samples): N samples, the report says N of M,
+    and only those N are judged."""
+    artifact = conversions("digits", "fp32")
+    total = Artifact.open(artifact).manifest["reference"]["samples"]
+    report = json.loads(runtime("check", artifact, "--max-samples", 5).stdout)
+    assert report["passed"] and (report["samples"], report["samples_available"]) == (5, total) and total > 5
+    copy = _copy(artifact, tmp_path)
+    with np.load(copy / "reference" / "outputs.npz") as stored:
+        outputs = {name: stored[name].copy() for name in stored.files}
+    outputs["logits"][10] = -outputs["logits"][10]  # the 11th sample's reference: outside the bounded set
+    np.savez(copy / "reference" / "outputs.npz", **outputs)
+    assert json.loads(runtime("check", copy, "--max-samples", 5).stdout)["failed"] == []  # (its integrity check fails it still)
+    assert json.loads(runtime("check", copy).stdout)["failed"]  # judged on every sample, the tampered one counts
+
+
 def _copy(artifact, tmp_path):
     copy = tmp_path / artifact.name
     shutil.copytree(artifact, copy)

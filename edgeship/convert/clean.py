@@ -4,6 +4,7 @@ Runtime's quantizer, rknn-toolkit2 and the TensorRT op check all read the very s
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import tempfile
@@ -44,9 +45,15 @@ def clean_graph(client, p: Plan) -> CleanGraph:
     image = build(client, load_spec(CLEAN_IMAGE))
     key = clean_key(p, image.id)
     folder = cache_root() / "graphs" / key[:24]
-    if not (folder / "report.json").is_file():
-        with staged_dir(folder) as staging, tempfile.TemporaryDirectory(prefix="edgeship-clean-") as job_dir:
-            run_clean_up(client, image.tags[0] if image.tags else image.id, p, staging, Path(job_dir))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # One clean-up per graph at a time: conversions of one model run side by side (the main job,
+    # two `invoke convert`s) and would stage into, and rename over, the same folder. flock
+    # serializes threads and processes alike; the second finds the first's graph.
+    with open(folder.parent / f"{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "report.json").is_file():
+            with staged_dir(folder) as staging, tempfile.TemporaryDirectory(prefix="edgeship-clean-") as job_dir:
+                run_clean_up(client, image.tags[0] if image.tags else image.id, p, staging, Path(job_dir))
     return CleanGraph(folder / "model.onnx", json.loads((folder / "report.json").read_text()), key)
 
 

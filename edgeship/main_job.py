@@ -66,6 +66,19 @@ def conversion_requests(example_dirs: list[Path], artifacts: Path, board_modes: 
     return requests
 
 
+def job_problems(failures: list[str], fleet_exit: int) -> tuple[list[str], list[str]]:
+    """(what fails the main job, the speed models' failed conversions). A speed model (random
+    weights, for latency only) that a toolchain cannot take is a finding of the run, listed in the
+    report; the job fails on the real models' conversions and on the fleet."""
+    speed = {name for name in (*SPEED, *FULL_SPEED) if name not in REAL}
+    speed_failures = [line for line in failures if line.split()[1] in speed]  # "conversion <model> for <target> ..."
+    problems = [line for line in failures if line not in speed_failures]
+    if fleet_exit:
+        problems.append(f"the fleet playbooks failed on some boards (ansible-playbook exit {fleet_exit}); the report marks them; "
+                        f"see the play recap above")
+    return problems, speed_failures
+
+
 def _runtime_figures(artifact_dir: Path) -> dict:
     """The board runtime's check and a short benchmark of the artifact, here on the host CPU."""
     from edgeship_runtime.artifact import Artifact
@@ -428,8 +441,10 @@ class MainJob:
         elapsed = time.monotonic() - self.phases.started
         print(f"\nedgeship: main job done in {elapsed:.0f} s; results in {self.folder}; phases: "
               + ", ".join(f"{name} {span['seconds']:.0f} s" for name, span in self.phases.as_dict().items()))
-        problems = [*failures, *([f"the fleet playbooks failed on some boards (ansible-playbook exit {fleet_exit}); the report marks them; "
-                                  f"see the play recap above"] if fleet_exit else [])]
+        problems, speed_failures = job_problems(failures, fleet_exit)
+        if speed_failures:
+            print(f"edgeship: {len(speed_failures)} conversion(s) of the random-weight speed models failed (toolchain limits, "
+                  f"listed above and in the report); they do not fail the job")
         if problems:
             raise EdgeshipError("; ".join(problems))
         return self.folder

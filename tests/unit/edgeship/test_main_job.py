@@ -46,3 +46,15 @@ def test_quick_leaves_out_the_speed_models_and_full_takes_every_mode(tmp_path):
     full = conversion_requests(examples, Path("artifacts"), set(), full=True)
     every = {(t.name, quant) for t in targets.TARGETS.values() for quant in t.quantizations}
     assert modes_of(full, "ppocr-cls") == every and modes_of(full, "yolo11n") == {(t.name, t.default_quant) for t in targets.TARGETS.values()}
+
+
+def test_a_speed_model_a_toolchain_cannot_take_is_reported_and_does_not_fail_the_job():
+    from edgeship.main_job import job_problems
+
+    failures = ["conversion yolov8n for rk3588 int8 failed: ToolkitError: rknn-toolkit2 build raised ValueError: IndexError",
+                "conversion ppocr-det for onnx int8 failed: image onnx did not build"]
+    problems, speed = job_problems(failures, fleet_exit=0)
+    assert speed == failures[:1] and problems == failures[1:]
+    problems, speed = job_problems(failures[:1], fleet_exit=2)
+    assert len(problems) == 1 and "ansible-playbook exit 2" in problems[0] and speed == failures[:1]
+    assert job_problems([], 0) == ([], [])

@@ -90,7 +90,7 @@ class Deadline:
     def __init__(self, container, seconds: float):
         import threading
 
-        self.seconds, self.expired = seconds, False
+        self.expired = False
         self.timer = threading.Timer(seconds, self._kill, [container])
         self.timer.daemon = True
 
@@ -108,11 +108,8 @@ class Deadline:
     def __exit__(self, *exc) -> None:
         self.timer.cancel()
 
-    def message(self, what: str) -> str:
-        return self.limit_message(what, self.seconds)
-
     @staticmethod
-    def limit_message(what: str, seconds: float) -> str:
+    def message(what: str, seconds: float) -> str:
         limit = f"{seconds / 60:.0f}-minute" if seconds >= 120 else f"{seconds:.0f}-second"
         return (f"{what} ran past its {limit} limit and was stopped; a toolchain that hangs on a model "
                 f"(or a machine too loaded to finish it) ends here, not in a CI timeout")
@@ -164,7 +161,7 @@ def run_worker(client, image_tag: str, mounts, log_path: Path, gpus: bool = Fals
     run = follow(container, CONVERT_TIMEOUT_S)
     log_path.write_bytes(run.log)
     if run.expired:
-        raise EdgeshipError(Deadline.limit_message(f"the conversion in {image_tag}", CONVERT_TIMEOUT_S) + f"; full log: {log_path}")
+        raise EdgeshipError(Deadline.message(f"the conversion in {image_tag}", CONVERT_TIMEOUT_S) + f"; full log: {log_path}")
     if run.status.get("StatusCode") != 0:
         raise EdgeshipError(f"conversion failed in {image_tag} (exit {run.status.get('StatusCode')}): {run.error_line or 'no error line'}; "
                             f"full log: {log_path}")
@@ -183,7 +180,7 @@ def inspect_source(client, image_tag: str, p: Plan) -> tuple[list[dict], list[di
         finally:
             container.remove(force=True)
     if deadline.expired:
-        raise EdgeshipError(deadline.message(f"reading {p.request.model} in {image_tag}"))
+        raise EdgeshipError(Deadline.message(f"reading {p.request.model} in {image_tag}", INSPECT_TIMEOUT_S))
     for line in output.splitlines():
         if line.startswith("edgeship-inspect: "):
             found = json.loads(line[len("edgeship-inspect: "):])

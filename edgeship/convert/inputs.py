@@ -153,12 +153,15 @@ def external_sha256(files: list[Path]) -> str | None:
 
 
 def external_data_of(model: Path) -> list[Path]:
-    """The external-data files of an ONNX model ([] for other formats)."""
+    """The external-data files of an ONNX model ([] for other formats). Only the graph is parsed:
+    the model was checked when it was planned, and the checker would read every weight again."""
     if model.suffix != ".onnx" or not model.is_file():
         return []
+    import onnx
+
     from edgeship.convert.model_checks import external_data_files
 
-    return external_data_files(model, load_onnx(model))
+    return external_data_files(model, onnx.load(str(model), load_external_data=False))
 
 
 def _sample_files(folder: Path) -> list[Path]:

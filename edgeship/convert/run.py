@@ -18,7 +18,7 @@ from pathlib import Path
 
 from edgeship import __version__
 from edgeship.convert.cache import artifact_name, cache_key, cached, model_name
-from edgeship.convert.clean import CLEAN_IMAGE, CleanGraph, clean_graph, clean_key, run_clean_up
+from edgeship.convert.clean import CleanGraph, clean_graph
 from edgeship.convert.container import CONTAINER_UID, GRAPH_MOUNT, conversion_mounts, inspect_source, run_worker, source_of, write_job
 from edgeship.convert.request import Plan, Request, complete_plan, plan
 from edgeship.errors import EdgeshipError
@@ -55,20 +55,6 @@ def _chown_tree(root: Path, uid: int) -> None:
         os.chown(path, uid, uid, follow_symlinks=False)
 
 
-def fresh_clean_graph(client, p: Plan, scratch: Path) -> CleanGraph:
-    """The graph clean-up run again into `scratch`, the graph cache neither read nor written.
-    clean.py keeps its container run private to its cache; a fresh conversion needs that very
-    run without the cache, so it calls it rather than keeping a second copy of it."""
-    from edgeship.images.build import build
-
-    image = build(client, load_spec(CLEAN_IMAGE))
-    folder, job_dir = scratch / "graph", scratch / "job"
-    folder.mkdir()
-    job_dir.mkdir()
-    run_clean_up(client, image.tags[0] if image.tags else image.id, p, folder, job_dir)
-    return CleanGraph(folder / "model.onnx", json.loads((folder / "report.json").read_text()), clean_key(p, image.id))
-
-
 def convert(request: Request, client=None, rebuild_image: bool = False, fresh: bool = False) -> Path:
     """Convert and return the artifact directory (an existing one when the key matches).
 
@@ -87,7 +73,7 @@ def convert(request: Request, client=None, rebuild_image: bool = False, fresh: b
     if fresh and p.source_format == "onnx":
         with tempfile.TemporaryDirectory(prefix="edgeship-fresh-graph-") as scratch:
             os.chmod(scratch, 0o755)  # the container's user reads the graph mounted from here
-            return _convert_planned(client, p, spec, image, image_tag, fresh_clean_graph(client, p, Path(scratch)), fresh)
+            return _convert_planned(client, p, spec, image, image_tag, clean_graph(client, p, Path(scratch)), fresh)
     graph = clean_graph(client, p) if p.source_format == "onnx" else None
     return _convert_planned(client, p, spec, image, image_tag, graph, fresh)
 

@@ -20,7 +20,7 @@ def test_a_hung_container_is_killed_at_its_deadline_and_removed(docker_client, o
     assert b"started" in run.log and "started" in capsys.readouterr().out  # progress shown as it came
     with pytest.raises(docker.errors.NotFound):
         docker_client.containers.get(container.id)
-    assert Deadline.limit_message("the conversion", 3).startswith("the conversion ran past its 3-second limit and was stopped")
+    assert Deadline.message("the conversion", 3).startswith("the conversion ran past its 3-second limit and was stopped")
 
 
 def test_a_container_that_ends_in_time_is_left_alone(docker_client, onnx_image):

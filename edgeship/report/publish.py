@@ -152,7 +152,6 @@ def _run_folder(results: Path, run: str | None) -> tuple[str, Path | None]:
     return run_id, results / run_id if (results / run_id).is_dir() else None
 
 
-
 def _board_kind(boards: list[dict], name: str) -> str:
     """How a demo's board is labelled beside its figures: emulated (qemu: not a board's speed),
     simulated (a container on this machine), or '' for real hardware."""
@@ -160,6 +159,7 @@ def _board_kind(boards: list[dict], name: str) -> str:
     if board is None:
         return ""
     return "emulated (qemu)" if board["emulated"] else "simulated" if board["simulated"] else ""
+
 
 def write_report(results: Path, run: str | None = None) -> list[Path]:
     """Write results/<run>/report.html and report.md (run: a run id or tag; default the newest run)."""

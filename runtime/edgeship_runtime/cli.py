@@ -85,14 +85,14 @@ def _text_model(args, board: dict):
     from edgeship_runtime.backends import backend_class
     from edgeship_runtime.demo import TextModel
     from edgeship_runtime.preprocess import Preprocess
-    from edgeship_runtime.select import choose, planned_fallback
+    from edgeship_runtime.select import choose
 
     if not args.rec:
         return None
     requested = Artifact.open(args.rec)
     backend_class(requested.backend).compatibility(requested.manifest, board)
-    artifact, backend_cls, fallback = choose(args.rec, args.allow_cpu_fallback, args.rec_cpu_artifact, board["available"])
-    fallback = fallback or planned_fallback(artifact, backend_cls, args.rec_fallback_for)
+    artifact, backend_cls, fallback = choose(args.rec, args.allow_cpu_fallback, args.rec_cpu_artifact, board["available"],
+                                             args.rec_fallback_for)
     return TextModel(artifact, backend_cls, Preprocess.for_artifact(artifact), fallback)
 
 
@@ -189,15 +189,15 @@ def main(argv=None) -> int:
             return _prepare(args)
         from edgeship_runtime.artifact import Artifact
         from edgeship_runtime.backends import backend_class
-        from edgeship_runtime.select import choose, planned_fallback
+        from edgeship_runtime.select import choose
 
         board = detect()
         # A runtime that would refuse the artifact is refused first, fallback or not: a
         # mismatched vendor runtime is a board to fix, not one to quietly run on the CPU.
         requested = Artifact.open(args.artifact)
         compat = backend_class(requested.backend).compatibility(requested.manifest, board)
-        artifact, backend_cls, fallback = choose(args.artifact, args.allow_cpu_fallback, args.cpu_artifact, board["available"])
-        fallback = fallback or planned_fallback(artifact, backend_cls, args.fallback_for)
+        artifact, backend_cls, fallback = choose(args.artifact, args.allow_cpu_fallback, args.cpu_artifact, board["available"],
+                                                 args.fallback_for)
         options = _options(args.backend_option)
         if args.command == "demo":
             return _demo(args, artifact, backend_cls, fallback, options, board)

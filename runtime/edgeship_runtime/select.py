@@ -7,12 +7,14 @@ from edgeship_runtime.backends import backend_class
 from edgeship_runtime.errors import RuntimeUnavailable
 
 
-def choose(artifact_path, allow_cpu_fallback: bool = False, cpu_artifact=None, available=None):
+def choose(artifact_path, allow_cpu_fallback: bool = False, cpu_artifact=None, available=None, fallback_for: str | None = None):
     """(artifact, backend class, fallback record or None).
 
     An artifact whose accelerator this board lacks (or that the accelerator cannot run, see
     Backend.unusable) fails clearly, unless a CPU fallback is allowed and a CPU artifact is
     given (or the backend names its own): then that runs and every result says so.
+    `fallback_for`: the artifact is a CPU one the deploy plan sent in place of the board's own
+    (see planned_fallback); it runs as is and is labelled a fallback too.
     """
     artifact = Artifact.open(artifact_path)
     cls = backend_class(artifact.backend)
@@ -22,7 +24,7 @@ def choose(artifact_path, allow_cpu_fallback: bool = False, cpu_artifact=None, a
         available = detect()["available"]
     why = cls.unusable(artifact) if cls.accelerator in available else None
     if cls.accelerator in available and not why:
-        return artifact, cls, None
+        return artifact, cls, planned_fallback(artifact, cls, fallback_for)
     reason = why or f"{artifact.path} runs on {cls.accelerator} ({cls.name}), which this board lacks (it has: {', '.join(available)})"
     own = getattr(cls, "cpu_fallback", None)
     if not allow_cpu_fallback:

@@ -194,33 +194,26 @@ def test(c, tier="all", pytest_args=""):
 
     tiers = ["lint", "unit", "container", "fleet"] if tier == "all" else [tier]
     prepared = False
-    boards: Future | None = None
-    background = ThreadPoolExecutor(1, thread_name_prefix="board-images")
+    boards: Future | None = None  # the simulated boards' images, when the fleet tier is to run
     for name in tiers:
         if name == "lint":
             _lint(c)
             continue
         if name in ("container", "fleet") and not prepared:
-            from edgeship.fleet.sim import board_images
-
             if "fleet" in tiers:
-                # the simulated boards' images (debootstrap: mostly waiting on Debian's archive and
-                # qemu) are made beside the toolchain images and the container tier
-                boards = background.submit(board_images, REPO_ROOT / "inventory.ini")
+                from edgeship.fleet.sim import board_images
+
+                # debootstrap and qemu, mostly waiting: made beside the toolchain images and the container tier
+                boards = ThreadPoolExecutor(1, thread_name_prefix="board-images").submit(board_images, REPO_ROOT / "inventory.ini")
             # Bring up what these tiers use first, with its progress on screen (inside
             # pytest's fixtures it would be captured) and its failures told apart.
             print("=== edgeship tests: preparing engine, images and examples ===", flush=True)
             images_build(c, target="all")
             examples(c)
             prepared = True
-        if name == "fleet":
+        if name == "fleet" and boards is not None:  # always set by then: the fleet tier made the preparation start them
             print("=== edgeship tests: preparing the simulated boards' images ===", flush=True)
-            if boards is not None:
-                boards.result()
-            else:
-                from edgeship.fleet.sim import board_images
-
-                board_images(REPO_ROOT / "inventory.ini")
+            boards.result()
         print(f"=== edgeship tests: {name} tier ===", flush=True)
         # unbuffered: through a pipe, pytest's progress would show up only in 8 kB blocks
         result = c.run(f"{sys.executable} -u -m pytest tests/{name} -ra --durations=8 {pytest_args}", warn=True, pty=False)

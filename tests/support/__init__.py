@@ -57,7 +57,8 @@ def stand_in_example_files(config: Path, root: Path) -> Path:
     models'."""
     import tomllib
 
-    data = tomllib.loads(config.read_text())
+    text = config.read_text()
+    data = tomllib.loads(text)
     for table in data.get("models", {}).values():
         for key, value in table.items():
             if key == "calibration":
@@ -66,7 +67,7 @@ def stand_in_example_files(config: Path, root: Path) -> Path:
                 (root / value).parent.mkdir(parents=True, exist_ok=True)
                 (root / value).touch()
     copy = root / config.name
-    copy.write_text(config.read_text())
+    copy.write_text(text)
     return copy
 
 

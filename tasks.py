@@ -137,12 +137,13 @@ def targets(c):
         "out": "artifacts root folder (default: artifacts/)",
         "name": "artifact name prefix (default: the model file's stem, or its folder for model.onnx)",
         "rebuild_image": "rebuild the target's image before converting",
+        "fresh": "convert again in a new container, even when the same request has an artifact or failed before",
         "gpus": "jetson: also build a test engine on this host's NVIDIA GPU (docker --gpus all) and write the int8 calibration cache",
     },
 )
 @user_errors
 def convert(c, target, model, quant=None, calib=None, eval=None, labels=None, input_shape=None, option=None,
-            out=None, name=None, rebuild_image=False, gpus=False, preprocess=None, task=None):
+            out=None, name=None, rebuild_image=False, gpus=False, preprocess=None, task=None, fresh=False):
     """Convert a model for a target inside its toolchain image; prints the artifact directory last."""
     from edgeship.convert import Request, parse_options, summary
     from edgeship.convert import convert as run_convert
@@ -154,7 +155,7 @@ def convert(c, target, model, quant=None, calib=None, eval=None, labels=None, in
         input_shapes=list(input_shape or []), options=parse_options(option), out=Path(out), name=name, gpus=gpus,
         preprocess=Path(preprocess) if preprocess else None, task=task,
     )
-    artifact = run_convert(request, rebuild_image=rebuild_image)
+    artifact = run_convert(request, rebuild_image=rebuild_image, fresh=fresh)
     for line in summary(artifact):
         print("edgeship: " + line)
     print(artifact)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import time
 from pathlib import Path
 
 from edgeship.convert.container import CODE_DIRS
@@ -64,3 +66,39 @@ def cached(final: Path, key: str) -> bool:
     return data.get("cache_key") == key and artifact.is_file()
 
 
+
+
+# A toolchain that raised on a request (the worker's exit 3: an exception in the vendor's
+# compiler, e.g. rknn-toolkit2's IndexError on YOLOv8's head) raises again on the same key: every
+# input, option, image and code hash is in it. The failure is kept beside the artifacts so a run
+# with nothing changed says so at once instead of spending minutes in the container again.
+# Timeouts, kills and engine errors are not kept: they may not happen twice.
+FAILED_FOLDER = ".failed"
+TOOLCHAIN_EXIT = 3
+
+
+def remember_failure(out: Path, name: str, key: str, message: str, log: Path | None) -> None:
+    folder = out / FAILED_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    kept_log = folder / f"{name}.log"
+    if log is not None and log.is_file():
+        shutil.copyfile(log, kept_log)
+    record = {"cache_key": key, "error": message, "log": str(kept_log) if kept_log.is_file() else None,
+              "failed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    staging = folder / f".{name}.json.partial"
+    staging.write_text(json.dumps(record, indent=2) + "\n")
+    staging.replace(folder / f"{name}.json")
+
+
+def remembered_failure(out: Path, name: str, key: str) -> dict | None:
+    """The failure kept for this artifact name, when it was for this very key."""
+    try:
+        record = json.loads((out / FAILED_FOLDER / f"{name}.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) and record.get("cache_key") == key else None
+
+
+def forget_failure(out: Path, name: str) -> None:
+    for path in (out / FAILED_FOLDER / f"{name}.json", out / FAILED_FOLDER / f"{name}.log"):
+        path.unlink(missing_ok=True)

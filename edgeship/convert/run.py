@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 from edgeship import __version__
-from edgeship.convert.cache import artifact_name, cache_key, cached, model_name
+from edgeship.convert.cache import TOOLCHAIN_EXIT, artifact_name, cache_key, cached, forget_failure, model_name, remember_failure, remembered_failure
 from edgeship.convert.clean import CleanGraph, clean_graph
 from edgeship.convert.container import CONTAINER_UID, GRAPH_MOUNT, conversion_mounts, inspect_source, run_worker, source_of, write_job
 from edgeship.convert.request import Plan, Request, complete_plan, plan
-from edgeship.errors import EdgeshipError
+from edgeship.errors import EdgeshipError, ToolchainFailed
 from edgeship.images.locks import ImageSpec, load_spec
 from edgeship_runtime.files import sha256_file
 from targets.job import Job
@@ -85,6 +85,11 @@ def _convert_planned(client, p: Plan, spec: ImageSpec, image, image_tag: str, gr
     final = out / artifact_name(p, key)
     if not fresh and cached(final, key):
         return final
+    failure = None if fresh else remembered_failure(out, final.name, key)
+    if failure:
+        raise EdgeshipError(f"{failure['error'].split('; full log:')[0]} (the same request failed at {failure['failed_at']} and "
+                            f"would again: every input, option, image and code hash is the same; `--fresh` tries again); "
+                            f"log: {failure['log'] or 'not kept'}")
     if p.inputs is None:  # a native source: its I/O is read by the target's toolchain
         complete_plan(p, *inspect_source(client, image_tag, p))
 
@@ -110,8 +115,11 @@ def _convert_planned(client, p: Plan, spec: ImageSpec, image, image_tag: str, gr
         if final.exists():
             shutil.rmtree(final)  # an incomplete directory from an older edgeship
         os.rename(staging, final)
-    except BaseException:
+        forget_failure(out, final.name)
+    except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
+        if not fresh and isinstance(error, ToolchainFailed) and error.status == TOOLCHAIN_EXIT and "MemoryError" not in str(error):
+            remember_failure(out, final.name, key, str(error), log_path)
         if created_out and out.exists() and not any(out.iterdir()):
             out.rmdir()
         raise

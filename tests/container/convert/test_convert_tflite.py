@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from edgeship.errors import EdgeshipError
 from edgeship.images.locks import load_spec, pinned_packages
 from edgeship_runtime.files import sha256_file
 from tests.support import run_cli, tiny_cnn
@@ -103,6 +104,45 @@ def test_cache_returns_the_artifact_without_a_container(conversions, example_dir
         convert_module.convert(request, client=docker_client)
     assert sorted(p.name for p in artifact.parent.iterdir() if p.name.startswith(".staging")) == []
 
+
+
+def test_a_toolchain_failure_is_remembered_for_its_key_and_tried_again_when_anything_changes(tflite_image, example_dirs, docker_client,
+                                                                                            tmp_path, monkeypatch):
+    """A toolchain that raised (exit 3) is not run again for the same key; another key, `fresh`,
+    and a failure that may not repeat (a kill, exit 137) all run the container."""
+    import edgeship.convert as convert_module
+    import edgeship.convert.run as run_module
+    from edgeship.errors import ToolchainFailed
+
+    started = []
+
+    def toolchain_failure_stand_in(client, image_tag, mounts, log_path, gpus=False):  # the worker's exit, not a conversion
+        started.append(image_tag)
+        log_path.write_text("Traceback ...\nIndexError: list index out of range\n")
+        raise ToolchainFailed(f"conversion failed in {image_tag} (exit {status}): ToolkitError: IndexError; full log: {log_path}", status)
+
+    monkeypatch.setattr(run_module, "run_worker", toolchain_failure_stand_in)
+    folder, out = example_dirs["digits"], tmp_path / "artifacts"
+    request = convert_module.Request(target="tflite", model=folder / "model.onnx", quant="fp16", eval=folder / "eval.npz", out=out)
+    status = 3
+    with pytest.raises(ToolchainFailed):
+        convert_module.convert(request, client=docker_client)
+    assert len(started) == 1 and not [p for p in out.iterdir() if p.name != ".failed"]
+    with pytest.raises(EdgeshipError, match=r"ToolkitError: IndexError \(the same request failed at .* `--fresh` tries again\); log: .*\.failed/"):
+        convert_module.convert(request, client=docker_client)
+    assert len(started) == 1  # no container for a remembered failure
+    assert "IndexError" in next((out / ".failed").glob("*.log")).read_text()
+    with pytest.raises(ToolchainFailed):
+        convert_module.convert(request, client=docker_client, fresh=True)
+    request.quant = "fp32"  # another key
+    with pytest.raises(ToolchainFailed):
+        convert_module.convert(request, client=docker_client)
+    assert len(started) == 3
+    status, request.quant = 137, "dynamic"  # killed: may not happen twice, so not remembered
+    for _ in range(2):
+        with pytest.raises(ToolchainFailed):
+            convert_module.convert(request, client=docker_client)
+    assert len(started) == 5
 
 def test_cli_converts_a_dynamic_model_with_input_shape_and_prints_the_directory_last(tflite_image, tmp_path):
     model = tiny_cnn(tmp_path / "dyn.onnx", batch="batch")

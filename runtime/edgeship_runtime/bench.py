@@ -50,12 +50,15 @@ def stage_stats(milliseconds: list[float]) -> dict:
             "p90_ms": float(np.percentile(values, 90)), "min_ms": float(values.min())}
 
 
-def timed_loop(backend, feeds, min_runs: int, min_s: float) -> list[float]:
-    """Time `infer_prepared` until both the run count and the duration are reached."""
+def timed_loop(backend, feeds, min_runs: int, min_s: float, max_s: float | None = None) -> list[float]:
+    """Time `infer_prepared` until both the run count and the duration are reached, or (with
+    `max_s`, a time box for boards where one run takes seconds) once max_s has passed, after one run."""
     infer, clock = backend.infer_prepared, time.perf_counter
     times: list[float] = []
     started = clock()
     while len(times) < min_runs or clock() - started < min_s:
+        if max_s is not None and times and clock() - started >= max_s:
+            break
         began = clock()
         infer(feeds)
         times.append(clock() - began)
@@ -159,7 +162,9 @@ def multi_instance(artifact, backend_cls, count: int, threads, options, min_runs
 
 
 def benchmark(artifact, backend_cls, threads=None, warmup_runs=5, warmup_s=1.0, min_runs=20, min_s=2.0,
-              batches=(1,), instances=(), fallback=None, board=None, **options) -> dict:
+              batches=(1,), instances=(), fallback=None, board=None, max_s: float | None = None, **options) -> dict:
+    """`max_s`: a time box for the warm-up and the measurement each (at least one run each); the
+    steady figures say `time_boxed` when it cut the run count below min_runs."""
     memory = {"before_load": rss_kb()}
     began = time.perf_counter()
     backend = backend_cls(artifact, threads=threads, **options).load()
@@ -171,13 +176,15 @@ def benchmark(artifact, backend_cls, threads=None, warmup_runs=5, warmup_s=1.0, 
         backend.infer(sample)
         first_s = time.perf_counter() - began
         feeds = backend.prepare(sample)
-        timed_loop(backend, feeds, warmup_runs, warmup_s)
+        if warmup_runs or warmup_s:
+            timed_loop(backend, feeds, warmup_runs, warmup_s, max_s)
         memory["after_warmup"] = rss_kb()
         stages = getattr(backend, "stages", None)  # per-stage device times (CUDA events), where a backend records them
         for values in (stages or {}).values():
             values.clear()
         with PowerSampler() as power:
-            steady = latency_stats(timed_loop(backend, feeds, min_runs, min_s))
+            steady = latency_stats(timed_loop(backend, feeds, min_runs, min_s, max_s))
+        steady["time_boxed"] = steady["runs"] < min_runs
         device_stages = {stage: stage_stats(values) for stage, values in stages.items() if values} if stages else None
         memory["after_measure"] = rss_kb()
         sweep = []
@@ -209,7 +216,7 @@ def benchmark(artifact, backend_cls, threads=None, warmup_runs=5, warmup_s=1.0, 
         "backend": backend_cls.name,
         "accelerator": "cpu" if fallback else backend_cls.accelerator,
         "fallback": fallback,
-        "options": {"threads": threads, "warmup_runs": warmup_runs, "warmup_s": warmup_s, "min_runs": min_runs, "min_s": min_s,
+        "options": {"threads": threads, "warmup_runs": warmup_runs, "warmup_s": warmup_s, "min_runs": min_runs, "min_s": min_s, "max_s": max_s,
                     "batches": list(batches), "instances": list(instances), **options},
         "load_s": load_s,
         "first_inference_s": first_s,

@@ -4,7 +4,16 @@ the manifest's tolerances; exit code 0 means pass."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import time
+from pathlib import Path
+
+from edgeship_runtime.errors import ArtifactError
+from edgeship_runtime.files import atomic_write_text, sha256_file, tree_sha256
 from edgeship_runtime.tasks import compare, default_tolerances, validate
+
+RECORD_VERSION = 1
 
 
 def default_task(manifest: dict) -> dict:
@@ -67,3 +76,46 @@ def check(artifact, backend_cls, threads=None, fallback=None, max_samples: int |
         "fallback": fallback,
         "artifact": artifact.identity(),
     }
+
+
+def check_fingerprint(artifact, backend_cls, fallback, board: dict, threads=None, max_samples=None, options=None) -> str:
+    """What decides a check's result besides the artifact's files (verified on every read): its
+    manifest, this runtime's code, the backend and fallback chosen, the board as detected (its
+    accelerators and runtime versions, which a driver update changes) and the arguments."""
+    package = Path(__file__).parent
+    material = {"version": RECORD_VERSION, "manifest": sha256_file(artifact.path / "manifest.json"),
+                "runtime": tree_sha256(package, package.rglob("*.py")), "backend": backend_cls.name, "fallback": _fallback_key(fallback),
+                "board": board, "threads": threads, "max_samples": max_samples, "options": options or {}}
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _fallback_key(fallback: dict | None) -> dict | None:
+    """A fallback by the artifacts it involves (their sha256), not by its reason's text: the same
+    artifact is reached through the release's folder at deploy and through `current` later."""
+    if not fallback:
+        return None
+    return {part: (fallback.get(part) or {}).get("artifact_sha256") for part in ("requested", "used")}
+
+
+def read_record(path, fingerprint: str, artifact, fallback=None) -> dict | None:
+    """The report kept in `path` by an earlier check of the same fingerprint, its files verified
+    again now (a changed file means a new check); None when there is none to reuse."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None  # none yet, or one cut short: checked again and written anew
+    if not isinstance(record, dict) or record.get("fingerprint") != fingerprint or artifact.verify_files():
+        return None
+    # the paths as given now (the release's `current` link, or its own folder)
+    return {**record["report"], "artifact": artifact.identity(), "fallback": fallback,
+            "recorded": {"file": str(path), "checked_at": record.get("checked_at")}}
+
+
+def write_record(path, fingerprint: str, report: dict) -> None:
+    target = Path(path)
+    if not target.parent.is_dir():
+        if not target.parent.parent.is_dir():
+            raise ArtifactError(f"--record {path}: folder {target.parent.parent} does not exist; pass a path in an existing folder")
+        target.parent.mkdir(exist_ok=True)
+    checked_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    atomic_write_text(target, json.dumps({"fingerprint": fingerprint, "checked_at": checked_at, "report": report}, sort_keys=True) + "\n")

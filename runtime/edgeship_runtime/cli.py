@@ -136,6 +136,9 @@ def main(argv=None) -> int:
     _artifact_arguments(check_parser)
     check_parser.add_argument("--max-samples", type=int, default=None, metavar="N",
                               help="judge on the first N reference samples only (an emulated board; the report says N of how many)")
+    check_parser.add_argument("--record", default=None, metavar="FILE",
+                              help="keep the report in FILE; when FILE holds a report for these very files, runtime, board (its "
+                                   "accelerators and runtime versions) and arguments, print that instead of running the samples again")
     prepare_parser = commands.add_parser("prepare", help="prepare artifacts for this board before their first run (e.g. build a "
                                          "TensorRT engine), as JSON")
     prepare_parser.add_argument("artifact", nargs="+", help="artifact directories written by `invoke convert`")
@@ -149,6 +152,8 @@ def main(argv=None) -> int:
     bench_parser.add_argument("--warmup-s", type=float, default=1.0)
     bench_parser.add_argument("--min-runs", type=int, default=20)
     bench_parser.add_argument("--min-s", type=float, default=2.0)
+    bench_parser.add_argument("--max-s", type=float, default=None,
+                              help="time box for the warm-up and the measurement each, after one run (boards where a run takes seconds)")
     bench_parser.add_argument("--batches", default="1", help="comma-separated batch sizes to sweep, e.g. 1,2,4")
     bench_parser.add_argument("--instances", default="", help="comma-separated runner counts for multi-instance throughput, e.g. 2,4")
     demo_parser = commands.add_parser("demo", help="live camera demo: classify, detect, or read text (--rec) on a camera/video/folder/pattern "
@@ -202,18 +207,24 @@ def main(argv=None) -> int:
         if args.command == "demo":
             return _demo(args, artifact, backend_cls, fallback, options, board)
         if args.command == "check":
-            from edgeship_runtime.check import check
+            from edgeship_runtime.check import check, check_fingerprint, read_record, write_record
 
-            report = check(artifact, backend_cls, threads=args.threads, fallback=fallback, max_samples=args.max_samples, **options)
-            report["board"] = board["board"]
-            report["compatibility"] = compat
+            fingerprint = check_fingerprint(artifact, backend_cls, fallback, board, threads=args.threads, max_samples=args.max_samples,
+                                            options=options)
+            report = read_record(args.record, fingerprint, artifact, fallback) if args.record else None
+            if report is None:
+                report = check(artifact, backend_cls, threads=args.threads, fallback=fallback, max_samples=args.max_samples, **options)
+                report["board"] = board["board"]
+                report["compatibility"] = compat
+                if args.record:
+                    write_record(args.record, fingerprint, report)
             _emit(report, args.output)
             return 0 if report["passed"] else 1
         from edgeship_runtime.bench import benchmark
 
         result = benchmark(artifact, backend_cls, threads=args.threads, warmup_runs=args.warmup_runs, warmup_s=args.warmup_s,
                            min_runs=args.min_runs, min_s=args.min_s, batches=[int(b) for b in args.batches.split(",") if b],
-                           instances=[int(n) for n in args.instances.split(",") if n], fallback=fallback,
+                           instances=[int(n) for n in args.instances.split(",") if n], fallback=fallback, max_s=args.max_s,
                            board={"board": board["board"], "arch": board["arch"], "kernel": board["kernel"], "cpu": board["cpu"]}, **options)
         result["compatibility"] = compat
         _emit(result, args.output)

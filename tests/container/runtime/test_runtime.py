@@ -66,6 +66,39 @@ def test_a_bounded_check_judges_the_first_samples_and_says_how_many_of_how_many(
     assert json.loads(runtime("check", copy).stdout)["failed"]  # judged on every sample, the tampered one counts
 
 
+def test_a_recorded_check_is_reused_for_the_same_files_board_and_arguments_and_run_again_otherwise(conversions, tmp_path):
+    """`check --record FILE` (deploy and bench on the boards): the report kept for the very same
+    fingerprint comes back without running the samples; other arguments, a changed reference
+    file or a record cut short run the check again."""
+    copy = _copy(conversions("digits", "int8"), tmp_path)
+    record = tmp_path / "checks" / "digits.json"
+    first = runtime("check", copy, "--record", record)
+    assert first.returncode == 0 and record.is_file(), first.stderr[-2000:]
+    assert "recorded" not in json.loads(first.stdout)
+    again = json.loads(runtime("check", copy, "--record", record).stdout)
+    assert again["recorded"]["file"] == str(record) and again["passed"]
+    assert {key: value for key, value in again.items() if key != "recorded"} == json.loads(first.stdout)
+    bounded = json.loads(runtime("check", copy, "--record", record, "--max-samples", 5).stdout)  # another argument
+    assert "recorded" not in bounded and bounded["samples"] == 5
+    with np.load(copy / "reference" / "outputs.npz") as data:
+        outputs = {name: data[name] for name in data.files}
+    np.savez(copy / "reference" / "outputs.npz", **{name: value[:, ::-1].copy() for name, value in outputs.items()})
+    tampered = runtime("check", copy, "--record", record, "--max-samples", 5)  # files changed since the record
+    assert tampered.returncode == 1 and "recorded" not in json.loads(tampered.stdout)
+    record.write_text('{"fingerprint": ')  # cut short: checked again, not an error
+    assert runtime("check", copy, "--record", record, "--max-samples", 5).returncode == 1
+
+
+def test_a_time_boxed_bench_stops_after_max_s_and_says_so(conversions):
+    artifact = conversions("mobilenetv2", "int8")
+    result = runtime("bench", artifact, "--threads", 1, "--warmup-runs", 0, "--warmup-s", 0, "--min-runs", 100000, "--min-s", 0,
+                     "--max-s", 0.5)
+    assert result.returncode == 0, result.stderr[-2000:]
+    bench = json.loads(result.stdout)
+    assert bench["options"]["max_s"] == 0.5 and bench["steady"]["time_boxed"]
+    assert 1 <= bench["steady"]["runs"] < 100000
+    assert bench["steady"]["runs"] * bench["steady"]["min_ms"] / 1000 < 0.5 + bench["steady"]["max_ms"] / 1000
+
 def _copy(artifact, tmp_path):
     copy = tmp_path / artifact.name
     shutil.copytree(artifact, copy)

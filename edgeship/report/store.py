@@ -170,6 +170,12 @@ def _migrate(connection: sqlite3.Connection, path: Path) -> None:
             continue
         # executescript would commit on its own; each statement runs inside one explicit transaction instead
         connection.execute("BEGIN IMMEDIATE")
+        # read again under the write lock: another process (a second `invoke report`) may have
+        # migrated between the first read and the lock
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if number <= version:
+            connection.execute("COMMIT")
+            continue
         try:
             for statement in _statements(script):
                 connection.execute(statement)

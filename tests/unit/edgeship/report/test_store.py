@@ -203,6 +203,34 @@ def test_the_schema_is_versioned_and_a_newer_store_is_refused(tmp_path):
         pass
 
 
+
+def test_a_store_migrated_by_another_process_meanwhile_is_not_migrated_twice(tmp_path):
+    """Two processes open a new store at once: both read version 0, one migrates; the other,
+    once it holds the write lock, sees the new version and goes on (not "move it aside")."""
+    results = tmp_path / "results"
+    with store.connect(results):
+        pass  # the other process, done migrating
+
+    class ReadBeforeTheOtherMigrated:
+        """A connection whose first read of the version predates the other process's migration."""
+
+        def __init__(self, connection):
+            self.connection, self.stale = connection, True
+
+        def execute(self, statement, *args):
+            if statement == "PRAGMA user_version" and self.stale:
+                self.stale = False
+                return self.connection.execute("SELECT 0")
+            return self.connection.execute(statement, *args)
+
+    connection = sqlite3.connect(store.db_path(results), isolation_level=None)
+    try:
+        store._migrate(ReadBeforeTheOtherMigrated(connection), store.db_path(results))
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
+        assert not connection.in_transaction
+    finally:
+        connection.close()
+
 def test_a_store_of_an_older_schema_is_migrated_and_keeps_its_rows(run, monkeypatch):
     results, folder = run
     first = store.MIGRATIONS[:1]

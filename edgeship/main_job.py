@@ -82,19 +82,20 @@ def job_problems(failures: list[str], fleet_exit: int) -> tuple[list[str], list[
 
 HOST_RECORDS = ".host"  # under the artifacts root: each artifact's check and timing here, reused while nothing changed
 HOST_BENCH = {"threads": 1, "warmup_runs": 3, "warmup_s": 0.2, "min_runs": 10, "min_s": 0.5}
+HOST_FIGURES = ("host_check_passed", "host_mean_ms", "host_p90_ms", "host_p10_ms", "host_p50_ms", "host_runs")
 
 
 def _runtime_figures(artifact_dir: Path) -> dict:
     """The board runtime's check and a short benchmark of the artifact, here on the host CPU.
 
-    Kept in <artifacts>/.host/<artifact>.json with the check's fingerprint (the artifact's
-    files and manifest, the runtime's code, this machine's accelerators and runtime versions,
-    the backend and the benchmark's settings): a run where none of it changed reuses the figures
-    and says when they were measured, as the conversion cache reuses the artifact itself."""
+    Kept in <artifacts>/.host/<artifact>.json as `check --record` keeps a board's check, with
+    its fingerprint (the artifact's files and manifest, the runtime's code, this machine's
+    accelerators and runtime versions, the backend and the benchmark's settings): a run where
+    none of it changed reuses the figures and says when they were measured."""
     from edgeship_runtime.artifact import Artifact
     from edgeship_runtime.backends import backend_class
     from edgeship_runtime.bench import benchmark
-    from edgeship_runtime.check import check, check_fingerprint
+    from edgeship_runtime.check import check, check_fingerprint, read_record, write_record
     from edgeship_runtime.detect import detect
     from edgeship_runtime.errors import RuntimeUnavailable
     from edgeship_runtime.select import choose
@@ -109,7 +110,7 @@ def _runtime_figures(artifact_dir: Path) -> dict:
     notes = [f"on {cls.name} CPU"] if fallback else []
     record_path = artifact_dir.parent / HOST_RECORDS / f"{artifact_dir.name}.json"
     fingerprint = check_fingerprint(artifact, cls, fallback, detect(), threads=1, options={"bench": HOST_BENCH})
-    kept = _kept_figures(record_path, fingerprint, artifact)
+    kept = read_record(record_path, fingerprint, artifact)
     if kept is None:
         try:
             report = check(artifact, cls, threads=1)
@@ -118,28 +119,13 @@ def _runtime_figures(artifact_dir: Path) -> dict:
             return {"host_check_passed": None, "host_mean_ms": None, "host_p90_ms": None, "host_note": str(error)}
         steady = bench["steady"]
         # the spread too (p10, p50, runs): `compare` calls a change real only outside both runs' p10-p90
-        kept = {"host_check_passed": report["passed"], "host_mean_ms": steady["mean_ms"], "host_p90_ms": steady["p90_ms"],
-                "host_p10_ms": steady.get("p10_ms"), "host_p50_ms": steady.get("p50_ms"), "host_runs": steady.get("runs")}
-        record_path.parent.mkdir(exist_ok=True)
-        atomic_write_text(record_path, json.dumps({"fingerprint": fingerprint, "measured_at": _now(), "figures": kept}) + "\n")
+        figures = {"host_check_passed": report["passed"], "host_mean_ms": steady["mean_ms"], "host_p90_ms": steady["p90_ms"],
+                   "host_p10_ms": steady.get("p10_ms"), "host_p50_ms": steady.get("p50_ms"), "host_runs": steady.get("runs")}
+        write_record(record_path, fingerprint, figures)
     else:
-        notes.append(f"kept from {kept.pop('measured_at')}: same artifact, runtime and machine")
-    return {**kept, **({"host_note": "; ".join(notes)} if notes else {})}
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _kept_figures(path: Path, fingerprint: str, artifact) -> dict | None:
-    """The figures kept for this fingerprint, the artifact's files verified again now."""
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None  # none yet, or cut short: measured again
-    if not isinstance(record, dict) or record.get("fingerprint") != fingerprint or artifact.verify_files():
-        return None
-    return {**record["figures"], "measured_at": record.get("measured_at")}
+        figures = {key: kept.get(key) for key in HOST_FIGURES}
+        notes.append(f"kept from {kept['recorded']['checked_at']}: same artifact, runtime and machine")
+    return {**figures, **({"host_note": "; ".join(notes)} if notes else {})}
 
 
 def conversion_row(artifact: Path, seconds: float) -> dict:

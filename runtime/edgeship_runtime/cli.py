@@ -209,9 +209,11 @@ def main(argv=None) -> int:
         if args.command == "check":
             from edgeship_runtime.check import check, check_fingerprint, read_record, write_record
 
-            fingerprint = check_fingerprint(artifact, backend_cls, fallback, board, threads=args.threads, max_samples=args.max_samples,
-                                            options=options)
-            report = read_record(args.record, fingerprint, artifact, fallback) if args.record else None
+            report, fingerprint = None, ""
+            if args.record:
+                fingerprint = check_fingerprint(artifact, backend_cls, fallback, board, threads=args.threads, max_samples=args.max_samples,
+                                                options=options)
+                report = read_record(args.record, fingerprint, artifact, fallback)
             if report is None:
                 report = check(artifact, backend_cls, threads=args.threads, fallback=fallback, max_samples=args.max_samples, **options)
                 report["board"] = board["board"]
@@ -222,6 +224,8 @@ def main(argv=None) -> int:
             return 0 if report["passed"] else 1
         from edgeship_runtime.bench import benchmark
 
+        if args.max_s is not None and args.max_s <= 0:
+            raise ArtifactError(f"--max-s {args.max_s} must be greater than 0 (seconds after which no new run starts)")
         result = benchmark(artifact, backend_cls, threads=args.threads, warmup_runs=args.warmup_runs, warmup_s=args.warmup_s,
                            min_runs=args.min_runs, min_s=args.min_s, batches=[int(b) for b in args.batches.split(",") if b],
                            instances=[int(n) for n in args.instances.split(",") if n], fallback=fallback, max_s=args.max_s,

@@ -98,6 +98,9 @@ def test_a_time_boxed_bench_stops_after_max_s_and_says_so(conversions):
     assert bench["options"]["max_s"] == 0.5 and bench["steady"]["time_boxed"]
     assert 1 <= bench["steady"]["runs"] < 100000
     assert bench["steady"]["runs"] * bench["steady"]["min_ms"] / 1000 < 0.5 + bench["steady"]["max_ms"] / 1000
+    refused = runtime("bench", artifact, "--max-s", 0)
+    assert refused.returncode == 2 and refused.stderr.strip() == (
+        "edgeship-runtime: error: --max-s 0.0 must be greater than 0 (seconds after which no new run starts)")
 
 def _copy(artifact, tmp_path):
     copy = tmp_path / artifact.name

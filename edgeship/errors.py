@@ -10,8 +10,9 @@ class EdgeshipError(Exception):
 
 
 class ToolchainFailed(EdgeshipError):
-    """The target's toolchain container exited non-zero; `status` is its exit code."""
+    """The target's toolchain container exited non-zero: why (`reason`), its exit code (`status`)
+    and where its whole log is."""
 
-    def __init__(self, message: str, status: int | None):
-        super().__init__(message)
-        self.status = status
+    def __init__(self, reason: str, status: int | None, log: object):
+        super().__init__(f"{reason}; full log: {log}")
+        self.reason, self.status = reason, status

@@ -82,7 +82,6 @@ def job_problems(failures: list[str], fleet_exit: int) -> tuple[list[str], list[
 
 HOST_RECORDS = ".host"  # under the artifacts root: each artifact's check and timing here, reused while nothing changed
 HOST_BENCH = {"threads": 1, "warmup_runs": 3, "warmup_s": 0.2, "min_runs": 10, "min_s": 0.5}
-HOST_FIGURES = ("host_check_passed", "host_mean_ms", "host_p90_ms", "host_p10_ms", "host_p50_ms", "host_runs")
 
 
 def _runtime_figures(artifact_dir: Path) -> dict:
@@ -123,7 +122,7 @@ def _runtime_figures(artifact_dir: Path) -> dict:
                    "host_p10_ms": steady.get("p10_ms"), "host_p50_ms": steady.get("p50_ms"), "host_runs": steady.get("runs")}
         write_record(record_path, fingerprint, figures)
     else:
-        figures = {key: kept.get(key) for key in HOST_FIGURES}
+        figures = {key: value for key, value in kept.items() if key.startswith("host_")}  # what was written above
         notes.append(f"kept from {kept['recorded']['checked_at']}: same artifact, runtime and machine")
     return {**figures, **({"host_note": "; ".join(notes)} if notes else {})}
 

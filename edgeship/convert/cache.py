@@ -13,7 +13,7 @@ from edgeship.convert.container import CODE_DIRS
 from edgeship.convert.inputs import calibration_digest, external_sha256
 from edgeship.convert.request import Plan
 from edgeship.paths import REPO_ROOT
-from edgeship_runtime.files import sha256_file, tree_sha256
+from edgeship_runtime.files import atomic_write_text, sha256_file, tree_sha256
 
 
 def code_sha256() -> str:
@@ -66,8 +66,6 @@ def cached(final: Path, key: str) -> bool:
     return data.get("cache_key") == key and artifact.is_file()
 
 
-
-
 # A toolchain that raised on a request (the worker's exit 3: an exception in the vendor's
 # compiler, e.g. rknn-toolkit2's IndexError on YOLOv8's head) raises again on the same key: every
 # input, option, image and code hash is in it. The failure is kept beside the artifacts so a run
@@ -85,9 +83,7 @@ def remember_failure(out: Path, name: str, key: str, message: str, log: Path | N
         shutil.copyfile(log, kept_log)
     record = {"cache_key": key, "error": message, "log": str(kept_log) if kept_log.is_file() else None,
               "failed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    staging = folder / f".{name}.json.partial"
-    staging.write_text(json.dumps(record, indent=2) + "\n")
-    staging.replace(folder / f"{name}.json")
+    atomic_write_text(folder / f"{name}.json", json.dumps(record, indent=2) + "\n")
 
 
 def remembered_failure(out: Path, name: str, key: str) -> dict | None:

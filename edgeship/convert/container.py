@@ -163,8 +163,8 @@ def run_worker(client, image_tag: str, mounts, log_path: Path, gpus: bool = Fals
     if run.expired:
         raise EdgeshipError(Deadline.message(f"the conversion in {image_tag}", CONVERT_TIMEOUT_S) + f"; full log: {log_path}")
     if run.status.get("StatusCode") != 0:
-        raise ToolchainFailed(f"conversion failed in {image_tag} (exit {run.status.get('StatusCode')}): {run.error_line or 'no error line'}; "
-                              f"full log: {log_path}", run.status.get("StatusCode"))
+        raise ToolchainFailed(f"conversion failed in {image_tag} (exit {run.status.get('StatusCode')}): {run.error_line or 'no error line'}",
+                              run.status.get("StatusCode"), log_path)
 
 
 def inspect_source(client, image_tag: str, p: Plan) -> tuple[list[dict], list[dict]]:

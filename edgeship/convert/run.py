@@ -87,7 +87,7 @@ def _convert_planned(client, p: Plan, spec: ImageSpec, image, image_tag: str, gr
         return final
     failure = None if fresh else remembered_failure(out, final.name, key)
     if failure:
-        raise EdgeshipError(f"{failure['error'].split('; full log:')[0]} (the same request failed at {failure['failed_at']} and "
+        raise EdgeshipError(f"{failure['error']} (the same request failed at {failure['failed_at']} and "
                             f"would again: every input, option, image and code hash is the same; `--fresh` tries again); "
                             f"log: {failure['log'] or 'not kept'}")
     if p.inputs is None:  # a native source: its I/O is read by the target's toolchain
@@ -118,8 +118,8 @@ def _convert_planned(client, p: Plan, spec: ImageSpec, image, image_tag: str, gr
         forget_failure(out, final.name)
     except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
-        if not fresh and isinstance(error, ToolchainFailed) and error.status == TOOLCHAIN_EXIT and "MemoryError" not in str(error):
-            remember_failure(out, final.name, key, str(error), log_path)
+        if not fresh and isinstance(error, ToolchainFailed) and error.status == TOOLCHAIN_EXIT and "MemoryError" not in error.reason:
+            remember_failure(out, final.name, key, error.reason, log_path)
         if created_out and out.exists() and not any(out.iterdir()):
             out.rmdir()
         raise

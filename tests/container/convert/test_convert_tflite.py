@@ -119,7 +119,7 @@ def test_a_toolchain_failure_is_remembered_for_its_key_and_tried_again_when_anyt
     def toolchain_failure_stand_in(client, image_tag, mounts, log_path, gpus=False):  # the worker's exit, not a conversion
         started.append(image_tag)
         log_path.write_text("Traceback ...\nIndexError: list index out of range\n")
-        raise ToolchainFailed(f"conversion failed in {image_tag} (exit {status}): ToolkitError: IndexError; full log: {log_path}", status)
+        raise ToolchainFailed(f"conversion failed in {image_tag} (exit {status}): ToolkitError: IndexError", status, log_path)
 
     monkeypatch.setattr(run_module, "run_worker", toolchain_failure_stand_in)
     folder, out = example_dirs["digits"], tmp_path / "artifacts"

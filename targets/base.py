@@ -20,6 +20,17 @@ class TargetError(LookupError):
     """An unknown target name; the controller turns it into its one-line user error."""
 
 
+class RequestError(ValueError):
+    """The model or options as given cannot be converted by this toolchain, and the user fixes
+    it (an op the parser does not import, a mean with the wrong number of channels). The worker
+    exits REQUEST_EXIT for it: the controller shows the line and keeps nothing, where a
+    toolchain that raised (TOOLCHAIN_EXIT) is remembered for its cache key."""
+
+
+REQUEST_EXIT = 2
+TOOLCHAIN_EXIT = 3
+
+
 @dataclass(frozen=True)
 class Option:
     """A target-specific option: its allowed values and the default."""
@@ -32,6 +43,21 @@ class Option:
     # Free-form options (no choices): parse(value) returns the normalized value or raises
     # ValueError saying what is wrong.
     parse: Callable[[str], str] | None = None
+
+
+def worker_exit(error: Exception) -> int:
+    """The exit status of a worker that raised `error`, after one line for the controller (the
+    trace goes to the log first): REQUEST_EXIT for the user's fix, TOOLCHAIN_EXIT otherwise."""
+    import traceback
+
+    traceback.print_exc()
+    text = str(error).strip()
+    first = text.splitlines()[0] if text else ""
+    if isinstance(error, RequestError):  # already the user's line: what is wrong and the fix
+        print(f"edgeship-worker-error: {first}", flush=True)
+        return REQUEST_EXIT
+    print(f"edgeship-worker-error: {type(error).__name__}: {first}", flush=True)
+    return TOOLCHAIN_EXIT
 
 
 def log(message: str) -> None:
@@ -156,6 +182,10 @@ class Target:
     # Artifact files (by suffix) the toolchain does not write byte for byte the same from the same
     # inputs, and why: `invoke verify` checks their size and the outputs they compute instead.
     not_byte_reproducible: tuple[tuple[str, str], ...] = ()
+    # check_request(options, inputs, source_format): raises RequestError when the resolved
+    # options do not fit the model's inputs; run on the host once the inputs are known (before
+    # the conversion's container starts) and again by the converter.
+    check_request: Callable[[dict, list[dict], str], None] | None = None
 
     def option(self, name: str) -> Option | None:
         return next((option for option in self.options if option.name == name), None)

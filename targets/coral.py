@@ -26,7 +26,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from targets.base import Option, Target
+from targets.base import Option, RequestError, Target
 from targets.tflite import TFLiteConverter, tflite_op_report
 
 COMPILER = "edgetpu_compiler"
@@ -101,15 +101,17 @@ def compile_record(prediction: dict, compiler: str | None, version: str | None, 
     return record
 
 
+def check_request(options: dict, inputs: list[dict], source_format: str) -> None:
+    """The Edge TPU runs batch 1 only (checked on the host, as check_request, and again here)."""
+    for spec in inputs:
+        shape = spec["shape"]
+        if not shape or int(shape[0]) != 1:
+            raise RequestError(f"input {spec['name']!r} has shape {shape}: the Edge TPU runs batch 1 only; convert with "
+                               f"--input-shape {spec['name']}:{','.join(['1', *[str(d) for d in shape[1:]]])}")
+
+
 class CoralConverter(TFLiteConverter):
     """The tflite target's full-int8 conversion, then the Edge TPU placement and compiler step."""
-
-    def _check_static_batch_one(self) -> None:
-        for spec in self.job.inputs:
-            shape = spec["shape"]
-            if not shape or int(shape[0]) != 1:
-                raise ValueError(f"input {spec['name']!r} has shape {shape}: the Edge TPU runs batch 1 only; convert with "
-                                 f"--input-shape {spec['name']}:{','.join(['1', *[str(d) for d in shape[1:]]])}")
 
     def configure(self, converter, quant: str, calibration: list[dict], signature_inputs: dict) -> None:
         super().configure(converter, quant, calibration, signature_inputs)
@@ -121,7 +123,7 @@ class CoralConverter(TFLiteConverter):
     def convert(self, calibration: list[dict], reference_set: list[dict]) -> Path:
         """model.tflite (full int8, via the tflite target), its predicted Edge TPU placement and,
         where the image has the compiler, model_edgetpu.tflite in the artifact folder."""
-        self._check_static_batch_one()
+        check_request(self.job.options, self.job.inputs, self.job.source.format)
         model = super().convert(calibration, reference_set)
         self._check_io(model)
         self.edgetpu = self._place_and_compile(model)
@@ -227,6 +229,7 @@ TARGET = Target(
     artifact_suffix=".tflite",
     runtime_backend="edgetpu",
     converter=CoralConverter,
+    check_request=check_request,
     needs_calibration=("int8",),
     # the tflite target's conversion: onnx2tf reads opset 11 or higher
     onnx_opsets=(11, 23),

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from targets.base import Converter, Option, Target
+from targets.base import Converter, Option, RequestError, Target
 from targets.onnx import RANK_SAMPLES, identity_io_map, onnx_op_report, qdq_quantize, qdq_ranking
 from targets.rescue import Ranking, Rescuer, rescue_options
 from targets.tensorrt_ops import JETPACK, OPSET_MAX, OPSET_MIN, TENSORRT_VERSION
@@ -54,7 +54,7 @@ def parse_workspace(value: str) -> str:
     return str(mib)
 
 
-class UnsupportedByTensorRT(RuntimeError):
+class UnsupportedByTensorRT(RequestError):
     """The model has ops TensorRT's ONNX parser does not import."""
 
 

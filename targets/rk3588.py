@@ -41,7 +41,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from targets.base import Converter, Option, Target, log
+from targets.base import Converter, Option, RequestError, Target, log
 from targets.job import Job
 from targets.rescue import Layer, Ranking, Rescuer, onnx_macs, rescue_options
 
@@ -68,6 +68,28 @@ def parse_std(value: str) -> str:
     if normalized and any(float(part) == 0 for part in normalized.split(",")):
         raise ValueError("a std of 0 divides by zero")
     return normalized
+
+
+def normalization(options: dict, inputs: list[dict], source_format: str):
+    """(mean, std) per input as lists of per-channel values, or (None, None); RequestError when
+    the number of values fits no input's channels (checked on the host, as check_request)."""
+    mean, std = _floats(options.get("mean", "")), _floats(options.get("std", ""))
+    if mean is None and std is None:
+        return None, None
+    per_input_mean, per_input_std = [], []
+    for spec in inputs:
+        channels = spec["shape"][1] if len(spec["shape"]) == 4 and source_format == "onnx" else spec["shape"][-1]
+        for label, values in (("mean", mean), ("std", std)):
+            if values is not None and len(values) not in (1, channels):
+                raise RequestError(f"option {label} has {len(values)} values but input {spec['name']!r} has {channels} channels; "
+                                   f"give 1 or {channels}")
+        per_input_mean.append([(mean or [0.0])[i % len(mean or [0.0])] for i in range(channels)])
+        per_input_std.append([(std or [1.0])[i % len(std or [1.0])] for i in range(channels)])
+    return per_input_mean, per_input_std
+
+
+def check_request(options: dict, inputs: list[dict], source_format: str) -> None:
+    normalization(options, inputs, source_format)
 
 
 class ToolkitError(RuntimeError):
@@ -219,20 +241,7 @@ class RK3588Converter(Converter):
     # -- input data as the toolkit wants it ------------------------------------------------
     def normalization(self):
         """(mean, std) per input as lists of per-channel values, or (None, None)."""
-        options = self.job.options
-        mean, std = _floats(options.get("mean", "")), _floats(options.get("std", ""))
-        if mean is None and std is None:
-            return None, None
-        per_input_mean, per_input_std = [], []
-        for spec in self.job.inputs:
-            channels = spec["shape"][1] if len(spec["shape"]) == 4 and self.job.source.format == "onnx" else spec["shape"][-1]
-            for label, values in (("mean", mean), ("std", std)):
-                if values is not None and len(values) not in (1, channels):
-                    raise ValueError(f"option {label} has {len(values)} values but input {spec['name']!r} has {channels} channels; "
-                                     f"give 1 or {channels}")
-            per_input_mean.append([(mean or [0.0])[i % len(mean or [0.0])] for i in range(channels)])
-            per_input_std.append([(std or [1.0])[i % len(std or [1.0])] for i in range(channels)])
-        return per_input_mean, per_input_std
+        return normalization(self.job.options, self.job.inputs, self.job.source.format)
 
     def channel_last(self, spec: dict) -> bool:
         """True when a source tensor is channel-first and the artifact takes it channel-last."""
@@ -640,6 +649,7 @@ TARGET = Target(
         *rescue_options(),
     ),
     converter=RK3588Converter,
+    check_request=check_request,
     # rknn-toolkit2 2.x documents opset 19 (higher is refused, issue #539); 11 is the lowest seen
     # converting (PaddleOCR's exports). Sources in edgeship/convert/model_checks.py.
     onnx_opsets=(11, 19),

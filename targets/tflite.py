@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from targets.base import Converter, Option, Target
+from targets.base import Converter, Option, RequestError, Target
 from targets.rescue import Layer, Ranking, Rescuer, db, rescue_options
 
 SIGNATURE = "serving_default"
@@ -100,7 +100,7 @@ class TFLiteConverter(Converter):
         if self.job.source.format == "savedmodel":
             loaded = tf.saved_model.load(path)
             if SIGNATURE not in loaded.signatures:
-                raise ValueError(f"{self.job.source.file} has no {SIGNATURE!r} signature (it has {sorted(loaded.signatures)})")
+                raise RequestError(f"{self.job.source.file} has no {SIGNATURE!r} signature (it has {sorted(loaded.signatures)})")
             signature = loaded.signatures[SIGNATURE]
             input_specs = signature.structured_input_signature[1]
             output_specs = signature.structured_outputs

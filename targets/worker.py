@@ -16,13 +16,12 @@ import shutil
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
 
 from edgeship_runtime.files import sha256_file
-from targets.base import Target, log
+from targets.base import Target, log, worker_exit
 from targets.job import Job
 
 MANIFEST_SCHEMA = 1
@@ -237,8 +236,5 @@ def main(argv: list[str]) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main(sys.argv[1:]))
-    except Exception as error:  # report one line to the controller; the full trace is in the log
-        traceback.print_exc()
-        text = str(error).strip()
-        print(f"edgeship-worker-error: {type(error).__name__}: {text.splitlines()[0] if text else ''}", flush=True)
-        sys.exit(3)
+    except Exception as error:  # one line for the controller (the trace is in the log); the exit says whose fix it is
+        sys.exit(worker_exit(error))

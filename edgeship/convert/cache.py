@@ -70,9 +70,9 @@ def cached(final: Path, key: str) -> bool:
 # compiler, e.g. rknn-toolkit2's IndexError on YOLOv8's head) raises again on the same key: every
 # input, option, image and code hash is in it. The failure is kept beside the artifacts so a run
 # with nothing changed says so at once instead of spending minutes in the container again.
-# Timeouts, kills and engine errors are not kept: they may not happen twice.
+# Timeouts, kills and engine errors are not kept: they may not happen twice; nor is the user's
+# fix (exit 2, targets.base.RequestError), which leaves nothing in the output folder.
 FAILED_FOLDER = ".failed"
-TOOLCHAIN_EXIT = 3
 
 
 def remember_failure(out: Path, name: str, key: str, message: str, log: Path | None) -> None:

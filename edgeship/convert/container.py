@@ -13,6 +13,7 @@ from pathlib import Path
 from edgeship.convert.request import Plan
 from edgeship.errors import EdgeshipError, ToolchainFailed
 from edgeship.paths import REPO_ROOT
+from targets.base import REQUEST_EXIT
 from targets.job import SOURCE_MOUNT, Job, Source
 
 CONTAINER_UID = 10001  # the `edgeship` user of every toolchain image
@@ -162,6 +163,8 @@ def run_worker(client, image_tag: str, mounts, log_path: Path, gpus: bool = Fals
     log_path.write_bytes(run.log)
     if run.expired:
         raise EdgeshipError(Deadline.message(f"the conversion in {image_tag}", CONVERT_TIMEOUT_S) + f"; full log: {log_path}")
+    if run.status.get("StatusCode") == REQUEST_EXIT and run.error_line:
+        raise EdgeshipError(f"{run.error_line} (full log: {log_path})")
     if run.status.get("StatusCode") != 0:
         raise ToolchainFailed(f"conversion failed in {image_tag} (exit {run.status.get('StatusCode')}): {run.error_line or 'no error line'}",
                               run.status.get("StatusCode"), log_path)

@@ -160,6 +160,11 @@ def plan(request: Request) -> Plan:
 def complete_plan(p: Plan, declared_inputs: list[dict], declared_outputs: list[dict]) -> Plan:
     """Fix the input shapes and check the calibration and eval data against them."""
     p.inputs, p.outputs = resolve_io(p.request.model, declared_inputs, declared_outputs, p.input_shapes)
+    if p.target.check_request is not None:
+        try:
+            p.target.check_request(p.options, p.inputs, p.source_format)
+        except ValueError as error:  # targets.base.RequestError
+            raise EdgeshipError(f"{p.request.model}: {error} (target {p.target.name})") from None
     p.calibration = check_calibration(p.request.calib, p.inputs) if p.request.calib else None
     p.evaluation = check_eval(p.request.eval, p.inputs) if p.request.eval else None
     if p.preprocess_request is not None and p.request.preprocess is not None:

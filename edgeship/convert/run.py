@@ -17,13 +17,14 @@ import time
 from pathlib import Path
 
 from edgeship import __version__
-from edgeship.convert.cache import TOOLCHAIN_EXIT, artifact_name, cache_key, cached, forget_failure, model_name, remember_failure, remembered_failure
+from edgeship.convert.cache import artifact_name, cache_key, cached, forget_failure, model_name, remember_failure, remembered_failure
 from edgeship.convert.clean import CleanGraph, clean_graph
 from edgeship.convert.container import CONTAINER_UID, GRAPH_MOUNT, conversion_mounts, inspect_source, run_worker, source_of, write_job
 from edgeship.convert.request import Plan, Request, complete_plan, plan
 from edgeship.errors import EdgeshipError, ToolchainFailed
 from edgeship.images.locks import ImageSpec, load_spec
 from edgeship_runtime.files import sha256_file
+from targets.base import TOOLCHAIN_EXIT
 from targets.job import Job
 
 

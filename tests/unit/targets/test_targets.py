@@ -76,3 +76,21 @@ def test_channel_last_permutation_round_trips():
     np.testing.assert_array_equal(from_layout(moved, [0, 2, 3, 1]), value)
     with pytest.raises(ValueError, match="cannot map"):
         channel_last_perm([1, 3, 8, 8], [1, 8, 3, 9])
+
+
+def test_the_worker_exit_says_whose_fix_it_is(capsys):
+    """A RequestError is the user's line as it is, exit 2 (not remembered); anything else is the
+    toolchain's, with its type, exit 3 (remembered for the cache key)."""
+    from targets.base import REQUEST_EXIT, TOOLCHAIN_EXIT, RequestError, worker_exit
+    from targets.jetson import UnsupportedByTensorRT
+
+    for error, status, line in [(UnsupportedByTensorRT("m.onnx: TensorRT cannot import: Det\nmore"), REQUEST_EXIT,
+                                 "edgeship-worker-error: m.onnx: TensorRT cannot import: Det"),
+                                (RequestError("option mean has 2 values"), REQUEST_EXIT, "edgeship-worker-error: option mean has 2 values"),
+                                (IndexError("list index out of range"), TOOLCHAIN_EXIT,
+                                 "edgeship-worker-error: IndexError: list index out of range")]:
+        try:
+            raise error
+        except Exception as raised:
+            assert worker_exit(raised) == status
+        assert capsys.readouterr().out.strip().splitlines()[-1] == line

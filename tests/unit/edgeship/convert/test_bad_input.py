@@ -78,6 +78,11 @@ BAD = [
      r"opset6\.onnx: opset 6 is older than target tflite reads \(opsets 11-23\); convert it with onnx\.version_converter"),
     ("opset too new", ["--target", "jetson", "--model", "{d}/opset21.onnx"],
      r"opset21\.onnx: opset 21 is newer than target jetson reads \(opsets 9-20\); re-export with opset_version=20"),
+    ("mean of another channel count", ["--target", "rk3588", "--model", "{d}/good.onnx", "--option", "mean=1,2"],
+     r"good\.onnx: option mean has 2 values but input 'input' has 1 channels; give 1 or 1 \(target rk3588\)"),
+    ("edge tpu batch", ["--target", "coral", "--model", "{d}/dynamic.onnx", "--input-shape", "input:2,1,8,8", "--quant", "int8",
+                        "--calib", "{d}/wrong_calib"],
+     r"dynamic\.onnx: input 'input' has shape \[2, 1, 8, 8\]: the Edge TPU runs batch 1 only; convert with --input-shape input:1,1,8,8"),
     ("labels that do not fit the task", ["--target", "onnx", "--model", "{d}/good.onnx", "--eval", "{d}/texts.npz", "--task", "classify"],
      r"texts\.npz: labels are <U4 \[3\]; .*task classify"),
 ]

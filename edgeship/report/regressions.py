@@ -4,7 +4,12 @@
 mode; the same conversion) and fails (exit code 1) on a regression beyond the thresholds:
 
 - slower: the mean latency rose more than `latency_pct` AND lies outside both runs' p10-p90
-  bands (above BASE's p90, and BASE's mean below NEW's p10), so run-to-run noise does not count.
+  bands (above BASE's p90, and BASE's mean below NEW's p10), so run-to-run noise does not count,
+  AND (with enough benchmarks to tell) beyond NOISE_SIGMAS of the fleet's run-to-run spread
+  (`fleet_noise`): a band is a board's noise within one run, but a shared or throttling machine
+  also drifts between runs. Measured on the simulated fleet (four boards on one 2-core VM, each
+  benched alone on one thread): unchanged re-runs moved ppocr-det +14% on one board and -15% on
+  another, with p10-p90 bands of about +-5%.
   bench.py records no p10 yet: it is estimated as p50 - (p90 - p50), never below the fastest run
   (latency's lower tail is the shorter one, so the estimate errs towards a wider band).
   Benchmarks of fewer than store.SAMPLE_RUNS runs (an emulated board's sample) have no band and
@@ -23,6 +28,8 @@ comparison: the main job fails such a run on its own.
 from __future__ import annotations
 
 import json
+import math
+import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -68,11 +75,44 @@ def band(bench: dict) -> tuple[float, float]:
     return (mean if low is None else min(low, mean)), max(high, mean)
 
 
-def latency_change(base: dict, new: dict, pct: float) -> str | None:
-    """'slower' or 'faster' when the mean moved beyond `pct` and outside both runs' p10-p90 bands, else None."""
+# The fleet's run-to-run spread counts once this many benchmarks are compared; a move must then
+# exceed this many robust sigmas of it (about 1 in 700 unchanged rows by chance, one-sided).
+MIN_NOISE_ROWS = 6
+NOISE_SIGMAS = 3.0
+
+
+def judged(base: dict, new: dict) -> bool:
+    """Both benchmarks have a mean and a band (not an emulated board's few-run sample)."""
     if not base.get("mean_ms") or not new.get("mean_ms"):
+        return False
+    return not any(run.get("runs") is not None and run["runs"] < store.SAMPLE_RUNS for run in (base, new))
+
+
+def kept(base: dict, new: dict) -> bool:
+    """NEW reports BASE's very measurement (the main job keeps the host's figures of an unchanged
+    artifact, runtime and machine): the same mean over the same number of runs, which no second
+    measurement repeats to the last bit. It says nothing about noise or change."""
+    return base.get("mean_ms") == new.get("mean_ms") and base.get("runs") == new.get("runs")
+
+
+def fleet_noise(pairs: list[tuple[dict, dict]]) -> float | None:
+    """The run-to-run spread of mean latency over every benchmark compared: a robust sigma of
+    log(new/base) (1.4826 x the median absolute deviation, which a few rows that really moved do
+    not inflate), or None with fewer than MIN_NOISE_ROWS pairs. statistics.median, not numpy: a
+    dozen numbers, and this module runs where only the controller's stdlib is promised."""
+    ratios = [math.log(new["mean_ms"] / base["mean_ms"]) for base, new in pairs if judged(base, new) and not kept(base, new)]
+    if len(ratios) < MIN_NOISE_ROWS:
         return None
-    if any(run.get("runs") is not None and run["runs"] < store.SAMPLE_RUNS for run in (base, new)):
+    centre = statistics.median(ratios)
+    return 1.4826 * statistics.median(abs(ratio - centre) for ratio in ratios)
+
+
+def latency_change(base: dict, new: dict, pct: float, noise: float | None = None) -> str | None:
+    """'slower' or 'faster' when the mean moved beyond `pct`, outside both runs' p10-p90 bands and,
+    given the fleet's run-to-run sigma `noise` (log scale), beyond NOISE_SIGMAS of it; else None."""
+    if not judged(base, new):
+        return None
+    if noise is not None and abs(math.log(new["mean_ms"] / base["mean_ms"])) <= NOISE_SIGMAS * noise:
         return None
     (base_low, base_high), (new_low, new_high) = band(base), band(new)
     if new["mean_ms"] > base["mean_ms"] * (1 + pct / 100) and new["mean_ms"] > base_high and base["mean_ms"] < new_low:
@@ -80,6 +120,13 @@ def latency_change(base: dict, new: dict, pct: float) -> str | None:
     if new["mean_ms"] < base["mean_ms"] * (1 - pct / 100) and new["mean_ms"] < base_low and base["mean_ms"] > new_high:
         return "faster"
     return None
+
+
+def noise_line(noise: float | None, rows: int) -> str:
+    if noise is None:
+        return f"too few benchmarks ({rows}) to measure the run-to-run spread; latency judged on the bands and latency_pct"
+    return (f"run-to-run spread of the fleet's latency: sigma {math.expm1(noise):.1%} over {rows} benchmarks; "
+            f"a latency move counts beyond {NOISE_SIGMAS:g} sigma ({math.expm1(NOISE_SIGMAS * noise):.1%})")
 
 
 def _ms(value) -> str:
@@ -100,28 +147,42 @@ def _conversion_key(row: dict) -> str:
     return f"{row['model']} {row['target']} {row['quant']}" + (f" {options}" if options else "")
 
 
+def _same_run(before: dict, now: dict) -> bool:
+    return (before["target"], before["quant"], bool(before.get("fallback"))) == (now["target"], now["quant"], bool(now.get("fallback")))
+
+
+def bench_noise(base: dict[str, list[dict]], new: dict[str, list[dict]]) -> tuple[float | None, int]:
+    """fleet_noise over the benchmarks both runs measured of the same artifact, and how many those are."""
+    new_benches = {_bench_key(row): row for row in new["benches"]}
+    pairs = [(row, new_benches[_bench_key(row)]) for row in base["benches"]
+             if _bench_key(row) in new_benches and _same_run(row, new_benches[_bench_key(row)])]
+    return fleet_noise(pairs), sum(judged(*pair) and not kept(*pair) for pair in pairs)
+
+
 def compare_records(base: dict[str, list[dict]], new: dict[str, list[dict]], thresholds: dict[str, float]) -> tuple[list[Finding], list[Finding]]:
     """(regressions, other findings: improvements and missing rows) between two runs' rows by table."""
     regressions: list[Finding] = []
     others: list[Finding] = []
     base_benches = {_bench_key(row): row for row in base["benches"]}
     new_benches = {_bench_key(row): row for row in new["benches"]}
+    noise, _ = bench_noise(base, new)
     for key, before in base_benches.items():
         now = new_benches.get(key)
         if now is None:
             others.append(Finding("missing", key, _ms(before["mean_ms"]), "-", "benchmarked in the base run, not in this one"))
             continue
-        if (before["target"], before["quant"], bool(before.get("fallback"))) != (now["target"], now["quant"], bool(now.get("fallback"))):
+        if not _same_run(before, now):
             # another artifact ran: its latency is not comparable; running on the CPU instead is itself a regression
             worse = bool(now.get("fallback")) and not before.get("fallback")
             (regressions if worse else others).append(Finding("CPU fallback" if worse else "ran otherwise", key, _ran(before), _ran(now),
                                                                 (now.get("fallback_reason") or "")[:160] if worse else "another artifact ran"))
             continue
-        change = latency_change(before, now, thresholds["latency_pct"])
+        change = latency_change(before, now, thresholds["latency_pct"], noise)
         if change:
+            beyond = "" if noise is None else f" and beyond {NOISE_SIGMAS:g} sigma of the fleet's run-to-run spread"
             finding = Finding(change, key, f"{_ms(before['mean_ms'])} (p90 {_ms(before['p90_ms'])})",
                               f"{_ms(now['mean_ms'])} (p90 {_ms(now['p90_ms'])})",
-                              f"mean {now['mean_ms'] / before['mean_ms'] - 1:+.1%}, outside both runs' p10-p90 bands")
+                              f"mean {now['mean_ms'] / before['mean_ms'] - 1:+.1%}, outside both runs' p10-p90 bands{beyond}")
             (regressions if change == "slower" else others).append(finding)
         if before.get("throughput_fps") and now.get("throughput_fps") and \
                 now["throughput_fps"] < before["throughput_fps"] * (1 - thresholds["throughput_pct"] / 100):
@@ -168,9 +229,11 @@ def _import_if_there(results: Path, name: str | None) -> None:
         store.import_run(results, results / name)
 
 
-def render(base: str, new: str, regressions: list[Finding], others: list[Finding], thresholds: dict[str, float]) -> str:
+def render(base: str, new: str, regressions: list[Finding], others: list[Finding], thresholds: dict[str, float], noise: str = "") -> str:
     lines = [f"# edgeship run {new} against {base}", "",
              f"{len(regressions)} regression(s) beyond the thresholds ({', '.join(f'{k}={v:g}' for k, v in thresholds.items())}).", ""]
+    if noise:
+        lines += [noise[0].upper() + noise[1:] + ".", ""]
     for title, findings in (("Regressions", regressions), ("Other changes", others)):
         if findings:
             lines += [f"## {title}", "", "| what | which | before | now | why it counts |", "|---|---|---|---|---|"]
@@ -210,13 +273,17 @@ def compare_runs(results: Path, base: str | None, new: str | None, tag: str | No
         base_id = store.resolve_run(results, base)
     if base_id == new_id:
         raise EdgeshipError(f"BASE and NEW are the same run ({new_id}); name two runs, e.g. `invoke compare {base or 'baseline'} <newer run id>`")
-    regressions, others = compare_records(_records(results, base_id), _records(results, new_id), limits)
-    text = render(base_id, new_id, regressions, others, limits)
+    base_rows, new_rows = _records(results, base_id), _records(results, new_id)
+    regressions, others = compare_records(base_rows, new_rows, limits)
+    noise, judged_rows = bench_noise(base_rows, new_rows)
+    text = render(base_id, new_id, regressions, others, limits, noise_line(noise, judged_rows))
     folder = results / new_id
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / f"compare-{base_id}.md", text + "\n")
     atomic_write_text(folder / f"compare-{base_id}.json", json.dumps(
-        {"base": base_id, "new": new_id, "thresholds": limits, "regressions": [asdict(f) for f in regressions],
+        {"base": base_id, "new": new_id, "thresholds": limits,
+         "latency_noise": {"sigma": None if noise is None else math.expm1(noise), "benchmarks": judged_rows, "sigmas": NOISE_SIGMAS},
+         "regressions": [asdict(f) for f in regressions],
          "improvements": [asdict(f) for f in others if f.kind == "faster"], "other": [asdict(f) for f in others]}, indent=2) + "\n")
     print(text)
     print(f"edgeship: {len(regressions)} regression(s); written to {folder / f'compare-{base_id}.md'}")

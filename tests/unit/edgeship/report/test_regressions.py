@@ -9,7 +9,7 @@ import pytest
 
 from edgeship.errors import EdgeshipError
 from edgeship.report import store
-from edgeship.report.regressions import band, compare_runs, latency_change, parse_thresholds
+from edgeship.report.regressions import MIN_NOISE_ROWS, band, compare_runs, fleet_noise, latency_change, parse_thresholds
 from tests.unit.edgeship.report.runs import make_run, stats
 
 BASE, NEW = "20261130T100000Z", "20261201T100000Z"
@@ -91,6 +91,35 @@ def test_a_board_that_now_falls_back_to_the_cpu_is_caught_under_its_requested_ke
     assert [(i["kind"], i["key"]) for i in found["regressions"]] == [("CPU fallback", "rock5b mobilenetv2 rk3588 int8")]
     assert found["regressions"][0]["now"].startswith("tflite fp32 on ") and "librknnrt.so is missing" in found["regressions"][0]["why"]
     assert not any(i["kind"] == "missing" for i in found["other"])  # the same row, not one gone and one new
+
+
+# Unchanged artifacts whose means moved between runs by as much as the simulated fleet's did on a
+# shared 2-core VM (+14% on one board, -15% on another; bands of about +-5% within each run).
+DRIFT = {("sim-rpi", "digits"): 1.14, ("sim-rk3588", "digits"): 0.86, ("controller", "digits"): 1.12, ("sim-rk3588", "mobilenetv2"): 0.88}
+
+
+def test_a_fleet_that_drifts_between_runs_passes_yet_a_slower_artifact_in_it_is_caught(tmp_path):
+    results = two_runs(tmp_path, slower=DRIFT)
+    assert compare_runs(results, BASE, NEW) == 0
+    report = findings(results)
+    assert report["latency_noise"]["benchmarks"] == 9 and 0.1 < report["latency_noise"]["sigma"] < 0.25
+    assert {item["kind"] for item in report["improvements"]} <= {"faster"}
+    drifted = tmp_path / "drifted"
+    drifted_results = two_runs(drifted, slower={**DRIFT, ("sim-rpi", "mobilenetv2"): 2.0})
+    assert compare_runs(drifted_results, BASE, NEW) == 1
+    regressions = findings(drifted_results)["regressions"]
+    assert [(item["kind"], item["key"]) for item in regressions] == [("slower", "sim-rpi mobilenetv2 tflite fp32")]
+    assert "beyond 3 sigma of the fleet's run-to-run spread" in regressions[0]["why"]
+
+
+def test_the_fleet_noise_needs_enough_fresh_measurements():
+    pairs = [(stats(10.0, seed=i), stats(10.0 * (1.15 if i % 2 else 0.87), seed=50 + i)) for i in range(8)]
+    assert 0.1 < fleet_noise(pairs) < 0.25
+    assert fleet_noise(pairs[:MIN_NOISE_ROWS - 1]) is None                       # too few to tell: bands and latency_pct alone
+    kept_figures = [(base, dict(base)) for base, _ in pairs]                       # the host's kept figures: one measurement twice
+    assert fleet_noise(kept_figures) is None
+    assert latency_change(pairs[1][0], pairs[1][1], 5) == "slower"               # the bands alone call +15% slower
+    assert latency_change(pairs[1][0], pairs[1][1], 5, fleet_noise(pairs)) is None
 
 
 def test_the_latency_rule_needs_the_move_outside_both_bands():

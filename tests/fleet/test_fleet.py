@@ -49,6 +49,24 @@ def test_board_killed_mid_deploy_others_finish_then_rerun_succeeds(fleet):
     assert fleet.releases("t-jetson") == sorted(releases)
 
 
+def test_a_board_another_checkout_started_is_replaced_so_this_ones_ssh_works(tmp_path_factory):
+    """Two clones share one Docker engine and the board names of the inventory; each has its own
+    controller key (.sim/), so a board the other one started is started again for this one."""
+    from edgeship.fleet import sim
+
+    first = fleet_inventory(tmp_path_factory.mktemp("clone-a"), prefix="k-", port_base=22500)
+    second = fleet_inventory(tmp_path_factory.mktemp("clone-b"), prefix="k-", port_base=22500)
+    try:
+        sim.up(first, ["k-jetson"])
+        sim.up(second, ["k-jetson"])
+        board = {b.host: b for b in sim.read_inventory(second)}["k-jetson"]
+        probe = subprocess.run(sim.ssh_command(sim.state_dir(second), board, "id -un"), capture_output=True, text=True, timeout=120)
+        assert probe.returncode == 0 and probe.stdout.strip() == "edge", probe.stderr
+    finally:
+        sim.down(second, purge=True)
+        sim.down(first, purge=True)
+
+
 def test_arm64_board_installed_aarch64_wheels_offline(fleet):
     from edgeship.fleet import sim
 

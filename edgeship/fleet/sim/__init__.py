@@ -200,8 +200,12 @@ def _container(client, name: str):
 
 def _start_board(client, board: Board, image: str, public_key: str):
     container = _container(client, board.container)
-    if container is not None and (container.image.tags[:1] != [image] or container.labels.get(f"{LABEL}.port") != str(board.port)):
-        print(f"edgeship: {board.host}: its image or port changed; replacing the container", flush=True)
+    # The controller key is authorized when the container is created; a board another checkout
+    # started (its own .sim/ key) would refuse this one's SSH, so it is replaced too.
+    key_id = hashlib.sha256(public_key.encode()).hexdigest()[:16]
+    if container is not None and (container.image.tags[:1] != [image] or container.labels.get(f"{LABEL}.port") != str(board.port)
+                                  or container.labels.get(f"{LABEL}.controller-key") != key_id):
+        print(f"edgeship: {board.host}: its image, port or controller key changed; replacing the container", flush=True)
         container.remove(force=True)
         container = None
     if container is None:
@@ -222,7 +226,8 @@ def _start_board(client, board: Board, image: str, public_key: str):
             ports={"22/tcp": ("127.0.0.1", board.port)},
             environment={"EDGESHIP_AUTHORIZED_KEY": public_key, "EDGESHIP_BOARD_MODEL": board.model,
                          "EDGESHIP_BOARD_COMPATIBLE": board.compatible, "EDGESHIP_SIM_INIT": board.init, "container": "docker"},
-            labels={LABEL: "board", f"{LABEL}.host": board.host, f"{LABEL}.port": str(board.port), f"{LABEL}.arch": board.arch},
+            labels={LABEL: "board", f"{LABEL}.host": board.host, f"{LABEL}.port": str(board.port), f"{LABEL}.arch": board.arch,
+                    f"{LABEL}.controller-key": key_id},
             tmpfs=tmpfs or None, **systemd,
         )
     container.reload()

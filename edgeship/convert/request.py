@@ -25,7 +25,7 @@ from edgeship.convert.inputs import (
 )
 from edgeship.convert.model_checks import check_onnx_model, check_tflite_model, external_data_files
 from edgeship.errors import EdgeshipError
-from targets.base import Target
+from targets.base import RequestError, Target
 
 
 @dataclass
@@ -163,7 +163,7 @@ def complete_plan(p: Plan, declared_inputs: list[dict], declared_outputs: list[d
     if p.target.check_request is not None:
         try:
             p.target.check_request(p.options, p.inputs, p.source_format)
-        except ValueError as error:  # targets.base.RequestError
+        except RequestError as error:
             raise EdgeshipError(f"{p.request.model}: {error} (target {p.target.name})") from None
     p.calibration = check_calibration(p.request.calib, p.inputs) if p.request.calib else None
     p.evaluation = check_eval(p.request.eval, p.inputs) if p.request.eval else None

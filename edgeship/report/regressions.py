@@ -95,12 +95,17 @@ def kept(base: dict, new: dict) -> bool:
     return base.get("mean_ms") == new.get("mean_ms") and base.get("runs") == new.get("runs")
 
 
+def measured_twice(base: dict, new: dict) -> bool:
+    """A pair that tells the run-to-run spread: judged, and two measurements, not one kept."""
+    return judged(base, new) and not kept(base, new)
+
+
 def fleet_noise(pairs: list[tuple[dict, dict]]) -> float | None:
     """The run-to-run spread of mean latency over every benchmark compared: a robust sigma of
     log(new/base) (1.4826 x the median absolute deviation, which a few rows that really moved do
-    not inflate), or None with fewer than MIN_NOISE_ROWS pairs. statistics.median, not numpy: a
-    dozen numbers, and this module runs where only the controller's stdlib is promised."""
-    ratios = [math.log(new["mean_ms"] / base["mean_ms"]) for base, new in pairs if judged(base, new) and not kept(base, new)]
+    not inflate), or None with fewer than MIN_NOISE_ROWS pairs (the stdlib's median is enough for
+    a few dozen numbers)."""
+    ratios = [math.log(new["mean_ms"] / base["mean_ms"]) for base, new in pairs if measured_twice(base, new)]
     if len(ratios) < MIN_NOISE_ROWS:
         return None
     centre = statistics.median(ratios)
@@ -124,9 +129,9 @@ def latency_change(base: dict, new: dict, pct: float, noise: float | None = None
 
 def noise_line(noise: float | None, rows: int) -> str:
     if noise is None:
-        return f"too few benchmarks ({rows}) to measure the run-to-run spread; latency judged on the bands and latency_pct"
-    return (f"run-to-run spread of the fleet's latency: sigma {math.expm1(noise):.1%} over {rows} benchmarks; "
-            f"a latency move counts beyond {NOISE_SIGMAS:g} sigma ({math.expm1(NOISE_SIGMAS * noise):.1%})")
+        return f"Too few benchmarks ({rows}) to measure the run-to-run spread; latency judged on the bands and latency_pct."
+    return (f"Run-to-run spread of the fleet's latency: sigma {math.expm1(noise):.1%} over {rows} benchmarks; "
+            f"a latency move counts beyond {NOISE_SIGMAS:g} sigma ({math.expm1(NOISE_SIGMAS * noise):.1%}).")
 
 
 def _ms(value) -> str:
@@ -156,16 +161,17 @@ def bench_noise(base: dict[str, list[dict]], new: dict[str, list[dict]]) -> tupl
     new_benches = {_bench_key(row): row for row in new["benches"]}
     pairs = [(row, new_benches[_bench_key(row)]) for row in base["benches"]
              if _bench_key(row) in new_benches and _same_run(row, new_benches[_bench_key(row)])]
-    return fleet_noise(pairs), sum(judged(*pair) and not kept(*pair) for pair in pairs)
+    return fleet_noise(pairs), sum(measured_twice(*pair) for pair in pairs)
 
 
-def compare_records(base: dict[str, list[dict]], new: dict[str, list[dict]], thresholds: dict[str, float]) -> tuple[list[Finding], list[Finding]]:
-    """(regressions, other findings: improvements and missing rows) between two runs' rows by table."""
+def compare_records(base: dict[str, list[dict]], new: dict[str, list[dict]], thresholds: dict[str, float],
+                    noise: float | None) -> tuple[list[Finding], list[Finding]]:
+    """(regressions, other findings: improvements and missing rows) between two runs' rows by
+    table; `noise` is bench_noise's sigma of the same two runs."""
     regressions: list[Finding] = []
     others: list[Finding] = []
     base_benches = {_bench_key(row): row for row in base["benches"]}
     new_benches = {_bench_key(row): row for row in new["benches"]}
-    noise, _ = bench_noise(base, new)
     for key, before in base_benches.items():
         now = new_benches.get(key)
         if now is None:
@@ -233,7 +239,7 @@ def render(base: str, new: str, regressions: list[Finding], others: list[Finding
     lines = [f"# edgeship run {new} against {base}", "",
              f"{len(regressions)} regression(s) beyond the thresholds ({', '.join(f'{k}={v:g}' for k, v in thresholds.items())}).", ""]
     if noise:
-        lines += [noise[0].upper() + noise[1:] + ".", ""]
+        lines += [noise, ""]
     for title, findings in (("Regressions", regressions), ("Other changes", others)):
         if findings:
             lines += [f"## {title}", "", "| what | which | before | now | why it counts |", "|---|---|---|---|---|"]
@@ -274,8 +280,8 @@ def compare_runs(results: Path, base: str | None, new: str | None, tag: str | No
     if base_id == new_id:
         raise EdgeshipError(f"BASE and NEW are the same run ({new_id}); name two runs, e.g. `invoke compare {base or 'baseline'} <newer run id>`")
     base_rows, new_rows = _records(results, base_id), _records(results, new_id)
-    regressions, others = compare_records(base_rows, new_rows, limits)
     noise, judged_rows = bench_noise(base_rows, new_rows)
+    regressions, others = compare_records(base_rows, new_rows, limits, noise)
     text = render(base_id, new_id, regressions, others, limits, noise_line(noise, judged_rows))
     folder = results / new_id
     folder.mkdir(parents=True, exist_ok=True)

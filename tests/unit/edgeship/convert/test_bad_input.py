@@ -88,6 +88,9 @@ BAD = [
 ]
 
 
+KINDS = [("convert", label) for label, _, _ in BAD]  # counted by tests/unit/test_bad_input_corpus.py
+
+
 @pytest.mark.parametrize("label,args,message", BAD, ids=[case[0] for case in BAD])
 def test_bad_input_is_one_clear_line(cases, label, args, message):
     out = cases / "out"

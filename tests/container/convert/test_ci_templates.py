@@ -15,6 +15,7 @@ import os
 import shutil
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,10 @@ def workspace(tmp_path_factory):
     edgeship itself at edgeship/ (a snapshot of this checkout)."""
     from edgeship.examples import build_examples
 
-    root = tmp_path_factory.mktemp("workspace")
+    # a folder others may enter (pytest's own is root's alone): the verify step also runs as an
+    # unprivileged runner user below
+    root = Path(tempfile.mkdtemp(prefix="edgeship-ci-workspace-"))
+    os.chmod(root, 0o755)
     snapshot = snapshot_of(root / "edgeship")
     # ./dev reinstalls the environment when its stamp (a hash of the pyproject files) is not in
     # .venv. The snapshot shares this checkout's environment, which this test must not reinstall
@@ -62,7 +66,8 @@ def workspace(tmp_path_factory):
     if shutil.which("sudo") is None and os.geteuid() == 0:
         (bin_dir / "sudo").write_text(SUDO_AS_ROOT)
         (bin_dir / "sudo").chmod(stat.S_IRWXU)
-    return root, snapshot, bin_dir
+    yield root, snapshot, bin_dir
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def run_shell(script: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
@@ -135,3 +140,54 @@ def test_the_gitlab_job_runs_in_order(workspace, tmp_path):
     assert job["artifacts"]["when"] == "always"
     for path in job["artifacts"]["paths"]:  # uploading them is the service's; they must be there
         assert (root / path).exists(), f"the artifacts' {path} is missing"
+
+
+RUNNER = "edgeship-runner"
+VERIFY_STEP = "Verify every locked conversion in fresh containers"
+
+
+@pytest.fixture(scope="module")
+def runner_user():
+    """An unprivileged user in the docker group, as a CI runner's user is (made once on this machine)."""
+    import grp
+    import pwd
+
+    if os.geteuid() != 0:
+        pytest.skip("making a runner user needs root")
+    docker_gid = grp.getgrnam("docker").gr_gid  # the docker.io package makes the group; the engine's socket is its
+    try:
+        user = pwd.getpwnam(RUNNER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "--groups", "docker", RUNNER],
+                       check=True, timeout=60)
+        user = pwd.getpwnam(RUNNER)
+    return user.pw_uid, user.pw_gid, docker_gid
+
+
+def test_verify_needs_no_root_where_the_docker_group_serves(workspace, runner_user, tmp_path):
+    """The GitHub workflow's verify step, run as the runner's unprivileged user (in the docker
+    group, no sudo on its PATH): it verifies the lock, and what it writes is that user's."""
+    root, snapshot, _ = workspace
+    uid, gid, docker_gid = runner_user
+    workflow = yaml.safe_load((TEMPLATES / "github-actions.yml").read_text())
+    (step,) = [step for step in workflow["jobs"]["verify"]["steps"] if step.get("name") == VERIFY_STEP]
+    home = Path(tempfile.mkdtemp(prefix="edgeship-runner-home-"))
+    # the checkout is the runner's, as actions/checkout leaves it (links are changed, not followed)
+    for folder, dirs, files in os.walk(root):
+        for name in [folder, *(os.path.join(folder, entry) for entry in dirs + files)]:
+            os.chown(name, uid, gid, follow_symlinks=False)
+    os.chown(home, uid, gid)
+    env = snapshot_env(snapshot, {**{key: str(value) for key, value in workflow["jobs"]["verify"]["env"].items()},
+                                  **overrides(snapshot, tmp_path / "cache"), "GITHUB_WORKSPACE": str(root), "HOME": str(home),
+                                  "USER": RUNNER, "PATH": os.environ["PATH"]})
+    try:
+        result = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}", f"--groups={docker_gid}", "--",
+                                 "bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+                                cwd=root, env=env, capture_output=True, text=True, timeout=3600)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert "verified 2 entries against conversions.lock" in result.stdout and "0 differences" in result.stdout
+    verified = root / "artifacts" / "verify"
+    owners = {path.stat().st_uid for path in verified.rglob("*") if path.is_file()}
+    assert owners == {uid}, f"files under {verified} belong to {owners}, not the runner's uid {uid}"

@@ -9,7 +9,6 @@ input that changed. docs/conversions.md documents both files.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from edgeship.convert.inputs import source_sha256
 from edgeship.convert.lockfile import Drift, compare, entry_record, read_lock, write_lock
 from edgeship.convert.request import Request, find_target, resolve_options
 from edgeship.errors import EdgeshipError
+from edgeship_runtime import names
 from edgeship_runtime.files import atomic_write_text, sha256_file
 
 LOCK_NAME = "conversions.lock"
@@ -109,15 +109,13 @@ def _shape_items(config: Path, where: str, shapes: dict) -> tuple[str, ...]:
     return tuple(items)
 
 
-# Model keys, names and suffixes become folder names (artifacts/verify/<entry>): no path parts.
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
+# Model keys, names, suffixes and the entry names made of them become folder names
+# (artifacts/verify/<entry>, artifacts/<name>-...) and the boards' release folders: the one name rule.
 def _safe_name(config: Path, where: str, what: str, value: str) -> str:
-    if not _SAFE_NAME.match(value) or ".." in value:
-        raise _fail(config, where, f"{what} {value!r} must be letters, digits, '.', '_' and '-' (it names folders); e.g. "
-                                   f"{re.sub(r'[^A-Za-z0-9._-]+', '-', value).strip('.-') or 'model'}")
-    return value
+    try:
+        return names.check(value, what, f"e.g. {names.suggest(value)} (it names folders)")
+    except names.UnsafeName as error:
+        raise _fail(config, where, str(error)) from None
 
 
 def _model(config: Path, root: Path, key: str, table: dict, check_sha: bool) -> Model:
@@ -187,7 +185,7 @@ def _row_entries(config: Path, number: int, row: dict, models: dict[str, Model])
                 raise _fail(config, where, f"{target.name} {quant} needs calibration, and [models.{model}] has none; "
                                            f"add calibration = \"DIR\" there, or leave {quant} out of this row's quants")
             suffix = [_safe_name(config, where, "suffix", row["suffix"])] if row.get("suffix") else []
-            name = "-".join([model, target.name, quant, *suffix])
+            name = _safe_name(config, where, "the entry name", "-".join([model, target.name, quant, *suffix]))
             entries.append(Entry(name, models[model], target.name, quant, options))
     return entries
 
@@ -201,6 +199,12 @@ def load_project(config: Path, check_sha: bool = True) -> Project:
             data = tomllib.load(handle)
     except tomllib.TOMLDecodeError as error:
         raise EdgeshipError(f"{config} is not valid TOML ({error}); fix the syntax there") from None
+    except UnicodeDecodeError as error:
+        raise EdgeshipError(f"{config} is not UTF-8 text (byte {error.start}); save it as UTF-8") from None
+    except RecursionError:
+        raise EdgeshipError(f"{config} nests its arrays or tables too deeply to read; flatten it (docs/conversions.md)") from None
+    except OSError as error:
+        raise EdgeshipError(f"{config} cannot be read ({error.strerror}); check the file and its permissions") from None
     _check_keys(config, "top level", data, TOP_KEYS)
     if not data.get("models"):
         raise _fail(config, "top level", "no [models.NAME] table; declare each model with path = ... and sha256 = ...")

@@ -25,6 +25,7 @@ from edgeship.convert.inputs import (
 )
 from edgeship.convert.model_checks import check_onnx_model, check_tflite_model, external_data_files
 from edgeship.errors import EdgeshipError
+from edgeship_runtime import names
 from targets.base import RequestError, Target
 
 
@@ -109,6 +110,25 @@ class Plan:
     external_data: list[Path] = field(default_factory=list)  # files an ONNX source keeps its weights in
 
 
+def default_name(model: Path) -> str:
+    """What an artifact calls its model without --name: the model file's stem, or its folder's
+    name for model.onnx and SavedModels (as edgeship.convert.cache.model_name names it)."""
+    return model.parent.name if model.stem in ("model", "saved_model") or model.name == "saved_model" else model.stem
+
+
+def check_name(request: Request) -> str:
+    """The artifact's model name under the one name rule (edgeship_runtime.names): it becomes a
+    folder under --out, a release folder and a systemd unit's argument on the boards. Checked
+    before anything is read or written, so `--name ../../x` writes nothing anywhere."""
+    try:
+        if request.name is not None:
+            return names.check(request.name, "--name", f"e.g. --name {names.suggest(request.name)}")
+        stem = default_name(request.model)
+        return names.check(stem, f"the model's name (taken from {request.model})", f"pass --name {names.suggest(stem)}")
+    except names.UnsafeName as error:
+        raise EdgeshipError(str(error)) from None
+
+
 def find_target(name: str):
     """The target called `name`; an unknown one is the user's one-line error."""
     import targets
@@ -120,6 +140,7 @@ def find_target(name: str):
 
 
 def plan(request: Request) -> Plan:
+    check_name(request)
     target = find_target(request.target)
     quant = request.quant or target.default_quant
     if request.gpus and not target.gpu_image:

@@ -33,7 +33,7 @@ def project(tmp_path):
 
 def write(folder: Path, text: str) -> Path:
     config = folder / "edgeship.toml"
-    config.write_text(text)
+    config.write_bytes(text.encode("utf-8", "surrogateescape"))  # "\udcff" in text: the byte 0xff, not UTF-8
     return config
 
 
@@ -91,9 +91,16 @@ SCHEMA_ERRORS = [
     ("same entry twice", "{models}[[matrix]]\nmodels = [\"tiny\"]\ntargets = [\"onnx\"]\n[[matrix]]\nmodels = [\"tiny\"]\ntargets = [\"onnx\"]\n"
      "quants = [\"int8\"]\n", r"\[\[matrix\]\] row 2: entry tiny-onnx-int8 is made by an earlier row too; drop it from one row, or give this row"),
     ("a model key with a path in it", "[models.\"../x\"]\npath = \"model.onnx\"\nsha256 = \"{sha}\"\n[[matrix]]\nmodels = [\"../x\"]\n"
-     "targets = [\"onnx\"]\n", r"\[models\.\.\./x\]: the model's key '\.\./x' must be letters, digits, .* \(it names folders\); e\.g\. x"),
+     "targets = [\"onnx\"]\n", r"\[models\.\.\./x\]: the model's key '\.\./x' is not a safe name .*; e\.g\. x \(it names folders\)"),
     ("a suffix with a slash", "{models}[[matrix]]\nmodels = [\"tiny\"]\ntargets = [\"onnx\"]\nsuffix = \"a/b\"\n",
-     r"\[\[matrix\]\] row 1: suffix 'a/b' must be letters, digits, .*; e\.g\. a-b"),
+     r"\[\[matrix\]\] row 1: suffix 'a/b' is not a safe name .*; e\.g\. a-b"),
+    ("a model name with a newline", "[models.tiny]\npath = \"model.onnx\"\nsha256 = \"{sha}\"\nname = \"a\\nb\"\n[[matrix]]\nmodels = [\"tiny\"]\n"
+     "targets = [\"onnx\"]\nquants = [\"fp32\"]\n", r"\[models\.tiny\]: name 'a\\nb' is not a safe name .*; e\.g\. a-b"),
+    ("an entry name over 64 characters", "[models." + "m" * 60 + "]\npath = \"model.onnx\"\nsha256 = \"{sha}\"\n[[matrix]]\n"
+     "models = [\"" + "m" * 60 + "\"]\ntargets = [\"onnx\"]\nquants = [\"fp32\"]\n",
+     r"\[\[matrix\]\] row 1: the entry name 'm{{60}}-onnx-fp32' is not a safe name \(1-64 .*\); e\.g\. m{{60}}-o"),
+    ("not UTF-8", "[models.tiny]\npath = \"\udcff\"\n", r"edgeship\.toml is not UTF-8 text \(byte \d+\); save it as UTF-8"),
+    ("nested too deeply", "a = " + "[" * 5000 + "]" * 5000 + "\n", r"edgeship\.toml nests its arrays or tables too deeply to read; flatten it"),
     ("a boolean dimension", "[models.tiny]\npath = \"model.onnx\"\nsha256 = \"{sha}\"\ninput_shapes = {{ input = [true, 1, 8, 8] }}\n"
      "[[matrix]]\nmodels = [\"tiny\"]\ntargets = [\"onnx\"]\nquants = [\"fp32\"]\n",
      r"input_shapes\.input = \[True, 1, 8, 8\] is not a list of positive integers"),

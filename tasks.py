@@ -257,22 +257,27 @@ def sim_down(c, boards="", inventory="inventory.ini", purge=False):
 
 
 def _playbook(playbook, inventory, limit, extra_vars):
-    from edgeship.fleet.playbook import run_playbook
+    from edgeship.fleet.playbook import cli_path, run_playbook
 
-    result = run_playbook(playbook, Path(inventory), limit or None, extra_vars)
+    result = run_playbook(playbook, Path(cli_path(inventory, "--inventory", "either")), limit or None, extra_vars)
     if result.returncode != 0:
         raise Exit(f"edgeship: {playbook} failed on some boards (ansible-playbook exit {result.returncode}); "
                    f"see the recap above", code=result.returncode)
 
 
+# Every value below reaches Ansible as an extra var: each is checked first (edgeship.fleet.playbook's
+# cli_* helpers), and run_playbook passes them so that Ansible never templates them.
 @task(help={"limit": "Ansible host pattern, e.g. jetson or sim-rpi", "inventory": "inventory file", "models": "comma-separated models (default: all)",
             "artifacts": "artifacts root (default: artifacts/)"})
 @user_errors
 def fleet_deploy(c, limit="", inventory="inventory.ini", models="", artifacts="artifacts"):
     """Deploy artifacts and the runtime to the boards (playbooks/deploy.yml)."""
-    extra: dict[str, object] = {"edgeship_release_artifacts_root": str(Path(artifacts).resolve())}
-    if models:
-        extra["edgeship_release_models"] = [m for m in models.split(",") if m]
+    from edgeship.fleet.playbook import cli_names, cli_path
+
+    extra: dict[str, object] = {"edgeship_release_artifacts_root": cli_path(artifacts, "--artifacts", "folder")}
+    chosen = cli_names(models, "--models")
+    if chosen:
+        extra["edgeship_release_models"] = chosen
     _playbook("deploy.yml", inventory, limit, extra)
 
 
@@ -280,14 +285,18 @@ def fleet_deploy(c, limit="", inventory="inventory.ini", models="", artifacts="a
 @user_errors
 def fleet_bench(c, limit="", inventory="inventory.ini", results="results"):
     """Benchmark the active release on the boards; results/<run-id>/<host>.json and a summary table."""
-    _playbook("bench.yml", inventory, limit, {"edgeship_bench_results_dir": str(Path(results).resolve())})
+    from edgeship.fleet.playbook import cli_path
+
+    _playbook("bench.yml", inventory, limit, {"edgeship_bench_results_dir": cli_path(results, "--results", "new folder")})
 
 
 @task(help={"limit": "Ansible host pattern", "inventory": "inventory file", "to": "release id to go back to (default: the previous one)"})
 @user_errors
 def fleet_rollback(c, limit="", inventory="inventory.ini", to=""):
     """Switch boards back one release, or to a named one (playbooks/rollback.yml)."""
-    _playbook("rollback.yml", inventory, limit, {"edgeship_rollback_to": to} if to else None)
+    from edgeship.fleet.playbook import cli_name
+
+    _playbook("rollback.yml", inventory, limit, {"edgeship_rollback_to": cli_name(to, "--to")} if to else None)
 
 
 @task(help={"limit": "Ansible host pattern", "inventory": "inventory file", "results": "results root (default: results/)",
@@ -295,15 +304,15 @@ def fleet_rollback(c, limit="", inventory="inventory.ini", to=""):
             "video": "a video on this machine to copy to the boards and play", "model": "model to show (default: the release's first)",
             "duration": "seconds the demo runs before its stats are taken (default 20)", "mode": "auto, service or foreground (default auto)"})
 @user_errors
-def fleet_demo(c, limit="", inventory="inventory.ini", results="results", source="", video="", model="", duration=0, mode=""):
+def fleet_demo(c, limit="", inventory="inventory.ini", results="results", source="", video="", model="", duration="", mode=""):
     """Run the camera demo on the boards (playbooks/demo.yml); stats and frames in results/<run-id>/demo/<host>/."""
-    extra: dict[str, object] = {"edgeship_demo_results_dir": str(Path(results).resolve())}
-    if video and not Path(video).is_file():
-        raise Exit(f"edgeship: --video {video} does not exist; give a video file on this machine (e.g. an MJPG .avi)", code=2)
-    for key, value in (("source", source), ("video", str(Path(video).resolve()) if video else ""), ("model", model),
-                       ("duration_s", int(duration)), ("mode", mode)):
-        if value:
-            extra[f"edgeship_demo_{key}"] = value
+    from edgeship.fleet.playbook import cli_choice, cli_name, cli_number, cli_path, cli_source
+
+    extra: dict[str, object] = {"edgeship_demo_results_dir": cli_path(results, "--results", "new folder")}
+    checked = {"source": source and cli_source(source), "video": video and cli_path(video, "--video", "file"),
+               "model": model and cli_name(model, "--model"), "duration_s": duration and cli_number(duration, "--duration", 1, 86400),
+               "mode": mode and cli_choice(mode, "--mode", ("auto", "service", "foreground"))}
+    extra.update({f"edgeship_demo_{key}": value for key, value in checked.items() if value})
     _playbook("demo.yml", inventory, limit, extra)
 
 

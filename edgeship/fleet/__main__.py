@@ -9,6 +9,7 @@ from pathlib import Path
 
 from edgeship.errors import EdgeshipError
 from edgeship.fleet.plan import make_plan
+from edgeship.fleet.playbook import cli_names
 
 
 def main(argv=None) -> int:
@@ -24,8 +25,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "plan":
-            boards = json.load(sys.stdin)
-            models = [m for m in args.models.split(",") if m] or None
+            try:
+                boards = json.load(sys.stdin)
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+                raise EdgeshipError(f"the boards on stdin are not JSON ({type(error).__name__}); pass them as a JSON list") from None
+            models = cli_names(args.models, "--models") or None
             print(json.dumps(make_plan(boards, Path(args.artifacts), models, label=args.label)))
             return 0
         from edgeship.report.fleet_table import write_summary

@@ -134,28 +134,50 @@ def _instance(artifact_path, backend_name, threads, options, min_runs, min_s, ba
     from edgeship_runtime.artifact import Artifact
     from edgeship_runtime.backends import backend_class
 
-    artifact = Artifact.open(artifact_path)
-    with backend_class(backend_name)(artifact, threads=threads, **options) as backend:
-        feeds = backend.prepare(artifact.sample_input())
-        for _ in range(3):
-            backend.infer_prepared(feeds)
-        barrier.wait()
-        started = time.perf_counter()
-        times = timed_loop(backend, feeds, min_runs, min_s)
-        results.put((len(times), time.perf_counter() - started, float(np.mean(times))))
+    try:
+        artifact = Artifact.open(artifact_path)
+        with backend_class(backend_name)(artifact, threads=threads, **options) as backend:
+            feeds = backend.prepare(artifact.sample_input())
+            for _ in range(3):
+                backend.infer_prepared(feeds)
+            barrier.wait()
+            started = time.perf_counter()
+            times = timed_loop(backend, feeds, min_runs, min_s)
+            results.put((len(times), time.perf_counter() - started, float(np.mean(times))))
+    except BaseException as error:  # the parent waits on this queue: it hears of the failure instead of waiting it out
+        barrier.abort()
+        results.put(f"{type(error).__name__}: {error}")
 
 
 def multi_instance(artifact, backend_cls, count: int, threads, options, min_runs: int, min_s: float) -> dict:
     """N runners in N processes on the same artifact, started together; total throughput."""
+    import queue
+
+    from edgeship_runtime.errors import ArtifactError
+
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(count), context.Queue()
     processes = [context.Process(target=_instance, args=(str(artifact.path), backend_cls.name, threads, options, min_runs, min_s, barrier, results))
                  for _ in range(count)]
     for process in processes:
         process.start()
-    finished = [results.get(timeout=600) for _ in processes]
+    # each runner loads the model, then measures for min_s (and min_runs): 10 minutes beyond that is a hang
+    bound_s = 600 + min_s
+    try:
+        finished = [results.get(timeout=bound_s) for _ in processes]
+    except queue.Empty:
+        finished = None
+    failed = [item for item in finished or () if isinstance(item, str)]
+    if finished is None or failed:
+        for process in processes:
+            process.terminate()
     for process in processes:
-        process.join()
+        process.join(timeout=30)
+    if finished is None:
+        raise ArtifactError(f"bench --instances {count}: the runners did not report within {bound_s:.0f} s; "
+                            f"try fewer instances or a smaller --min-runs/--min-s")
+    if failed:
+        raise ArtifactError(f"bench --instances {count}: a runner failed ({failed[0]})")
     throughput = sum(runs / elapsed for runs, elapsed, _ in finished)
     return {"instances": count, "threads_per_instance": threads, "throughput_fps": throughput,
             "mean_latency_ms": 1000 * float(np.mean([mean for _, _, mean in finished]))}

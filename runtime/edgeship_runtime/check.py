@@ -19,7 +19,8 @@ RECORD_VERSION = 1
 def default_task(manifest: dict) -> dict:
     """The task of a manifest made before tasks existed: classify when it names classes, as its
     tolerances were a classifier's, else generic."""
-    return manifest.get("task") or {"name": "classify" if manifest.get("labels") else "generic"}
+    task = manifest.get("task") or {"name": "classify" if manifest.get("labels") else "generic"}
+    return {"name": task} if isinstance(task, str) else task
 
 
 def task_of(manifest: dict) -> dict:
@@ -40,21 +41,26 @@ def check(artifact, backend_cls, threads=None, fallback=None, max_samples: int |
     """`max_samples`: judge on the first N reference samples only (an emulated board, where one
     inference takes seconds); the report says how many of how many."""
     integrity = artifact.verify_files()
-    inputs = artifact.reference("inputs")
-    reference = artifact.reference("outputs")
-    expected = artifact.reference("expected")
+    if integrity:
+        return integrity_failed(artifact, backend_cls, fallback, integrity)
     names = [spec["name"] for spec in artifact.inputs]
+    output_names = [spec["name"] for spec in artifact.outputs]
+    inputs = artifact.reference("inputs", names)
+    reference = artifact.reference("outputs", output_names)
+    expected = artifact.reference("expected", output_names)
     outputs = []
     available = len(inputs[names[0]])
+    if min(len(reference[output_names[0]]), len(expected[output_names[0]])) < available:
+        raise ArtifactError(f"{artifact.path}: the reference outputs hold fewer samples than its {available} reference inputs; "
+                            "convert the model again")
     count = available if not max_samples else min(max_samples, available)
+    task = task_of(artifact.manifest)
+    tolerances = tolerances_of(artifact.manifest, task)
     with backend_cls(artifact, threads=threads, **options) as backend:
         for sample in artifact.samples(inputs, names)[:count]:
             outputs.append(backend.infer(sample))
-    output_names = [spec["name"] for spec in artifact.outputs]
     fp32 = [{name: reference[name][i:i + 1] for name in output_names} for i in range(count)]
     x86 = [{name: expected[name][i:i + 1] for name in output_names} for i in range(count)]
-    task = task_of(artifact.manifest)
-    tolerances = tolerances_of(artifact.manifest, task)
     verdict = compare(task, fp32, outputs, tolerances, artifact_dir=artifact.path)
     # what this board computes against what the conversion host computed for the same artifact
     against_x86 = compare(task, x86, outputs, tolerances, artifact_dir=artifact.path)
@@ -75,6 +81,21 @@ def check(artifact, backend_cls, threads=None, fallback=None, max_samples: int |
         "backend": backend_cls.name,
         "fallback": fallback,
         "artifact": artifact.identity(),
+    }
+
+
+def integrity_failed(artifact, backend_cls, fallback, mismatched: list[str]) -> dict:
+    """The report of an artifact whose files are not the ones its manifest lists: nothing of it
+    is loaded or run (a changed file is not evidence of anything), and it fails."""
+    return {
+        "passed": False,
+        "integrity": {"passed": False, "mismatched_files": mismatched},
+        "task": default_task(artifact.manifest).get("name"),
+        "outputs": {}, "metrics": {}, "metrics_vs_x86_converted": {},
+        "failed": [f"{', '.join(mismatched[:5])}{' ...' if len(mismatched) > 5 else ''}: missing, or sha256 differs from manifest.json; "
+                   "nothing was run"],
+        "tolerances": None, "samples": 0, "samples_available": None,
+        "backend": backend_cls.name, "fallback": fallback, "artifact": artifact.identity(),
     }
 
 
@@ -102,9 +123,10 @@ def read_record(path, fingerprint: str, artifact, fallback=None) -> dict | None:
     again now (a changed file means a new check); None when there is none to reuse."""
     try:
         record = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None  # none yet, or one cut short: checked again and written anew
-    if not isinstance(record, dict) or record.get("fingerprint") != fingerprint or artifact.verify_files():
+    except (OSError, ValueError, RecursionError):
+        return None  # none yet, or one cut short or damaged: checked again and written anew
+    if not isinstance(record, dict) or not isinstance(record.get("report"), dict) or record.get("fingerprint") != fingerprint \
+            or artifact.verify_files():
         return None
     # the paths as given now (the release's `current` link, or its own folder)
     return {**record["report"], "artifact": artifact.identity(), "fallback": fallback,

@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
+from edgeship_runtime import flags
 from edgeship_runtime.errors import ArtifactError, RuntimeUnavailable
+
+# keyword arguments every backend takes from the command line itself, never as a --backend-option
+_RESERVED_OPTIONS = {"artifact", "threads"}
 
 
 def _options(pairs) -> dict:
     options = {}
     for pair in pairs or ():
         key, sep, value = pair.partition("=")
-        if not sep:
-            raise ArtifactError(f"--backend-option {pair!r} is not KEY=VALUE; e.g. --backend-option core=all")
+        if not sep or not key.isidentifier() or key in _RESERVED_OPTIONS:
+            raise ArtifactError(f"--backend-option {pair!r} is not KEY=VALUE with a KEY of letters, digits and '_' "
+                                f"(not {' or '.join(sorted(_RESERVED_OPTIONS))}); e.g. --backend-option core=all")
         options[key] = value
     return options
 
 
 def _artifact_arguments(parser):
     parser.add_argument("artifact", help="artifact directory written by `invoke convert`")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for the backend (default: the backend's)")
+    parser.add_argument("--threads", type=flags.count(1, 1024), default=None, help="CPU threads for the backend (default: the backend's)")
     parser.add_argument("--allow-cpu-fallback", action="store_true", help="run --cpu-artifact on the CPU when the accelerator is absent")
     parser.add_argument("--cpu-artifact", default=None, help="CPU artifact of the same model, for --allow-cpu-fallback")
     parser.add_argument("--fallback-for", default=None, metavar="REASON",
@@ -32,11 +36,12 @@ def _artifact_arguments(parser):
 
 
 def _emit(document: dict, output: str | None) -> None:
+    from edgeship_runtime.files import atomic_write_text
+
     text = json.dumps(document, indent=2, sort_keys=True)
     print(text)
-    if output:
-        with open(output, "w") as handle:
-            handle.write(text + "\n")
+    if output:  # replaced whole (a link there is replaced, not followed); checked before any work
+        atomic_write_text(output, text + "\n")
 
 
 def _prepare(args) -> int:
@@ -56,11 +61,24 @@ def _prepare(args) -> int:
     return 0
 
 
-def _size(text: str) -> tuple[int, int]:
-    width, sep, height = text.lower().partition("x")
-    if not sep or not width.isdigit() or not height.isdigit() or not int(width) or not int(height):
-        raise ArtifactError(f"--size {text!r} is not WIDTHxHEIGHT; e.g. --size 640x480")
-    return int(width), int(height)
+# every flag that names a file the command writes, by command; checked before any work is done
+OUTPUT_FLAGS = {"detect": ("output",), "prepare": ("output",), "check": ("output", "record"), "bench": ("output",),
+                "demo": ("output", "record", "save_frame", "predictions")}
+
+
+def _check_outputs(args) -> None:
+    for name in OUTPUT_FLAGS.get(args.command, ()):
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        flag = "--" + name.replace("_", "-")
+        # check --record keeps its reports in a folder it may make (one level), as write_record does
+        problem = flags.output_problem(value, may_create_folder=(args.command, name) == ("check", "record"))
+        if problem:
+            raise ArtifactError(f"{flag} {value}: {problem}")
+
+
+MAX_OVERRIDE_BYTES = 1 << 20
 
 
 def _json_override(text: str | None, flag: str, example: str) -> dict | None:
@@ -69,11 +87,21 @@ def _json_override(text: str | None, flag: str, example: str) -> dict | None:
         return None
     from pathlib import Path
 
-    where = text if Path(text).is_file() else flag
+    is_file = Path(text).is_file()
+    where = text if is_file else flag
     try:
-        value = json.loads(Path(text).read_text() if Path(text).is_file() else text)
-    except json.JSONDecodeError as error:
-        raise ArtifactError(f"{where} is not JSON ({error}); give an object such as '{example}' or a .json file") from None
+        if is_file:
+            with open(text, "rb") as handle:
+                data = handle.read(MAX_OVERRIDE_BYTES + 1)
+            if len(data) > MAX_OVERRIDE_BYTES:
+                raise ArtifactError(f"{where} is over {MAX_OVERRIDE_BYTES >> 20} MB; give a small JSON object such as '{example}'")
+            text = data.decode("utf-8")
+        value = json.loads(text)
+    except OSError as error:
+        raise ArtifactError(f"{where} cannot be read ({error.strerror}); give an object such as '{example}' or a .json file") from None
+    except (ValueError, RecursionError) as error:  # not JSON, not UTF-8, or nested beyond reason
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)[:200]
+        raise ArtifactError(f"{where} is not JSON ({reason}); give an object such as '{example}' or a .json file") from None
     if not isinstance(value, dict):
         raise ArtifactError(f"{where} must hold a JSON object, not {type(value).__name__}")
     return value
@@ -102,18 +130,12 @@ def _demo(args, artifact, backend_cls, fallback, options, board: dict) -> int:
     from edgeship_runtime.demo import Demo, DemoOptions, open_source, parse_listen
     from edgeship_runtime.preprocess import Preprocess
 
-    for flag, value in (("--record", args.record), ("--save-frame", args.save_frame), ("--predictions", args.predictions), ("--output", args.output)):
-        if value and not Path(value).resolve().parent.is_dir():
-            raise ArtifactError(f"{flag} {value}: folder {Path(value).resolve().parent} does not exist; create it or pick another path")
-    for flag, value in (("--duration", args.duration), ("--frames", args.frames), ("--queue-size", args.queue_size)):
-        if value is not None and value <= 0:
-            raise ArtifactError(f"{flag} {value} must be greater than 0")
     if not args.no_server:
         parse_listen(args.listen)
     preprocess = Preprocess.for_artifact(artifact, _json_override(args.preprocess, "--preprocess", '{"color": "gray", "invert": true}'))
     task = _json_override(args.task, "--task", '{"conf": 0.5, "iou": 0.4}')
     text = _text_model(args, board)
-    width, height = _size(args.size)
+    width, height = args.size
     source = open_source(args.source, width, height, args.fps, realtime=args.realtime, loop=args.loop)
     demo = Demo(artifact, backend_cls, source, preprocess, DemoOptions(
         threads=args.threads, fallback=fallback, backend_options=options, pipelined=not args.sequential, queue_size=args.queue_size,
@@ -127,14 +149,14 @@ def _demo(args, artifact, backend_cls, fallback, options, board: dict) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="edgeship-runtime", description=__doc__)
+    parser = flags.OneLineParser(prog="edgeship-runtime", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     detect_parser = commands.add_parser("detect", help="board, accelerators and runtimes as JSON")
     detect_parser.add_argument("--sysroot", default="/", help="read sysfs/procfs below this folder (default /)")
     detect_parser.add_argument("--output", "-o", default=None)
     check_parser = commands.add_parser("check", help="run the reference inputs, compare with the manifest's tolerances; exit 1 on failure")
     _artifact_arguments(check_parser)
-    check_parser.add_argument("--max-samples", type=int, default=None, metavar="N",
+    check_parser.add_argument("--max-samples", type=flags.count(1, why="reference samples to judge"), default=None, metavar="N",
                               help="judge on the first N reference samples only (an emulated board; the report says N of how many)")
     check_parser.add_argument("--record", default=None, metavar="FILE",
                               help="keep the report in FILE; when FILE holds a report for these very files, runtime, board (its "
@@ -148,28 +170,33 @@ def main(argv=None) -> int:
     prepare_parser.add_argument("--output", "-o", default=None)
     bench_parser = commands.add_parser("bench", help="latency, throughput, memory and power as JSON")
     _artifact_arguments(bench_parser)
-    bench_parser.add_argument("--warmup-runs", type=int, default=5)
-    bench_parser.add_argument("--warmup-s", type=float, default=1.0)
-    bench_parser.add_argument("--min-runs", type=int, default=20)
-    bench_parser.add_argument("--min-s", type=float, default=2.0)
-    bench_parser.add_argument("--max-s", type=float, default=None,
+    bench_parser.add_argument("--warmup-runs", type=flags.count(0, 10_000_000), default=5, help="warm-up runs, at least (default 5)")
+    bench_parser.add_argument("--warmup-s", type=flags.seconds(), default=1.0, help="warm-up seconds, at least (default 1; at most a day)")
+    bench_parser.add_argument("--min-runs", type=flags.count(1, 10_000_000), default=20, help="measured runs, at least (default 20)")
+    bench_parser.add_argument("--min-s", type=flags.seconds(), default=2.0, help="measured seconds, at least (default 2; at most a day)")
+    bench_parser.add_argument("--max-s", type=flags.seconds(positive=True, why="seconds after which no new run starts"), default=None,
                               help="time box for the warm-up and the measurement each, after one run (boards where a run takes seconds)")
-    bench_parser.add_argument("--batches", default="1", help="comma-separated batch sizes to sweep, e.g. 1,2,4")
-    bench_parser.add_argument("--instances", default="", help="comma-separated runner counts for multi-instance throughput, e.g. 2,4")
+    bench_parser.add_argument("--batches", type=flags.counts(1, 1024, "a batch size"), default=[1],
+                              help="comma-separated batch sizes to sweep, e.g. 1,2,4")
+    bench_parser.add_argument("--instances", type=flags.counts(1, 64, "a runner count"), default=[],
+                              help="comma-separated runner counts for multi-instance throughput, e.g. 2,4")
     demo_parser = commands.add_parser("demo", help="live camera demo: classify, detect, or read text (--rec) on a camera/video/folder/pattern "
                                       "-> annotated MJPEG stream, stats as JSON")
     _artifact_arguments(demo_parser)
     demo_parser.add_argument("--source", default="pattern",
                              help="pattern, /dev/videoN or a camera index, a video file, or a folder of images (default pattern)")
-    demo_parser.add_argument("--size", default="640x480", help="WIDTHxHEIGHT of the test pattern, or asked of the camera (default 640x480)")
-    demo_parser.add_argument("--fps", type=float, default=None, help="test pattern rate (0: as fast as the pipeline takes), or asked of the camera")
+    demo_parser.add_argument("--size", type=flags.frame_size, default=(640, 480),
+                             help="WIDTHxHEIGHT of the test pattern, or asked of the camera (default 640x480)")
+    demo_parser.add_argument("--fps", type=flags.rate, default=None,
+                             help="test pattern rate (0: as fast as the pipeline takes), or asked of the camera")
     demo_parser.add_argument("--realtime", action="store_true",
                              help="play a video file at its own frame rate, as a live source (drops instead of lag)")
     demo_parser.add_argument("--loop", action="store_true", help="start a video file or folder again at its end")
-    demo_parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    demo_parser.add_argument("--frames", type=int, default=None, help="stop after reading this many frames")
+    demo_parser.add_argument("--duration", type=flags.seconds(positive=True, high=366 * flags.DAY_S), default=None,
+                             help="stop after this many seconds")
+    demo_parser.add_argument("--frames", type=flags.count(1), default=None, help="stop after reading this many frames")
     demo_parser.add_argument("--sequential", action="store_true", help="run all stages one after another in one thread (for comparison)")
-    demo_parser.add_argument("--queue-size", type=int, default=2, help="frames each queue between stages holds (default 2)")
+    demo_parser.add_argument("--queue-size", type=flags.count(1, 1000), default=2, help="frames each queue between stages holds (default 2)")
     demo_parser.add_argument("--listen", default="127.0.0.1:8080",
                              help="HOST:PORT of the viewer page and MJPEG stream (default loopback 127.0.0.1:8080; port 0 picks one)")
     demo_parser.add_argument("--no-server", action="store_true", help="serve nothing (bounded runs that only record)")
@@ -185,57 +212,76 @@ def main(argv=None) -> int:
     demo_parser.add_argument("--rec-fallback-for", default=None, metavar="REASON", help="--fallback-for, of the recognizer")
     args = parser.parse_args(argv)
     try:
-        from edgeship_runtime.detect import detect
-
-        if args.command == "detect":
-            _emit(detect(args.sysroot), args.output)
-            return 0
-        if args.command == "prepare":
-            return _prepare(args)
-        from edgeship_runtime.artifact import Artifact
-        from edgeship_runtime.backends import backend_class
-        from edgeship_runtime.select import choose
-
-        board = detect()
-        # A runtime that would refuse the artifact is refused first, fallback or not: a
-        # mismatched vendor runtime is a board to fix, not one to quietly run on the CPU.
-        requested = Artifact.open(args.artifact)
-        compat = backend_class(requested.backend).compatibility(requested.manifest, board)
-        artifact, backend_cls, fallback = choose(args.artifact, args.allow_cpu_fallback, args.cpu_artifact, board["available"],
-                                                 args.fallback_for)
-        options = _options(args.backend_option)
-        if args.command == "demo":
-            return _demo(args, artifact, backend_cls, fallback, options, board)
-        if args.command == "check":
-            from edgeship_runtime.check import check, check_fingerprint, read_record, write_record
-
-            report, fingerprint = None, ""
-            if args.record:
-                fingerprint = check_fingerprint(artifact, backend_cls, fallback, board, threads=args.threads, max_samples=args.max_samples,
-                                                options=options)
-                report = read_record(args.record, fingerprint, artifact, fallback)
-            if report is None:
-                report = check(artifact, backend_cls, threads=args.threads, fallback=fallback, max_samples=args.max_samples, **options)
-                report["board"] = board["board"]
-                report["compatibility"] = compat
-                if args.record:
-                    write_record(args.record, fingerprint, report)
-            _emit(report, args.output)
-            return 0 if report["passed"] else 1
-        from edgeship_runtime.bench import benchmark
-
-        if args.max_s is not None and args.max_s <= 0:
-            raise ArtifactError(f"--max-s {args.max_s} must be greater than 0 (seconds after which no new run starts)")
-        result = benchmark(artifact, backend_cls, threads=args.threads, warmup_runs=args.warmup_runs, warmup_s=args.warmup_s,
-                           min_runs=args.min_runs, min_s=args.min_s, batches=[int(b) for b in args.batches.split(",") if b],
-                           instances=[int(n) for n in args.instances.split(",") if n], fallback=fallback, max_s=args.max_s,
-                           board={"board": board["board"], "arch": board["arch"], "kernel": board["kernel"], "cpu": board["cpu"]}, **options)
-        result["compatibility"] = compat
-        _emit(result, args.output)
-        return 0
+        return _run(args)
     except (RuntimeUnavailable, ArtifactError) as error:
-        print(f"edgeship-runtime: error: {error}", file=sys.stderr)
+        _error(str(error))
         return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # the reader went away (`| head`): nothing left to say to it
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except Exception as error:  # the last resort: still one line, and a bug to fix, not a traceback to read
+        _error(f"{type(error).__name__}: {error} (a bug: please report it with the command)")
+        return 3
+
+
+def _error(message: str) -> None:
+    print("edgeship-runtime: error: " + " ".join(message.split()), file=sys.stderr)
+
+
+def _run(args) -> int:
+    _check_outputs(args)
+    from edgeship_runtime.detect import detect
+
+    if args.command == "detect":
+        _emit(detect(args.sysroot), args.output)
+        return 0
+    if args.command == "prepare":
+        return _prepare(args)
+    from edgeship_runtime.artifact import Artifact
+    from edgeship_runtime.backends import backend_class
+    from edgeship_runtime.select import choose
+
+    board = detect()
+    # A runtime that would refuse the artifact is refused first, fallback or not: a
+    # mismatched vendor runtime is a board to fix, not one to quietly run on the CPU.
+    requested = Artifact.open(args.artifact)
+    compat = backend_class(requested.backend).compatibility(requested.manifest, board)
+    artifact, backend_cls, fallback = choose(args.artifact, args.allow_cpu_fallback, args.cpu_artifact, board["available"],
+                                             args.fallback_for)
+    options = _options(args.backend_option)
+    if args.command == "demo":
+        return _demo(args, artifact, backend_cls, fallback, options, board)
+    if args.command == "check":
+        from edgeship_runtime.check import check, check_fingerprint, read_record, write_record
+
+        report, fingerprint = None, ""
+        if args.record:
+            fingerprint = check_fingerprint(artifact, backend_cls, fallback, board, threads=args.threads, max_samples=args.max_samples,
+                                            options=options)
+            report = read_record(args.record, fingerprint, artifact, fallback)
+        if report is None:
+            report = check(artifact, backend_cls, threads=args.threads, fallback=fallback, max_samples=args.max_samples, **options)
+            report["board"] = board["board"]
+            report["compatibility"] = compat
+            if args.record:
+                write_record(args.record, fingerprint, report)
+        _emit(report, args.output)
+        if not report["integrity"]["passed"]:
+            _error(f"{artifact.path}: {report['failed'][0]}; copy the artifact again (or convert the model again)")
+        return 0 if report["passed"] else 1
+    from edgeship_runtime.bench import benchmark
+
+    result = benchmark(artifact, backend_cls, threads=args.threads, warmup_runs=args.warmup_runs, warmup_s=args.warmup_s,
+                       min_runs=args.min_runs, min_s=args.min_s, batches=args.batches or [1], instances=args.instances,
+                       fallback=fallback, max_s=args.max_s,
+                       board={"board": board["board"], "arch": board["arch"], "kernel": board["kernel"], "cpu": board["cpu"]}, **options)
+    result["compatibility"] = compat
+    _emit(result, args.output)
+    return 0
 
 
 if __name__ == "__main__":

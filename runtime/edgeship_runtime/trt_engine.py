@@ -16,6 +16,7 @@ target; the same code builds the test engine on a conversion host with a GPU
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -24,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeship_runtime.artifact import sha256_file
 from edgeship_runtime.errors import ArtifactError, RuntimeUnavailable
 
 CONFIG_FILE = "tensorrt.json"
@@ -54,9 +54,14 @@ def cache_key(onnx_sha256: str, tensorrt_version: str, gpu_name: str, compute_ca
 def build_config(artifact) -> dict:
     """The artifact's tensorrt.json: precision, workspace, calibration data, fp16 layers."""
     path = artifact.path / CONFIG_FILE
-    if not path.is_file():
+    if not path.exists():
         raise ArtifactError(f"{path} is missing; convert the model with `invoke convert --target jetson`")
-    config = json.loads(path.read_text())
+    try:
+        config = json.loads(artifact.read_member(CONFIG_FILE, "TensorRT build settings"))
+    except (ValueError, RecursionError) as error:
+        raise ArtifactError(f"{path} is not valid JSON ({str(error)[:200]}); convert the model again") from None
+    if not isinstance(config, dict) or not isinstance(config.get("workspace_mib"), int):
+        raise ArtifactError(f"{path} must be an object with precision and workspace_mib; convert the model again")
     if config.get("precision") not in PRECISIONS:
         raise ArtifactError(f"{path}: precision {config.get('precision')!r} is not one of {', '.join(PRECISIONS)}")
     layers = config.setdefault("fp16_layers", [])
@@ -213,9 +218,15 @@ def load_calibration(artifact, config: dict) -> tuple[dict[str, np.ndarray] | No
     calibration = config.get("calibration")
     if not calibration:
         return None, None
-    path = artifact.path / calibration["file"]
-    with np.load(path) as data:
-        return {name: data[name] for name in data.files}, sha256_file(path)
+    if not isinstance(calibration, dict) or not isinstance(calibration.get("file"), str):
+        raise ArtifactError(f"{artifact.path / CONFIG_FILE}: calibration must name its .npz file; convert the model again")
+    data_bytes = artifact.read_member(calibration["file"], "calibration data")
+    try:
+        with np.load(io.BytesIO(data_bytes), allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}, hashlib.sha256(data_bytes).hexdigest()
+    except Exception as error:  # zipfile, zlib and numpy each raise their own on a damaged file
+        raise ArtifactError(f"{artifact.path / calibration['file']} is not a readable .npz ({type(error).__name__}); "
+                            "copy the artifact again") from None
 
 
 def ensure_engine(artifact, engine_cache=None, log=print) -> tuple[Path, dict]:
@@ -234,7 +245,7 @@ def ensure_engine(artifact, engine_cache=None, log=print) -> tuple[Path, dict]:
         return engine_path, {**record, "cached": True, "build_s": 0.0}
     folder.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    engine = build_engine(artifact.model_file, config["precision"], config["workspace_mib"], calibration,
+    engine = build_engine(artifact.model_path(), config["precision"], config["workspace_mib"], calibration,
                           folder / f"{key}.calibration.cache", log, config["fp16_layers"])
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".engine-", suffix=".partial")
     try:

@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from edgeship_runtime.artifact import Artifact
+from edgeship_runtime.errors import ArtifactError, RuntimeUnavailable
 
 
 def to_layout(value: np.ndarray, perm) -> np.ndarray:
@@ -119,8 +120,15 @@ class Backend:
     def load(self) -> Backend:
         if self.loaded:
             raise RuntimeError(f"{self.name}: load() called twice")
-        self._load()
-        self._details = self._io_details()
+        try:
+            self._load()
+            self._details = self._io_details()
+        except (ArtifactError, RuntimeUnavailable):
+            raise
+        except Exception as error:  # each vendor runtime raises its own type on a file it cannot read
+            first = (str(error).strip().splitlines() or [""])[0][:300]
+            raise ArtifactError(f"{self.name} could not load {self.artifact.model_file} ({type(error).__name__}: {first}); the file is "
+                                f"damaged or not a model this runtime reads: copy the artifact again, or convert the model again") from None
         self.loaded = True
         return self
 

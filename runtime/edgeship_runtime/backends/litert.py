@@ -55,7 +55,7 @@ class LiteRTBackend(Backend):
         return []
 
     def _model_path(self) -> Path:
-        return self.artifact.model_file
+        return self.artifact.model_path()
 
     def _load(self) -> None:
         module = _interpreter_module()
@@ -124,15 +124,19 @@ def signature_tensors(model_path) -> dict[str, str]:
     return {name: tensor_names[detail["index"]] for name, detail in {**runner.get_input_details(), **runner.get_output_details()}.items()}
 
 
-def edgetpu_record(artifact_dir) -> dict:
-    """The coral target's edgetpu.json of an artifact ({"compiled": False} when it has none)."""
-    path = Path(artifact_dir) / EDGETPU_RECORD
-    if not path.is_file():
+def edgetpu_record(artifact) -> dict:
+    """The coral target's edgetpu.json of an artifact ({"compiled": False} when it has none), read
+    as one of its listed files; the model it names is one too."""
+    if not (artifact.path / EDGETPU_RECORD).exists() and EDGETPU_RECORD not in (artifact.manifest.get("files") or {}):
         return {"compiled": False, "status": "not compiled for the Edge TPU", "reason": f"no {EDGETPU_RECORD} (not a coral artifact)"}
+    path = artifact.path / EDGETPU_RECORD
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ArtifactError(f"{path} is not valid JSON ({error}); copy the artifact again") from None
+        record = json.loads(artifact.read_member(EDGETPU_RECORD, "Edge TPU record"))
+    except (ValueError, RecursionError) as error:
+        raise ArtifactError(f"{path} is not valid JSON ({str(error)[:200]}); copy the artifact again") from None
+    if not isinstance(record, dict) or (record.get("compiled") and not isinstance(record.get("file"), str)):
+        raise ArtifactError(f"{path} must be an object with \"compiled\" and, when compiled, the model's \"file\"; convert the model again")
+    return record
 
 
 def libedgetpu_version(library: str) -> dict:
@@ -170,7 +174,7 @@ class EdgeTPUBackend(LiteRTBackend):
 
     @classmethod
     def unusable(cls, artifact) -> str | None:
-        record = edgetpu_record(artifact.path)
+        record = edgetpu_record(artifact)
         if record.get("compiled"):
             return None
         return (f"{artifact.path}: {record.get('status')} ({record.get('reason')}); the Edge TPU runs only compiled models: "
@@ -180,7 +184,7 @@ class EdgeTPUBackend(LiteRTBackend):
         why = self.unusable(self.artifact)
         if why:
             raise RuntimeUnavailable(why)
-        return self.artifact.path / edgetpu_record(self.artifact.path)["file"]
+        return self.artifact.member(edgetpu_record(self.artifact)["file"], "Edge TPU model")
 
     def _tensor_indices(self) -> dict[str, int]:
         if self.interpreter.get_signature_list():
@@ -188,7 +192,7 @@ class EdgeTPUBackend(LiteRTBackend):
         # The manifest maps by the int8 model's signature names. A compiled model without its
         # SignatureDefs is matched through that model, whose I/O tensors it keeps by name.
         by_name = {d["name"]: d["index"] for d in self.interpreter.get_input_details() + self.interpreter.get_output_details()}
-        return {name: by_name[tensor] for name, tensor in signature_tensors(self.artifact.model_file).items() if tensor in by_name}
+        return {name: by_name[tensor] for name, tensor in signature_tensors(self.artifact.model_path()).items() if tensor in by_name}
 
     @classmethod
     def detect_accelerator(cls, sysroot: str = "/") -> dict:

@@ -28,7 +28,10 @@ class OnnxRuntimeBackend(Backend):
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
         providers = self.options.get("providers") or ["CPUExecutionProvider"]
-        self.session = onnxruntime.InferenceSession(str(self.artifact.model_file), options, providers=providers)
+        if isinstance(providers, str):  # --backend-option providers=CUDAExecutionProvider,CPUExecutionProvider
+            providers = [name for name in providers.split(",") if name]
+        # model_path(): the model and every external-data file it names, verified before ONNX Runtime opens them
+        self.session = onnxruntime.InferenceSession(str(self.artifact.model_path()), options, providers=providers)
         self._output_names = [m["name"] for m in self._outputs.values()]
         self._dynamic_batch = all(not isinstance(i.shape[0], int) for i in self.session.get_inputs())
 

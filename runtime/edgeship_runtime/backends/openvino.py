@@ -41,7 +41,11 @@ class OpenVINOBackend(Backend):
         if self.threads:
             self._config["INFERENCE_NUM_THREADS"] = int(self.threads)
         self._core = openvino.Core()
-        self._model = self._core.read_model(str(self.artifact.model_file))
+        model = self.artifact.model_path()
+        weights = None  # an IR's weights (model.bin beside model.xml), verified as the graph is
+        if model.suffix == ".xml":
+            weights = str(self.artifact.member(model.with_suffix(".bin").relative_to(self.artifact.path).as_posix(), "weights"))
+        self._model = self._core.read_model(str(model), weights) if weights else self._core.read_model(str(model))
         self._compile()
 
     def _compile(self) -> None:

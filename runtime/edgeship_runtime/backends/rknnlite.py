@@ -106,9 +106,10 @@ class RKNNLiteBackend(Backend):
                                      "run on an RK3588-class board with the rknpu driver, or use --allow-cpu-fallback with a CPU artifact")
         rknnlite = _rknnlite_class()
         self.runtime = rknnlite(verbose=False)
-        code = self.runtime.load_rknn(str(self.artifact.model_file))
+        code = self.runtime.load_rknn(str(self.artifact.model_path()))
         if code != 0:
-            raise RuntimeUnavailable(f"rknnlite: load_rknn({self.artifact.model_file}) returned {code}; the file is not an .rknn model or is corrupt")
+            raise ArtifactError(f"rknnlite: load_rknn({self.artifact.model_file}) returned {code}; the file is not an .rknn model or is "
+                                "corrupt: copy the artifact again, or convert the model again")
         code = self.runtime.init_runtime(core_mask=getattr(rknnlite, CORE_MASKS[core]))
         if code != 0:
             toolkit = self.artifact.manifest.get("toolchain", {}).get("rknn-toolkit2", "?")

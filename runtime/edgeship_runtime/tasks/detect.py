@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeship_runtime.errors import ArtifactError
+from edgeship_runtime.files import UnsafePath, confined
 from edgeship_runtime.tasks._optional import cv2 as _cv2
 
 
@@ -75,7 +76,7 @@ def _anchors(path: str, modified: float) -> np.ndarray:
     del modified  # part of the cache key only: a replaced file is read again
     try:
         anchors = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, EOFError) as error:
         raise ArtifactError(f"{path}: cannot read the ssd anchors ({error}); it must be an .npy array [N, 4]") from None
     if anchors.ndim != 2 or anchors.shape[1] != 4:
         raise ArtifactError(f"{path}: ssd anchors have shape {list(anchors.shape)}; they must be [N, 4] (ycenter, xcenter, h, w; normalized)")
@@ -83,9 +84,16 @@ def _anchors(path: str, modified: float) -> np.ndarray:
 
 
 def load_anchors(record: dict, artifact_dir: Path | None) -> np.ndarray:
-    path = Path(artifact_dir or ".") / record["anchors"]
-    if not path.is_file():
-        raise ArtifactError(f"{path}: the ssd anchors file named by the task record is missing; put it in the artifact folder")
+    """The anchors file the record names, inside the artifact folder and reached through no link
+    (the manifest lists it with its sha256, checked when the artifact opened)."""
+    folder = Path(artifact_dir or ".")
+    if not (folder / str(record["anchors"])).exists():
+        raise ArtifactError(f"{folder / str(record['anchors'])}: the ssd anchors file named by the task record is missing; "
+                            "put it in the artifact folder")
+    try:
+        path = confined(folder, record["anchors"], "ssd anchors")
+    except UnsafePath as error:
+        raise ArtifactError(f"{error}; name a file inside the artifact folder") from None
     return _anchors(str(path.resolve()), path.stat().st_mtime)
 
 

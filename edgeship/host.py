@@ -17,11 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeship.errors import EdgeshipError
+from edgeship.waiting import run_bounded
 
 DOCKERD_LOG = Path("/var/log/edgeship-dockerd.log")
 DOCKERD_START_TIMEOUT_S = 60
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
 QEMU = {"arm64": "qemu-aarch64"}  # Debian architecture of an emulated board -> its binfmt_misc entry
+APT_UPDATE_TIMEOUT_S, APT_INSTALL_TIMEOUT_S = 600, 1800  # the install is Docker, qemu and Chromium: a few hundred MB
+LOCAL_COMMAND_TIMEOUT_S = 60  # mount, update-binfmts: no network, done in a moment
 
 
 @dataclass(frozen=True)
@@ -65,8 +68,16 @@ def _is_debian_like() -> bool:
 def apt_install(*packages: str) -> None:
     """`apt-get update` then a quiet, non-interactive `apt-get install -y` of the packages."""
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True, env=env)
+    for command, seconds in ((["apt-get", "update", "-qq"], APT_UPDATE_TIMEOUT_S),
+                             (["apt-get", "install", "-y", "-qq", *packages], APT_INSTALL_TIMEOUT_S)):
+        _checked(command, seconds, " ".join(command[:2]), "check the network and the apt sources, then run `./dev setup` again", env=env)
+
+
+def _checked(command: list[str], seconds: float, what: str, fix: str, **kwargs) -> None:
+    """Run a set-up command, bounded; one line when it fails or hangs (its own message is above it)."""
+    result = run_bounded(command, seconds, what, fix, **kwargs)
+    if result.returncode != 0:
+        raise EdgeshipError(f"{what} failed (exit {result.returncode}; its message is above); {fix}")
 
 
 def docker_client():
@@ -111,8 +122,10 @@ def enable_emulation(arch: str) -> None:
     --credential yes` does)."""
     qemu = QEMU[arch]
     if not (BINFMT / "register").exists():
-        subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)], check=True)
-    subprocess.run(["update-binfmts", "--enable", qemu], check=True)
+        _checked(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)], LOCAL_COMMAND_TIMEOUT_S, f"mounting binfmt_misc on {BINFMT}",
+                 "arm64 boards are emulated through binfmt_misc: load the module (modprobe binfmt_misc) as root")
+    _checked(["update-binfmts", "--enable", qemu], LOCAL_COMMAND_TIMEOUT_S, f"update-binfmts --enable {qemu}",
+             "reinstall qemu-user-static and binfmt-support, then run `./dev setup` again")
     entry = binfmt_entry(arch)
     fields = _binfmt_fields(entry)
     if "C" in fields.get("flags:", ""):

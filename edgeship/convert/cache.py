@@ -13,7 +13,7 @@ from edgeship.convert.container import CODE_DIRS
 from edgeship.convert.inputs import calibration_digest, external_sha256
 from edgeship.convert.request import Plan
 from edgeship.paths import REPO_ROOT
-from edgeship_runtime.files import atomic_write_text, sha256_file, tree_sha256
+from edgeship_runtime.files import UnsafePath, atomic_write_text, confined, sha256_file, tree_sha256
 
 
 def code_sha256() -> str:
@@ -55,15 +55,13 @@ def artifact_name(p: Plan, key: str) -> str:
 
 
 def cached(final: Path, key: str) -> bool:
-    manifest = final / "manifest.json"
-    if not manifest.is_file():
-        return False
+    """Whether final holds the artifact of this key: its manifest and artifact regular files (never
+    followed: a folder an older edgeship took from a container unchecked is converted again)."""
     try:
-        data = json.loads(manifest.read_text())
-    except json.JSONDecodeError:
+        data = json.loads(confined(final, "manifest.json", "the cached manifest").read_text())
+        return isinstance(data, dict) and data.get("cache_key") == key and bool(confined(final, data["artifact"]["file"], "the cached artifact"))
+    except (UnsafePath, OSError, ValueError, RecursionError, KeyError, TypeError):  # absent, a link, not a manifest of ours
         return False
-    artifact = final / data.get("artifact", {}).get("file", "")
-    return data.get("cache_key") == key and artifact.is_file()
 
 
 # A toolchain that raised on a request (the worker's exit 3: an exception in the vendor's

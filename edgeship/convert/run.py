@@ -1,15 +1,15 @@
 """`invoke convert`: check the inputs on the host, then run the target's conversion in its image.
 
 The worker writes into a staging directory that is renamed into place only when the manifest
-verifies. The artifact directory's name carries a key of every input, option, image and code
-hash, so an identical request returns it without a container. `invoke verify` converts with
-`fresh=True`: the graph clean-up and the conversion run again in new containers, and nothing is
-read from or written to the caches.
+verifies; what it left there is untrusted until walked (convert/untrusted.py). The artifact
+directory's name carries a key of every input, option, image and code hash, so an identical
+request returns it without a container. `invoke verify` converts with `fresh=True`: the graph
+clean-up and the conversion run again in new containers, and nothing is read from or written
+to the caches.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -19,11 +19,22 @@ from pathlib import Path
 from edgeship import __version__
 from edgeship.convert.cache import artifact_name, cache_key, cached, forget_failure, model_name, remember_failure, remembered_failure
 from edgeship.convert.clean import CleanGraph, clean_graph
-from edgeship.convert.container import CONTAINER_UID, GRAPH_MOUNT, conversion_mounts, inspect_source, run_worker, source_of, write_job
+from edgeship.convert.container import (
+    CONTAINER_UID,
+    GRAPH_MOUNT,
+    Toolchain,
+    conversion_mounts,
+    inspect_source,
+    raise_for_exit,
+    run_worker,
+    source_of,
+    write_job,
+)
 from edgeship.convert.request import Plan, Request, complete_plan, plan
+from edgeship.convert.untrusted import CONVERSION_LIMITS, artifact_file, read_json, take_output
 from edgeship.errors import EdgeshipError, ToolchainFailed
 from edgeship.images.locks import ImageSpec, load_spec
-from edgeship_runtime.files import sha256_file
+from edgeship_runtime.files import sha256_file, write_new
 from targets.base import TOOLCHAIN_EXIT
 from targets.job import Job
 
@@ -51,19 +62,16 @@ def make_job(p: Plan, key: str, image_tag: str, image_id: str, lock_sha: str, gr
     )
 
 
-def _chown_tree(root: Path, uid: int) -> None:
-    for path in [root, *root.rglob("*")]:
-        os.chown(path, uid, uid, follow_symlinks=False)
-
-
-def convert(request: Request, client=None, rebuild_image: bool = False, fresh: bool = False) -> Path:
+def convert(request: Request, client=None, rebuild_image: bool = False, fresh: bool = False, toolchain: Toolchain | None = None) -> Path:
     """Convert and return the artifact directory (an existing one when the key matches).
 
     fresh: convert again even when the key matches, the graph clean-up too, reading and writing
-    no cache; the artifact lands in request.out as usual, replacing one of the same name."""
+    no cache; the artifact lands in request.out as usual, replacing one of the same name.
+    toolchain: what the containers run (the real worker and clean-up; a test passes a hostile one)."""
     from edgeship.images.build import build, find_image
     from edgeship.images.engine import ensure_engine
 
+    toolchain = toolchain or Toolchain()
     p = plan(request)
     client = client or ensure_engine()
     spec = load_spec(p.target.gpu_image if request.gpus else p.target.image)
@@ -74,12 +82,14 @@ def convert(request: Request, client=None, rebuild_image: bool = False, fresh: b
     if fresh and p.source_format == "onnx":
         with tempfile.TemporaryDirectory(prefix="edgeship-fresh-graph-") as scratch:
             os.chmod(scratch, 0o755)  # the container's user reads the graph mounted from here
-            return _convert_planned(client, p, spec, image, image_tag, clean_graph(client, p, Path(scratch)), fresh)
-    graph = clean_graph(client, p) if p.source_format == "onnx" else None
-    return _convert_planned(client, p, spec, image, image_tag, graph, fresh)
+            fresh_graph = clean_graph(client, p, Path(scratch), toolchain.clean_up)
+            return _convert_planned(client, p, spec, image, image_tag, fresh_graph, fresh, toolchain.convert)
+    graph = clean_graph(client, p, command=toolchain.clean_up) if p.source_format == "onnx" else None
+    return _convert_planned(client, p, spec, image, image_tag, graph, fresh, toolchain.convert)
 
 
-def _convert_planned(client, p: Plan, spec: ImageSpec, image, image_tag: str, graph: CleanGraph | None, fresh: bool) -> Path:
+def _convert_planned(client, p: Plan, spec: ImageSpec, image, image_tag: str, graph: CleanGraph | None, fresh: bool,
+                     command: tuple[str, ...]) -> Path:
     request = p.request
     key = cache_key(p, image.id, graph.key if graph else None)
     out = request.out
@@ -105,14 +115,19 @@ def _convert_planned(client, p: Plan, spec: ImageSpec, image, image_tag: str, gr
             os.chown(staging, CONTAINER_UID, CONTAINER_UID)
         job_file = write_job(job_dir, make_job(p, key, image_tag, image.id, spec.lock_sha256(), graph))
         print(f"edgeship: converting {request.model} for {p.target.name} ({p.quant}) in {image_tag}", flush=True)
-        run_worker(client, image_tag, conversion_mounts(p, staging, job_file, graph.path if graph else None), log_path, gpus=request.gpus)
-        if os.getuid() == 0:
-            _chown_tree(staging, 0)
-        manifest = json.loads((staging / "manifest.json").read_text())
-        artifact = staging / manifest["artifact"]["file"]
-        if sha256_file(artifact) != manifest["artifact"]["sha256"]:
+        mounts = conversion_mounts(p, staging, job_file, graph.path if graph else None)
+        run = run_worker(client, image_tag, mounts, log_path, gpus=request.gpus, command=command)
+        # Walked before anything in it is read, owned or moved, and before the exit is judged: a
+        # planted link or FIFO is refused (and not remembered as the toolchain's failure).
+        take_output(staging, CONVERSION_LIMITS, "the conversion's output")
+        raise_for_exit(run, image_tag, log_path)
+        artifact, sha256 = artifact_file(staging, read_json(staging, "manifest.json", "the conversion's manifest"))
+        if sha256_file(artifact) != sha256:
             raise EdgeshipError(f"{artifact} does not match the sha256 in its manifest; the conversion output is corrupt, run again")
-        shutil.copy2(log_path, staging / "convert.log")
+        if os.path.lexists(staging / "convert.log"):
+            raise EdgeshipError(f"the toolchain wrote {staging / 'convert.log'} itself; refused: that name is the controller's log of it "
+                                f"(full log: {log_path})")
+        write_new(staging / "convert.log", log_path.read_bytes())  # never through a link; the log is capped in size
         if final.exists():
             shutil.rmtree(final)  # an incomplete directory from an older edgeship
         os.rename(staging, final)

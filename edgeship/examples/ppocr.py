@@ -20,7 +20,6 @@ import hashlib
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -32,9 +31,11 @@ from edgeship.errors import EdgeshipError
 from edgeship.examples import text_render
 from edgeship.examples.common import GeneratorVersion, write_metadata
 from edgeship.paths import cache_root
+from edgeship.waiting import run_bounded
 
 WHEEL_REQUIREMENT = "rapidocr-onnxruntime==1.4.4"
 WHEEL_FILE = "rapidocr_onnxruntime-1.4.4-py3-none-any.whl"
+DOWNLOAD_TIMEOUT_S = 900  # one 15 MB wheel
 WHEEL_SHA256 = "971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf"
 WHEEL_MEMBERS = {
     "det": "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
@@ -107,7 +108,7 @@ def fetch_wheel() -> Path:
         with tempfile.TemporaryDirectory(dir=wheel.parent, prefix=".download-") as download:
             command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                        "--disable-pip-version-check", "--quiet", "--dest", download, WHEEL_REQUIREMENT]
-            result = subprocess.run(command, capture_output=True, text=True)
+            result = run_bounded(command, DOWNLOAD_TIMEOUT_S, f"pip download of {WHEEL_REQUIREMENT}", capture_output=True, text=True)
             fetched = Path(download) / WHEEL_FILE
             if result.returncode != 0 or not fetched.exists():
                 reason = (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]

@@ -8,17 +8,19 @@ version, the pinned versions of runtime/constraints.txt, the board's platform an
 from __future__ import annotations
 
 import hashlib
-import subprocess
 import sys
 from pathlib import Path
 
 from edgeship.errors import EdgeshipError
 from edgeship.paths import REPO_ROOT, cache_root
+from edgeship.waiting import run_bounded
 from edgeship_runtime.files import staged_dir, tree_sha256
 
 RUNTIME_DIR = REPO_ROOT / "runtime"
 CONSTRAINTS = RUNTIME_DIR / "constraints.txt"
 ARCHITECTURES = ("x86_64", "aarch64")
+WHEEL_TIMEOUT_S = 600  # the runtime's own pure-Python wheel: seconds
+WHEELHOUSE_TIMEOUT_S = 3600  # every dependency wheel of a board's platform from the index
 DEFAULT_GLIBC = "2.28"  # what a board is assumed to have when it does not say (Debian 10+, Ubuntu 20.04+, JetPack 5+)
 
 
@@ -45,7 +47,10 @@ def build_runtime_wheel(dest: Path | None = None) -> Path:
     if existing:
         return existing[0]
     with staged_dir(dest) as staging:
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(staging), str(RUNTIME_DIR)], check=True)
+        built = run_bounded([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(staging), str(RUNTIME_DIR)],
+                             WHEEL_TIMEOUT_S, f"pip wheel of {RUNTIME_DIR}", "pip builds it offline: see what it printed above")
+        if built.returncode != 0:
+            raise EdgeshipError(f"pip could not build the runtime's wheel from {RUNTIME_DIR} (exit {built.returncode}); see pip's message above")
     return sorted(dest.glob("edgeship_runtime-*.whl"))[0]
 
 
@@ -66,7 +71,8 @@ def ensure_runtime_wheelhouse(arch: str, python: str, extras: tuple[str, ...] = 
                "--implementation", "cp", "--constraint", str(CONSTRAINTS), "--dest", str(staging), requirement, "pip"]
         for tag in tags:
             cmd += ["--platform", tag]
-        result = subprocess.run(cmd, capture_output=True, text=True)
+        result = run_bounded(cmd, WHEELHOUSE_TIMEOUT_S, f"pip download of the runtime's wheels for {arch}/Python {python}",
+                             capture_output=True, text=True)
         if result.returncode != 0:
             last = (result.stderr.strip().splitlines() or ["no output"])[-1]
             raise EdgeshipError(f"the runtime's wheels for {arch}/Python {python}/glibc {glibc} with extras {list(extras)} cannot be "

@@ -16,12 +16,15 @@ from datetime import datetime, timezone
 
 from edgeship.errors import EdgeshipError
 from edgeship.host import require
+from edgeship.waiting import run_bounded
 
 SUITE = "bookworm"
 VARIANT = "minbase"
 PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates")
 LABEL_PREFIX = "io.edgeship.base"
 _DEB_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "amd64": "amd64", "arm64": "arm64"}
+DEBOOTSTRAP_TIMEOUT_S = 1800  # about 40 MB of packages from the mirror; a few minutes on a slow link
+IMPORT_TIMEOUT_S = 1800  # a 300 MB root file system into the engine
 
 
 def base_tag(arch: str = "amd64", packages: tuple[str, ...] = PACKAGES) -> str:
@@ -67,7 +70,8 @@ def ensure_base_image(client, arch: str | None = None, packages: tuple[str, ...]
     try:
         log_path = os.path.join(workdir, "debootstrap.log")
         with open(log_path, "w") as log:
-            result = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
+            result = run_bounded(cmd, DEBOOTSTRAP_TIMEOUT_S, f"debootstrap of {SUITE}/{arch} (log: {log_path})",
+                                 stdout=log, stderr=subprocess.STDOUT)
         if result.returncode != 0:
             with open(log_path) as log:
                 tail = log.read()[-2000:]
@@ -78,7 +82,8 @@ def ensure_base_image(client, arch: str | None = None, packages: tuple[str, ...]
         shutil.rmtree(os.path.join(rootfs, "var/lib/apt/lists"), ignore_errors=True)
         os.makedirs(os.path.join(rootfs, "var/cache/apt/archives/partial"), exist_ok=True)
         os.makedirs(os.path.join(rootfs, "var/lib/apt/lists/partial"), exist_ok=True)
-        debootstrap_version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "debootstrap"], capture_output=True, text=True).stdout.strip()
+        debootstrap_version = run_bounded(["dpkg-query", "-W", "-f=${Version}", "debootstrap"], 60, "dpkg-query of debootstrap's version",
+                                          "is dpkg's database locked by a stuck apt run?", capture_output=True, text=True).stdout.strip()
         labels = {
             f"{LABEL_PREFIX}.suite": SUITE,
             f"{LABEL_PREFIX}.arch": arch,
@@ -94,10 +99,18 @@ def ensure_base_image(client, arch: str | None = None, packages: tuple[str, ...]
             changes += ["--change", f'LABEL {key}="{value}"']
         changes += ["--change", "ENV LANG=C.UTF-8", "--change", 'CMD ["/bin/bash"]']
         tar = subprocess.Popen(["tar", "--numeric-owner", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
-        imported = subprocess.run(["docker", "import", *changes, "-", tag], stdin=tar.stdout, capture_output=True, text=True)
-        if tar.stdout is not None:
-            tar.stdout.close()
-        if tar.wait() != 0 or imported.returncode != 0:
+        try:
+            imported = run_bounded(["docker", "import", *changes, "-", tag], IMPORT_TIMEOUT_S, f"docker import of {rootfs} as {tag}",
+                                   "see the Docker engine's log (is its disk full?)", stdin=tar.stdout, capture_output=True, text=True)
+        finally:
+            if tar.stdout is not None:
+                tar.stdout.close()
+            try:  # done once docker import read it all; stopped by the closed pipe when the import was stopped
+                tar.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                tar.kill()
+                tar.wait()
+        if tar.returncode != 0 or imported.returncode != 0:
             raise EdgeshipError(f"docker import of {rootfs} as {tag} failed: {imported.stderr.strip()}")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -112,10 +112,15 @@ def _stream_build(client, context: str, tag: str, base: str, labels: dict[str, s
 
 def smoke_test(client, tag: str) -> str:
     """Run the image's smoke test with the network off; returns what it printed."""
+    import requests
+
     container = client.containers.run(tag, SMOKE_COMMAND, detach=True, network_mode="none")
     try:
         status = container.wait(timeout=SMOKE_TIMEOUT_S)
-        output = container.logs().decode(errors="replace")
+        output = container.logs(tail=200).decode(errors="replace")
+    except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):  # docker-py's wait time-out
+        raise EdgeshipError(f"the smoke test of {tag} did not finish within {SMOKE_TIMEOUT_S} s and was stopped; an import in the "
+                            f"image hangs, or the machine is too loaded: build it again (`invoke images.build --rebuild`)") from None
     finally:
         container.remove(force=True)
     if status.get("StatusCode") != 0:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +18,12 @@ import tomllib
 
 from edgeship.errors import EdgeshipError
 from edgeship.paths import REPO_ROOT, cache_root
+from edgeship.waiting import run_bounded
 from edgeship_runtime.files import sha256_file  # one implementation, shared with the images and boards
 
 IMAGES_DIR = REPO_ROOT / "images"
+COMPILE_TIMEOUT_S = 900  # uv resolves against the index: seconds, or minutes with an extra index
+WHEELHOUSE_TIMEOUT_S = 3600  # the rk3588 lock is 3.3 GB of wheels
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ def compile_lock(spec: ImageSpec) -> Path:
         "--output-file", str(spec.lock),
     ] + _index_arguments(spec) + (["--index-strategy", "unsafe-best-match"] if spec.extra_index_urls else [])
     print("edgeship: " + " ".join(cmd), flush=True)
-    result = subprocess.run(cmd, cwd=spec.folder)
+    result = run_bounded(cmd, COMPILE_TIMEOUT_S, f"uv pip compile of {spec.requirements_in}", cwd=spec.folder)
     if result.returncode != 0:
         where = f" (it reads {', '.join(spec.extra_index_urls)} as well as PyPI: is it reachable from here?)" if spec.extra_index_urls else ""
         raise EdgeshipError(f"uv could not resolve {spec.requirements_in} (exit {result.returncode}){where}; see uv's message above")
@@ -208,7 +210,7 @@ def ensure_wheelhouse(spec: ImageSpec) -> Path:
     for platform_tag in spec.pip_platforms:
         cmd += ["--platform", platform_tag]
     print(f"edgeship: fetching the wheelhouse of {spec.name} into {target}", flush=True)
-    result = subprocess.run(cmd)
+    result = run_bounded(cmd, WHEELHOUSE_TIMEOUT_S, f"pip download of the wheelhouse of {spec.name} (into {staging})")
     if result.returncode != 0:
         raise EdgeshipError(f"pip could not fetch every wheel of {spec.lock} (exit {result.returncode}); see pip's message above, "
                             f"then fix the pin or run `invoke images.lock --target {spec.name}`")

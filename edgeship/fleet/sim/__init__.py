@@ -25,7 +25,7 @@ from pathlib import Path
 
 from edgeship import host
 from edgeship.errors import EdgeshipError
-from edgeship.waiting import wait_until
+from edgeship.waiting import run_bounded, wait_until
 from edgeship_runtime.files import atomic_write_text
 
 BOARD_FILES = Path(__file__).resolve().parent / "board"
@@ -36,6 +36,8 @@ SYSTEMD_PACKAGES = ("systemd", "systemd-sysv", "dbus")
 INITS = ("sshd", "systemd")
 LABEL = "io.edgeship.sim"
 SSH_READY_TIMEOUT_S = 180
+SSH_PROBE_TIMEOUT_S = 60  # one ssh to a board (an emulated one logs in slowly)
+LOCAL_TOOL_TIMEOUT_S = 120  # ansible-inventory, ssh-keygen: local, done in seconds
 DOCKER_ARCH = {"arm64": "arm64", "aarch64": "arm64", "amd64": "amd64", "x86_64": "amd64"}
 
 
@@ -62,8 +64,10 @@ def _inventory(inventory: Path) -> dict:
     """The inventory as Ansible reads it (`ansible-inventory --list`: groups, and every host's variables)."""
     if not inventory.is_file():
         raise EdgeshipError(f"inventory {inventory} does not exist; pass --inventory PATH (the repository ships inventory.ini)")
-    result = subprocess.run([_ansible_bin("ansible-inventory"), "-i", str(inventory), "--list"], capture_output=True, text=True,
-                            env=dict(os.environ, ANSIBLE_INVENTORY_UNPARSED_WARNING="False"))
+    result = run_bounded([_ansible_bin("ansible-inventory"), "-i", str(inventory), "--list"], LOCAL_TOOL_TIMEOUT_S,
+                         f"ansible-inventory reading {inventory}", "an inventory plugin or script in it may hang: run "
+                         f"`ansible-inventory -i {inventory} --list` by hand", capture_output=True, text=True,
+                         env=dict(os.environ, ANSIBLE_INVENTORY_UNPARSED_WARNING="False"))
     if result.returncode != 0:
         last = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ""
         raise EdgeshipError(f"ansible-inventory could not read {inventory}: {last}")
@@ -175,7 +179,10 @@ def _controller_key(folder: Path) -> Path:
     key = folder / "controller_ed25519"
     if not key.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "edgeship-controller", "-f", str(key)], check=True)
+        made = run_bounded(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "edgeship-controller", "-f", str(key)], LOCAL_TOOL_TIMEOUT_S,
+                           f"ssh-keygen making {key}", "is the machine out of entropy or the folder on a stuck mount?")
+        if made.returncode != 0:
+            raise EdgeshipError(f"ssh-keygen could not make {key} (exit {made.returncode}); see its message above")
     return key
 
 
@@ -258,7 +265,11 @@ def _wait_ssh(folder: Path, board: Board, timeout_s: float) -> None:
     last = {"stderr": ""}
 
     def probe():
-        result = subprocess.run(ssh_command(folder, board, "true"), capture_output=True, text=True)
+        try:
+            result = subprocess.run(ssh_command(folder, board, "true"), capture_output=True, text=True, timeout=SSH_PROBE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:  # sshd took the connection but did not log in: ask again while time is left
+            last["stderr"] = f"an ssh probe got no answer within {SSH_PROBE_TIMEOUT_S} s"
+            return False
         last["stderr"] = result.stderr.strip()
         return result.returncode == 0
 
@@ -318,8 +329,12 @@ def status(inventory: Path) -> list[dict]:
         state = container.status if container is not None else "absent"
         ssh = "-"
         if state == "running" and (folder / "known_hosts").exists():
-            probe = subprocess.run(ssh_command(folder, board, "uname", "-m"), capture_output=True, text=True, timeout=60)
-            ssh = probe.stdout.strip() if probe.returncode == 0 else "refused: " + (probe.stderr.strip().splitlines() or ["?"])[-1]
+            try:
+                probe = subprocess.run(ssh_command(folder, board, "uname", "-m"), capture_output=True, text=True, timeout=SSH_PROBE_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                ssh = f"no answer within {SSH_PROBE_TIMEOUT_S} s"
+            else:
+                ssh = probe.stdout.strip() if probe.returncode == 0 else "refused: " + (probe.stderr.strip().splitlines() or ["?"])[-1]
         rows.append({"host": board.host, "container": board.container, "state": state, "port": board.port, "arch": board.arch,
                      "model": board.model, "ssh": ssh})
     return rows

@@ -116,7 +116,7 @@ def test_a_toolchain_failure_is_remembered_for_its_key_and_tried_again_when_anyt
 
     started = []
 
-    def toolchain_failure_stand_in(client, image_tag, mounts, log_path, gpus=False):  # the worker's exit, not a conversion
+    def toolchain_failure_stand_in(client, image_tag, mounts, log_path, gpus=False, command=None):  # the worker's exit, not a conversion
         started.append(image_tag)
         log_path.write_text("Traceback ...\nIndexError: list index out of range\n")
         raise ToolchainFailed(f"conversion failed in {image_tag} (exit {status}): ToolkitError: IndexError", status, log_path)

@@ -8,7 +8,8 @@ import time
 import docker.errors
 import pytest
 
-from edgeship.convert.container import Deadline, follow, sandbox_kwargs
+from edgeship.convert.container import sandbox_kwargs
+from edgeship.convert.following import Deadline, follow
 
 
 def test_a_hung_container_is_killed_at_its_deadline_and_removed(docker_client, onnx_image, capsys):

@@ -5,9 +5,10 @@ board's gathered facts. For each board it picks the artifacts of the board's tar
 CPU artifact of the same model for the labelled fallback), builds or reuses the offline
 wheelhouse for the board's architecture and Python, and packs both into one deterministic
 tar with a SHA256SUMS file whose artifact lines come from the artifacts' own manifests.
-The board checks those sums before anything is installed or activated; the controller does
-not re-hash the artifact files on purpose, so a file that changed after conversion (or on
-the way) is caught where it matters, on the board.
+Manifests are input: the names they give pass the one name rule, and only the files they
+list, confined to their folders, are packed, each hashed as it is packed and refused unless
+it is the file listed (bundle.py). The board checks the sums again before anything is
+installed or activated, so a file damaged on the way is caught there.
 
 The release id is the hash of every board's bundle: the same artifacts and runtime give the
 same id, which is what makes a second identical deploy a no-op (`changed=0`).
@@ -17,20 +18,58 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from edgeship.errors import EdgeshipError
 from edgeship.fleet.bundle import pack_bundle
 from edgeship.paths import cache_root
+from edgeship_runtime import names
+from edgeship_runtime.files import UnsafePath, confined
 
 BOARD_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 
 
+MAX_MANIFEST_BYTES = 16 << 20
+
+
 def _manifest(folder: Path) -> dict | None:
-    try:
-        return json.loads((folder / "manifest.json").read_text())
-    except (OSError, ValueError):
+    """The folder's manifest, or None where there is none to read (an unfinished or foreign folder);
+    a manifest that is a link or a special file is refused (it is never followed or waited on)."""
+    path = folder / "manifest.json"
+    if not os.path.lexists(path):
         return None
+    try:
+        confined(folder, "manifest.json", "the manifest")
+    except UnsafePath as error:
+        raise EdgeshipError(f"{error}; convert the artifact again") from None
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_MANIFEST_BYTES + 1)
+        manifest = json.loads(data) if len(data) <= MAX_MANIFEST_BYTES else None
+    except (OSError, ValueError, RecursionError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def _named(folder: Path, manifest: dict) -> dict | None:
+    """The artifact's model, target and quant, each checked by the one name rule (they become
+    folders and words on the boards): EdgeshipError naming the manifest; None for a manifest
+    made before manifests named their model (convert it again)."""
+    where = folder / "manifest.json"
+    options = manifest.get("options")
+    if not manifest.get("model"):
+        return None
+    if not isinstance(options, dict) or not isinstance(manifest.get("runtime_backend"), str):
+        raise EdgeshipError(f"{where}: options must be an object and runtime_backend a backend name; convert the artifact again")
+    fix = "convert the artifact again"
+    try:
+        found = {"model": names.check(manifest["model"], f"{where}: model", fix), "target": names.check(manifest["target"], f"{where}: target", fix),
+                 "quant": options.get("quant") and names.check(options["quant"], f"{where}: options.quant", fix)}
+        names.check(folder.name, f"artifact folder {folder}", "rename it, or convert the model again")
+    except names.UnsafeName as error:
+        raise EdgeshipError(str(error)) from None
+    return found
 
 
 def find_artifacts(root: Path) -> list[dict]:
@@ -44,11 +83,10 @@ def find_artifacts(root: Path) -> list[dict]:
         manifest = _manifest(folder)
         if manifest is None or "target" not in manifest:
             continue
-        if not manifest.get("model"):
+        named = _named(folder, manifest)
+        if named is None:
             continue  # made by an edgeship before manifests named their model: convert it again
-        target, quant = manifest["target"], manifest["options"].get("quant")
-        found.append({"model": manifest["model"], "target": target, "quant": quant, "dir": folder, "manifest": manifest,
-                      "mtime": (folder / "manifest.json").stat().st_mtime})
+        found.append({**named, "dir": folder, "manifest": manifest, "mtime": (folder / "manifest.json").stat().st_mtime})
     return found
 
 
@@ -100,12 +138,17 @@ def extras_for(selection: list[dict], configured: list[str] | None, demo: bool =
         extras = set(configured)
     else:
         from edgeship_runtime.backends import backend_class
+        from edgeship_runtime.errors import ArtifactError
         from edgeship_runtime.tasks import TASK_EXTRAS
 
         manifests = [a["manifest"] for entry in selection for a in (entry["primary"], entry["cpu"]) if a]
-        extras = {extra for extra in (backend_class(m["runtime_backend"]).extra for m in manifests) if extra}
+        try:
+            extras = {extra for extra in (backend_class(m["runtime_backend"]).extra for m in manifests) if extra}
+        except ArtifactError as error:
+            raise EdgeshipError(str(error)) from None
         # what the board's check needs to judge the models by their task (a detector's boxes, OCR's text)
-        extras |= {TASK_EXTRAS[m["task"]["name"]] for m in manifests if m.get("task", {}).get("name") in TASK_EXTRAS}
+        tasks = [m.get("task") for m in manifests]
+        extras |= {TASK_EXTRAS[task["name"]] for task in tasks if isinstance(task, dict) and task.get("name") in TASK_EXTRAS}
     return tuple(sorted(extras | ({"demo"} if demo else set())))
 
 

@@ -90,7 +90,7 @@ def _run_clean_up(client, image_tag: str, p: Plan, out: Path, job_dir: Path, com
     run = follow(container, CLEAN_TIMEOUT_S, job_dir / "clean.log")
     # walked before anything in it is owned or read: a planted link would be chowned through, or
     # mounted into the conversion's container as the graph
-    take_output(out, GRAPH_LIMITS, "the graph clean-up's output")
+    take_output(out, GRAPH_LIMITS, "the graph clean-up's output", CLEAN_IMAGE)
     if run.expired:
         raise EdgeshipError(Deadline.message(f"the graph clean-up of {p.request.model} in {image_tag}", CLEAN_TIMEOUT_S))
     if run.status.get("StatusCode") != 0:

@@ -119,7 +119,7 @@ def _convert_planned(client, p: Plan, spec: ImageSpec, image, image_tag: str, gr
         run = run_worker(client, image_tag, mounts, log_path, gpus=request.gpus, command=command)
         # Walked before anything in it is read, owned or moved, and before the exit is judged: a
         # planted link or FIFO is refused (and not remembered as the toolchain's failure).
-        take_output(staging, CONVERSION_LIMITS, "the conversion's output")
+        take_output(staging, CONVERSION_LIMITS, "the conversion's output", spec.name)
         raise_for_exit(run, image_tag, log_path)
         artifact, sha256 = artifact_file(staging, read_json(staging, "manifest.json", "the conversion's manifest"))
         if sha256_file(artifact) != sha256:

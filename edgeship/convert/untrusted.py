@@ -20,14 +20,16 @@ GRAPH_LIMITS = TreeLimits(file_bytes=2 << 30, total_bytes=(2 << 30) + (64 << 20)
 JSON_BYTES = 64 << 20  # a manifest or a clean-up report; real ones are a few hundred kB
 
 
-def take_output(folder: Path, limits: TreeLimits, what: str) -> list[Path]:
-    """The regular files of `folder` once its container is gone; EdgeshipError naming the first
-    thing refused. As root, the folder becomes root's (the container wrote as its own user),
-    never through a link."""
+def take_output(folder: Path, limits: TreeLimits, what: str, image: str) -> list[Path]:
+    """The regular files of `folder` once its container (of toolchain image folder `image`) is
+    gone; EdgeshipError naming the first thing refused. As root, the folder becomes root's (the
+    container wrote as its own user), never through a link."""
     try:
         files = scan_tree(folder, limits, what)
     except UnsafePath as error:
-        raise EdgeshipError(f"{error}; none of it is kept (a toolchain that leaves links or special files is not trusted)") from None
+        raise EdgeshipError(f"{error}; none of it is kept, a toolchain that leaves links or special files is not trusted: rebuild "
+                            f"its image (`invoke images.build --target {image} --rebuild`), and if it happens again, report the model "
+                            f"and image") from None
     if os.getuid() == 0:
         # os.walk follows no links, and the scan found none; its folders and files are all there is
         folders = [Path(path) for path, _, _ in os.walk(folder)]

@@ -43,3 +43,20 @@ def test_conversion_sandbox(docker_client, tflite_image, tiny_model, tmp_path):
     assert "readonly /etc/probe.txt" in output
     assert "out writable" in output and (out / "ok.txt").read_text() == "ok"
     assert "network down" in output
+
+
+LIMITS_PROBE = r"""
+import os
+for v1, v2 in (("memory/memory.limit_in_bytes", "memory.max"), ("pids/pids.max", "pids.max")):
+    for path in ("/sys/fs/cgroup/" + v1, "/sys/fs/cgroup/" + v2):
+        if os.path.exists(path):
+            print(path.rsplit("/", 1)[-1].split(".")[0], open(path).read().strip())
+            break
+"""
+
+
+def test_a_conversion_container_runs_within_the_memory_and_process_limits_set(docker_client, onnx_image, monkeypatch):
+    monkeypatch.setenv("EDGESHIP_CONTAINER_MEMORY", "1g")
+    monkeypatch.setenv("EDGESHIP_CONTAINER_PIDS", "300")
+    output = docker_client.containers.run(onnx_image.id, ["python", "-c", LIMITS_PROBE], remove=True, **sandbox_kwargs([])).decode()
+    assert output.split() == ["memory", str(1 << 30), "pids", "300"]

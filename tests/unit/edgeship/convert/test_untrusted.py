@@ -53,19 +53,21 @@ def test_a_planted_entry_is_refused_in_one_line_and_nothing_outside_changes(outp
     before = digest(canary)
     make(output, canary)
     with pytest.raises(EdgeshipError, match=message) as refused:
-        take_output(output, TreeLimits(), "the conversion's output")
+        take_output(output, TreeLimits(), "the conversion's output", "onnx")
     assert "\n" not in str(refused.value) and str(output) in str(refused.value)
+    assert str(refused.value).endswith("rebuild its image (`invoke images.build --target onnx --rebuild`), and if it happens again, "
+                                       "report the model and image")
     assert digest(canary) == before
 
 
 def test_a_file_over_the_cap_is_refused(output):
     (output / "model.onnx").write_bytes(b"x" * 2000)
     with pytest.raises(EdgeshipError, match=r"model\.onnx is 2000 bytes, over the 1000-byte cap"):
-        take_output(output, TreeLimits(file_bytes=1000), "the conversion's output")
+        take_output(output, TreeLimits(file_bytes=1000), "the conversion's output", "onnx")
 
 
 def test_a_clean_output_is_taken_and_as_root_becomes_roots(output):
-    files = take_output(output, TreeLimits(), "the conversion's output")
+    files = take_output(output, TreeLimits(), "the conversion's output", "onnx")
     assert sorted(path.relative_to(output).as_posix() for path in files) == ["model.onnx", "reference/inputs.npz"]
     if os.getuid() == 0:
         assert {os.lstat(path).st_uid for path in [output, output / "reference", *files]} == {0}

@@ -127,11 +127,12 @@ def _text_model(args, board: dict):
 def _demo(args, artifact, backend_cls, fallback, options, board: dict) -> int:
     from pathlib import Path
 
-    from edgeship_runtime.demo import Demo, DemoOptions, open_source, parse_listen
+    from edgeship_runtime.demo import Demo, DemoOptions, open_source
+    from edgeship_runtime.demo.guard import access_for
     from edgeship_runtime.preprocess import Preprocess
 
-    if not args.no_server:
-        parse_listen(args.listen)
+    # who may watch is settled before anything starts: beyond loopback without a token is one line here
+    access = None if args.no_server else access_for(args.listen, args.token_file, args.allow_host or ())
     preprocess = Preprocess.for_artifact(artifact, _json_override(args.preprocess, "--preprocess", '{"color": "gray", "invert": true}'))
     task = _json_override(args.task, "--task", '{"conf": 0.5, "iou": 0.4}')
     text = _text_model(args, board)
@@ -139,7 +140,7 @@ def _demo(args, artifact, backend_cls, fallback, options, board: dict) -> int:
     source = open_source(args.source, width, height, args.fps, realtime=args.realtime, loop=args.loop)
     demo = Demo(artifact, backend_cls, source, preprocess, DemoOptions(
         threads=args.threads, fallback=fallback, backend_options=options, pipelined=not args.sequential, queue_size=args.queue_size,
-        duration_s=args.duration, max_frames=args.frames, listen=None if args.no_server else args.listen,
+        duration_s=args.duration, max_frames=args.frames, listen=None if args.no_server else args.listen, access=access,
         record=args.record and Path(args.record), save_frame=args.save_frame and Path(args.save_frame),
         predictions=args.predictions and Path(args.predictions), stats_path=args.output and Path(args.output),
         log=lambda line: print(line, file=sys.stderr, flush=True), text=text, task=task))
@@ -199,6 +200,11 @@ def main(argv=None) -> int:
     demo_parser.add_argument("--queue-size", type=flags.count(1, 1000), default=2, help="frames each queue between stages holds (default 2)")
     demo_parser.add_argument("--listen", default="127.0.0.1:8080",
                              help="HOST:PORT of the viewer page and MJPEG stream (default loopback 127.0.0.1:8080; port 0 picks one)")
+    demo_parser.add_argument("--token-file", default=None, metavar="FILE",
+                             help="the viewer asks for the token in FILE (mode 0600; or $EDGESHIP_DEMO_TOKEN): open it as /?token=TOKEN; "
+                                  "required when --listen reaches beyond loopback")
+    demo_parser.add_argument("--allow-host", action="append", metavar="NAME",
+                             help="a name the viewer may be reached by besides its address and localhost (the Host header), e.g. board.local")
     demo_parser.add_argument("--no-server", action="store_true", help="serve nothing (bounded runs that only record)")
     demo_parser.add_argument("--record", default=None, help="also write the annotated frames to this MJPG .avi")
     demo_parser.add_argument("--save-frame", default=None, help="write the last annotated frame to this .png/.jpg")

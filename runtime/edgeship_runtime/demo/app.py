@@ -21,7 +21,7 @@ from edgeship_runtime.demo.overlay import annotate
 from edgeship_runtime.demo.pipeline import STAGES, TEXT_STAGES, Frame, Pipeline, Timings
 from edgeship_runtime.demo.reading import Reader, TextRecognizer
 from edgeship_runtime.demo.sources import Source, _cv2
-from edgeship_runtime.demo.viewer import Publisher, serve
+from edgeship_runtime.demo.viewer import Access, Publisher, serve
 from edgeship_runtime.errors import ArtifactError, RuntimeUnavailable
 from edgeship_runtime.files import atomic_write_text
 
@@ -50,6 +50,7 @@ class DemoOptions:
     duration_s: float | None = None
     max_frames: int | None = None
     listen: str | None = None  # HOST:PORT of the viewer, None for no server
+    access: Access | None = None  # who may watch (Host names, token); None: guard.access_for(listen)
     record: Path | None = None  # an MJPG .avi of the annotated frames
     save_frame: Path | None = None  # the last annotated frame
     predictions: Path | None = None  # one JSON line per frame
@@ -262,8 +263,9 @@ class Demo:
                     text_backend = backends.enter_context(self.text.backend_cls(self.text.artifact, threads=self.threads))
                     self.recognizer = TextRecognizer(self.text.artifact, text_backend, self.text.preprocess)
                 if self.listen:
-                    self.server = serve(self.listen, self.publisher, self.stats, self.artifact.path.name)
-                    self.log(f"edgeship-runtime demo: serving {self.server.url} ({self.source.kind} -> {backend.name})")
+                    self.server = serve(self.listen, self.publisher, self.stats, self.artifact.path.name, self.options.access)
+                    asks = "; it asks for the token: open it with ?token=TOKEN" if self.server.access.token else ""
+                    self.log(f"edgeship-runtime demo: serving {self.server.url} ({self.source.kind} -> {backend.name}){asks}")
                 if self.predictions_path:
                     # closed (and renamed into place, or removed) in the `finally` below
                     self.prediction_file = open(self._partial(self.predictions_path), "w")  # noqa: SIM115

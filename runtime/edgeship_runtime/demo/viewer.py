@@ -1,6 +1,7 @@
 """The demo's viewer: a page with the annotated MJPEG stream and live stats, served on loopback by default.
 
-The page is package data (viewer.html); `__TITLE__` in it becomes the artifact's name.
+The page is package data (viewer.html); `__TITLE__` in it becomes the artifact's name. Who may
+watch is guard.py's rule; how many at once, and for how long, server.py's.
 """
 
 from __future__ import annotations
@@ -10,7 +11,11 @@ import json
 import threading
 from importlib import resources
 
+from edgeship_runtime.demo.guard import Access, access_for, parse_listen
+from edgeship_runtime.demo.server import BoundedServer, Limits, OneRequest
 from edgeship_runtime.errors import ArtifactError
+
+__all__ = ["Access", "Limits", "Publisher", "access_for", "parse_listen", "serve", "viewer_page"]
 
 
 def viewer_page(title: str) -> str:
@@ -41,35 +46,59 @@ class Publisher:
             self.condition.notify_all()
 
 
-def parse_listen(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit() or int(port) > 65535:
-        raise ArtifactError(f"--listen {address!r} is not HOST:PORT; e.g. 127.0.0.1:8080 (0.0.0.0:8080 to let other machines watch)")
-    return host.strip("[]"), int(port)
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def serve(address: str, publisher: Publisher, stats, title: str):
-    """Start the viewer on HOST:PORT in a daemon thread; returns the server (its URL in .url)."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+def serve(address: str, publisher: Publisher, stats, title: str, access: Access | None = None, limits: Limits | None = None):
+    """Start the viewer on HOST:PORT in a daemon thread; returns the server (its URL in .url).
 
+    Every request must name the viewer in `Host` and carry the token, if there is one
+    (guard.Access); server.BoundedServer bounds the clients and every wait."""
     host, port = parse_listen(address)
+    who = access or access_for(address)
     page = viewer_page(title).encode()
 
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "edgeship-demo"
+    class Handler(OneRequest):
+        server_version, sys_version = "edgeship-demo", ""
+        server: BoundedServer  # type: ignore[assignment]
 
-        def log_message(self, *args):  # no per-request lines on the board's journal
+        def log_message(self, format, *args):  # no per-request lines on the board's journal
             pass
 
-        def _send(self, body: bytes, content_type: str, status: int = 200):
+        def _headers(self, status: int, content_type: str, extra: tuple = ()) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
+            self.send_header("Referrer-Policy", "no-referrer")  # the page's URL may carry the token
+            self.send_header("X-Content-Type-Options", "nosniff")
+            for name, value in extra:
+                self.send_header(name, value)
+
+        def _send(self, body: bytes, content_type: str, status: int = 200, extra: tuple = ()) -> None:
+            self._headers(status, content_type, (("Content-Length", str(len(body))), *extra))
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self):
+        def _refused(self) -> bool:
+            """Answer a request for another host, or without the token, with no frame data."""
+            hosts = self.headers.get_all("Host") or []
+            if len(hosts) != 1 or not who.host_ok(hosts[0]):
+                self.close_connection = True
+                shown = hosts[0][:80] if hosts else "(none)"
+                self._send(f"421: this viewer is not reached as Host {shown!r}; if that name is right, start the demo with "
+                           f"--allow-host NAME\n".encode("utf-8", "replace"), "text/plain; charset=utf-8", 421)
+                return True
+            if not who.token_ok(self.path.partition("?")[2], self.headers.get("Authorization")):
+                self._send(b"401: this viewer asks for its token: open it as /?token=TOKEN (the token given with --token-file or "
+                           b"EDGESHIP_DEMO_TOKEN), or send Authorization: Bearer TOKEN\n", "text/plain; charset=utf-8", 401,
+                           (("WWW-Authenticate", 'Bearer realm="edgeship demo"'),))
+                return True
+            return False
+
+        def do_GET(self):  # http.server's name
+            if self._refused():
+                return
             path = self.path.split("?", 1)[0]
             if path in ("/", "/index.html"):
                 return self._send(page, "text/html; charset=utf-8")
@@ -80,31 +109,28 @@ def serve(address: str, publisher: Publisher, stats, title: str):
                 return self._send(jpeg, "image/jpeg") if jpeg else self._send(b"no frame yet\n", "text/plain", 503)
             if path != "/stream.mjpg":
                 return self._send(b"not found\n", "text/plain", 404)
-            self.send_response(200)
-            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-            self.send_header("Cache-Control", "no-store")
+            self._stream()
+
+        def _stream(self) -> None:
+            """Frames until the demo or the server stops; a client that stops reading is dropped when a
+            frame's write passes the server's write time-out."""
+            self.close_connection = True
+            self._headers(200, "multipart/x-mixed-replace; boundary=frame", (("Connection", "close"),))
             self.end_headers()
             sequence = 0
-            try:
-                while not publisher.closed:
-                    jpeg, latest = publisher.wait(sequence)
-                    if jpeg is None or latest == sequence:
-                        continue
-                    sequence = latest
-                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg) + jpeg + b"\r\n")
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-        allow_reuse_address = True
-        url = ""
+            while not publisher.closed and not self.server.stopping:
+                jpeg, latest = publisher.wait(sequence)
+                if jpeg is None or latest == sequence:
+                    continue
+                sequence = latest
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg) + jpeg + b"\r\n")
 
     try:
-        server = Server((host, port), Handler)
+        server = BoundedServer((host, port), Handler, limits)
     except OSError as error:
         raise ArtifactError(f"--listen {address}: cannot listen there ({error.strerror}); pick another port or address") from None
     bound_host, bound_port = server.server_address[:2]
-    server.url = f"http://{bound_host!s}:{bound_port}/"
+    server.url = _url(bound_host, bound_port)  # type: ignore[attr-defined]
+    server.access = who  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, name="demo-http", daemon=True).start()
     return server

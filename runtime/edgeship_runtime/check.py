@@ -31,7 +31,9 @@ def task_of(manifest: dict) -> dict:
 def tolerances_of(manifest: dict, task: dict) -> dict:
     """The manifest's gates; a manifest made before tasks existed lacks some of its task's (a
     classifier's had no SNR gate), which come from the task's defaults for its mode."""
-    recorded = manifest["accuracy"]["tolerances"]
+    recorded = (manifest.get("accuracy") or {}).get("tolerances")
+    if recorded is None:
+        raise ArtifactError("manifest.json has no accuracy.tolerances to judge the artifact by; convert the model again")
     if manifest.get("task"):
         return recorded
     return {**default_tolerances(task["name"], manifest.get("options", {}).get("quant", "fp32")), **recorded}

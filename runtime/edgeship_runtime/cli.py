@@ -87,7 +87,10 @@ def _json_override(text: str | None, flag: str, example: str) -> dict | None:
         return None
     from pathlib import Path
 
-    is_file = Path(text).is_file()
+    try:
+        is_file = Path(text).is_file()
+    except (OSError, ValueError):  # inline JSON too long to be a file name
+        is_file = False
     where = text if is_file else flag
     try:
         if is_file:
@@ -235,7 +238,8 @@ def main(argv=None) -> int:
 
 
 def _error(message: str) -> None:
-    print("edgeship-runtime: error: " + " ".join(message.split()), file=sys.stderr)
+    line = " ".join(message.split())
+    print("edgeship-runtime: error: " + (line if len(line) <= 2000 else line[:1997] + "..."), file=sys.stderr)
 
 
 def _run(args) -> int:

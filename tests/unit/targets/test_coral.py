@@ -166,6 +166,7 @@ def coral_artifact(folder: Path, compiled_model: bytes | None = None) -> Path:
         files[COMPILED_FILE] = sha256_file(folder / COMPILED_FILE)
         record.update(compiled=True, status="compiled for the Edge TPU", reason=None, file=COMPILED_FILE)
     (folder / "edgetpu.json").write_text(json.dumps(record))
+    files["edgetpu.json"] = sha256_file(folder / "edgetpu.json")  # every file of an artifact is listed, as the coral target lists them
     manifest = {"artifact": {"file": "model.tflite", "sha256": files["model.tflite"]}, "runtime_backend": "edgetpu", "target": "coral",
                 "inputs": [{"name": "x", "shape": [1, 16, 16, 3]}], "outputs": [{"name": "output_0", "shape": [1, 4]}],
                 "artifact_io": {"mapping": {"inputs": {"x": {"name": "x", "perm": None}},

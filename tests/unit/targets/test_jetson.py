@@ -151,7 +151,8 @@ def _jetson_artifact(tmp_path):
 
     manifest = {"target": "jetson", "runtime_backend": "tensorrt", "options": {"quant": "fp16"},
                 "artifact": {"file": "model.onnx", "sha256": sha256_file(folder / "model.onnx")},
-                "source": {"sha256": "s" * 64}, "inputs": [{"name": "x", "shape": [1, 3]}], "outputs": [{"name": "y", "shape": [1, 3]}]}
+                "source": {"sha256": "s" * 64}, "inputs": [{"name": "x", "shape": [1, 3]}], "outputs": [{"name": "y", "shape": [1, 3]}],
+                "files": {"model.onnx": sha256_file(folder / "model.onnx")}}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
 

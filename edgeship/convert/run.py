@@ -125,8 +125,8 @@ def _convert_planned(client, p: Plan, spec: ImageSpec, image, image_tag: str, gr
         if sha256_file(artifact) != sha256:
             raise EdgeshipError(f"{artifact} does not match the sha256 in its manifest; the conversion output is corrupt, run again")
         if os.path.lexists(staging / "convert.log"):
-            raise EdgeshipError(f"the toolchain wrote {staging / 'convert.log'} itself; refused: that name is the controller's log of it "
-                                f"(full log: {log_path})")
+            raise EdgeshipError(f"the toolchain wrote {staging / 'convert.log'} itself, the name of the controller's log of it; none "
+                                f"of it is kept: rebuild its image (`invoke images.build --target {spec.name} --rebuild`); log: {log_path}")
         write_new(staging / "convert.log", log_path.read_bytes())  # never through a link; the log is capped in size
         if final.exists():
             shutil.rmtree(final)  # an incomplete directory from an older edgeship

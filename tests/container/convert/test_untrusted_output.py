@@ -68,6 +68,7 @@ PLANTS = {
     "a symlinked model.onnx from the clean-up": (
         {"clean_up_plant": "rm /out/model.onnx && ln -s {canary} /out/model.onnx"},
         r"the graph clean-up's output: .*/model\.onnx is a symbolic link"),
+    "a convert.log of its own": ({"convert_plant": "echo 'all fine' > /out/convert.log"}, r"the toolchain wrote .*/convert\.log itself"),
     "a hard link": ({"convert_plant": "ln /out/manifest.json /out/manifest-copy.json"}, r"/manifest-copy\.json is a hard link"),
     "a FIFO as the artifact": ({"convert_plant": "rm /out/model.onnx && mkfifo /out/model.onnx"}, r"/\.staging-[^ ]*/model\.onnx is a FIFO"),
     "a symlink, then the toolchain's exit 3": (

@@ -13,15 +13,28 @@ from edgeship.errors import EdgeshipError
 from edgeship.paths import REPO_ROOT
 
 
+def _one_line(text: object, limit: int = 2000) -> str:
+    return " ".join(str(text).split())[:limit]
+
+
 def user_errors(function):
-    """Turn EdgeshipError (a user's mistake) into one line on stderr and exit code 2."""
+    """Turn EdgeshipError (a user's mistake) into one line on stderr and exit code 2; anything
+    else unexpected (a bug, an input nobody checks yet) into one line and exit code 3, its
+    traceback shown only with EDGESHIP_DEBUG=1."""
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
         try:
             return function(*args, **kwargs)
+        except Exit:
+            raise
         except EdgeshipError as error:
-            raise Exit(f"edgeship: error: {error}", code=2) from None
+            raise Exit(f"edgeship: error: {_one_line(error)}", code=2) from None
+        except Exception as error:
+            if os.environ.get("EDGESHIP_DEBUG"):
+                raise
+            raise Exit(f"edgeship: error: unexpected {type(error).__name__}: {_one_line(error, 300)} (a bug in edgeship; run again with "
+                       f"EDGESHIP_DEBUG=1 for the traceback and report it)", code=3) from None
 
     return wrapper
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from edgeship.report.markdown import md_text
+from edgeship_runtime.files import atomic_write_text
+
 HEADER = ("board", "arch", "target", "model", "backend", "accelerator", "mean ms", "p90 ms", "FPS", "accuracy check")
 
 
@@ -17,22 +20,43 @@ def _accelerator(result: dict) -> str:
     return bench.get("accelerator", "-")
 
 
+def _row(host: str, document: dict, result: dict) -> tuple:
+    bench, check = result.get("bench") or {}, result.get("check") or {}
+    steady = bench.get("steady") or {}
+    arch = (document.get("detect") or {}).get("arch", "-")
+    return (host, arch, document.get("target", "-"), result["model"], bench.get("backend", "-"), _accelerator(result),
+            f"{steady['mean_ms']:.2f}" if steady else "-", f"{steady['p90_ms']:.2f}" if steady else "-",
+            f"{steady['fps']:.1f}" if steady.get("fps") else "-", "pass" if check.get("passed") else "FAIL")
+
+
 def rows(run_dir: Path, hosts: list[str] | None = None) -> list[tuple]:
+    """One row per board and model. A board's file is read as untrusted (store's reader: links,
+    huge, not UTF-8, cut off or too deeply nested files are named, not read); the file name says
+    which board it is, and a result of the wrong shape is a row saying so, never a traceback."""
+    from edgeship.report.store import NOT_BOARD_FILES, board_name, read_result_file
+
     table = []
     seen = set()
     for path in sorted(run_dir.glob("*.json")):
-        if path.name in ("summary.json", "report.json"):
+        if path.name in NOT_BOARD_FILES or path.name.startswith("compare-"):
             continue
-        document = json.loads(path.read_text())
-        host = document.get("host", path.stem)
+        problems: list[list[str]] = []
+        document = read_result_file(path, problems)
+        host = board_name(path, document, [])
+        if host is None:
+            continue  # not a board's file
         seen.add(host)
-        for result in document.get("results", []):
-            bench, check = result.get("bench") or {}, result.get("check") or {}
-            steady = bench.get("steady") or {}
-            arch = (document.get("detect") or {}).get("arch", "-")
-            table.append((host, arch, document.get("target", "-"), result["model"], bench.get("backend", "-"), _accelerator(result),
-                          f"{steady['mean_ms']:.2f}" if steady else "-", f"{steady['p90_ms']:.2f}" if steady else "-",
-                          f"{steady['fps']:.1f}" if steady.get("fps") else "-", "pass" if check.get("passed") else "FAIL"))
+        results = (document or {}).get("results")
+        if not isinstance(results, list):
+            why = problems[0][1] if problems else 'no "results" list'
+            table.append((host, "-", "-", "-", "-", "-", "-", "-", "-", f"FAILED: {path.name} not read ({why})"))
+            continue
+        assert document is not None  # results came from it
+        for result in results:
+            try:
+                table.append(_row(host, document, result))
+            except (KeyError, TypeError, ValueError, AttributeError) as error:
+                table.append((host, "-", "-", "-", "-", "-", "-", "-", "-", f"FAILED: a result of {path.name} not read ({type(error).__name__})"))
     for host in sorted(set(hosts or ()) - seen):
         table.append((host, "-", "-", "-", "-", "-", "-", "-", "-", "FAILED: no result (board unreachable or a task failed; see the play recap)"))
     return table
@@ -40,13 +64,13 @@ def rows(run_dir: Path, hosts: list[str] | None = None) -> list[tuple]:
 
 def render(table: list[tuple]) -> str:
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in table]
+    lines += ["| " + " | ".join(md_text(cell) for cell in row) + " |" for row in table]
     return "\n".join(lines)
 
 
 def write_summary(run_dir: Path, hosts: list[str] | None = None) -> str:
     table = rows(run_dir, hosts)
     text = render(table)
-    (run_dir / "summary.md").write_text(f"# edgeship fleet benchmark {run_dir.name}\n\n{text}\n")
-    (run_dir / "summary.json").write_text(json.dumps([dict(zip(HEADER, row)) for row in table], indent=2) + "\n")
+    atomic_write_text(run_dir / "summary.md", f"# edgeship fleet benchmark {md_text(run_dir.name)}\n\n{text}\n")
+    atomic_write_text(run_dir / "summary.json", json.dumps([dict(zip(HEADER, row)) for row in table], indent=2, default=str) + "\n")
     return text

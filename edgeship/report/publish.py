@@ -13,11 +13,13 @@ and the comparison with an earlier run when `invoke compare` wrote one.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from pathlib import Path
 
 from edgeship.errors import EdgeshipError
 from edgeship.report import store
+from edgeship_runtime import names
 from edgeship_runtime.files import atomic_write_text
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -49,7 +51,9 @@ def _mb(size_bytes) -> str:
 
 
 def _seconds(value) -> str:
-    return "-" if value is None or value != value else f"{value:,.1f} s"  # NaN: a phase that never ended (the run was cut short)
+    if not isinstance(value, (int, float)) or value != value:  # NaN: a phase that never ended (the run was cut short)
+        return "-"
+    return f"{value:,.1f} s"
 
 
 def _accuracy(row: dict) -> str:
@@ -107,9 +111,18 @@ def _newest_compare(folder: Path | None) -> dict | None:
     if not found:
         return None
     try:
-        return json.loads(found[-1].read_text())
-    except (OSError, json.JSONDecodeError):
+        document = json.loads(found[-1].read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
+    # written by `invoke compare`, but a run folder may come from anywhere: only its known shape is shown
+    fields = ("kind", "key", "before", "now", "why")
+    if not isinstance(document, dict) or not all(isinstance(document.get(key), list) for key in ("regressions", "improvements")):
+        return None
+    thresholds = document.get("thresholds")
+    return {"base": str(document.get("base")),
+            "thresholds": {str(k): v for k, v in thresholds.items() if isinstance(v, (int, float))} if isinstance(thresholds, dict) else {},
+            **{key: [{field: str(item.get(field)) for field in fields} for item in document[key] if isinstance(item, dict)]
+               for key in ("regressions", "improvements")}}
 
 
 def _published_table(rows: list[dict]) -> list[dict]:
@@ -127,17 +140,35 @@ def _published_table(rows: list[dict]) -> list[dict]:
     return table
 
 
-def _environment():
+def _environments():
+    """(HTML, Markdown) template environments. HTML: Jinja2's autoescape. Markdown: every value
+    rendered as text by edgeship.report.markdown (board-provided strings carry no markup or links);
+    `trusted` marks what edgeship itself wrote (the reference figures' URLs, the plots' paths)."""
     import jinja2
+    from markupsafe import Markup
 
-    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape(["html.j2"]),
-                                     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    environment.filters["md"] = lambda value: str(value).replace("|", "\\|").replace("\n", " ")
-    return environment
+    from edgeship.report.markdown import finalize, md_code, md_text
+
+    options = dict(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                   keep_trailing_newline=True)
+    html = jinja2.Environment(autoescape=True, **options)  # type: ignore[arg-type]
+    markdown = jinja2.Environment(autoescape=False, finalize=finalize, **options)  # type: ignore[arg-type]
+    markdown.filters.update(md=md_text, code=md_code, trusted=Markup)
+    return html, markdown
+
+
+def _plot_name(kind: str, model: str) -> str:
+    """A plot's file name under plots/: a model named by the one name rule keeps its name; any
+    other (a board's result may name it anything) gets a safe one with a hash of the original."""
+    if names.is_safe(model) and len(model) <= 48:
+        return f"{kind}-{model}"
+    return f"{kind}-{names.suggest(model)[:32]}-{hashlib.sha256(model.encode()).hexdigest()[:8]}"
 
 
 def _run_folder(results: Path, run: str | None) -> tuple[str, Path | None]:
     """(run id, its folder if it still exists); imports the folder so the store is current."""
+    if run is not None:
+        store.check_run_name(run, "--run")
     if run is None:
         folders = store.run_folders(results)
         if folders:
@@ -179,10 +210,11 @@ def write_report(results: Path, run: str | None = None) -> list[Path]:
 
     models = sorted({row["model"] for row in rows})
     svgs: dict[str, tuple[str, str]] = {}  # plot name -> (alt text, svg)
+    plot_of = {model: _plot_name("latency", model) for model in models}
     for model in models:
         measured = [row for row in rows if row["model"] == model and row.get("mean_ms")]
         if measured:
-            svgs[f"latency-{model}"] = (f"{model}: latency per board and mode", plots.latency_plot(model, measured))
+            svgs[plot_of[model]] = (f"{model}: latency per board and mode", plots.latency_plot(model, measured))
     controller_latency = {row["artifact_sha256"]: row["mean_ms"] for row in rows if row["source"] == "controller" and row["artifact_sha256"]}
     if conversions:
         svgs["accuracy-size-latency"] = ("accuracy against size and latency", plots.accuracy_size_latency_plot(conversions, controller_latency))
@@ -196,7 +228,7 @@ def write_report(results: Path, run: str | None = None) -> list[Path]:
     viewer = out / "demo" / "viewer.png"
     context = {
         "run": record, "models": models,
-        "sections": [{"model": model, "plot": f"latency-{model}" if f"latency-{model}" in svgs else None,
+        "sections": [{"model": model, "plot": plot_of[model] if plot_of[model] in svgs else None,
                       "rows": [{**comparison_cells(row), "model": model} for row in rows if row["model"] == model]} for model in models],
         "conversions": [{**row, "cells": comparison_cells(_conversion_view(row))} for row in conversions],
         "boards": [{**board, "compatible": json.loads(board["compatible"]), "available": json.loads(board["available"])} for board in boards],
@@ -210,12 +242,12 @@ def write_report(results: Path, run: str | None = None) -> list[Path]:
         "viewer": viewer.is_file(),
         "fmt": {"ms": _ms, "pct": _pct, "mb": _mb, "score": _score},
     }
-    environment = _environment()
+    html_environment, md_environment = _environments()
     html_plots = {name: {"alt": alt, "src": _data_uri("image/svg+xml", svg.encode())} for name, (alt, svg) in svgs.items()}
-    html = environment.get_template("report.html.j2").render(
+    html = html_environment.get_template("report.html.j2").render(
         **context, plots=html_plots, viewer_src=_data_uri("image/png", viewer.read_bytes()) if viewer.is_file() else None)
     md_plots = {name: {"alt": alt, "src": f"plots/{name}.svg"} for name, (alt, _) in svgs.items()}
-    markdown = environment.get_template("report.md.j2").render(**context, plots=md_plots, viewer_src="demo/viewer.png")
+    markdown = md_environment.get_template("report.md.j2").render(**context, plots=md_plots, viewer_src="demo/viewer.png")
     return [atomic_write_text(out / "report.html", html), atomic_write_text(out / "report.md", markdown)]
 
 

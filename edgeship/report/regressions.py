@@ -35,6 +35,7 @@ from pathlib import Path
 
 from edgeship.errors import EdgeshipError
 from edgeship.report import store
+from edgeship.report.markdown import md_text
 from edgeship_runtime.files import atomic_write_text
 
 DEFAULT_THRESHOLDS = {"latency_pct": 5.0, "throughput_pct": 10.0, "rss_pct": 25.0, "size_pct": 1.0, "accuracy_points": 1.0}
@@ -60,8 +61,9 @@ def parse_thresholds(values: list[str] | None) -> dict[str, float]:
             thresholds[key] = float(number)
         except ValueError:
             raise EdgeshipError(f"--threshold {value}: {number!r} is not a number; e.g. --threshold {key}={DEFAULT_THRESHOLDS[key]:g}") from None
-        if thresholds[key] < 0:
-            raise EdgeshipError(f"--threshold {value}: thresholds are not negative; e.g. --threshold {key}={DEFAULT_THRESHOLDS[key]:g}")
+        if not math.isfinite(thresholds[key]) or thresholds[key] < 0:
+            raise EdgeshipError(f"--threshold {value}: a threshold is a finite number, not negative; "
+                                f"e.g. --threshold {key}={DEFAULT_THRESHOLDS[key]:g}")
     return thresholds
 
 
@@ -236,14 +238,14 @@ def _import_if_there(results: Path, name: str | None) -> None:
 
 
 def render(base: str, new: str, regressions: list[Finding], others: list[Finding], thresholds: dict[str, float], noise: str = "") -> str:
-    lines = [f"# edgeship run {new} against {base}", "",
+    lines = [f"# edgeship run {md_text(new)} against {md_text(base)}", "",
              f"{len(regressions)} regression(s) beyond the thresholds ({', '.join(f'{k}={v:g}' for k, v in thresholds.items())}).", ""]
     if noise:
         lines += [noise, ""]
     for title, findings in (("Regressions", regressions), ("Other changes", others)):
         if findings:
             lines += [f"## {title}", "", "| what | which | before | now | why it counts |", "|---|---|---|---|---|"]
-            lines += [f"| {f.kind} | {f.key} | {f.before} | {f.now} | {f.why} |" for f in findings]
+            lines += [f"| {f.kind} | {md_text(f.key)} | {md_text(f.before)} | {md_text(f.now)} | {md_text(f.why)} |" for f in findings]
             lines.append("")
     return "\n".join(lines)
 
@@ -255,6 +257,9 @@ def compare_runs(results: Path, base: str | None, new: str | None, tag: str | No
     else the newest) as that tag instead of comparing."""
     results = Path(results)
     limits = parse_thresholds(thresholds)
+    for name, what in ((base, "BASE"), (new, "NEW"), (tag, "--tag")):
+        if name is not None:
+            store.check_run_name(name, what)
     for name in (new, base):
         _import_if_there(results, name)
     if new is None:

@@ -24,16 +24,20 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import math
 import os
 import platform
+import re
 import socket
 import sqlite3
+import stat
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeship.errors import EdgeshipError
+from edgeship_runtime import names
 
 DB_NAME = "edgeship.db"
 # Files in a run folder that are not a board's bench.yml document (the main job writes timings.json).
@@ -154,6 +158,10 @@ RECORD_TABLES = ("boards", "conversions", "checks", "benches", "demos")
 IMPORTER_VERSION = 2
 
 Progress = Callable[[str, int, int], None]  # (table, rows written so far, rows in this import)
+GIT_TIMEOUT_S = 30  # the run's commit and dirtiness: git answers in milliseconds, or something is wrong
+# A board's <host>.json is a few kB; a file this big is not one, and is not read into memory.
+MAX_FILE_BYTES = 32 * 1024 * 1024
+LOCK_TIMEOUT_S = 60.0  # another process writing the store (a second `invoke report`) is waited for this long
 
 
 def db_path(results: Path) -> Path:
@@ -191,21 +199,34 @@ def _statements(script: str) -> list[str]:
     return [statement.strip() for statement in "\n".join(lines).split(";") if statement.strip()]
 
 
+def _store_error(path: Path, error: sqlite3.Error) -> EdgeshipError:
+    text = str(error)
+    if "locked" in text or "busy" in text:
+        return EdgeshipError(f"{path} is locked by another process (waited {LOCK_TIMEOUT_S:g} s: {text}); let it finish (another "
+                             f"`invoke report` or main job?) and run this again")
+    return EdgeshipError(f"{path} is not a readable edgeship results store ({text}); move it aside (mv {path} {path}.damaged) "
+                         f"and import the runs again with `invoke report`")
+
+
 @contextlib.contextmanager
 def connect(results: Path) -> Iterator[sqlite3.Connection]:
-    """The store of `results` (created, or migrated to the current schema, on first use)."""
+    """The store of `results` (created, or migrated to the current schema, on first use). Any
+    database error inside (a damaged or truncated file, one that is not a database, a lock held
+    too long) is one EdgeshipError line naming the file and the fix."""
     path = db_path(results)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT), never opened behind our back
-    connection = sqlite3.connect(path, timeout=60, isolation_level=None)
+    try:
+        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT), never opened behind our back
+        connection = sqlite3.connect(path, timeout=LOCK_TIMEOUT_S, isolation_level=None)
+    except sqlite3.Error as error:
+        raise _store_error(path, error) from None
     try:
         connection.row_factory = sqlite3.Row
         connection.execute("PRAGMA foreign_keys = ON")
-        try:
-            _migrate(connection, path)
-        except sqlite3.DatabaseError as error:
-            raise EdgeshipError(f"{path} is not a readable edgeship results store ({error}); move it aside and import the runs again") from None
+        _migrate(connection, path)
         yield connection
+    except sqlite3.Error as error:
+        raise _store_error(path, error) from None
     finally:
         connection.close()
 
@@ -232,12 +253,14 @@ def run_metadata(images: dict | None = None, repo: Path | None = None) -> dict:
     repo = repo or REPO_ROOT
     commit, dirty = None, None
     try:
-        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                                timeout=GIT_TIMEOUT_S).stdout.strip()
         status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, check=True).stdout
+                                capture_output=True, text=True, check=True, timeout=GIT_TIMEOUT_S).stdout
         dirty = bool(status.strip())
-    except (OSError, subprocess.CalledProcessError):
-        pass  # not a git checkout (an unpacked release): the run simply has no commit
+    except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        # not a git checkout (an unpacked release), or git hung (a network file system): the run simply has no commit
+        pass
     return {
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "git": {"commit": commit, "dirty": dirty},
@@ -261,17 +284,51 @@ class RunRecords:
         return [(table, row) for table in RECORD_TABLES for row in getattr(self, table)]
 
 
-def _read_json(path: Path, skipped: list) -> dict | None:
+def read_result_file(path: Path, skipped: list) -> dict | None:
+    """A JSON object from a file a run (or a board) left, or None with the file and why in `skipped`:
+    a link, a file over MAX_FILE_BYTES, not UTF-8, cut off, nested past the parser's depth, or not an object."""
     try:
-        document = json.loads(path.read_text())
+        info = path.lstat()
+        if not stat.S_ISREG(info.st_mode):
+            skipped.append([str(path), "not a regular file (a link or a special file): not read"])
+            return None
+        if info.st_size > MAX_FILE_BYTES:
+            skipped.append([str(path), f"{info.st_size / 1e6:.0f} MB, over the {MAX_FILE_BYTES >> 20} MB a result file may have: not read"])
+            return None
+        document = json.loads(path.read_bytes().decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         # a file cut off by a killed run: left out, and the run marked incomplete
         skipped.append([str(path), f"not whole JSON ({type(error).__name__}: {str(error)[:80]})"])
+        return None
+    except RecursionError:
+        skipped.append([str(path), "JSON nested deeper than a result file is: not read"])
         return None
     if not isinstance(document, dict):
         skipped.append([str(path), "not a JSON object"])
         return None
     return document
+
+
+def _strings(value) -> list[str]:
+    return [str(item) for item in value] if isinstance(value, list) else []
+
+
+def _object(value) -> dict:
+    """An optional nested object of a result file: {} when absent or of another type."""
+    return value if isinstance(value, dict) else {}
+
+
+def board_name(path: Path, document: dict | None, notes: list[str]) -> str | None:
+    """Which board a result file is from: its file name (`<host>.json`, `demo/<host>/`) decides,
+    as Ansible named it; a `host` field that says otherwise is noted, never obeyed (it had filed
+    one board's rows under another). None when the name is not a board name."""
+    host = path.stem if path.suffix == ".json" and path.name != "stats.json" else path.parent.name
+    if not names.is_safe(host):
+        return None
+    claimed = (document or {}).get("host")
+    if claimed is not None and claimed != host:
+        notes.append(f"{path} says host {str(claimed)[:80]!r}: its rows are filed under {host}, as its file name says")
+    return host
 
 
 def _started_from_run_id(run_id: str) -> str | None:
@@ -289,15 +346,16 @@ def _manifests(run_dir: Path, report: dict | None, skipped: list) -> dict[str, d
     """Artifact manifests by artifact sha256: this run's deploy-artifacts/ links, and the folders its conversion rows name."""
     folders = sorted((run_dir / "deploy-artifacts").glob("*/manifest.json")) if (run_dir / "deploy-artifacts").is_dir() else []
     for row in (report or {}).get("conversions", []):
-        if row.get("artifact"):
+        if isinstance(row.get("artifact"), str) and row["artifact"]:
             folders.append(Path(row["artifact"]) / "manifest.json")
     found = {}
     for path in folders:
         if not path.is_file():
             continue  # an artifact deleted since: its row still carries the figures
-        manifest = _read_json(path, skipped)
-        if manifest and manifest.get("artifact", {}).get("sha256"):
-            found[manifest["artifact"]["sha256"]] = manifest
+        manifest = read_result_file(path, skipped)
+        sha256 = _object((manifest or {}).get("artifact")).get("sha256")
+        if manifest and isinstance(sha256, str):
+            found[sha256] = manifest
     return found
 
 
@@ -306,6 +364,9 @@ def _model_from_folder(name: str) -> str:
 
 
 def _conversion(run_id: str, row: dict, manifest: dict | None) -> dict:
+    for key in ("model", "target", "quant"):
+        if not isinstance(row.get(key), str) or not row[key]:
+            raise ValueError(f"its {key} is {str(row.get(key))[:40]!r}, not a name")
     manifest = manifest or {}
     options = dict(manifest.get("options") or {})
     input_shapes = options.pop("input_shapes", {})
@@ -465,8 +526,9 @@ def _demo_scores(predictions: Path, truth: list | None, skipped: list) -> dict:
         return {}
     try:
         return score_text_predictions(predictions, truth)
-    except (ValueError, KeyError, TypeError) as error:  # a truncated line of a killed demo, a malformed truth
-        skipped.append([str(predictions), f"not scored ({type(error).__name__}: {error})"])
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, OSError) as error:
+        # a truncated line of a killed demo, a malformed truth, a line nested past the parser's depth
+        skipped.append([str(predictions), f"not scored ({type(error).__name__}: {str(error)[:80]})"])
         return {}
 
 
@@ -503,10 +565,22 @@ def read_run(run_dir: Path) -> RunRecords:
     if not run_dir.is_dir():
         raise EdgeshipError(f"{run_dir} is not a run folder; give results/<run-id> (see `ls results/`)")
     run_id = run_dir.name
+    if not names.is_safe(run_id):
+        raise EdgeshipError(f"run folder {run_dir} is not named by a run id ({names.NAME_RULE}); rename it, e.g. to "
+                            f"{names.suggest(run_id)}")
     skipped: list[list[str]] = []
-    report = _read_json(run_dir / "report.json", skipped) if (run_dir / "report.json").is_file() else None
-    meta = (report or {}).get("meta") or {}
-    controller = meta.get("controller") or {}
+    notes: list[str] = []
+    report = read_result_file(run_dir / "report.json", skipped) if (run_dir / "report.json").exists() else None
+    if report is not None and not isinstance(report.get("conversions", []), list):
+        skipped.append([str(run_dir / "report.json"), "its conversions are not a list: left out"])
+        report = {**report, "conversions": []}
+    if report is not None:
+        rows = report.get("conversions", [])
+        report = {**report, "conversions": [row for row in rows if isinstance(row, dict)]}
+        if len(report["conversions"]) != len(rows):
+            skipped.append([str(run_dir / "report.json"), f"{len(rows) - len(report['conversions'])} conversion rows are not objects: left out"])
+    meta = _object((report or {}).get("meta"))
+    controller = _object(meta.get("controller"))
     manifests = _manifests(run_dir, report, skipped)
     records = RunRecords(run={})
 
@@ -517,8 +591,9 @@ def read_run(run_dir: Path) -> RunRecords:
             controller_row = _controller_bench(run_id, row, manifest)
             if controller_row:
                 records.benches.append(controller_row)
-        except (KeyError, TypeError, ValueError) as error:
-            skipped.append([f"{run_dir / 'report.json'} conversion {row.get('artifact', '?')}", f"malformed row ({type(error).__name__}: {error})"])
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            skipped.append([f"{run_dir / 'report.json'} conversion {str(row.get('artifact', '?'))[:120]}",
+                            f"malformed row ({type(error).__name__}: {str(error)[:80]})"])
     if any(row["board"] == CONTROLLER for row in records.benches):
         records.boards.append({
             "run_id": run_id, "board": CONTROLLER, "board_model": f"controller {controller.get('host') or ''} (1 thread)".replace("  ", " "),
@@ -530,58 +605,91 @@ def read_run(run_dir: Path) -> RunRecords:
     for path in sorted(run_dir.glob("*.json")):
         if path.name in NOT_BOARD_FILES or path.name.startswith("compare-"):
             continue
-        document = _read_json(path, skipped)
+        document = read_result_file(path, skipped)
         if document is None:
             continue
         if not isinstance(document.get("results"), list):
             skipped.append([str(path), "no \"results\" list: not a bench.yml board file"])
             continue
-        host = str(document.get("host") or path.stem)
+        host = board_name(path, document, notes)
+        if host is None:
+            skipped.append([str(path), f"its name is not a board's ({names.NAME_RULE}): not read"])
+            continue
         try:
             records.boards.append(_board(run_id, host, document, controller))
         except (TypeError, AttributeError, KeyError, ValueError) as error:  # valid JSON of the wrong shape
-            skipped.append([str(path), f"not read ({type(error).__name__}: {error})"])
+            skipped.append([str(path), f"not read ({type(error).__name__}: {str(error)[:80]})"])
             continue
         for number, result in enumerate(document["results"]):
-            if not isinstance(result, dict) or "model" not in result:
-                skipped.append([f"{path} result", "a result without a model"])
+            if not isinstance(result, dict) or not isinstance(result.get("model"), str) or not result["model"]:
+                skipped.append([f"{path} result {number}", "a result without a model"])
                 continue
             try:
                 rows = [row for row in (_check(run_id, host, result), _bench(run_id, host, result)) if row]
             except (TypeError, AttributeError, KeyError, ValueError) as error:
-                skipped.append([f"{path} result {number}", f"not read ({type(error).__name__}: {error})"])
+                skipped.append([f"{path} result {number}", f"not read ({type(error).__name__}: {str(error)[:80]})"])
                 continue
             for row in rows:
                 (records.checks if "passed" in row else records.benches).append(row)
     truth_file = run_dir / "demo" / DEMO_TRUTH
-    truth = _read_json(truth_file, skipped) if truth_file.is_file() else None
+    truth = read_result_file(truth_file, skipped) if truth_file.is_file() else None
     for path in sorted(run_dir.glob("demo/*/stats.json")):
-        stats = _read_json(path, skipped)
-        if stats is not None:
-            scores = _demo_scores(path.parent / "predictions.jsonl", (truth or {}).get("frames"), skipped)
+        stats = read_result_file(path, skipped)
+        host = board_name(path, None, notes)
+        if stats is not None and host is None:
+            skipped.append([str(path), f"its folder's name is not a board's ({names.NAME_RULE}): not read"])
+        elif stats is not None and host is not None:
+            frames = (truth or {}).get("frames")
+            scores = _demo_scores(path.parent / "predictions.jsonl", frames if isinstance(frames, list) else None, skipped)
             try:
-                records.demos.append(_demo(run_id, path.parent.name, stats, conversions_by_sha, scores))
+                records.demos.append(_demo(run_id, host, stats, conversions_by_sha, scores))
             except (TypeError, AttributeError, KeyError, ValueError) as error:
-                skipped.append([str(path), f"not read ({type(error).__name__}: {error})"])
+                skipped.append([str(path), f"not read ({type(error).__name__}: {str(error)[:80]})"])
 
-    images = dict(meta.get("images") or {})
+    images = dict(_object(meta.get("images")))
     for manifest in manifests.values():
-        image = manifest.get("image") or {}
-        if image.get("tag"):
+        image = _object(manifest.get("image"))
+        if isinstance(image.get("tag"), str) and image["tag"]:
             images.setdefault(image["tag"], image.get("id"))
     records.run = {
         "run_id": run_id, "started": meta.get("started") or _started_from_run_id(run_id),
         "git_commit": (meta.get("git") or {}).get("commit"), "git_dirty": _bool((meta.get("git") or {}).get("dirty")),
         "controller": controller.get("host"), "controller_arch": controller.get("arch"), "controller_kernel": controller.get("kernel"),
         "images": _json(images), "complete": int(report is not None and not skipped), "skipped": _json(skipped),
-        "fleet_exit": (report or {}).get("fleet_exit"), "notes": _json((report or {}).get("notes") or []),
-        "timings": _json((report or {}).get("timings") or {}),
+        "fleet_exit": (report or {}).get("fleet_exit"), "notes": _json([*_strings((report or {}).get("notes")), *notes]),
+        "timings": _json({phase: span for phase, span in _object((report or {}).get("timings")).items() if isinstance(span, dict)}),
     }
     if report is None and not (run_dir / "report.json").is_file():
         skipped.append([str(run_dir / "report.json"), "missing: the main job had not finished (or this run came from bench.yml alone)"])
         records.run["skipped"] = _json(skipped)
+    for table in RECORD_TABLES:
+        setattr(records, table, [_clean(row) for row in getattr(records, table)])
     _dedupe(records)
     return records
+
+
+# Columns the schema declares numeric: a board's figure of another type (a string, NaN, an
+# integer past SQLite's 64 bits) is stored as NULL, "not measured", never as a figure.
+NUMERIC_COLUMNS = frozenset(re.findall(r"(\w+) (?:REAL|INTEGER)", "\n".join(script for _, script in MIGRATIONS)))
+
+
+def _clean(row: dict) -> dict:
+    """A record's values as SQLite stores them: numbers where the schema says so, text elsewhere."""
+    clean = {}
+    for column, value in row.items():
+        if column in NUMERIC_COLUMNS:
+            if isinstance(value, bool):
+                value = int(value)
+            elif isinstance(value, int):
+                value = value if -(1 << 63) <= value < (1 << 63) else None
+            elif isinstance(value, float):
+                value = value if math.isfinite(value) else None
+            else:
+                value = None
+        elif value is not None and not isinstance(value, str):
+            value = _json(value)
+        clean[column] = value
+    return clean
 
 
 def _dedupe(records: RunRecords) -> None:
@@ -665,7 +773,7 @@ def run_folders(results: Path) -> list[Path]:
     """Run folders under `results`, oldest first: folders holding a report.json or a board's <host>.json."""
     folders = []
     for folder in sorted(Path(results).iterdir()) if Path(results).is_dir() else []:
-        if folder.is_dir() and ((folder / "report.json").is_file() or
+        if folder.is_dir() and names.is_safe(folder.name) and ((folder / "report.json").is_file() or
                                 any(p.name not in NOT_BOARD_FILES and not p.name.startswith("compare-") for p in folder.glob("*.json"))):
             folders.append(folder)
     return folders
@@ -683,12 +791,17 @@ def run_ids(results: Path) -> list[str]:
 
 def resolve_run(results: Path, name: str | None) -> str:
     """A run id from a run id, a tag, or None (the newest run)."""
+    if name is not None:
+        check_run_name(name, "run id or tag")
+    if not db_path(results).is_file():  # asked to read: no empty store is made on the way
+        raise EdgeshipError(f"{results} holds no run yet (no {DB_NAME} there); run `./dev main` (or `invoke fleet.bench`) first, "
+                            f"or pass --results DIR")
     with connect(results) as connection:
         if name is None:
             row = connection.execute("SELECT run_id FROM runs ORDER BY run_id DESC LIMIT 1").fetchone()
             if row is None:
                 raise EdgeshipError(f"{db_path(results)} holds no run yet; run `./dev main` (or `invoke fleet.bench`) first")
-            return row["run_id"]
+            return check_run_name(row["run_id"], f"the newest run id in {db_path(results)}")
         row = connection.execute("SELECT run_id FROM runs WHERE run_id = ?", (name,)).fetchone() or \
             connection.execute("SELECT run_id FROM tags WHERE name = ?", (name,)).fetchone()
         if row is None:
@@ -696,7 +809,15 @@ def resolve_run(results: Path, name: str | None) -> str:
             tags = [r["name"] for r in connection.execute("SELECT name FROM tags ORDER BY name")]
             raise EdgeshipError(f"no run or tag named {name!r} in {db_path(results)}; recent runs: {', '.join(known) or 'none'}; "
                                 f"tags: {', '.join(tags) or 'none'}")
-        return row["run_id"]
+        return check_run_name(row["run_id"], f"the run id {db_path(results)} gives for {name}")
+
+
+def check_run_name(name: str, what: str) -> str:
+    """A run id or tag from the command line: a folder name under results/ by the one name rule."""
+    try:
+        return names.check(name, what, f"run ids are the folder names under results/ (`ls results/`), tags are names like {names.suggest(name)}")
+    except names.UnsafeName as error:
+        raise EdgeshipError(str(error)) from None
 
 
 def previous_run(results: Path, run_id: str) -> str | None:

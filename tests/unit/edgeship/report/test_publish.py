@@ -125,8 +125,9 @@ def test_reporting_nothing_names_the_fix(tmp_path):
     with pytest.raises(EdgeshipError, match=r"does not exist; run `./dev main` first"):
         write_report(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(EdgeshipError, match=r"holds no run yet; run `./dev main`"):
+    with pytest.raises(EdgeshipError, match=r"holds no run yet \(no edgeship\.db there\); run `./dev main`"):
         write_report(tmp_path / "empty")
+    assert list((tmp_path / "empty").iterdir()) == []  # asked to read, it made no empty store
 
 
 def test_reference_figures_name_their_source_and_match_only_real_hardware():

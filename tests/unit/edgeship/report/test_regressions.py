@@ -155,7 +155,9 @@ def test_a_tag_names_a_baseline_to_compare_with(tmp_path, capsys):
 @pytest.mark.parametrize("value, message", [
     ("speed=3", r"--threshold speed=3: unknown threshold 'speed'; use one of latency_pct=5"),
     ("latency_pct=fast", r"--threshold latency_pct=fast: 'fast' is not a number; e.g. --threshold latency_pct=5"),
-    ("size_pct=-1", r"--threshold size_pct=-1: thresholds are not negative"),
+    ("size_pct=-1", r"--threshold size_pct=-1: a threshold is a finite number, not negative"),
+    ("latency_pct=nan", r"--threshold latency_pct=nan: a threshold is a finite number, not negative"),
+    ("latency_pct=inf", r"--threshold latency_pct=inf: a threshold is a finite number, not negative"),
 ])
 def test_bad_thresholds_name_the_fix(value, message):
     with pytest.raises(EdgeshipError, match=message):

@@ -4,12 +4,17 @@ page as a real headless Chromium shows it (a demo served here, on loopback)."""
 from __future__ import annotations
 
 import contextlib
-import json
+import os
+import selectors
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from edgeship.errors import EdgeshipError
+from edgeship.report.markdown import md_text
+from edgeship.report.store import read_result_file
 
 
 def demo_scores(run_dir: Path, host: str, truth: list[dict] | None) -> dict | None:
@@ -32,23 +37,64 @@ def demo_table(run_dir: Path, hosts: list[str], truth: list[dict] | None = None)
         if not path.is_file():
             lines.append(f"| {host} | - | - | - | - | - | - | - | - | - | no stats came home |")
             continue
-        stats = json.loads(path.read_text())
-        backend = stats["backend"] + (" (CPU fallback)" if stats.get("fallback") else "")
-        models = Path(stats["artifact"]["path"]).name
-        if stats.get("text_model"):
-            text = stats["text_model"]
-            models += " + " + Path(text["artifact"]["path"]).name
-            backend += " + " + text["backend"] + (" (CPU fallback)" if text.get("fallback") else "")
-        slowest = stats.get("bottleneck") or {}
-        e2e = stats["end_to_end"]
-        boxes = stats["detections"]["boxes"] if stats.get("detections") else "-"
-        scores = demo_scores(run_dir, host, truth)
-        f1 = "-" if not scores else f"{scores['f1']:.3f} ({scores['frames']} frames)"
-        characters = "-" if not scores or scores["char_accuracy"] is None else f"{scores['char_accuracy']:.3f}"
-        lines.append(f"| {host} | {models} | {backend} | {stats['frames']['processed']} | {(stats['fps'] or 0):.1f} | "
-                     f"{stats['frames']['dropped']} | {slowest.get('stage', '-')} {slowest.get('mean_ms', 0):.1f} ms | "
-                     f"{e2e.get('p50_ms', 0):.1f} / {e2e.get('p90_ms', 0):.1f} ms | {boxes} | {f1} | {characters} |")
+        problems: list[list[str]] = []
+        stats = read_result_file(path, problems)  # a board's file: read as untrusted
+        try:
+            lines.append(_demo_row(run_dir, host, stats, truth) if stats is not None else
+                         f"| {host} | - | - | - | - | - | - | - | - | - | stats not read: {md_text(problems[0][1])} |")
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError, OSError) as error:  # of another shape
+            lines.append(f"| {host} | - | - | - | - | - | - | - | - | - | stats not read ({type(error).__name__}) |")
     return "\n".join(lines)
+
+
+def _demo_row(run_dir: Path, host: str, stats: dict, truth: list[dict] | None) -> str:
+    backend = stats["backend"] + (" (CPU fallback)" if stats.get("fallback") else "")
+    models = Path(stats["artifact"]["path"]).name
+    if stats.get("text_model"):
+        text = stats["text_model"]
+        models += " + " + Path(text["artifact"]["path"]).name
+        backend += " + " + text["backend"] + (" (CPU fallback)" if text.get("fallback") else "")
+    slowest = stats.get("bottleneck") or {}
+    e2e = stats["end_to_end"]
+    boxes = stats["detections"]["boxes"] if stats.get("detections") else "-"
+    scores = demo_scores(run_dir, host, truth)
+    f1 = "-" if not scores else f"{scores['f1']:.3f} ({scores['frames']} frames)"
+    characters = "-" if not scores or scores["char_accuracy"] is None else f"{scores['char_accuracy']:.3f}"
+    cells = [host, models, backend, stats["frames"]["processed"], f"{(stats['fps'] or 0):.1f}", stats["frames"]["dropped"],
+             f"{slowest.get('stage', '-')} {slowest.get('mean_ms', 0):.1f} ms", f"{e2e.get('p50_ms', 0):.1f} / {e2e.get('p90_ms', 0):.1f} ms",
+             boxes, f1, characters]
+    return "| " + " | ".join(md_text(cell) for cell in cells) + " |"
+
+
+# The demo loads its models (PP-OCR det and rec) before it prints where it serves: seconds on
+# this machine; a demo still silent after this is stuck, and the main job says so instead of waiting.
+START_TIMEOUT_S = 180.0
+
+
+def first_line(fd: int, bound_s: float, what: str) -> str:
+    """The first line a process writes to the pipe `fd`, waited for at most bound_s seconds (a
+    readline() on the pipe would wait forever on a process that never writes); what it wrote
+    before exiting when it ends without a newline."""
+    deadline = time.monotonic() + bound_s
+    data = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while b"\n" not in data and len(data) < 1 << 16:
+            left = deadline - time.monotonic()
+            if left <= 0 or not selector.select(left):
+                raise EdgeshipError(f"{what} did not come within {bound_s:g} s (it had written {data[-200:].decode(errors='replace')!r}); "
+                                    f"run the command by hand to see where it hangs")
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break  # the process ended
+            data += chunk
+    return data.split(b"\n", 1)[0].decode(errors="replace")
+
+
+def _drain(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        while os.read(fd, 65536):
+            pass
 
 
 @contextlib.contextmanager
@@ -60,11 +106,17 @@ def served_demo(artifact: Path, video: Path, stats: Path, seconds: float = 120, 
                                 "--loop", "--listen", "127.0.0.1:0", "--duration", str(seconds), "--output", str(stats),
                                 *(["--rec", str(text_model)] if text_model else [])],
                                stdout=stdout, stderr=subprocess.PIPE, text=True)
+    drainer: threading.Thread | None = None
     try:
         assert process.stderr is not None  # Popen(stderr=PIPE)
-        line = process.stderr.readline()
+        line = first_line(process.stderr.fileno(), START_TIMEOUT_S, "the demo's viewer address (its first line on stderr)")
         if "serving http://" not in line:
-            raise EdgeshipError(f"the demo did not start its viewer: {(line + process.stderr.read()).strip()[-500:]}")
+            exited = process.poll()
+            raise EdgeshipError(f"the demo did not start its viewer{f' (exit {exited})' if exited is not None else ''}: "
+                                f"{' '.join(line.split())[-500:]}")
+        # the demo keeps writing to stderr: drained, so a full pipe never stalls it
+        drainer = threading.Thread(target=_drain, args=(process.stderr.fileno(),), daemon=True, name="demo-stderr")
+        drainer.start()
         yield process, line.split("serving ", 1)[1].split()[0]
     finally:
         if process.poll() is None:
@@ -73,6 +125,9 @@ def served_demo(artifact: Path, video: Path, stats: Path, seconds: float = 120, 
                 process.wait(60)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait(10)
+        if drainer is not None:
+            drainer.join(10)  # the pipe's end came with the process's: done before the pipe is closed
 
 
 def viewer_screenshot(artifact: Path, video: Path, out: Path, seconds: float = 120, text_model: Path | None = None) -> dict:

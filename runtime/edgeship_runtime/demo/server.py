@@ -165,7 +165,10 @@ class BoundedServer:
                     elif key.data is _WAKE:
                         self._take_returned(now)
                     elif (waiting := self._waiting.get(key.fd)) is key.data and waiting is not None:  # not dropped earlier this round
-                        self._read(waiting, now)
+                        try:
+                            self._read(waiting, now)
+                        except OSError:  # that connection ends; the loop, and every other client, go on
+                            self._drop(waiting)
                 now = time.monotonic()
                 if now >= self._next_scan:
                     self._expire(now)
@@ -256,7 +259,12 @@ class BoundedServer:
         if full:
             return self._refuse(waiting.sock, 503, "Service Unavailable", f"Retry-After: {self.limits.retry_after_s}\r\n")
         head, rest = waiting.buffer[:end], waiting.buffer[end:]
-        threading.Thread(target=self._work, args=(waiting.sock, waiting.peer, head, rest), name="demo-http-client", daemon=True).start()
+        try:
+            threading.Thread(target=self._work, args=(waiting.sock, waiting.peer, head, rest), name="demo-http-client", daemon=True).start()
+        except RuntimeError:  # no thread to be had (a process limit): busy, as when every slot is taken
+            with self._lock:
+                self._busy -= 1
+            self._refuse(waiting.sock, 503, "Service Unavailable", f"Retry-After: {self.limits.retry_after_s}\r\n")
 
     def _refuse(self, sock: socket.socket, status: int, reason: str, headers: str = "") -> None:
         body = f"{status} {reason}: the viewer is busy or the request too slow or too large\n".encode()
@@ -278,7 +286,8 @@ class BoundedServer:
         self._selector.unregister(waiting.sock)
 
     def _drop(self, waiting: _Waiting) -> None:
-        self._forget(waiting)
+        if self._waiting.get(waiting.sock.fileno()) is waiting:
+            self._forget(waiting)
         _close(waiting.sock)
 
     def _take_returned(self, now: float) -> None:

@@ -167,16 +167,33 @@ def tiny_artifact(folder):
     return folder
 
 
-@pytest.mark.parametrize("args,env,pattern", [
-    (["--listen", "0.0.0.0:8080"], {}, r"--listen 0\.0\.0\.0:8080 reaches beyond this board's loopback.*--token-file FILE"),
-    (["--listen", "[::]:8080"], {}, r"--listen \[::\]:8080 reaches beyond this board's loopback"),
-    (["--listen", "0.0.0.0:8080", "--token-file", "/nonexistent/token"], {}, r"--token-file /nonexistent/token: cannot read it"),
-    (["--listen", "0.0.0.0:8080"], {TOKEN_ENV: "short"}, r"EDGESHIP_DEMO_TOKEN: the token must be 16-512"),
-    (["--allow-host", "a/b"], {}, r"--allow-host 'a/b' is not a host name or address"),
-    (["--listen", "nowhere"], {}, r"--listen 'nowhere' is not HOST:PORT"),
-], ids=["wildcard", "wildcard6", "token-file-missing", "env-token-short", "allow-host", "listen"])
-def test_the_demo_command_refuses_in_one_line(tmp_path, args, env, pattern):
+# The demo command's refusals, in the bad-input corpus's terms (tests/unit/test_bad_input_corpus.py
+# counts KINDS): (kind, arguments, environment, what the one line says). WORLD and DIRECTORY are made
+# in the test's folder.
+CLI_CASES = [
+    ("listen-wildcard-without-token", ["--listen", "0.0.0.0:8080"], {},
+     r"--listen 0\.0\.0\.0:8080 reaches beyond this board's loopback.*--token-file FILE"),
+    ("listen-wildcard6-without-token", ["--listen", "[::]:8080"], {}, r"--listen \[::\]:8080 reaches beyond this board's loopback"),
+    ("token-file-missing", ["--listen", "0.0.0.0:8080", "--token-file", "/nonexistent/token"], {},
+     r"--token-file /nonexistent/token: cannot read it"),
+    ("token-file-world-readable", ["--listen", "0.0.0.0:8080", "--token-file", "WORLD"], {}, r"other users can read it \(mode 0644\); chmod 600"),
+    ("token-file-directory", ["--listen", "0.0.0.0:8080", "--token-file", "DIRECTORY"], {}, r"not a small regular file"),
+    ("token-env-short", ["--listen", "0.0.0.0:8080"], {TOKEN_ENV: "short"}, r"EDGESHIP_DEMO_TOKEN: the token must be 16-512"),
+    ("token-env-spaces", ["--listen", "0.0.0.0:8080"], {TOKEN_ENV: "a token with spaces in it"}, r"EDGESHIP_DEMO_TOKEN: the token must be"),
+    ("allow-host-slash", ["--allow-host", "a/b"], {}, r"--allow-host 'a/b' is not a host name or address"),
+    ("allow-host-newline", ["--allow-host", "a\nExecStartPre=+/bin/sh"], {}, r"--allow-host 'a\\nExecStartPre=\+/bin/sh' is not a host name"),
+    ("listen-not-host-port", ["--listen", "nowhere"], {}, r"--listen 'nowhere' is not HOST:PORT"),
+]
+KINDS = [("demo-viewer", kind) for kind, *_ in CLI_CASES]
+
+
+@pytest.mark.parametrize("kind,args,env,pattern", CLI_CASES, ids=[case[0] for case in CLI_CASES])
+def test_the_demo_command_refuses_in_one_line(tmp_path, kind, args, env, pattern):
     artifact = tiny_artifact(tmp_path / "tiny-onnx")
+    (tmp_path / "world").write_text(TOKEN)
+    (tmp_path / "world").chmod(0o644)
+    (tmp_path / "directory").mkdir(mode=0o700)
+    args = [{"WORLD": str(tmp_path / "world"), "DIRECTORY": str(tmp_path / "directory")}.get(arg, arg) for arg in args]
     environment = {key: value for key, value in os.environ.items() if key != TOKEN_ENV}
     result = runtime_cli("demo", str(artifact), "--source", "pattern", "--duration", "1", *args, env={**environment, **env}, bound_s=60)
     assert_one_clean_line(result, "edgeship-runtime: error: ", pattern)

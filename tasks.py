@@ -339,8 +339,7 @@ def report(c, run="", results="results"):
         print(path)
 
 
-@task(positional=["base", "new"],
-      help={"base": "run id (or a tag set with --tag) to compare against", "new": "run id to judge (default: the newest)",
+@task(help={"base": "run id (or a tag set with --tag) to compare against", "new": "run id to judge (default: the newest)",
             "results": "results root (default: results/)", "tag": "name this NEW run as a baseline tag instead of comparing",
             "threshold": "KEY=VALUE thresholds, e.g. latency_pct=5 size_pct=2 accuracy_points=1 (repeatable)"},
       iterable=["threshold"])

@@ -257,7 +257,7 @@ def compare_runs(results: Path, base: str | None, new: str | None, tag: str | No
     else the newest) as that tag instead of comparing."""
     results = Path(results)
     limits = parse_thresholds(thresholds)
-    for name, what in ((base, "BASE"), (new, "NEW"), (tag, "--tag")):
+    for name, what in ((base, "--base"), (new, "--new"), (tag, "--tag")):
         if name is not None:
             store.check_run_name(name, what)
     for name in (new, base):
@@ -269,7 +269,7 @@ def compare_runs(results: Path, base: str | None, new: str | None, tag: str | No
     if tag:
         run_id = store.resolve_run(results, new or base)
         store.set_tag(results, tag, run_id)
-        print(f"edgeship: run {run_id} is now tagged {tag!r}; compare against it with `invoke compare {tag}`")
+        print(f"edgeship: run {run_id} is now tagged {tag!r}; compare against it with `invoke compare --base {tag}`")
         return 0
     new_id = store.resolve_run(results, new)
     if base is None:
@@ -283,7 +283,8 @@ def compare_runs(results: Path, base: str | None, new: str | None, tag: str | No
     else:
         base_id = store.resolve_run(results, base)
     if base_id == new_id:
-        raise EdgeshipError(f"BASE and NEW are the same run ({new_id}); name two runs, e.g. `invoke compare {base or 'baseline'} <newer run id>`")
+        raise EdgeshipError(f"BASE and NEW are the same run ({new_id}); name two runs, "
+                            f"e.g. `invoke compare --base {base or 'baseline'} --new <newer run id>`")
     base_rows, new_rows = _records(results, base_id), _records(results, new_id)
     noise, judged_rows = bench_noise(base_rows, new_rows)
     regressions, others = compare_records(base_rows, new_rows, limits, noise)

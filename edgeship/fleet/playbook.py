@@ -22,6 +22,7 @@ import yaml
 
 from edgeship.errors import EdgeshipError
 from edgeship.paths import REPO_ROOT
+from edgeship.waiting import run_bounded
 from edgeship_runtime import names
 
 PLAYBOOKS = REPO_ROOT / "playbooks"
@@ -138,5 +139,20 @@ def run_playbook(playbook: str, inventory: Path | None = None, limit: str | None
     """ansible-playbook in playbooks/ (its ansible.cfg), output streamed unless captured."""
     command = playbook_command(playbook, inventory, limit, extra_vars, playbooks)
     print("edgeship: (cd playbooks && " + shlex.join(command) + ")", flush=True)
-    return subprocess.run(command, cwd=playbooks, env=playbook_env(), text=True,
-                          stdout=subprocess.PIPE if capture else None, stderr=subprocess.STDOUT if capture else None)
+    return run_bounded(command, playbook_timeout_s(), f"ansible-playbook {playbook}",
+                       "each task has its own bound; raise EDGESHIP_PLAYBOOK_TIMEOUT_S (seconds) for a larger fleet",
+                       cwd=playbooks, env=playbook_env(), text=True,
+                       stdout=subprocess.PIPE if capture else None, stderr=subprocess.STDOUT if capture else None)
+
+
+def playbook_timeout_s() -> float:
+    """The whole run's bound, past every task's own (a playbook whose SSH session hangs between
+    tasks would otherwise hold the controller for ever): EDGESHIP_PLAYBOOK_TIMEOUT_S, default 6 h."""
+    text = os.environ.get("EDGESHIP_PLAYBOOK_TIMEOUT_S", "21600")
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise EdgeshipError(f"EDGESHIP_PLAYBOOK_TIMEOUT_S={text!r} is not a positive number of seconds; unset it or give e.g. 21600")
+    return value

@@ -12,7 +12,7 @@ import pkgutil
 
 from tests.support import ROOT
 
-MODULES = ["tests.unit.edgeship.convert.test_bad_input"] + [
+MODULES = ["tests.unit.edgeship.convert.test_bad_input", "tests.unit.runtime.demo.test_viewer_access"] + [
     f"tests.unit.badinput.{info.name}" for info in pkgutil.iter_modules([str(ROOT / "tests" / "unit" / "badinput")])]
 
 

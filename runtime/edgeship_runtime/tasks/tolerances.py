@@ -1,56 +1,58 @@
 """How close a converted model must stay to its fp32 source, per task and quantization mode.
 
-Each key is a gate `compare` applies. Why these values:
-- generic: cosine and signal-to-noise ratio (SNR = reference energy / error energy). For errors that
-  look like noise, cosine ~ 1 - 1 / (2 * SNR), so cosine 0.9999 is about 37 dB, 0.999 about 27 dB,
-  0.99 about 17 dB and 0.98 about 14 dB. The SNR gates sit 2 dB below those, so they do not tighten
-  the cosine gate for noise, but they catch what cosine cannot see: a wrong scale or offset (an
-  output doubled by a bad requantization keeps cosine 1.0 and has an SNR of 0 dB).
-- classify: today's gates, unchanged: worst-sample cosine and top-1 agreement with fp32.
-- detect: F1 of the converted model's boxes matched to the fp32 model's at IoU 0.5. fp32 should find
-  the same boxes (0.99 leaves one box in a hundred to ties at a threshold); fp16 moves scores by
-  ~1e-3, which flips the odd box sitting on the conf threshold (0.97); int8 moves boxes by a pixel
-  or two and scores by a few percent, and 0.90 is what a usable int8 detector keeps.
-- segment: mean IoU of the converted model's masks against fp32's; flips happen only on boundary
-  pixels, so the same ladder as detect.
-- ocr-rec: 1 - (edit distance / length of the fp32 text); a quantized recognizer that changes more
-  than one character in ten (int8) or one in twenty (dynamic) reads different words.
+Each key is a gate `compare` applies. A task module declares its own gates' limits and the reason
+for each mode (`Task.tolerances`, `Task.tolerance_reasons`); every task also carries the generic
+per-output gates below, which its `compare` applies always (generic, classify) or only as the
+fallback when one of its own metrics is not measurable (a detector with no reference boxes).
+
+The generic gates, and why these values:
+- min_cosine, min_snr_db (SNR = reference energy / error energy). For errors that look like noise,
+  cosine ~ 1 - 1 / (2 * SNR), so cosine 0.9999 is about 37 dB, 0.999 about 27 dB, 0.99 about 17 dB
+  and 0.98 about 14 dB. The SNR gates sit 2 dB below those, so they do not tighten the cosine gate
+  for noise, but they catch what cosine cannot see: a wrong scale or offset (an output doubled by a
+  bad requantization keeps cosine 1.0 and has an SNR of 0 dB).
+- max_range_error, for outputs of at most SMALL_OUTPUT_VALUES values per sample (a presence score, a
+  handedness flag), which cosine cannot judge (the cosine of one number is its sign; of a 0 it is 0):
+  the largest abs error over the output's range on the eval set (its largest |value| when it never
+  changes). fp32 differs only by the order of operations: 0.1 %. fp16 keeps 11 significant bits
+  (steps of ~0.05 %), a few steps deep in a network: 1 % (MediaPipe's hand flag moves by 0.2 %).
+  int8 writes an output in 256 steps of its range and each layer adds a few: 5 % (dynamic,
+  weights only) and 10 % (int8), about what the cosine gates of those modes allow for noise.
 """
 
 from __future__ import annotations
 
 from edgeship_runtime.errors import ArtifactError
+from edgeship_runtime.tasks.base import QUANT_MODES
 
-QUANT_MODES = ("fp32", "fp16", "dynamic", "int8")
+SMALL_OUTPUT_VALUES = 4  # an output with at most this many values per sample is judged by max_range_error
 
-DEFAULT_TOLERANCES = {
-    "generic": {
-        "fp32": {"min_cosine": 0.9999, "min_snr_db": 35.0},
-        "fp16": {"min_cosine": 0.999, "min_snr_db": 25.0},
-        "dynamic": {"min_cosine": 0.99, "min_snr_db": 15.0},
-        "int8": {"min_cosine": 0.98, "min_snr_db": 12.0},
-    },
-    "classify": {
-        "fp32": {"min_cosine": 0.9999, "min_top1_agreement": 0.99},
-        "fp16": {"min_cosine": 0.999, "min_top1_agreement": 0.98},
-        "dynamic": {"min_cosine": 0.99, "min_top1_agreement": 0.95},
-        "int8": {"min_cosine": 0.98, "min_top1_agreement": 0.90},
-    },
-    "detect": {"fp32": {"min_f1": 0.99}, "fp16": {"min_f1": 0.97}, "dynamic": {"min_f1": 0.90}, "int8": {"min_f1": 0.90}},
-    "segment": {"fp32": {"min_iou": 0.99}, "fp16": {"min_iou": 0.97}, "dynamic": {"min_iou": 0.90}, "int8": {"min_iou": 0.90}},
-    "ocr-rec": {
-        "fp32": {"min_char_agreement": 0.99},
-        "fp16": {"min_char_agreement": 0.98},
-        "dynamic": {"min_char_agreement": 0.95},
-        "int8": {"min_char_agreement": 0.90},
-    },
+GENERIC_TOLERANCES = {
+    "fp32": {"min_cosine": 0.9999, "min_snr_db": 35.0, "max_range_error": 0.001},
+    "fp16": {"min_cosine": 0.999, "min_snr_db": 25.0, "max_range_error": 0.01},
+    "dynamic": {"min_cosine": 0.99, "min_snr_db": 15.0, "max_range_error": 0.05},
+    "int8": {"min_cosine": 0.98, "min_snr_db": 12.0, "max_range_error": 0.1},
 }
+GENERIC_GATES = tuple(GENERIC_TOLERANCES["fp32"])
+
+
+def generic_tolerances(quant: str) -> dict:
+    """The generic per-output gates at quantization mode `quant` (a fresh dict)."""
+    _check_mode(quant)
+    return dict(GENERIC_TOLERANCES[quant])
 
 
 def default_tolerances(task: str, quant: str) -> dict:
-    """The gates for `task` at quantization mode `quant` (a fresh dict: callers may override keys)."""
-    if task not in DEFAULT_TOLERANCES:
-        raise ArtifactError(f"no tolerances for task {task!r}; the tasks are {', '.join(DEFAULT_TOLERANCES)}")
+    """The gates for `task` at quantization mode `quant`: its own, then the generic ones it uses
+    (a fresh dict: callers may override keys)."""
+    from edgeship_runtime.tasks import registry
+
+    declared = registry.get(task, f"no tolerances for task {task!r}")
+    _check_mode(quant)
+    generic = {key: value for key, value in GENERIC_TOLERANCES[quant].items() if key in declared.generic_gates}
+    return {**generic, **declared.tolerances.get(quant, {})}
+
+
+def _check_mode(quant: str) -> None:
     if quant not in QUANT_MODES:
         raise ArtifactError(f"no tolerances for quantization mode {quant!r}; the modes are {', '.join(QUANT_MODES)}")
-    return dict(DEFAULT_TOLERANCES[task][quant])

@@ -18,13 +18,13 @@ from edgeship.errors import EdgeshipError
 from edgeship.examples import build_examples, example_request
 from edgeship.images.engine import ensure_engine
 from edgeship.paths import REPO_ROOT
-from edgeship_runtime.tasks import HEADLINES
+from edgeship_runtime import tasks
 
 
 def row(model: str, target: str, quant: str, artifact: Path, seconds: float) -> dict:
     manifest = json.loads((artifact / "manifest.json").read_text())
     accuracy, task = manifest["accuracy"], manifest["task"]["name"]
-    metric, metric_name, label_metric, label_name = HEADLINES[task]
+    metric, metric_name, label_metric, label_name = tasks.get(task, str(artifact / "manifest.json")).headline
     labelled = accuracy.get("labelled", {})
     return {"model": model, "target": target, "quant": quant, "task": task, "passed": accuracy["passed"],
             "metric": metric_name, "vs_fp32": accuracy["metrics"].get(metric) if metric else None,
@@ -37,7 +37,7 @@ def row(model: str, target: str, quant: str, artifact: Path, seconds: float) -> 
 
 
 def percent(value) -> str:
-    return "-" if value is None else f"{value:.2%}"
+    return "not measurable" if value is None else f"{value:.2%}"  # a metric over nothing (no boxes, no text) is not a score
 
 
 def main() -> int:
@@ -66,7 +66,7 @@ def main() -> int:
           "within tolerance |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['target']} | {r['quant']} | {r['task']} | {r['metric']} {percent(r['vs_fp32'])} | "
+        print(f"| {r['model']} | {r['target']} | {r['quant']} | {r['task']} | {r['metric'] + ' ' + percent(r['vs_fp32']) if r['metric'] else '-'} | "
               f"{r['label_metric']} {percent(r['labels_fp32'])} -> {percent(r['labels_converted'])} | {r['cosine_min']:.4f} | "
               f"{r['snr_db_min']:.1f} dB | {r['size_mb']:.1f} MB | {'yes' if r['passed'] else 'NO'} |")
     for failure in failures:

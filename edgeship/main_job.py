@@ -128,12 +128,12 @@ def _runtime_figures(artifact_dir: Path) -> dict:
 
 
 def conversion_row(artifact: Path, seconds: float) -> dict:
-    from edgeship_runtime.tasks import HEADLINES
+    from edgeship_runtime import tasks
 
     manifest = json.loads((artifact / "manifest.json").read_text())
     accuracy = manifest["accuracy"]
-    task = manifest.get("task", {}).get("name", "generic")
-    metric, metric_name, label_metric, label_name = HEADLINES[task]
+    task = manifest.get("task", {}).get("name", tasks.fallback().name)
+    metric, metric_name, label_metric, label_name = tasks.get(task, str(artifact / "manifest.json")).headline
     labelled = accuracy.get("labelled") or {}
     return {
         "model": manifest["model"],
@@ -147,6 +147,7 @@ def conversion_row(artifact: Path, seconds: float) -> dict:
         "snr_db_min": min(figures["snr_db_min"] for figures in accuracy["outputs"].values()),
         "metric": metric_name or None,
         "metric_vs_fp32": accuracy["metrics"].get(metric) if metric else None,
+        "metric_note": accuracy["metrics"].get("not_measurable") if metric else None,  # why the metric is None: nothing to measure
         "label_metric": label_name or None,
         "labelled_fp32": labelled.get("fp32", {}).get(label_metric) if label_metric else None,
         "labelled_converted": labelled.get("converted", {}).get(label_metric) if label_metric else None,
@@ -176,7 +177,8 @@ def render_table(rows: list[dict]) -> str:
               "| within tolerance | convert time | runtime check (host) | latency mean / p90 (host, 1 thread) |")
     lines = [header, "|" + "---|" * 13]
     for row in sorted(rows, key=lambda r: (r["model"], r["target"], r["quant"])):
-        metric = "-" if row["metric_vs_fp32"] is None else f"{row['metric']} {row['metric_vs_fp32']:.1%}"
+        metric = (f"{row['metric']} {row['metric_vs_fp32']:.1%}" if row["metric_vs_fp32"] is not None else
+                  f"{row['metric']} not measurable ({row['metric_note']})" if row.get("metric_note") else "-")
         labelled = ("-" if row["labelled_fp32"] is None else
                     f"{row['label_metric']} {row['labelled_fp32']:.2%} -> {row['labelled_converted']:.2%}")
         lines.append(f"| {row['model']} | {row['target']} | {row['quant']} | {row['task']} | {row['size_bytes'] / 1e6:.2f} MB | "

@@ -10,6 +10,12 @@ from typing import Any
 SOURCE_MOUNT = "/in/model"  # where the source model is mounted in the container
 
 
+def _fallback_task() -> str:
+    from edgeship_runtime.tasks import fallback
+
+    return fallback().name
+
+
 @dataclass(frozen=True)
 class Source:
     path: str  # inside the container
@@ -30,7 +36,7 @@ class Job:
     eval: dict | None = None  # {"samples", "labelled", "sha256", "path"}
     labels: list[str] | None = None
     preprocess: dict | None = None
-    task: dict = field(default_factory=lambda: {"name": "generic"})  # what the model is for (edgeship_runtime.tasks)
+    task: dict = field(default_factory=lambda: {"name": _fallback_task()})  # what the model is for (edgeship_runtime.tasks)
     # The cleaned ONNX graph every ONNX-consuming target converts (targets/graph.py ran it in its
     # own step): {"path" in the container, "renamed": {"inputs"/"outputs": {source: graph name}},
     # "steps": [...]}. None for native sources, which are converted as they are.

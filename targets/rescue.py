@@ -147,18 +147,11 @@ def pick(ranking: Ranking, budget: Budget) -> list[Layer]:
 def shortfall(report: dict) -> float:
     """How far a failing build is from its gates: the sum of each failed gate's relative deficit
     (0 when it passes). Used to name the best build when none passes."""
-    from edgeship_runtime.tasks.compare import GATES
+    from edgeship_runtime.tasks.compare import shortfall as gate_shortfall
 
     if report.get("build_failed"):
         return math.inf
-    deficit = 0.0
-    for gate, limit in report.get("tolerances", {}).items():
-        metric, label = GATES[gate]
-        values = [report["metrics"].get(metric)] if metric else [figures.get(label) for figures in report["outputs"].values()]
-        for value in values:
-            if value is not None and value < limit:
-                deficit += (limit - value) / max(abs(limit), 1e-9)
-    return deficit
+    return gate_shortfall(report)  # the task's gates, each in its direction (max_range_error is a ceiling)
 
 
 @dataclass
@@ -209,15 +202,16 @@ def search(candidates: Sequence[Layer], build_and_judge: Callable[[tuple[str, ..
 
 def headline(report: dict) -> str:
     """The figure that decides a task, as text: 'detection F1 0.84' or 'cosine 0.97'."""
-    from edgeship_runtime.tasks import HEADLINES
+    from edgeship_runtime import tasks
 
     if report.get("build_failed"):
         return "build failed"
-    metric, name, _, _ = HEADLINES.get(report["task"], (None, "", None, ""))
+    metric, name, _, _ = tasks.get(report["task"], "rescue").headline
     if metric and report["metrics"].get(metric) is not None:
         return f"{name} {report['metrics'][metric]:.4g}"
     cosines = [figures["cosine_min"] for figures in report["outputs"].values() if figures.get("cosine_min") is not None]
-    return f"cosine {min(cosines):.4g}" if cosines else "no figure"
+    unmeasured = f"{name} not measurable, " if metric and report["metrics"].get("not_measurable") else ""
+    return unmeasured + (f"cosine {min(cosines):.4g}" if cosines else "no figure")
 
 
 def summary_of(report: dict, size: int) -> dict:

@@ -422,10 +422,10 @@ class RK3588Converter(Converter):
         (self.out / ANALYSIS_FILE).write_text(text)
         layers = parse_analysis(text)
         # "entire" accumulates the error up to a layer; "single" is the layer's own error.
-        from edgeship_runtime.tasks import default_tolerances
+        from edgeship_runtime.tasks import generic_tolerances
 
         # the cosine a layer's output must keep at this precision, whatever the task's own gate
-        limit = self.job.tolerances.get("min_cosine") or default_tolerances("generic", self.job.quant)["min_cosine"]
+        limit = self.job.tolerances.get("min_cosine") or generic_tolerances(self.job.quant)["min_cosine"]
         first_below = next((row for row in layers if row["entire_cos"] < limit), None)
         worst = sorted(layers, key=lambda row: row["single_cos"])[:5]
         return {"file": ANALYSIS_FILE, "samples": 1, "min_cosine": limit, "first_layer_below_tolerance": first_below,

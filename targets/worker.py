@@ -91,12 +91,12 @@ def toolchain_versions(packages) -> dict:
 def accuracy_report(job: Job, out: Path, reference, converted, labels, fp32_all, converted_all) -> dict:
     """The converted model against fp32, judged by what the model is for (the board runtime's
     task code: the board's check judges the same way), and both against the eval labels."""
-    from edgeship_runtime.tasks import against_labels, compare
+    from edgeship_runtime.tasks import against_labels, compare, get
 
     report = compare(job.task, reference, converted, job.tolerances, artifact_dir=out)
     report["tolerances"] = job.tolerances
     if labels is not None:
-        characters = job.labels if job.task["name"] == "ocr-rec" else None
+        characters = job.labels if get(job.task["name"]).reads_text else None
         report["labelled"] = {"fp32": against_labels(job.task, fp32_all, labels, characters, out),
                               "converted": against_labels(job.task, converted_all, labels, characters, out), "samples": len(fp32_all)}
     return report

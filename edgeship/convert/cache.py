@@ -28,7 +28,9 @@ def code_sha256() -> str:
 
 def cache_key(p: Plan, image_id: str, graph_key: str | None = None) -> str:
     """Key of everything that decides the artifact, computable before the image reads the model."""
-    task = (p.task or p.task_request or {"name": "generic"})["name"]
+    from edgeship_runtime.tasks import fallback
+
+    task = (p.task or p.task_request or {"name": fallback().name})["name"]
     material = {
         "target": p.target.name, "quant": p.quant, "options": p.options, "input_shapes": p.input_shapes,
         "source": p.source_sha256, "format": p.source_format,

@@ -279,36 +279,36 @@ def check_preprocess(path: Path, spec: dict, inputs: list[dict]) -> dict:
 def read_task(spec: str | None) -> dict | None:
     """--task: a task name, or a JSON file with the task and its parameters (None: not given;
     `default_task` infers it once the data is known)."""
-    from edgeship_runtime.tasks import TASK_NAMES
+    from edgeship_runtime import tasks
 
     if spec is None:
         return None
-    if spec in TASK_NAMES:
+    names = tasks.names()
+    if spec in names:
         return {"name": spec}
     path = Path(spec)
     if not path.is_file():
-        raise EdgeshipError(f"--task {spec!r} is neither a task ({', '.join(TASK_NAMES)}) nor a JSON file; give one, e.g. "
-                            '--task detect.json holding {"name": "detect", "decoder": "yolov8", "conf": 0.25}')
+        raise EdgeshipError(f"--task {spec!r} is neither a task ({', '.join(names)}) nor a JSON file; give one, e.g. "
+                            f'--task task.json holding {{"name": "{names[0]}"}} and the task\'s parameters')
     try:
         record = json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise EdgeshipError(f"task file {path} is not valid JSON ({error}); write one JSON object such as {{\"name\": \"detect\"}}") from None
+        raise EdgeshipError(f"task file {path} is not valid JSON ({error}); write one JSON object such as {{\"name\": \"{names[0]}\"}}") from None
     if not isinstance(record, dict):
-        raise EdgeshipError(f"task file {path} must hold a JSON object with a \"name\" ({', '.join(TASK_NAMES)}) and its parameters")
+        raise EdgeshipError(f"task file {path} must hold a JSON object with a \"name\" ({', '.join(names)}) and its parameters")
     return record
 
 
 def default_task(has_class_names: bool, eval_path: Path | None, labelled: bool) -> dict:
-    """Without --task: a classifier when --labels names classes or the eval set labels each sample
-    with one class id, else generic (cosine and SNR of every output)."""
-    if has_class_names:
-        return {"name": "classify"}
+    """Without --task: the task the registry implies (a classifier when --labels names classes or the eval
+    set labels each sample with one class id), else the fallback (cosine and SNR of every output)."""
+    from edgeship_runtime import tasks
+
+    labels = None
     if eval_path is not None and labelled:
         with np.load(eval_path, allow_pickle=False) as data:
             labels = data["labels"]
-        if labels.ndim == 1 and labels.dtype.kind in "iu":
-            return {"name": "classify"}
-    return {"name": "generic"}
+    return {"name": tasks.implied(has_class_names, labels)}
 
 
 def check_task(where: str, record: dict, inputs: list[dict], outputs: list[dict], labels: list[str] | None) -> dict:

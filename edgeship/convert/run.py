@@ -40,6 +40,8 @@ from targets.job import Job
 
 
 def make_job(p: Plan, key: str, image_tag: str, image_id: str, lock_sha: str, graph: CleanGraph | None = None) -> Job:
+    from edgeship_runtime.tasks import fallback
+
     return Job(
         target=p.target.name,
         source=source_of(p),
@@ -51,10 +53,10 @@ def make_job(p: Plan, key: str, image_tag: str, image_id: str, lock_sha: str, gr
         eval=p.evaluation and {**p.evaluation, "path": "/in/eval.npz"},
         labels=p.labels,
         preprocess=p.preprocess,
-        task=p.task or {"name": "generic"},
+        task=p.task or {"name": fallback().name},
         graph={"path": GRAPH_MOUNT, "key": graph.key, **graph.report} if graph else None,
         image={"tag": image_tag, "id": image_id, "lock_sha256": lock_sha},
-        tolerances=p.target.tolerances((p.task or {"name": "generic"})["name"], p.quant),
+        tolerances=p.target.tolerances((p.task or {"name": fallback().name})["name"], p.quant),
         cache_key=key,
         gpus=p.request.gpus,
         edgeship_version=__version__,

@@ -139,7 +139,7 @@ def extras_for(selection: list[dict], configured: list[str] | None, demo: bool =
     else:
         from edgeship_runtime.backends import backend_class
         from edgeship_runtime.errors import ArtifactError
-        from edgeship_runtime.tasks import TASK_EXTRAS
+        from edgeship_runtime.tasks import extra_of
 
         manifests = [a["manifest"] for entry in selection for a in (entry["primary"], entry["cpu"]) if a]
         try:
@@ -148,7 +148,7 @@ def extras_for(selection: list[dict], configured: list[str] | None, demo: bool =
             raise EdgeshipError(str(error)) from None
         # what the board's check needs to judge the models by their task (a detector's boxes, OCR's text)
         tasks = [m.get("task") for m in manifests]
-        extras |= {TASK_EXTRAS[task["name"]] for task in tasks if isinstance(task, dict) and task.get("name") in TASK_EXTRAS}
+        extras |= {extra for task in tasks if isinstance(task, dict) and (extra := extra_of(str(task.get("name")))) is not None}
     return tuple(sorted(extras | ({"demo"} if demo else set())))
 
 

@@ -63,7 +63,9 @@ def _accuracy(row: dict) -> str:
 
 
 def _metric(row: dict) -> str:
-    return "-" if row.get("metric_vs_fp32") is None else f"{row['metric']} {_pct(row['metric_vs_fp32'])}"
+    if row.get("metric_vs_fp32") is None:  # a named metric without a value was not measurable (no boxes, no text), never a score
+        return f"{row['metric']} not measurable" if row.get("metric") and row.get("accuracy_passed") is not None else "-"
+    return f"{row['metric']} {_pct(row['metric_vs_fp32'])}"
 
 
 def _verdict(value) -> str:

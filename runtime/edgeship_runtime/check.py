@@ -11,7 +11,7 @@ from pathlib import Path
 
 from edgeship_runtime.errors import ArtifactError
 from edgeship_runtime.files import atomic_write_text, sha256_file, tree_sha256
-from edgeship_runtime.tasks import compare, default_tolerances, validate
+from edgeship_runtime.tasks import compare, default_tolerances, implied, validate
 
 RECORD_VERSION = 1
 
@@ -19,7 +19,7 @@ RECORD_VERSION = 1
 def default_task(manifest: dict) -> dict:
     """The task of a manifest made before tasks existed: classify when it names classes, as its
     tolerances were a classifier's, else generic."""
-    task = manifest.get("task") or {"name": "classify" if manifest.get("labels") else "generic"}
+    task = manifest.get("task") or {"name": implied(bool(manifest.get("labels")))}
     return {"name": task} if isinstance(task, str) else task
 
 

@@ -24,6 +24,7 @@ from edgeship_runtime.demo.sources import Source, _cv2
 from edgeship_runtime.demo.viewer import Access, Publisher, serve
 from edgeship_runtime.errors import ArtifactError, RuntimeUnavailable
 from edgeship_runtime.files import atomic_write_text
+from edgeship_runtime.tasks import get as get_task
 
 STATS_SCHEMA = 1
 
@@ -73,7 +74,7 @@ class Demo:
         self.labels = artifact.labels
         self.reader = Reader(artifact, preprocess, options.task)
         self.text = options.text
-        if self.text is not None and self.reader.task["name"] != "detect":
+        if self.text is not None and not get_task(self.reader.task["name"]).finds_boxes:
             raise ArtifactError(f"--rec reads the boxes a text detector finds, but {artifact.path}'s task is {self.reader.task['name']}; "
                                 f"give a detector's artifact (task detect) first")
         self.recognizer: TextRecognizer | None = None
@@ -219,7 +220,7 @@ class Demo:
             "bottleneck": bottleneck and {"stage": bottleneck, "mean_ms": measured[bottleneck], "fps_bound": 1000 / measured[bottleneck]},
             "sequential_bound_fps": 1000 / sum(measured.values()) if len(measured) == len(self.stages) else None,
             "task": self.reader.task["name"],
-            "detections": dict(self.detections) if self.reader.task["name"] == "detect" else None,
+            "detections": dict(self.detections) if get_task(self.reader.task["name"]).finds_boxes else None,
             "text_model": self.text and {"artifact": self.text.artifact.identity(), "backend": self.text.backend_cls.name,
                                          "fallback": self.text.fallback},
             "last": last,

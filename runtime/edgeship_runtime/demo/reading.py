@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeship_runtime.errors import ArtifactError
-from edgeship_runtime.tasks import postprocess, validate
+from edgeship_runtime.tasks import get, postprocess, validate
 from edgeship_runtime.tasks.geometry import boxes_to_frame, crop_quad, quads_to_frame
 
 
@@ -34,7 +34,7 @@ class Reader:
 
     def read(self, image: np.ndarray, outputs: dict) -> dict:
         result = postprocess(self.task, outputs, self.artifact.labels, self.artifact.path)
-        if result["kind"] == "detect":
+        if get(self.task["name"]).finds_boxes:
             transform = self.preprocess.transform(image.shape[:2])
             boxes = result["boxes"]
             if boxes:
@@ -54,8 +54,8 @@ class TextRecognizer:
     def __init__(self, artifact, backend, preprocess, max_boxes: int = 16):
         self.artifact, self.backend, self.preprocess, self.max_boxes = artifact, backend, preprocess, max_boxes
         self.task = task_record(artifact)
-        if self.task["name"] != "ocr-rec":
-            raise ArtifactError(f"--rec {artifact.path}: its task is {self.task['name']}, not ocr-rec; give a text recognizer's artifact")
+        if not get(self.task["name"]).reads_text:
+            raise ArtifactError(f"--rec {artifact.path}: its task is {self.task['name']}, which reads no text; give a text recognizer's artifact")
 
     def read(self, image: np.ndarray, result: dict) -> None:
         """Adds "text" and "text_confidence" to each box of a detect result (the best-scored first)."""

@@ -8,10 +8,6 @@ from pathlib import Path
 import numpy as np
 
 from edgeship_runtime.tasks import registry
-from edgeship_runtime.tasks.classify import TOP_CLASSES, top_classes
-
-__all__ = ["TOP_CLASSES", "classify", "postprocess"]
-classify = top_classes  # the name callers used for one output's top classes
 
 
 def postprocess(record: dict, outputs: dict[str, np.ndarray], labels: list[str] | None, artifact_dir: Path | None = None) -> dict:

@@ -19,9 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -30,13 +27,9 @@ import numpy as np
 from edgeship.errors import EdgeshipError
 from edgeship.examples import text_render
 from edgeship.examples.common import GeneratorVersion, write_metadata
-from edgeship.paths import cache_root
-from edgeship.waiting import run_bounded
+from edgeship.examples.pinned import RAPIDOCR
 
-WHEEL_REQUIREMENT = "rapidocr-onnxruntime==1.4.4"
-WHEEL_FILE = "rapidocr_onnxruntime-1.4.4-py3-none-any.whl"
-DOWNLOAD_TIMEOUT_S = 900  # one 15 MB wheel
-WHEEL_SHA256 = "971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf"
+WHEEL_SHA256 = RAPIDOCR.sha256
 WHEEL_MEMBERS = {
     "det": "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
     "cls": "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
@@ -45,10 +38,7 @@ WHEEL_MEMBERS = {
 SEED = 0
 # One random stream per data set, so adding samples to one never changes another.
 STREAMS = {"det-eval": 1, "det-calib": 2, "cls-eval": 3, "cls-calib": 4, "rec-eval": 5, "rec-calib": 6}
-SOURCE = {
-    "package": "rapidocr-onnxruntime", "version": "1.4.4", "wheel": WHEEL_FILE, "wheel_sha256": WHEEL_SHA256,
-    "licence": "Apache-2.0 (rapidocr-onnxruntime and PaddleOCR's models)", "upstream": "PaddlePaddle/PaddleOCR",
-}
+SOURCE = RAPIDOCR.source("Apache-2.0 (rapidocr-onnxruntime and PaddleOCR's models)", "PaddlePaddle/PaddleOCR")
 WEIGHTS = "pretrained (PaddleOCR, via rapidocr-onnxruntime 1.4.4)"
 
 # PaddleOCR reads images as BGR. Its detector was trained on ImageNet mean/std (PaddleOCR's
@@ -82,48 +72,21 @@ FP32_FIGURES = {
 # --- the wheel -------------------------------------------------------------------------------
 
 def wheel_path() -> Path:
-    return cache_root() / "models" / WHEEL_FILE
+    return RAPIDOCR.path()
 
 
 def verify_wheel(path: Path) -> Path:
-    """The wheel, if its sha256 is the pinned one; else one line naming the file and both hashes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    found = digest.hexdigest()
-    if found != WHEEL_SHA256:
-        raise EdgeshipError(f"{path}: sha256 {found} is not the pinned {WHEEL_SHA256} of {WHEEL_REQUIREMENT}; "
-                            "delete the file and build again to fetch it anew")
-    return path
+    return RAPIDOCR.verify(path)
 
 
 def fetch_wheel() -> Path:
     """The verified rapidocr-onnxruntime wheel from the cache, downloaded with pip the first time."""
-    wheel = wheel_path()
-    if not wheel.exists():
-        wheel.parent.mkdir(parents=True, exist_ok=True)
-        # pip writes into a private folder; the wheel reaches the cache only whole and verified,
-        # so builds running at the same time never read a half-written file.
-        with tempfile.TemporaryDirectory(dir=wheel.parent, prefix=".download-") as download:
-            command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                       "--disable-pip-version-check", "--quiet", "--dest", download, WHEEL_REQUIREMENT]
-            result = run_bounded(command, DOWNLOAD_TIMEOUT_S, f"pip download of {WHEEL_REQUIREMENT}", capture_output=True, text=True)
-            fetched = Path(download) / WHEEL_FILE
-            if result.returncode != 0 or not fetched.exists():
-                reason = (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
-                raise EdgeshipError(f"pip could not download {WHEEL_REQUIREMENT} ({reason}); on a machine that reaches PyPI run "
-                                    f"`pip download --no-deps --only-binary=:all: {WHEEL_REQUIREMENT}` and copy {WHEEL_FILE} to {wheel}")
-            os.replace(verify_wheel(fetched), wheel)
-    return verify_wheel(wheel)
+    return RAPIDOCR.fetch()
 
 
 def extract_model(kind: str, destination: Path) -> Path:
     """Copy one of the wheel's models ("det", "cls" or "rec") to destination, byte for byte."""
-    wheel = fetch_wheel()
-    with zipfile.ZipFile(wheel) as archive:
-        destination.write_bytes(archive.read(WHEEL_MEMBERS[kind]))
-    return destination
+    return RAPIDOCR.extract(WHEEL_MEMBERS[kind], destination)
 
 
 def rec_classes(model: Path) -> list[str]:

@@ -1,7 +1,9 @@
-"""bench.yml bounds each model's check and benchmark on a board (the task keyword `timeout:`, per
-model), and a model that runs past its bound fails the board with a message naming the board,
-the model, the bound and the setting to raise. Run for real on this machine as the board
-(connection local), with a stand-in `edgeship-runtime` that hangs."""
+"""bench.yml bounds each model's check and benchmark on a board (`timeout` on the board, per model,
+with Ansible's task `timeout:` above it as a backstop), and a model that runs past its bound fails
+the board with a message naming the board, the model, the bound and the setting to raise, and is
+gone afterwards, with what it started (Ansible's `timeout:` alone only stopped waiting: the model
+ran on). Run for real on this machine as the board (connection local), with a stand-in
+`edgeship-runtime` that hangs."""
 
 from __future__ import annotations
 
@@ -12,15 +14,18 @@ import time
 import pytest
 
 from edgeship.fleet.playbook import run_playbook
+from tests.unit.playbooks.processes import alive_after
 
 RUNTIME = """#!/bin/sh
+PIDS='{pids}'
 case "$1" in
   detect) echo '{{"arch": "x86_64"}}' ;;
   check) {check} ;;
   bench) {bench} ;;
 esac
 """
-HANG = "exec sleep 30"
+# the hung runtime notes its own pid and a child's, so the test can see whether they outlive the bound
+HANG = 'echo $$ >> "$PIDS"; sleep 30 & echo $! >> "$PIDS"; wait'
 OK = "echo '{}'"
 
 
@@ -33,7 +38,7 @@ def _board(tmp_path, check: str, bench: str):
         {"model": "crawler", "artifact": "crawler-onnx-fp32", "cpu_artifact": None, "note": None}]}))
     runtime = release / "venv" / "bin" / "edgeship-runtime"
     # the first model answers at once; the second hangs where asked to
-    runtime.write_text(RUNTIME.format(check=f'case "$2" in *crawler*) {check} ;; *) echo "{{}}" ;; esac',
+    runtime.write_text(RUNTIME.format(pids=tmp_path / "hung.pids", check=f'case "$2" in *crawler*) {check} ;; *) echo "{{}}" ;; esac',
                                       bench=f'case "$2" in *crawler*) {bench} ;; *) echo "{{}}" ;; esac'))
     runtime.chmod(0o755)
     (tmp_path / "edgeship" / "current").symlink_to(release)
@@ -58,3 +63,7 @@ def test_a_model_past_its_bound_fails_the_board_naming_it_and_the_setting(tmp_pa
         result.stdout[-3000:]
     assert "quick took longer" not in result.stdout
     assert took < 25, f"the hung model held the run for {took:.0f} s"
+    pids = [int(line) for line in (tmp_path / "hung.pids").read_text().split()]
+    assert len(pids) == 2
+    assert alive_after(pids, seconds=3) == [], "the hung model (or its child) still runs after its bound"
+

@@ -36,7 +36,7 @@ class Artifact:
         path = Path(path)
         artifact = cls(path, read_manifest(path))
         task = artifact.manifest.get("task")
-        if isinstance(task, dict) and "anchors" in task:  # read by the task code by name: verified here, once
+        if isinstance(task, dict) and task.get("anchors") is not None:  # read by the task code by name: verified here, once
             artifact.member(task["anchors"], "ssd anchors")
         return artifact
 

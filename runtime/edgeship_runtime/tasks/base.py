@@ -47,7 +47,7 @@ def not_measurable(reason: str, *keys: str, **figures) -> dict:
 def check_value(key: str, value, kind, where: str):
     """A parameter's value in its canonical type, or ArtifactError. Kinds: a tuple of allowed values,
     "bool", "text", "names" (list of strings), "scales" (4 positive numbers), "size" (2 positive whole
-    numbers), "fraction" (0..1), "positive", "count" (whole >= 1), "number"."""
+    numbers), "numbers" (a non-empty list of positive numbers), "fraction" (0..1), "positive", "count" (whole >= 1), "number"."""
     def bad(expected: str):
         return ArtifactError(f"{where}: task parameter {key}={value!r} must be {expected}")
     if isinstance(kind, tuple):
@@ -72,6 +72,11 @@ def check_value(key: str, value, kind, where: str):
         if not numbers or len(value) != count or not all(v > 0 for v in value):
             raise bad(f"a list of {count} positive numbers")
         return [cast(v) for v in value]
+    if kind == "numbers":  # a non-empty list of positive numbers (an SSD's strides, aspect ratios)
+        if not isinstance(value, list) or not value or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in value):
+            raise bad("a non-empty list of positive numbers")
+        return [float(v) for v in value]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise bad("a number")
     if kind == "fraction" and not 0 <= value <= 1:

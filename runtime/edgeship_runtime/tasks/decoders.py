@@ -3,7 +3,7 @@
 shapes and its decoding.
 
 Every decoder returns, per image, {"boxes": [K, 4] x1 y1 x2 y2, "scores": [K], "classes": [K] int,
-"quads": [K, 4, 2] or None}, best score first.
+"quads": [K, 4, 2] or None}, best score first; ssd adds "keypoints" [K, P, 2] x y (P may be 0).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import numpy as np
 from edgeship_runtime.errors import ArtifactError
 from edgeship_runtime.files import UnsafePath, confined
 from edgeship_runtime.tasks._optional import cv2 as _cv2
-from edgeship_runtime.tasks.base import REQUIRED, dims, shape_text
+from edgeship_runtime.tasks.anchors import ANCHOR_OPTIONS, anchors_from, weighted_nms
+from edgeship_runtime.tasks.base import dims, shape_text
 from edgeship_runtime.tasks.geometry import guess_layout
 
 
@@ -104,29 +105,65 @@ def load_anchors(record: dict, artifact_dir: Path | None) -> np.ndarray:
 
 
 def decode_ssd(encoded: np.ndarray, scores: np.ndarray, anchors: np.ndarray, record: dict) -> dict:
-    """One image's SSD outputs: box offsets [N, 4] (ty, tx, th, tw) against `anchors` [N, 4] (ycenter,
-    xcenter, h, w), as TF Object Detection API's box coder and MediaPipe write them:
-        ycenter = ty / scale_y * h_a + ycenter_a        h = exp(th / scale_h) * h_a
-    and class scores [N, C] (sigmoid or softmax; with a background column 0 when "background")."""
+    """One image's SSD outputs, as MediaPipe's TensorsToDetectionsCalculator reads them: per anchor a
+    row of `num_coords` values (default 4), the box at `box_coord_offset` as (ty, tx, th, tw), or
+    (tx, ty, tw, th) with reverse_output_order, then `num_keypoints` (x, y) pairs (y, x without it) at
+    `keypoint_coord_offset`; against `anchors` [N, 4] (ycenter, xcenter, h, w; normalized):
+        ycenter = ty / scale_y * h_a + ycenter_a     h = exp(th / scale_h) * h_a   (apply_exponential_on_box_size,
+                                                     h = th / scale_h * h_a         as TF Object Detection API's box coder)
+    and the keypoints as the centre. Scores [N, C]: sigmoid (logits clipped to +-score_clipping_thresh
+    first, when given), softmax (with a background column 0 when "background") or raw. Boxes with a
+    negative or NaN size are dropped (MediaPipe drops them too), then plain or weighted NMS."""
     encoded, scores = np.asarray(encoded, np.float64), np.asarray(scores, np.float64)
     if len(anchors) != len(encoded):
-        raise ArtifactError(f"ssd: {len(anchors)} anchors for {len(encoded)} boxes; the anchors file must have one row per box")
+        raise ArtifactError(f"ssd: {len(anchors)} anchors for {len(encoded)} boxes; the anchors must have one row per box")
+    box = encoded[:, record["box_coord_offset"]:record["box_coord_offset"] + 4]
+    order = [1, 0, 3, 2] if record["reverse_output_order"] else [0, 1, 2, 3]  # -> ty, tx, th, tw
+    ty, tx, th, tw = (box[:, i] for i in order)
     scale_y, scale_x, scale_h, scale_w = record["scales"]
-    centre_y = encoded[:, 0] / scale_y * anchors[:, 2] + anchors[:, 0]
-    centre_x = encoded[:, 1] / scale_x * anchors[:, 3] + anchors[:, 1]
-    height, width = np.exp(encoded[:, 2] / scale_h) * anchors[:, 2], np.exp(encoded[:, 3] / scale_w) * anchors[:, 3]
+    centre_y, centre_x = ty / scale_y * anchors[:, 2] + anchors[:, 0], tx / scale_x * anchors[:, 3] + anchors[:, 1]
+    if record["apply_exponential_on_box_size"]:
+        height, width = np.exp(th / scale_h) * anchors[:, 2], np.exp(tw / scale_w) * anchors[:, 3]
+    else:
+        height, width = th / scale_h * anchors[:, 2], tw / scale_w * anchors[:, 3]
     input_h, input_w = record["input_size"]
     boxes = np.stack([(centre_x - width / 2) * input_w, (centre_y - height / 2) * input_h,
                       (centre_x + width / 2) * input_w, (centre_y + height / 2) * input_h], axis=1)
+    first, count = record["keypoint_coord_offset"], record["num_keypoints"]
+    raw_points = encoded[:, first:first + 2 * count].reshape(len(encoded), count, 2)
+    points_x, points_y = (raw_points[..., 0], raw_points[..., 1]) if record["reverse_output_order"] else (raw_points[..., 1], raw_points[..., 0])
+    keypoints = np.stack([(points_x / scale_x * anchors[:, 3:4] + anchors[:, 1:2]) * input_w,
+                          (points_y / scale_y * anchors[:, 2:3] + anchors[:, 0:1]) * input_h], axis=2)
     if record["score"] == "softmax":
         shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
         probabilities = shifted / shifted.sum(axis=1, keepdims=True)
-    else:
+    elif record["score"] == "sigmoid":
+        if record["score_clipping_thresh"] is not None:
+            scores = np.clip(scores, -record["score_clipping_thresh"], record["score_clipping_thresh"])
         probabilities = 0.5 * (1 + np.tanh(scores / 2))  # the logistic function, without exp overflow for large logits
+    else:
+        probabilities = scores
     if record["background"]:
         probabilities = probabilities[:, 1:]  # class 0 is the background: class ids count the real classes
     classes = probabilities.argmax(axis=1)
-    return _select(boxes, probabilities[np.arange(len(boxes)), classes], classes, record)
+    best = probabilities[np.arange(len(boxes)), classes]
+    # MediaPipe keeps a score >= min_score_thresh; `conf` (the other decoders' threshold) keeps a score above it
+    passed = best >= record["min_score_thresh"] if record["min_score_thresh"] is not None else best > record["conf"]
+    keep = passed & (width >= 0) & (height >= 0) & ~np.isnan(width) & ~np.isnan(height)
+    boxes, best, classes, keypoints = boxes[keep], best[keep], classes[keep], keypoints[keep]
+    if record["nms"] == "weighted":
+        # per class, as MediaPipe runs one NMS over one class's detections (BlazeFace has one class)
+        found = [(c, *weighted_nms(boxes[classes == c], best[classes == c], keypoints[classes == c], record["iou"], record["max_det"]))
+                 for c in np.unique(classes)]
+        boxes = np.concatenate([f[1] for f in found] + [np.zeros((0, 4))])
+        best = np.concatenate([f[2] for f in found] + [np.zeros(0)])
+        keypoints = np.concatenate([f[3] for f in found] + [np.zeros((0, count, 2))])
+        classes = np.concatenate([np.full(len(f[2]), f[0]) for f in found] + [np.zeros(0, np.int64)])
+        kept = np.argsort(-best, kind="stable")[:record["max_det"]]
+    else:
+        kept = nms(boxes, best, record["iou"], classes, record["max_det"])
+    return {"boxes": boxes[kept], "scores": best[kept], "classes": classes[kept].astype(np.int64), "quads": None,
+            "keypoints": keypoints[kept]}
 
 
 def _image_size(inputs: list[dict] | None) -> list[int] | None:
@@ -168,18 +205,60 @@ def _check_ssd(record: dict, shapes: dict, where: str, inputs) -> None:
     if record["scores_output"] not in others:
         raise ArtifactError(f"{where}: ssd scores_output {record['scores_output']!r} is not another output of the model; "
                             f"the outputs are {list(shapes)}")
+    coords = record["num_coords"] or 4
     boxes, scores = shapes[record["output"]], shapes[record["scores_output"]]
-    if len(boxes) != 3 or boxes[2] not in (4, None):
-        raise ArtifactError(f"{what}; ssd needs box offsets [1, N, 4] there (\"output\") and the scores in \"scores_output\"")
+    if len(boxes) != 3 or boxes[2] not in (coords, None):
+        raise ArtifactError(f"{what}; ssd needs box offsets [1, N, {coords}] there (\"output\"; num_coords={coords}) "
+                            "and the scores in \"scores_output\"")
     if len(scores) != 3 or (None not in (boxes[1], scores[1]) and boxes[1] != scores[1]):
         raise ArtifactError(f"{where}: ssd scores {record['scores_output']!r} {scores} do not fit boxes {record['output']!r} {boxes}; "
                             "the scores need [1, N, C] with the same N")
+    _check_layout(record, coords, where)
+    if record["sigmoid_score"] is not None:  # MediaPipe's name for the score function
+        record["score"] = "sigmoid" if record["sigmoid_score"] else "raw"
     if record["background"] is None:
         record["background"] = record["score"] == "softmax"  # softmax heads carry a background column 0
     if record["input_size"] is None:
         record["input_size"] = _image_size(inputs)
         if record["input_size"] is None:
             raise ArtifactError(f"{where}: ssd needs \"input_size\": [height, width] of the model input (its boxes are normalized)")
+    named_scales = [record[key] for key in ("y_scale", "x_scale", "h_scale", "w_scale")]
+    if any(value is not None for value in named_scales):
+        if None in named_scales:
+            raise ArtifactError(f"{where}: ssd takes x_scale, y_scale, w_scale and h_scale together (MediaPipe's box scales); "
+                                "give all four, or \"scales\": [y, x, h, w]")
+        record["scales"] = named_scales
+    generated = record["strides"] is not None
+    if record["anchors"] is not None and generated:
+        raise ArtifactError(f"{where}: ssd takes its anchors from an \"anchors\" file or from anchor options (strides, ...), not both")
+    if record["anchors"] is None and not generated:
+        raise ArtifactError(f"{where}: ssd needs the parameter 'anchors' (an .npy [N, 4] beside the artifact) or MediaPipe's anchor "
+                            "options (num_layers, strides, min_scale, max_scale, ...)")
+    if record["apply_exponential_on_box_size"] is None:
+        # an anchors file comes from TF Object Detection API's box coder (exp); MediaPipe's default is linear
+        record["apply_exponential_on_box_size"] = not generated
+    if generated:
+        record["input_size_height"] = record["input_size_height"] or record["input_size"][0]
+        record["input_size_width"] = record["input_size_width"] or record["input_size"][1]
+        count = len(anchors_from(record, where))
+        if boxes[1] is not None and boxes[1] != count:
+            raise ArtifactError(f"{what}: its anchor options generate {count} anchors for {boxes[1]} boxes; "
+                                "check num_layers, strides, aspect_ratios and the input size against the model's")
+
+
+def _check_layout(record: dict, coords: int, where: str) -> None:
+    """The box and keypoints must lie inside a row of num_coords values."""
+    for key in ("box_coord_offset", "keypoint_coord_offset", "num_keypoints"):
+        if record[key] != int(record[key]) or record[key] < 0:
+            raise ArtifactError(f"{where}: task parameter {key}={record[key]!r} must be a whole number of at least 0")
+        record[key] = int(record[key])
+    if record["box_coord_offset"] + 4 > coords:
+        raise ArtifactError(f"{where}: box_coord_offset={record['box_coord_offset']} leaves no room for 4 box values in "
+                            f"num_coords={coords}")
+    if record["num_keypoints"] and record["keypoint_coord_offset"] + 2 * record["num_keypoints"] > coords:
+        raise ArtifactError(f"{where}: {record['num_keypoints']} keypoints (x, y) from keypoint_coord_offset="
+                            f"{record['keypoint_coord_offset']} need {record['keypoint_coord_offset'] + 2 * record['num_keypoints']} "
+                            f"values per box; num_coords is {coords}")
 
 
 def _decode_db(record: dict, outputs: dict, artifact_dir: Path | None) -> list[dict]:
@@ -198,28 +277,35 @@ def _decode_head(decoder: Callable[[np.ndarray, dict], dict]) -> Callable[[dict,
 
 def _decode_ssd(record: dict, outputs: dict, artifact_dir: Path | None) -> list[dict]:
     value, scores = np.asarray(outputs[record["output"]]), np.asarray(outputs[record["scores_output"]])
-    anchors = load_anchors(record, artifact_dir)
+    anchors = anchors_from(record) if record["anchors"] is None else load_anchors(record, artifact_dir)
     return [decode_ssd(value[i], scores[i], anchors, record) for i in range(len(value))]
 
 
 class Decoder(NamedTuple):
-    params: dict[str, tuple]  # parameter -> (default or REQUIRED, kind), as Task.params
+    params: dict[str, tuple]  # parameter -> (default or base.REQUIRED, kind), as Task.params
     check: Callable[[dict, dict, str, list[dict] | None], None]  # (record, output shapes, where, inputs): ArtifactError or None
     decode: Callable[[dict, dict, Path | None], list[dict]]  # (record, outputs of a batch, artifact folder) -> per image
     labelled: Callable[[int], str] | None = None  # the label of a class id, when the decoder fixes it (db: "text")
 
 
 _YOLO = {"conf": (0.25, "fraction"), "iou": (0.45, "fraction"), "max_det": (300, "count"), "classes": (None, "names")}
+# scores_output: the scores tensor (default: the other output); anchors: an .npy [N, 4] (ycenter, xcenter, h, w;
+# normalized) beside the artifact, or else generated from MediaPipe's anchor options (tasks/anchors.py);
+# input_size: [h, w] of the model input, read off its shape when given. The rest are MediaPipe's
+# TensorsToDetectionsCalculator options under its names; "iou" is its NMS's min_suppression_threshold.
+_SSD = {**_YOLO, "scores_output": (None, "text"), "anchors": (None, "text"), "scales": ([10.0, 10.0, 5.0, 5.0], "scales"),
+        "score": ("sigmoid", ("sigmoid", "softmax", "raw")), "background": (None, "bool"), "input_size": (None, "size"),
+        **ANCHOR_OPTIONS, "x_scale": (None, "positive"), "y_scale": (None, "positive"), "w_scale": (None, "positive"),
+        "h_scale": (None, "positive"), "apply_exponential_on_box_size": (None, "bool"), "num_coords": (None, "count"),
+        "box_coord_offset": (0, "number"), "keypoint_coord_offset": (4, "number"), "num_keypoints": (0, "number"),
+        "reverse_output_order": (False, "bool"), "sigmoid_score": (None, "bool"), "score_clipping_thresh": (None, "positive"),
+        "min_score_thresh": (None, "fraction"), "nms": ("plain", ("plain", "weighted"))}
 DECODERS: dict[str, Decoder] = {
     "db": Decoder({"thresh": (0.3, "fraction"), "box_thresh": (0.6, "fraction"), "unclip_ratio": (1.5, "positive"),
                    "max_candidates": (1000, "count"), "min_size": (3.0, "positive")}, _check_db, _decode_db, lambda i: "text"),
     "yolov8": Decoder(_YOLO, _check_yolo, _decode_head(decode_yolov8)),
     "yolov5": Decoder(_YOLO, _check_yolo, _decode_head(decode_yolov5)),
-    # scores_output: the scores tensor (default: the other output); anchors: an .npy [N, 4] (ycenter, xcenter,
-    # h, w; normalized) beside the artifact; input_size: [h, w] of the model input, read off its shape when given.
-    "ssd": Decoder({**_YOLO, "scores_output": (None, "text"), "anchors": (REQUIRED, "text"), "scales": ([10.0, 10.0, 5.0, 5.0], "scales"),
-                    "score": ("sigmoid", ("sigmoid", "softmax")), "background": (None, "bool"), "input_size": (None, "size")},
-                   _check_ssd, _decode_ssd),
+    "ssd": Decoder(_SSD, _check_ssd, _decode_ssd),
 }
 
 

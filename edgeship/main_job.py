@@ -33,8 +33,8 @@ from edgeship_runtime.files import atomic_write_text
 # What the main job converts: the real models in each target's default mode, int8 (what users
 # compare accelerators on) and the modes the inventory's boards run; the speed models (random
 # weights) in the default and the boards' modes. `--full` converts the real models in every mode.
-REAL = ("digits", "ppocr-det", "ppocr-rec")
-FULL = ("digits", "ppocr-det", "ppocr-cls", "ppocr-rec")
+REAL = ("digits", "digits-embed", "ppocr-det", "ppocr-rec")
+FULL = ("digits", "digits-embed", "ppocr-det", "ppocr-cls", "ppocr-rec")
 SPEED = ("mobilenetv2", "yolov8n")
 FULL_SPEED = ("mobilenetv2", "yolov8n", "yolo11n")
 # The text-reading demo on the boards: a detector and the recognizer that reads its boxes.

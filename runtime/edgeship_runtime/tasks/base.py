@@ -151,12 +151,9 @@ class Task:
         """Add task figures to the per-output generic figures (in place), if the task has any."""
 
     def check_labels(self, record: dict, labels: np.ndarray, samples: int, where: str) -> None:
-        """ArtifactError unless `labels` fit this task's `label_format`."""
-        from edgeship_runtime.tasks import registry
-
-        takers = [task.name for task in registry.all_tasks() if task.label_format]
-        raise ArtifactError(f"{where}: labels were given, but task {self.name!r} has no ground truth to compare with; "
-                            f"drop them or set the task ({', '.join(takers)})")
+        """ArtifactError unless `labels` fit this task's `label_format` (the driver, labels.check_labels,
+        refuses labels for a task without one before it asks the task)."""
+        raise ArtifactError(f"{where}: labels were given, but task {self.name!r} has no ground truth to compare with; drop them")
 
     def against_labels(self, record: dict, outputs: list[dict], labels: np.ndarray, char_list: list[str] | None,
                        artifact_dir: Path | None) -> dict:

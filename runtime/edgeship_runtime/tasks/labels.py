@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeship_runtime.errors import ArtifactError
 from edgeship_runtime.tasks import registry
 
 
@@ -15,7 +16,12 @@ def check_labels(record: dict, labels: np.ndarray, samples: int, where: str) -> 
     """ArtifactError (one line: where, what is wrong, the format expected) unless `labels` fit the task."""
     if labels is None:
         return
-    registry.get(record["name"], where).check_labels(record, np.asarray(labels), samples, where)
+    task = registry.get(record["name"], where)
+    if not task.label_format:
+        takers = [other.name for other in registry.all_tasks() if other.label_format]
+        raise ArtifactError(f"{where}: labels were given, but task {task.name!r} has no ground truth to compare with; "
+                            f"drop them or set the task ({', '.join(takers)})")
+    task.check_labels(record, np.asarray(labels), samples, where)
 
 
 def against_labels(record: dict, outputs: list[dict[str, np.ndarray]], labels: np.ndarray,

@@ -36,6 +36,8 @@ from edgeship_runtime.files import atomic_write_text
 REAL = ("digits", "digits-embed", "ppocr-det", "ppocr-rec")
 FULL = ("digits", "digits-embed", "ppocr-det", "ppocr-cls", "ppocr-rec")
 SPEED = ("mobilenetv2", "yolov8n")
+# Real models with a TFLite source (MediaPipe's): fp16 on every target that reads a TFLite source.
+TFLITE_SOURCE_FP16 = ("face-detection",)
 FULL_SPEED = ("mobilenetv2", "yolov8n", "yolo11n")
 # The text-reading demo on the boards: a detector and the recognizer that reads its boxes.
 DEMO_MODELS = ("ppocr-det", "ppocr-rec")
@@ -50,6 +52,10 @@ def conversion_requests(example_dirs: list[Path], artifacts: Path, board_modes: 
     real, speed = (FULL, FULL_SPEED) if full else (REAL, () if quick else SPEED)
     requests = []
     for folder in example_dirs:
+        if folder.name in TFLITE_SOURCE_FP16:
+            requests += [example_request(folder, target.name, "fp16", artifacts, False) for target in targets.TARGETS.values()
+                         if "tflite" in target.source_formats and "fp16" in target.quantizations]
+            continue
         if folder.name not in real and folder.name not in speed:
             continue
         for target in targets.TARGETS.values():

@@ -222,7 +222,7 @@ def validate(manifest, where: Path, folder: Path) -> dict:
     if labels is not None and not all(isinstance(label, str) for label in labels):
         raise check.fail("labels", "holds a value that is not text; it must be a list of class names")
     task = check.field(manifest, "task", "task", (dict, str), 'a task name or an object such as {"name": "classify"}', required=False)
-    if isinstance(task, dict) and "anchors" in task:
+    if isinstance(task, dict) and task.get("anchors") is not None:  # null: generated from the task's anchor options
         check.listed(listed, task["anchors"], "task.anchors")
     check.field(manifest, "preprocess", "preprocess", dict, "an object", required=False)
     reference = check.field(manifest, "reference", "reference", dict, "an object naming the reference .npz files", required=False) or {}

@@ -3,7 +3,7 @@
 shapes and its decoding.
 
 Every decoder returns, per image, {"boxes": [K, 4] x1 y1 x2 y2, "scores": [K], "classes": [K] int,
-"quads": [K, 4, 2] or None}, best score first; ssd adds "keypoints" [K, P, 2] x y (P may be 0).
+"quads": [K, 4, 2] or None}, best score first; ssd adds "landmarks" [K, P, 2] x y, its keypoints (P may be 0).
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def decode_ssd(encoded: np.ndarray, scores: np.ndarray, anchors: np.ndarray, rec
     else:
         kept = nms(boxes, best, record["iou"], classes, record["max_det"])
     return {"boxes": boxes[kept], "scores": best[kept], "classes": classes[kept].astype(np.int64), "quads": None,
-            "keypoints": keypoints[kept]}
+            "landmarks": keypoints[kept]}
 
 
 def _image_size(inputs: list[dict] | None) -> list[int] | None:

@@ -75,7 +75,7 @@ def test_fp32_finds_each_face_and_nothing_where_there_is_none(found):
     assert counts == FACES
     scores = np.concatenate([d["scores"] for d in found])
     assert scores.min() >= 0.75, scores  # well above min_score_thresh 0.5: fp16's small moves flip none
-    assert all(d["keypoints"].shape[1:] == (6, 2) for d in found)
+    assert all(d["landmarks"].shape[1:] == (6, 2) for d in found)
 
 
 def test_the_astronauts_face_is_where_it_is_in_the_photo(found):
@@ -86,7 +86,7 @@ def test_the_astronauts_face_is_where_it_is_in_the_photo(found):
     full, mirrored = found[0]["boxes"][0], found[4]["boxes"][0]
     np.testing.assert_allclose([128 - mirrored[2], mirrored[1], 128 - mirrored[0], mirrored[3]], full, atol=4)
     # her eyes (keypoints 0 and 1) lie inside her box, above its middle
-    eyes = found[1]["keypoints"][0, :2]
+    eyes = found[1]["landmarks"][0, :2]
     box = found[1]["boxes"][0]
     assert np.all((eyes[:, 0] > box[0]) & (eyes[:, 0] < box[2]) & (eyes[:, 1] > box[1]) & (eyes[:, 1] < (box[1] + box[3]) / 2))
 

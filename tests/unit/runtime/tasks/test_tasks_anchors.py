@@ -85,8 +85,8 @@ def test_regressors_decode_to_their_boxes_and_keypoints_in_input_pixels():
     np.testing.assert_allclose(found["boxes"], [[35.2, 25.6, 67.2, 51.2], [89.6, 83.2, 102.4, 121.6], [9.6, 112, 16, 118.4]],
                                atol=1e-3)
     np.testing.assert_allclose(found["scores"], [1 / (1 + math.exp(-3)), 1 / (1 + math.exp(-1)), 0.5], rtol=1e-6)
-    np.testing.assert_allclose(found["keypoints"][0], np.asarray(points) * 128, atol=1e-3)
-    assert found["keypoints"].shape == (3, 6, 2) and found["classes"].tolist() == [0, 0, 0]
+    np.testing.assert_allclose(found["landmarks"][0], np.asarray(points) * 128, atol=1e-3)
+    assert found["landmarks"].shape == (3, 6, 2) and found["classes"].tolist() == [0, 0, 0]
     clipped = decode(_record(score_clipping_thresh=0.1), {"regressors": regressors[None], "classificators": logits[None]})[0]
     np.testing.assert_allclose(clipped["scores"], [1 / (1 + math.exp(-0.1))] * 2 + [0.5], rtol=1e-6)  # logits clipped to 0.1
 
@@ -103,7 +103,7 @@ def test_y_first_rows_exponential_sizes_and_clipped_logits():
     found = decode(record, {"regressors": regressors[None], "classificators": logits[None]})[0]
     np.testing.assert_allclose(found["boxes"], [[(x - w / 2) * 128, (y - h / 2) * 128, (x + w / 2) * 128, (y + h / 2) * 128]],
                                atol=1e-3)
-    assert found["keypoints"].shape == (1, 0, 2)
+    assert found["landmarks"].shape == (1, 0, 2)
 
 
 def test_weighted_nms_blends_the_overlapping_boxes_by_score_and_keeps_the_best_score():

@@ -37,6 +37,23 @@ def draw_boxes(frame: np.ndarray, boxes: list[dict], factor: float = 1.0) -> np.
     return frame
 
 
+POINT_COLOUR, EDGE_COLOUR = (80, 255, 80), (255, 160, 0)  # BGR: green landmarks, blue skeleton
+
+
+def draw_points(frame: np.ndarray, points: list, edges: list, factor: float = 1.0) -> np.ndarray:
+    """A copy of the frame with each landmark as a dot and each [i, j] edge of the skeleton as a line;
+    coordinates are the frame's, times `factor` when the frame was enlarged."""
+    cv2 = _cv2()
+    frame = frame.copy()
+    where = [(int(round(x * factor)), int(round(y * factor))) for x, y in points]
+    for i, j in edges:
+        if i < len(where) and j < len(where):
+            cv2.line(frame, where[i], where[j], EDGE_COLOUR, 2, cv2.LINE_AA)
+    for point in where:
+        cv2.circle(frame, point, 3, POINT_COLOUR, -1, cv2.LINE_AA)
+    return frame
+
+
 def annotate(frame: np.ndarray, result: dict, fps: float, infer_ms: float, note: str = "") -> np.ndarray:
     """The frame under a dark banner: what was read (class and confidence, the boxes found or the
     text), then FPS, inference time and the backend. A classifier's frame keeps its own pixels; a
@@ -48,6 +65,8 @@ def annotate(frame: np.ndarray, result: dict, fps: float, infer_ms: float, note:
         frame = cv2.resize(frame, (frame.shape[1] * factor, frame.shape[0] * factor), interpolation=cv2.INTER_NEAREST)
     if result.get("boxes"):
         frame = draw_boxes(frame, result["boxes"], factor)
+    if result.get("points"):  # landmarks (and their skeleton), whatever task found them
+        frame = draw_points(frame, result["points"], result.get("edges") or [], factor)
     height = BANNER_PX
     canvas = np.empty((frame.shape[0] + height, frame.shape[1], 3), np.uint8)
     canvas[:height] = (24, 24, 24)

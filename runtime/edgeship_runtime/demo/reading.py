@@ -9,7 +9,7 @@ import numpy as np
 
 from edgeship_runtime.errors import ArtifactError
 from edgeship_runtime.tasks import get, postprocess, validate
-from edgeship_runtime.tasks.geometry import boxes_to_frame, crop_quad, quads_to_frame
+from edgeship_runtime.tasks.geometry import boxes_to_frame, crop_quad, points_to_frame, quads_to_frame
 
 
 def task_record(artifact, override: dict | None = None) -> dict:
@@ -44,6 +44,8 @@ class Reader:
                 for index, box in enumerate(boxes):
                     box["box"] = [round(float(v), 1) for v in frame_boxes[index]]
                     box["quad"] = frame_quads[index].round(1).tolist() if frame_quads is not None else None
+        if result.get("points"):  # landmarks, in model-input pixels as boxes are
+            result["points"] = points_to_frame(np.array(result["points"]), self.preprocess.transform(image.shape[:2])).round(1).tolist()
         result.pop("mask", None)  # a segment mask is summarized, not drawn or logged
         return result
 

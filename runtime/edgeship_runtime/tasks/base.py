@@ -47,7 +47,8 @@ def not_measurable(reason: str, *keys: str, **figures) -> dict:
 def check_value(key: str, value, kind, where: str):
     """A parameter's value in its canonical type, or ArtifactError. Kinds: a tuple of allowed values,
     "bool", "text", "names" (list of strings), "scales" (4 positive numbers), "size" (2 positive whole
-    numbers), "numbers" (a non-empty list of positive numbers), "fraction" (0..1), "positive", "count" (whole >= 1), "number"."""
+    numbers), "numbers" (a non-empty list of positive numbers), "pairs" (a list of [i, j] whole numbers >= 0: a
+    skeleton's edges), "fraction" (0..1), "positive", "count" (whole >= 1), "number"."""
     def bad(expected: str):
         return ArtifactError(f"{where}: task parameter {key}={value!r} must be {expected}")
     if isinstance(kind, tuple):
@@ -77,6 +78,12 @@ def check_value(key: str, value, kind, where: str):
                 isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in value):
             raise bad("a non-empty list of positive numbers")
         return [float(v) for v in value]
+    if kind == "pairs":  # a skeleton's edges, each [i, j] keypoint indices
+        if not isinstance(value, list) or not all(
+                isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in pair)
+                for pair in value):
+            raise bad("a list of [i, j] pairs of whole numbers >= 0")
+        return [[int(i), int(j)] for i, j in value]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise bad("a number")
     if kind == "fraction" and not 0 <= value <= 1:

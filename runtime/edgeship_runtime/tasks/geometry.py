@@ -163,3 +163,11 @@ def quads_to_frame(quads: np.ndarray, transform: dict) -> np.ndarray:
     points = (np.asarray(quads, np.float64).reshape(-1, 4, 2) - [offset_x, offset_y]) / [scale_x, scale_y]
     frame_h, frame_w = transform["frame_hw"]
     return np.clip(points, 0, [frame_w, frame_h])
+
+
+def points_to_frame(points: np.ndarray, transform: dict) -> np.ndarray:
+    """[K, 2] x, y points in model-input pixels -> frame pixels (clipped to the frame)."""
+    (scale_y, scale_x), (offset_y, offset_x) = transform["scale"], transform["offset"]
+    frame = (np.asarray(points, np.float64).reshape(-1, 2) - [offset_x, offset_y]) / [scale_x, scale_y]
+    frame_h, frame_w = transform["frame_hw"]
+    return np.clip(frame, 0, [frame_w, frame_h])

@@ -36,8 +36,10 @@ from edgeship_runtime.files import atomic_write_text
 REAL = ("digits", "digits-embed", "ppocr-det", "ppocr-rec")
 FULL = ("digits", "digits-embed", "ppocr-det", "ppocr-cls", "ppocr-rec")
 SPEED = ("mobilenetv2", "yolov8n")
-# Real models with a TFLite source (MediaPipe's): fp16 on every target that reads a TFLite source.
-TFLITE_SOURCE_FP16 = ("face-detection",)
+# Real models with a TFLite source (MediaPipe's): fp16 on every target that reads a TFLite source, and
+# int8 (rescued where the rescue can) for those in TFLITE_SOURCE_INT8.
+TFLITE_SOURCE_FP16 = ("face-detection", "hand-landmark")
+TFLITE_SOURCE_INT8 = ("hand-landmark",)
 FULL_SPEED = ("mobilenetv2", "yolov8n", "yolo11n")
 # The text-reading demo on the boards: a detector and the recognizer that reads its boxes.
 DEMO_MODELS = ("ppocr-det", "ppocr-rec")
@@ -52,15 +54,15 @@ def conversion_requests(example_dirs: list[Path], artifacts: Path, board_modes: 
     real, speed = (FULL, FULL_SPEED) if full else (REAL, () if quick else SPEED)
     requests = []
     for folder in example_dirs:
-        if folder.name in TFLITE_SOURCE_FP16:
-            requests += [example_request(folder, target.name, "fp16", artifacts, False) for target in targets.TARGETS.values()
-                         if "tflite" in target.source_formats and "fp16" in target.quantizations]
-            continue
-        if folder.name not in real and folder.name not in speed:
+        tflite_source = folder.name in TFLITE_SOURCE_FP16
+        if not tflite_source and folder.name not in real and folder.name not in speed:
             continue
         for target in targets.TARGETS.values():
             on_boards = {quant for name, quant in board_modes if name == target.name}
-            if folder.name not in real:
+            if tflite_source:
+                wanted = {"fp16", "int8"} if folder.name in TFLITE_SOURCE_INT8 else {"fp16"}
+                wanted = wanted if "tflite" in target.source_formats else set()
+            elif folder.name not in real:
                 wanted = {target.default_quant} | on_boards
             else:
                 wanted = set(target.quantizations) if full else {target.default_quant, "int8"} | on_boards

@@ -12,20 +12,20 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from edgeship.examples import classic, embed, faces, ppocr, yolo
+from edgeship.examples import classic, embed, faces, hands, ppocr, yolo
 from edgeship.examples.classic import digits_split
 from edgeship.examples.common import current
 from edgeship_runtime.files import staged_dir
 
 # name -> (builder, generator version of the module that builds it)
 BUILDERS: dict[str, tuple[Callable[[Path], Path], str]] = {
-    name: (builder, module.GENERATOR) for module in (classic, ppocr, yolo, embed, faces) for name, builder in module.BUILDERS.items()
+    name: (builder, module.GENERATOR) for module in (classic, ppocr, yolo, embed, faces, hands) for name, builder in module.BUILDERS.items()
 }
 DEFAULT = tuple(BUILDERS)
 
 
 def example_request(folder: Path, target: str, quant: str, out: Path, needs_calibration: bool):
-    """The conversion request of an example folder for a target and mode: its model, data, labels,
+    """The conversion request of an example folder for a target and mode: its model (model.onnx, else model.tflite), data, labels,
     task and preprocess record, and the static input shapes its metadata gives for dynamic inputs."""
     import json
 
@@ -34,7 +34,9 @@ def example_request(folder: Path, target: str, quant: str, out: Path, needs_cali
     metadata = json.loads((folder / "metadata.json").read_text())
     labels = next((path for path in (folder / "labels.json", folder / "labels.txt") if path.exists()), None)
     shapes = [f"{name}:{','.join(str(d) for d in shape)}" for name, shape in metadata.get("input_shape", {}).items()]
-    return Request(target=target, model=folder / "model.onnx", quant=quant, calib=folder / "calib" if needs_calibration else None,
+    # a TFLite source (MediaPipe's models) when the example has no ONNX model
+    model = folder / "model.onnx" if (folder / "model.onnx").exists() or not (folder / "model.tflite").exists() else folder / "model.tflite"
+    return Request(target=target, model=model, quant=quant, calib=folder / "calib" if needs_calibration else None,
                    eval=folder / "eval.npz", labels=labels, input_shapes=shapes, out=out,
                    preprocess=folder / "preprocess.json" if (folder / "preprocess.json").exists() else None,
                    task=str(folder / "task.json") if (folder / "task.json").exists() else None, name=folder.name)

@@ -181,7 +181,10 @@ def test_verify_needs_no_root_where_the_docker_group_serves(workspace, runner_us
                                   **overrides(snapshot, tmp_path / "cache"), "GITHUB_WORKSPACE": str(root), "HOME": str(home),
                                   "USER": RUNNER, "PATH": os.environ["PATH"]})
     try:
-        result = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}", f"--groups={docker_gid}", "--",
+        # This machine's Python lives under /root (mode 0700), where a runner's would be its own: the
+        # user gets CAP_DAC_READ_SEARCH to read it, and nothing else (no write, no chown, no setuid).
+        result = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}", f"--groups={docker_gid}",
+                                 "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search", "--",
                                  "bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
                                 cwd=root, env=env, capture_output=True, text=True, timeout=3600)
     finally:

@@ -3,19 +3,22 @@ number answer them, and every wait has a time-out.
 
 One selector thread accepts connections and reads each request's line and headers without
 blocking, each connection against a deadline; a complete request goes to a worker thread, at
-most `Limits.max_clients` at once (a stream holds one while it is watched). When all are busy,
-the request is answered 503 with Retry-After at once and closed. Connections still sending
+most `Limits.max_clients` at once (a stream holds one while it is watched; streams take at most
+`max_streams` of them, so the page, /stats.json and /frame.jpg always have the rest). When all
+are busy, the request is answered 503 with Retry-After at once and closed. Connections still sending
 their request are capped too: past `max_pending`, or when the process runs out of file
 descriptors, the oldest is dropped; with nothing left to drop, accepting pauses (backing off)
 instead of spinning on EMFILE. A worker never reads the socket (the selector already has the
 request), and its writes are bounded in total by `write_timeout_s` (socket.sendall's time-out
-covers the whole call), so a client that stops reading is dropped.
+covers the whole call), so a client that stops reading is dropped; a handler that writes only
+now and then (a stream while no frame comes) asks `peer_gone` to notice a client that left.
 """
 
 from __future__ import annotations
 
 import errno
 import io
+import select
 import selectors
 import socket
 import threading
@@ -28,12 +31,17 @@ from http.server import BaseHTTPRequestHandler
 @dataclass(frozen=True)
 class Limits:
     max_clients: int = 16  # requests answered at once, a thread each (a stream holds one while watched)
+    max_streams: int = 12  # of those, streams (below max_clients: the rest stay for the page, stats and frames)
     max_pending: int = 256  # connections still sending their request (no thread each)
     header_timeout_s: float = 5.0  # the request line and headers must arrive within this
     idle_timeout_s: float = 15.0  # a kept-alive connection may wait this long for its next request
     write_timeout_s: float = 10.0  # a whole response, or one stream frame, must be taken within this
     max_header_bytes: int = 16384
     retry_after_s: int = 2
+
+    def __post_init__(self):
+        if not 1 <= self.max_streams < self.max_clients:
+            raise ValueError(f"Limits: max_streams must be at least 1 and below max_clients ({self.max_clients}), not {self.max_streams}")
 
 
 _OUT_OF_DESCRIPTORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
@@ -101,6 +109,21 @@ def _head_end(buffer: bytes) -> int:
     return min(ends) if ends else -1
 
 
+def peer_gone(sock: socket.socket) -> bool:
+    """Whether the client has closed its end (end of stream or a reset is waiting to be read), looked
+    at without waiting and without taking any byte it sent (poll: select() cannot watch fds past 1023)."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    if not poller.poll(0):
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
+
+
 def _close(sock: socket.socket) -> None:
     try:
         sock.shutdown(socket.SHUT_RDWR)
@@ -131,6 +154,7 @@ class BoundedServer:
         self.listener = _listening_socket(*address)
         self.server_address = self.listener.getsockname()
         self.stopping = False
+        self.stream_slots = threading.Semaphore(self.limits.max_streams)  # a stream handler takes one without waiting
         self._waiting: OrderedDict[int, _Waiting] = OrderedDict()
         self._returned: list[tuple[socket.socket, tuple, bytes]] = []  # kept-alive connections handed back by workers
         self._lock = threading.Lock()

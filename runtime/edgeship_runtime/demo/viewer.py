@@ -12,7 +12,7 @@ import threading
 from importlib import resources
 
 from edgeship_runtime.demo.guard import Access, access_for, parse_listen
-from edgeship_runtime.demo.server import BoundedServer, Limits, OneRequest
+from edgeship_runtime.demo.server import BoundedServer, Limits, OneRequest, peer_gone
 from edgeship_runtime.errors import ArtifactError
 
 __all__ = ["Access", "Limits", "Publisher", "access_for", "parse_listen", "serve", "viewer_page"]
@@ -112,18 +112,26 @@ def serve(address: str, publisher: Publisher, stats, title: str, access: Access 
             self._stream()
 
         def _stream(self) -> None:
-            """Frames until the demo or the server stops; a client that stops reading is dropped when a
-            frame's write passes the server's write time-out."""
+            """Frames until the client leaves, or the demo or the server stops. A client that stops
+            reading is dropped when a frame's write passes the server's write time-out; one that
+            closed its end is noticed within a second even while no frame comes (its slot would
+            otherwise be held for as long as the camera stalls). At most max_streams at once."""
             self.close_connection = True
-            self._headers(200, "multipart/x-mixed-replace; boundary=frame", (("Connection", "close"),))
-            self.end_headers()
-            sequence = 0
-            while not publisher.closed and not self.server.stopping:
-                jpeg, latest = publisher.wait(sequence)
-                if jpeg is None or latest == sequence:
-                    continue
-                sequence = latest
-                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg) + jpeg + b"\r\n")
+            if not self.server.stream_slots.acquire(blocking=False):
+                return self._send(b"503: every stream slot is taken; close another viewer tab, or try again\n",
+                                  "text/plain; charset=utf-8", 503, (("Retry-After", str(self.server.limits.retry_after_s)),))
+            try:
+                self._headers(200, "multipart/x-mixed-replace; boundary=frame", (("Connection", "close"),))
+                self.end_headers()
+                sequence = 0
+                while not publisher.closed and not self.server.stopping and not peer_gone(self.connection):
+                    jpeg, latest = publisher.wait(sequence)  # at most a second
+                    if jpeg is None or latest == sequence:
+                        continue
+                    sequence = latest
+                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg) + jpeg + b"\r\n")
+            finally:
+                self.server.stream_slots.release()
 
     try:
         server = BoundedServer((host, port), Handler, limits)

@@ -133,35 +133,53 @@ def test_500_idle_and_200_half_sent_connections_leave_stats_served_within_a_seco
 
 
 def test_a_full_viewer_answers_503_with_retry_after_at_once_and_frees_the_slot_of_a_client_that_left():
-    with viewer(Limits(max_clients=2)) as server:
-        streams = [open_stream(server), open_stream(server)]
+    """Two /frame.jpg requests before the first frame hold both slots (each waits up to 5 s for one)."""
+    publisher = Publisher()
+    server = serve("127.0.0.1:0", publisher, dict, "no frames yet", limits=Limits(max_clients=2, max_streams=1))
+    try:
+        waiting = [threading.Thread(target=get, args=(server, "/frame.jpg", 10), daemon=True) for _ in range(2)]
+        for thread in waiting:
+            thread.start()
+        deadline = time.monotonic() + 5
+        while server.busy < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         began = time.monotonic()
         response = get(server)
         assert response.status == 503 and response.getheader("Retry-After") == str(Limits().retry_after_s)
         assert time.monotonic() - began < 1.0
-        streams.pop().close()
-        deadline = time.monotonic() + 5
-        while (status := get(server).status) == 503 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert status == 200
-        for sock in streams:
-            sock.close()
+        publisher.publish(b"\xff\xd8 a frame")  # both answered: their slots are free again
+        for thread in waiting:
+            thread.join(5)
+        assert get(server).status == 200
+    finally:
+        publisher.close()
+        server.shutdown()
+        server.server_close()
 
 
 def test_a_stream_client_that_stops_reading_is_dropped_after_the_write_time_out():
-    with viewer(Limits(max_clients=1, write_timeout_s=1.0), size=(640, 480), fps=60) as server:
+    with viewer(Limits(max_clients=2, max_streams=1, write_timeout_s=1.0), size=(640, 480), fps=60) as server:
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # and never read: the viewer's writes stall
         sock.connect(server.server_address[:2])
         sock.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         time.sleep(0.5)
-        assert get(server).status == 503  # its one slot is held by the stalled stream
+        assert get(server, "/stream.mjpg").status == 503  # the one stream slot is held by the stalled stream
+        assert get(server).status == 200  # the slot kept for other requests is not
         deadline, status = time.monotonic() + 30, 503
         while status == 503 and time.monotonic() < deadline:
             time.sleep(0.2)
-            status = get(server).status
-        assert status == 200, "the stalled stream still holds the viewer's only slot"
+            status = _stream_status(server)
+        assert status == 200, "the stalled stream still holds the viewer's only stream slot"
         sock.close()
+
+
+def _stream_status(server) -> int:
+    sock = socket.create_connection(server.server_address[:2], timeout=5)
+    sock.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    status = int(sock.recv(4096).split(b"\r\n")[0].split()[1])
+    sock.close()
+    return status
 
 
 def test_slow_request_headers_and_idle_kept_alive_connections_are_closed():
@@ -189,3 +207,57 @@ def test_a_kept_alive_connection_is_served_again():
             response = connection.getresponse()
             assert response.status == 200 and json.loads(response.read())["frames"] >= 0
         connection.close()
+
+
+def stream_answers(server, count: int) -> tuple[list[socket.socket], list[int]]:
+    """`count` stream requests left open; each one's socket and status."""
+    sockets, statuses = [], []
+    for _ in range(count):
+        sock = socket.create_connection(server.server_address[:2], timeout=5)
+        sock.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        statuses.append(int(sock.recv(4096).split(b"\r\n")[0].split()[1]))
+        sockets.append(sock)
+    return sockets, statuses
+
+
+def test_streams_never_lock_out_stats_or_frames():
+    """Streams take at most max_streams slots: 16 viewer tabs leave /stats.json and /frame.jpg (the
+    demo role's check) answered, and the tabs past the cap are told to retry."""
+    limits = Limits()
+    with viewer(limits) as server:
+        sockets, statuses = stream_answers(server, limits.max_clients)
+        try:
+            assert statuses == [200] * limits.max_streams + [503] * (limits.max_clients - limits.max_streams)
+            began = time.monotonic()
+            assert get(server).status == 200 and get(server, "/frame.jpg").status == 200
+            assert time.monotonic() - began < 1.0
+        finally:
+            for sock in sockets:
+                sock.close()
+
+
+def test_streams_whose_clients_left_while_no_frame_came_free_their_slots_within_seconds():
+    """The camera stalls after one frame, so no stream writes; 16 stream clients leave at once. The
+    viewer notices they left (it had held their slots for as long as the stall lasted)."""
+    publisher = Publisher()
+    publisher.publish(b"\xff\xd8 one frame, then the source stalls")
+    server = serve("127.0.0.1:0", publisher, dict, "stalled", limits=Limits())
+    try:
+        sockets, statuses = stream_answers(server, 16)
+        assert statuses.count(200) == Limits().max_streams
+        for sock in sockets:
+            sock.close()
+        began = time.monotonic()
+        assert get(server).status == 200
+        deadline = time.monotonic() + 2.5
+        while server.busy and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.busy == 0, f"{server.busy} slots still held {time.monotonic() - began:.1f} s after every client left"
+        again, statuses = stream_answers(server, Limits().max_streams)
+        assert statuses == [200] * Limits().max_streams
+        for sock in again:
+            sock.close()
+    finally:
+        publisher.close()
+        server.shutdown()
+        server.server_close()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from edgeship.convert.container import CODE_DIRS
 from edgeship.convert.inputs import calibration_digest, external_sha256
-from edgeship.convert.request import Plan
+from edgeship.convert.request import Plan, artifact_folder
 from edgeship.paths import REPO_ROOT
 from edgeship_runtime.files import UnsafePath, atomic_write_text, confined, sha256_file, tree_sha256
 
@@ -53,7 +53,8 @@ def model_name(p: Plan) -> str:
 
 
 def artifact_name(p: Plan, key: str) -> str:
-    return f"{model_name(p)}-{p.target.name}-{p.quant}-{key[:12]}"
+    """The artifact's folder name (request.check_name has made sure it follows the one name rule)."""
+    return artifact_folder(model_name(p), p.target.name, p.quant, key)
 
 
 def cached(final: Path, key: str) -> bool:

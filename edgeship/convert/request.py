@@ -116,17 +116,40 @@ def default_name(model: Path) -> str:
     return model.parent.name if model.stem in ("model", "saved_model") or model.name == "saved_model" else model.stem
 
 
-def check_name(request: Request) -> str:
+# An artifact's folder is `{model}-{target}-{quant}-{key[:12]}` (edgeship.convert.cache.artifact_name):
+# the fleet planner and the bundle hold the folder itself to the one name rule, since it names a
+# folder on the boards too, so a model name may use only what the rest leaves of its 64 characters.
+NAME_LIMIT = 64  # edgeship_runtime.names.NAME_RULE's longest name
+KEY_IN_FOLDER = 12  # characters of the cache key in an artifact folder's name
+
+
+def artifact_folder(model: str, target: str, quant: str, key: str) -> str:
+    return f"{model}-{target}-{quant}-{key[:KEY_IN_FOLDER]}"
+
+
+def longest_name(target: str, quant: str) -> int:
+    """The longest model name whose artifact folder for target and quant still follows the one name rule."""
+    return NAME_LIMIT - len(artifact_folder("", target, quant, "0" * KEY_IN_FOLDER))
+
+
+def check_name(request: Request, target: str | None = None, quant: str | None = None) -> str:
     """The artifact's model name under the one name rule (edgeship_runtime.names): it becomes a
     folder under --out, a release folder and a systemd unit's argument on the boards. Checked
-    before anything is read or written, so `--name ../../x` writes nothing anywhere."""
+    before anything is read or written, so `--name ../../x` writes nothing anywhere. Given the
+    target and quant, the name must also leave its artifact folder's name within the rule."""
+    if request.name is not None:
+        name, what, fix = request.name, "--name", "e.g. --name {}"
+    else:
+        name, what, fix = default_name(request.model), f"the model's name (taken from {request.model})", "pass --name {}"
     try:
-        if request.name is not None:
-            return names.check(request.name, "--name", f"e.g. --name {names.suggest(request.name)}")
-        stem = default_name(request.model)
-        return names.check(stem, f"the model's name (taken from {request.model})", f"pass --name {names.suggest(stem)}")
+        names.check(name, what, fix.format(names.suggest(name)))
     except names.UnsafeName as error:
         raise EdgeshipError(str(error)) from None
+    if target is not None and quant is not None and len(name) > (longest := longest_name(target, quant)):
+        raise EdgeshipError(f"{what} {name!r} is {len(name)} characters, over the {longest} that target {target} --quant {quant} leaves it: "
+                            f"its artifact folder NAME-{target}-{quant}-KEY (KEY: {KEY_IN_FOLDER} characters) names a folder on the boards "
+                            f"and must keep to {NAME_LIMIT}; {fix.format(names.suggest(name[:longest]))}")
+    return name
 
 
 def find_target(name: str):
@@ -150,6 +173,7 @@ def plan(request: Request) -> Plan:
         raise EdgeshipError(f"--gpus is only used by targets that build on a GPU ({on_gpu}), not {target.name}; drop --gpus")
     if quant not in target.quantizations:
         raise EdgeshipError(f"target {target.name} does not offer --quant {quant}; choose one of: {', '.join(target.quantizations)}")
+    check_name(request, target.name, quant)
     options = resolve_options(target, quant, request.options)
     model = request.model
     fmt = detect_format(model)

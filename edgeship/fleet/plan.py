@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 from edgeship.errors import EdgeshipError
@@ -73,7 +74,10 @@ def _named(folder: Path, manifest: dict) -> dict | None:
 
 
 def find_artifacts(root: Path) -> list[dict]:
-    """Every finished artifact under root: model name, target, quant, folder, manifest."""
+    """Every finished artifact under root: model name, target, quant, folder, manifest. A folder
+    whose own name breaks the one name rule (it names a folder on the boards too) is left out
+    with a note on stderr naming it and the fix, and the plan goes on with the others: such a
+    folder came from an edgeship that let a long --name through, or was renamed by hand."""
     found: list[dict] = []
     if not root.is_dir():
         return found
@@ -83,11 +87,28 @@ def find_artifacts(root: Path) -> list[dict]:
         manifest = _manifest(folder)
         if manifest is None or "target" not in manifest:
             continue
+        if not names.is_safe(folder.name):
+            print(f"edgeship: note: {_left_out(folder, manifest)}", file=sys.stderr)
+            continue
         named = _named(folder, manifest)
         if named is None:
             continue  # made by an edgeship before manifests named their model: convert it again
         found.append({**named, "dir": folder, "manifest": manifest, "mtime": (folder / "manifest.json").stat().st_mtime})
     return found
+
+
+def _left_out(folder: Path, manifest: dict) -> str:
+    """Why an artifact folder with a name against the rule is not shipped, and what to do."""
+    from edgeship.convert.request import longest_name
+
+    shown = folder.name if len(folder.name) <= 80 else folder.name[:77] + "..."
+    options = manifest.get("options")
+    model, target, quant = manifest.get("model"), manifest.get("target"), options.get("quant") if isinstance(options, dict) else None
+    fix = "rename it to a safe name, or convert the model again"
+    if isinstance(target, str) and isinstance(quant, str) and all(names.is_safe(value) for value in (model, target, quant)):
+        fix = f"convert {model} again with --name of at most {longest_name(target, quant)} characters (target {target} --quant {quant})"
+    return (f"left out {folder.parent}/{shown!r}: its name ({len(folder.name)} characters) is not a safe name for the boards "
+            f"({names.NAME_RULE}); {fix}")
 
 
 def _newest(artifacts: list[dict], model: str, target: str, quant: str) -> dict | None:

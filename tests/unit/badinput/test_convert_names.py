@@ -36,6 +36,10 @@ NAMES = [
     ("--name with shell syntax", "$(id)", r"--name '\$\(id\)' " + SAFE + r"; e\.g\. --name id$"),
     ("--name with a systemd specifier", "a%h", r"--name 'a%h' " + SAFE + r"; e\.g\. --name a-h$"),
     ("--name with a NUL-like control", "a\tb", r"--name 'a\\tb' " + SAFE),
+    # safe alone, but its artifact folder n{40}-tflite-fp32-<key> would be 65 characters
+    ("--name too long for its artifact folder", "n" * 40, r"--name 'n{40}' is 40 characters, over the 39 that target tflite --quant fp32 "
+     r"leaves it: its artifact folder NAME-tflite-fp32-KEY \(KEY: 12 characters\) names a folder on the boards and must keep to 64; "
+     r"e\.g\. --name n{39}$"),
 ]
 # (kind, model path under the test folder, what the one line must say)
 STEMS = [
@@ -43,6 +47,9 @@ STEMS = [
     ("model folder of model.onnx", "bad;name/model.onnx",
      r"the model's name \(taken from .*model\.onnx\) 'bad;name' " + SAFE + r"; pass --name bad-name$"),
     ("model stem with a leading dash", "-x.onnx", r"the model's name \(taken from .*-x\.onnx\) '-x' " + SAFE + r"; pass --name x$"),
+    ("model stem too long for its artifact folder", "s" * 50 + ".onnx",
+     r"the model's name \(taken from .*s{50}\.onnx\) 's{50}' is 50 characters, over the 39 that target tflite --quant fp32 leaves it: "
+     r".*; pass --name s{39}$"),
 ]
 MODEL = '[models.{key}]\npath = "tiny.onnx"\nsha256 = "{sha}"\n{extra}'
 MATRIX = '[[matrix]]\nmodels = ["{key}"]\ntargets = ["onnx"]\nquants = ["fp32"]\n{extra}'

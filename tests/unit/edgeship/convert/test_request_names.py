@@ -1,5 +1,7 @@
 """A conversion's model name follows the one name rule before anything is read or written: --name,
-and the default taken from the model file's stem (or its folder for model.onnx)."""
+and the default taken from the model file's stem (or its folder for model.onnx); and it is short
+enough that its artifact folder, NAME-TARGET-QUANT-KEY, follows the rule too (the planner and the
+bundle hold the folder to it, since it names a folder on the boards)."""
 
 from __future__ import annotations
 
@@ -7,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+import targets
 from edgeship.convert.cache import model_name
-from edgeship.convert.request import Request, default_name, plan
+from edgeship.convert.request import Request, artifact_folder, default_name, longest_name, plan
 from edgeship.errors import EdgeshipError
+from edgeship_runtime import names
 from tests.support import tiny_cnn
 
 
@@ -56,3 +60,31 @@ def test_a_safe_name_passes(tmp_path):
     model = tiny_cnn(tmp_path / "tiny.onnx")
     assert plan(Request(target="tflite", model=model, name="digits-v1.2_b")).request.name == "digits-v1.2_b"
     assert default_name(Path("x/ppocr.det.onnx")) == "ppocr.det"
+
+
+@pytest.mark.parametrize(("target", "quant"), [(name, quant) for name, row in sorted(targets.TARGETS.items()) for quant in row.quantizations])
+def test_the_longest_name_a_target_and_quant_allow_makes_a_folder_of_exactly_the_rule(target, quant):
+    longest = longest_name(target, quant)
+    key = "f" * 64  # a sha256's hex digits
+    assert names.is_safe(artifact_folder("n" * longest, target, quant, key)) and len(artifact_folder("n" * longest, target, quant, key)) == 64
+    assert not names.is_safe(artifact_folder("n" * (longest + 1), target, quant, key))
+
+
+def test_a_name_too_long_for_its_artifact_folder_is_refused_naming_the_longest(tmp_path):
+    """A name of 35-64 characters passed the rule alone and converted, then every deploy refused its folder."""
+    model = tiny_cnn(tmp_path / "tiny.onnx")
+    assert plan(Request(target="tflite", model=model, name="n" * 39)).request.name == "n" * 39
+    with pytest.raises(EdgeshipError, match=r"^--name 'n{40}' is 40 characters, over the 39 that target tflite --quant fp32 leaves it: "
+                                            r"its artifact folder NAME-tflite-fp32-KEY \(KEY: 12 characters\) names a folder on the boards "
+                                            r"and must keep to 64; e\.g\. --name n{39}$"):
+        plan(Request(target="tflite", model=model, name="n" * 40))
+    with pytest.raises(EdgeshipError, match=r"over the 36 that target tflite --quant dynamic leaves it: .*; e\.g\. --name n{36}$"):
+        plan(Request(target="tflite", model=model, quant="dynamic", name="n" * 39))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_model_stem_too_long_for_its_artifact_folder_suggests_a_shorter_name(tmp_path):
+    model = tiny_cnn(tmp_path / ("long-model-name_" * 4 + ".onnx"))
+    with pytest.raises(EdgeshipError, match=r"^the model's name \(taken from .*\) 'long-model-name_.*' is 64 characters, over the 39 .*"
+                                            r"; pass --name long-model-name_long-model-name_long-mo$"):
+        plan(Request(target="tflite", model=model))

@@ -144,3 +144,18 @@ def test_wheel_tags_follow_the_boards_c_library():
     assert "manylinux_2_35_x86_64" not in focal and focal[0] == "manylinux_2_31_x86_64" and "manylinux1_x86_64" in focal
     with pytest.raises(EdgeshipError, match=r"glibc 2\.12 is older than any manylinux wheel"):
         platform_tags("x86_64", "2.12")
+
+
+def test_a_folder_whose_name_breaks_the_rule_is_left_out_with_a_note_and_the_rest_plan(artifacts, capsys):
+    """A model name of 35-64 characters once converted into a folder over 64 characters, which the
+    planner refused, aborting every deploy, even of other models."""
+    root, newest = artifacts
+    long = make_artifact(root, "m" * 45, "tflite", "fp32", "litert", 3000)
+    assert len(long.name) == 45 + len("-tflite-fp32-") + 12
+    found = find_artifacts(root)
+    assert long not in [a["dir"] for a in found] and len(found) == 4
+    assert board_selection(BOARD, found, ["digits"])[0]["cpu"]["dir"] == newest
+    note = capsys.readouterr().err
+    assert note == (f"edgeship: note: left out {root}/{long.name!r}: its name (70 characters) is not a safe name for the boards "
+                    f"(1-64 letters, digits, '.', '_' or '-', starting with a letter or digit); convert {'m' * 45} again with --name of at "
+                    f"most 39 characters (target tflite --quant fp32)\n")

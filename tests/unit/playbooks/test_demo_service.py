@@ -1,5 +1,13 @@
 """The demo's systemd unit, rendered from the role's template as Ansible renders it, checked by
-systemd's own tools (`systemd-analyze verify` and its offline security review)."""
+systemd's own tools (`systemd-analyze verify` and its offline security review).
+
+How systemd splits ExecStart into arguments is read with this test's own parser (`systemd_words`):
+no systemd runs on the machines these tests run on (PID 1 of the CI container is not systemd, so
+no unit can be loaded for `systemctl show -p ExecStart`, and `systemd --test` exits 1 there
+without a word), and `systemd-analyze verify` checks the line but prints no arguments. So the
+parser is strict (whatever systemd would expand or treat specially fails the test rather than
+being guessed at) and is itself checked against the examples and the escape table of
+systemd.syntax(7) "Quoting" and systemd.service(5) "Command lines" (systemd 252's pages)."""
 
 from __future__ import annotations
 
@@ -8,6 +16,7 @@ import os
 import re
 import shlex
 import shutil
+import string
 import subprocess
 import sys
 from pathlib import Path
@@ -68,13 +77,109 @@ def test_systemd_accepts_the_unit_and_rates_its_exposure_low(tmp_path):
 HOSTILE = ["x\nExecStartPre=+/bin/sh -c 'id > /tmp/pwned'", "%h $HOME ${HOME}", 'a "quoted" \\ word\\', ";", "\rtail", "-"]
 
 
+# systemd.syntax(7), table 1 "Supported escapes" (the numeric ones are read in _escape)
+ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\", '"': '"', "'": "'", "s": " "}
+NUMERIC = {"x": (2, 16), "u": (4, 16), "U": (8, 16)}  # and \nnn: three octal digits
+SEPARATORS = " \t\n\r"
+
+
+class NotSystemdPlain(AssertionError):
+    """The line holds something systemd expands or treats specially, or refuses: the template must not emit it."""
+
+
 def systemd_words(line: str) -> list[str]:
-    """ExecStart's words as systemd reads double-quoted ones (systemd.service(5), systemd.syntax(7)):
-    C escapes, then `%%` a percent sign and `$$` a dollar sign."""
-    words = re.findall(r'"((?:[^"\\]|\\.)*)"', line)
-    assert line == " ".join(f'"{word}"' for word in words), line  # nothing outside the quotes
-    escapes = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", '"': '"'}
-    return [re.sub(r"\\(.)", lambda m: escapes[m.group(1)], word).replace("%%", "%").replace("$$", "$") for word in words]
+    """ExecStart's words as systemd reads them: split at unquoted whitespace, a word may be wrapped
+    whole in double or single quotes, C escapes as in systemd.syntax(7)'s table; then, in each word,
+    `%%` is a percent sign (any other specifier would expand) and `$$` a dollar sign (any other `$`
+    is a variable). A `;` word (a second command), a quote inside a word, an unknown escape or a NUL
+    raise NotSystemdPlain."""
+    words, i = [], 0
+    while True:
+        while i < len(line) and line[i] in SEPARATORS:
+            i += 1
+        if i == len(line):
+            return words
+        quote = line[i] if line[i] in "\"'" else None
+        i += 1 if quote else 0
+        chars: list[str] = []
+        while True:
+            if i == len(line):
+                if quote:
+                    raise NotSystemdPlain(f"an unterminated {quote} in {line!r}")
+                break
+            char = line[i]
+            if quote and char == quote:
+                i += 1
+                if i < len(line) and line[i] not in SEPARATORS:
+                    raise NotSystemdPlain(f"a closing quote not followed by whitespace in {line!r}")
+                break
+            if not quote and char in SEPARATORS:
+                break
+            if not quote and char in "\"'":
+                raise NotSystemdPlain(f"a quote inside a word in {line!r}")
+            if char == "\\":
+                i, char = _escape(line, i + 1)
+            else:
+                i += 1
+            chars.append(char)
+        word = "".join(chars)
+        if quote is None and word == ";":
+            raise NotSystemdPlain(f"a ';' word starts a second command in {line!r}")
+        words.append(_expanded(word))
+
+
+def _escape(line: str, i: int) -> tuple[int, str]:
+    """The character an escape stands for and where the line goes on (i: just after the backslash)."""
+    kind = line[i:i + 1]
+    if kind in ESCAPES:
+        return i + 1, ESCAPES[kind]
+    if kind and (kind in NUMERIC or kind in string.octdigits):
+        digits, base = NUMERIC.get(kind, (3, 8))
+        start = i + 1 if kind in NUMERIC else i
+        text = line[start:start + digits]
+        if len(text) != digits or any(c not in (string.octdigits if base == 8 else string.hexdigits) for c in text):
+            raise NotSystemdPlain(f"a malformed escape \\{line[i:start + digits]} in {line!r}")
+        value = int(text, base)
+        if value == 0:
+            raise NotSystemdPlain(f"an escaped NUL in {line!r}")
+        return start + digits, chr(value)
+    raise NotSystemdPlain(f"an unknown escape \\{kind} in {line!r}")
+
+
+def _expanded(word: str) -> str:
+    """Specifiers (at load) and variables (at start) in a word: only the doubled, literal forms pass."""
+    for sign in "%$":
+        parts = word.split(sign * 2)
+        if any(sign in part for part in parts):
+            raise NotSystemdPlain(f"{word!r} holds a {sign} that systemd would expand")
+        word = sign.join(parts)
+    return word
+
+
+@pytest.mark.parametrize(("line", "words"), [
+    # systemd.syntax(7), its example of quoting: Setting="something" "some thing" "..."
+    ('"something" "some thing" "…"', ["something", "some thing", "…"]),
+    # systemd.service(5): ExecStart=sh -c 'dmesg | tac'
+    ("sh -c 'dmesg | tac'", ["sh", "-c", "dmesg | tac"]),
+    # systemd.syntax(7), table 1, every escape in turn
+    ('"\\a\\b\\f\\n\\r\\t\\v" "\\\\ \\" \\\' \\s" "\\x41\\101\\u00e9\\U0001F600"', ["\a\b\f\n\r\t\v", "\\ \" '  ", "AA\u00e9\U0001F600"]),
+    # systemd.service(5): "To pass a literal dollar sign, use $$"; systemd.unit(5): "%%" is a single percent sign
+    ('"$$HOME" "100%%" \'$${x}\'', ["$HOME", "100%", "${x}"]),
+    ("  /bin/echo\t'two two'  ", ["/bin/echo", "two two"]),
+])
+def test_the_parser_reads_systemds_documented_examples_as_documented(line, words):
+    assert systemd_words(line) == words
+
+
+@pytest.mark.parametrize("line", [
+    "echo one ; echo \"two two\"",  # systemd.service(5): two commands
+    "echo $ONE $TWO ${TWO}",  # systemd.service(5): variables, expanded at start
+    '"%h"',  # a specifier, expanded at load
+    '"\\q"', '"\\x4"', '"\\x00"', '"open', '"a"b', 'a"b"',
+])
+def test_the_parser_refuses_what_systemd_would_expand_split_or_reject(line):
+    with pytest.raises(NotSystemdPlain):
+        systemd_words(line)
 
 
 def test_no_value_adds_a_line_to_the_unit_and_every_argument_reaches_the_demo_as_it_was(tmp_path):
@@ -84,8 +189,9 @@ def test_no_value_adds_a_line_to_the_unit_and_every_argument_reaches_the_demo_as
     keys = [line.split("=", 1)[0] for line in unit.splitlines() if line and not line.startswith(("#", "["))]
     assert "ExecStartPre" not in keys and keys.count("ExecStart") == 1, keys
     assert not any(line.startswith("ExecStartPre") for line in unit.splitlines())
-    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
-    assert systemd_words(exec_start[len("ExecStart="):]) == [*argv[:-1], "nuldropped"]
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))[len("ExecStart="):]
+    assert re.fullmatch(r'"(?:[^"\\]|\\.)*"(?: "(?:[^"\\]|\\.)*")*', exec_start), exec_start  # every word double-quoted
+    assert systemd_words(exec_start) == [*argv[:-1], "nuldropped"]
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")

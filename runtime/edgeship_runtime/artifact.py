@@ -7,19 +7,28 @@ manifest once (edgeship_runtime.manifest), and every file the runtime then reads
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import io
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 import numpy as np
 
 from edgeship_runtime.errors import ArtifactError
-from edgeship_runtime.files import UnsafePath, confined, sha256_file
+from edgeship_runtime.files import TreeLimits, UnsafePath, confined, open_regular, scan_tree, sha256_file
 
 AGAIN = "copy the artifact again (or convert the model again)"
-MAX_READ_BYTES = 1 << 30  # what read_member holds in memory
+MAX_READ_BYTES = 64 << 20  # what read_member holds in memory: settings and records; arrays are read by `arrays`
+MAX_NPZ_BYTES = 2 << 30  # one .npz, compressed (its arrays unpacked are bounded by edgeship_runtime.npz)
+# Nothing in an artifact folder is a link or a special file: a runtime opens files the model names
+# (ONNX external data, an IR's weights) wherever they point. Regular files nobody listed are
+# allowed: a board's release or a user may keep an engine cache or notes beside them.
+FOLDER_LIMITS = TreeLimits(hard_links=True)
+# the backends whose runtime reads an ONNX model, whatever its file is called (OpenVINO also reads its IR)
+READS_ONNX = frozenset({"onnxruntime", "tensorrt", "openvino"})
 
 
 @dataclass
@@ -30,15 +39,28 @@ class Artifact:
     _hashes: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def open(cls, path) -> Artifact:
+    def open(cls, path, hashes: dict | None = None) -> Artifact:
+        """The artifact in folder `path`, its manifest validated and the folder walked: any link or
+        special file in it is an ArtifactError. `hashes`: another Artifact's `_hashes` of the same
+        folder (a bench runner's parent's), so files it verified unchanged are not hashed again."""
         from edgeship_runtime.manifest import read_manifest
 
         path = Path(path)
-        artifact = cls(path, read_manifest(path))
+        artifact = cls(path, read_manifest(path), dict(hashes or {}))
+        try:
+            scan_tree(path, FOLDER_LIMITS, f"artifact {path}")
+        except UnsafePath as error:
+            raise ArtifactError(f"{error}; an artifact holds only its own files: {AGAIN}") from None
         task = artifact.manifest.get("task")
         if isinstance(task, dict) and task.get("anchors") is not None:  # read by the task code by name: verified here, once
             artifact.member(task["anchors"], "ssd anchors")
         return artifact
+
+    @property
+    def verified(self) -> dict:
+        """Each file hashed so far: relative name -> ((device, inode, size, mtime), sha256), for
+        Artifact.open(hashes=) in another process on the same folder."""
+        return dict(self._hashes)
 
     @property
     def model_file(self) -> Path:
@@ -116,35 +138,65 @@ class Artifact:
             raise self._changed(path)
         return path
 
-    def read_member(self, relative: str, what: str = "file") -> bytes:
-        """The bytes of one of the artifact's own files (see `member`), hashed as they are read:
-        what is checked is what is used."""
+    @contextlib.contextmanager
+    def _verified(self, relative: str, what: str, limit: int) -> Iterator[tuple[BinaryIO, str]]:
+        """One of the artifact's own files (see `member`) open for reading, with its sha256: the
+        open file is what is hashed (as it streams, never held whole) and then read, so what is
+        checked is what is used. (The bytes could still change between the two reads if another
+        process wrote the file meanwhile; a writer on the board is not who crafts artifacts.)"""
         path = self._confined(relative, what)
         digest = self._listed(relative, what)
         try:
-            descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-        except OSError as error:
-            raise ArtifactError(f"{path} cannot be read ({error.strerror}); {AGAIN}") from None
-        with os.fdopen(descriptor, "rb") as handle:
-            if os.fstat(handle.fileno()).st_size > MAX_READ_BYTES:
-                raise ArtifactError(f"{path} is over {MAX_READ_BYTES >> 20} MB, more than a reference file holds; {AGAIN}")
-            data = handle.read()
-        if digest is not None and hashlib.sha256(data).hexdigest() != digest:
-            raise self._changed(path)
-        return data
+            with open_regular(path, limit, what) as handle:
+                info = os.fstat(handle.fileno())
+                key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+                known = self._hashes.get(relative)
+                if known is None or known[0] != key:
+                    hashing = hashlib.sha256()
+                    for block in iter(lambda: handle.read(1 << 20), b""):
+                        hashing.update(block)
+                    known = self._hashes[relative] = (key, hashing.hexdigest())
+                    handle.seek(0)
+                if digest is not None and known[1] != digest:
+                    raise self._changed(path)
+                yield handle, known[1]
+        except UnsafePath as error:
+            raise ArtifactError(f"{error}; {AGAIN}") from None
+
+    def read_member(self, relative: str, what: str = "file") -> bytes:
+        """The bytes of one of the artifact's own small files (settings, records; see `member`),
+        at most MAX_READ_BYTES, hashed as they are read."""
+        with self._verified(relative, what, MAX_READ_BYTES) as (handle, _):
+            return handle.read(MAX_READ_BYTES + 1)[:MAX_READ_BYTES]
+
+    def arrays(self, relative: str, what: str, specs: dict[str, list | None]) -> tuple[dict[str, np.ndarray], str]:
+        """The arrays named in `specs` (name -> the manifest's shape) of one of the artifact's own
+        .npz files, and the file's sha256: verified as `member` does, and every array's header
+        checked against its shape before anything is unpacked (edgeship_runtime.npz)."""
+        from edgeship_runtime.npz import BadNpz, load
+
+        with self._verified(relative, what, MAX_NPZ_BYTES) as (handle, digest):
+            try:
+                return load(handle, specs), digest
+            except BadNpz as error:
+                raise ArtifactError(f"{self.path / relative} ({what}) {error}; {AGAIN}") from None
 
     def model_path(self) -> Path:
-        """The model file, verified, with every external-data file an ONNX model names verified
-        too, before any runtime opens it (they would otherwise open whatever the names point at)."""
+        """The model file, verified, and when the backend's runtime reads ONNX (by the backend, not
+        the file's name: ONNX Runtime loads a model whatever it is called), every external-data
+        file it names verified too, before any runtime opens it: they would otherwise open
+        whatever the names point at."""
         relative = self.manifest["artifact"]["file"]
         path = self.member(relative, "model")
-        if path.suffix.lower() == ".onnx":
+        if self.backend in READS_ONNX or path.suffix.lower() == ".onnx":
             from edgeship_runtime.onnx_external import NotOnnx, external_data_locations
 
+            if self.backend == "openvino" and _is_xml(path):
+                return path  # an OpenVINO IR: its weights are the .bin the backend verifies
             try:
                 locations = external_data_locations(path)
             except NotOnnx as error:
-                raise ArtifactError(f"{path} is not a readable ONNX model ({error}); {AGAIN}") from None
+                raise ArtifactError(f"{path} is not a readable ONNX model ({error}), which {self.backend} reads it as; {AGAIN}") from None
             folder = PurePosixPath(relative).parent
             for location in locations:
                 self.member(location if folder == PurePosixPath(".") else f"{folder}/{location}", f"external data of {relative}")
@@ -170,13 +222,8 @@ class Artifact:
             raise ArtifactError(f"{self.path / 'manifest.json'}: reference.{which} is missing (made by an older edgeship?); "
                                 "convert the model again")
         path = self.path / relative
-        data_bytes = self.read_member(relative, f"reference {which}")
-        try:
-            with np.load(io.BytesIO(data_bytes), allow_pickle=False) as data:
-                arrays = {name: data[name] for name in data.files}
-        except Exception as error:  # zipfile, zlib and numpy each raise their own on a damaged file
-            raise ArtifactError(f"{path} is not a readable .npz ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
-                                f"{AGAIN}") from None
+        specs = {spec["name"]: spec.get("shape") for spec in (self.inputs if which == "inputs" else self.outputs)}
+        arrays, _ = self.arrays(relative, f"reference {which}", {name: specs.get(name) for name in (names if names is not None else specs)})
         wanted = names if names is not None else list(arrays)
         missing = [name for name in wanted if name not in arrays]
         if missing:
@@ -194,3 +241,11 @@ class Artifact:
         """A real input for benchmarking: the first reference sample, repeated to `batch`."""
         inputs = self.reference("inputs", [spec["name"] for spec in self.inputs])
         return {spec["name"]: np.repeat(inputs[spec["name"]][:1], batch, axis=0).astype(np.float32) for spec in self.inputs}
+
+
+def _is_xml(path: Path) -> bool:
+    """Whether a file starts as XML does (an OpenVINO IR), which no ONNX protobuf can: '<' is a
+    field tag of a wire type ONNX never uses."""
+    with open(path, "rb") as handle:
+        head = handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"<")

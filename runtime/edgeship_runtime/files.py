@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -14,6 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 
 def sha256_file(path: Path | str) -> str:
@@ -82,7 +84,18 @@ def atomic_write_text(path: Path | str, text: str) -> Path:
     return atomic_write_bytes(path, text.encode())
 
 
-class UnsafePath(ValueError):
+class UnreadableFile(ValueError):
+    """A file made by someone else that edgeship will not read, or whose content is not what it must be
+    (too big, not UTF-8, not JSON, not an object); its message names the file and why, in one line,
+    and `problem` says which, for callers that word it their own way."""
+
+    def __init__(self, message: str, problem: str = "unsafe", cause: BaseException | None = None):
+        super().__init__(message)
+        self.problem = problem  # "unsafe" (a link, a special file), "unreadable", "too big", "not UTF-8", "not JSON", "too deep", "not an object"
+        self.cause = cause  # the decoder's own error, where there was one
+
+
+class UnsafePath(UnreadableFile):
     """A path made by someone else (a container, a manifest, a board) that edgeship will not follow or open."""
 
 
@@ -128,6 +141,10 @@ class TreeLimits:
     file_bytes: int = 8 << 30
     total_bytes: int = 32 << 30
     entries: int = 100_000
+    # a file with other names: refused where edgeship takes ownership of the files (a container's
+    # output); allowed where every file read is listed and hashed first (an artifact), since a
+    # second name is the same bytes, never a path followed elsewhere
+    hard_links: bool = False
 
 
 def scan_tree(root: Path | str, limits: TreeLimits = TreeLimits(), what: str = "output") -> list[Path]:
@@ -155,7 +172,7 @@ def scan_tree(root: Path | str, limits: TreeLimits = TreeLimits(), what: str = "
                 continue
             if not stat.S_ISREG(info.st_mode):
                 raise UnsafePath(f"{what}: {path} is {_kind(info.st_mode)}; refused (only regular files are taken from it)")
-            if info.st_nlink > 1:
+            if info.st_nlink > 1 and not limits.hard_links:
                 raise UnsafePath(f"{what}: {path} is a hard link ({info.st_nlink} names of one file); refused (only files of its own are taken)")
             if info.st_size > limits.file_bytes:
                 raise UnsafePath(f"{what}: {path} is {info.st_size} bytes, over the {limits.file_bytes}-byte cap for one file; refused")
@@ -173,3 +190,67 @@ def write_new(path: Path | str, data: bytes, mode: int = 0o644) -> Path:
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(data)
     return Path(path)
+
+
+@contextlib.contextmanager
+def open_regular(path: Path | str, limit: int, what: str = "file") -> Iterator[BinaryIO]:
+    """`path` open for reading when it is a regular file of at most `limit` bytes: never through a
+    link in its last part (O_NOFOLLOW; the caller confines the folders on the way), never waiting
+    on a FIFO (O_NONBLOCK), checked on the open descriptor (fstat), so what is checked is what is
+    read. UnsafePath otherwise, one line naming `what`, the path and why."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as error:
+        if error.errno == getattr(os, "ELOOP", None) or os.path.islink(path):
+            raise UnsafePath(f"{what} {path} is a symbolic link; edgeship does not follow links") from None
+        raise UnsafePath(f"{what} {path} cannot be read ({error.strerror})", "unreadable", error) from None
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise UnsafePath(f"{what} {path} is {_kind(info.st_mode)}, not a regular file; edgeship does not open special files")
+        if info.st_size > limit:
+            raise UnsafePath(f"{what} {path} is {info.st_size} bytes, over the {_size(limit)} it may have", "too big")
+        yield handle
+
+
+def _size(count: int) -> str:
+    return f"{count >> 20} MiB" if count >= 1 << 20 else f"{count} bytes"
+
+
+def read_bounded(path: Path | str, limit: int, what: str = "file") -> bytes:
+    """The bytes of a regular file someone else made (see open_regular), at most `limit`: a file
+    that grows while it is read is refused too, never read past the bound."""
+    with open_regular(path, limit, what) as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise UnsafePath(f"{what} {path} grew past the {_size(limit)} it may have while it was read", "too big")
+    return data
+
+
+def _no_constant(name: str):
+    raise ValueError(f"holds {name}, which is not a JSON number")
+
+
+def read_json_object(path: Path | str, limit: int, what: str = "file", constants: bool = True) -> dict:
+    """The JSON object in a file someone else made: read as read_bounded does, UTF-8, whole JSON,
+    not nested past Python's parser, an object at its top (and without NaN or Infinity, which
+    JSON does not have, when `constants` is False). UnreadableFile otherwise, one line naming the
+    file and what is wrong with it."""
+    data = read_bounded(path, limit, what)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UnreadableFile(f"{what} {path} is not UTF-8 text (byte {data[error.start]:#04x} at offset {error.start})", "not UTF-8",
+                             error) from None
+    try:
+        value = json.loads(text) if constants else json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as error:
+        raise UnreadableFile(f"{what} {path} is not whole JSON ({error})", "not JSON", error) from None
+    except RecursionError:
+        raise UnreadableFile(f"{what} {path} is JSON nested too deeply to read", "too deep") from None
+    except ValueError as error:  # NaN or Infinity refused
+        raise UnreadableFile(f"{what} {path} {error}", "not JSON", error) from None
+    if not isinstance(value, dict):
+        kind = {list: "a list", str: "a string", bool: "true or false", type(None): "null"}.get(type(value), "a number")
+        raise UnreadableFile(f"{what} {path} holds {kind}, not a JSON object", "not an object")
+    return value

@@ -13,18 +13,18 @@ import json
 import math
 import os
 import re
-import stat
 from pathlib import Path
 
 from edgeship_runtime import names
 from edgeship_runtime.errors import ArtifactError
-from edgeship_runtime.files import UnsafePath, confined
+from edgeship_runtime.files import UnreadableFile, UnsafePath, confined, read_json_object
 
 MANIFEST = "manifest.json"
 MAX_BYTES = 16 << 20  # a real manifest is a few hundred kB at most (its ops table)
 MAX_DEPTH = 64
 MAX_FILES = 10_000
-MAX_DIMS = 8
+MAX_DIMS = 32  # numpy's own limit on an array's axes
+MAX_DIMENSION = (1 << 31) - 1  # one axis; what a tensor may hold in all is judged by its bytes where it is made
 SHA256 = re.compile(r"[0-9a-f]{64}")
 AGAIN = "convert the model again, or copy the artifact again if it was damaged on the way"
 
@@ -37,40 +37,10 @@ def read_manifest(folder: Path | str) -> dict:
         raise ArtifactError(f"{folder} is not an edgeship artifact (no {MANIFEST}); pass the directory `invoke convert` printed")
     try:
         confined(folder, MANIFEST, "the manifest")
-    except UnsafePath as error:
-        raise ArtifactError(str(error)) from None
-    text = _read_text(where)
-    try:
-        manifest = json.loads(text, parse_constant=_no_constant)
-    except json.JSONDecodeError as error:
-        raise ArtifactError(f"{where} is not valid JSON ({error}); {AGAIN}") from None
-    except RecursionError:
-        raise ArtifactError(f"{where} is nested too deeply to be a manifest; {AGAIN}") from None
-    except ValueError as error:  # NaN or Infinity, which JSON does not have
-        raise ArtifactError(f"{where}: {error}; {AGAIN}") from None
+        manifest = read_json_object(where, MAX_BYTES, "the manifest", constants=False)
+    except UnreadableFile as error:
+        raise ArtifactError(f"{error}; {AGAIN}") from None
     return validate(manifest, where, folder)
-
-
-def _no_constant(name: str):
-    raise ValueError(f"holds {name}, which is not a JSON number")
-
-
-def _read_text(where: Path) -> str:
-    # O_NOFOLLOW and O_NONBLOCK: a link or a FIFO swapped in after the lstat check is neither followed nor waited on
-    try:
-        descriptor = os.open(where, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as error:
-        raise ArtifactError(f"{where} cannot be read ({error.strerror})") from None
-    with os.fdopen(descriptor, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise ArtifactError(f"{where} is not a regular file; {AGAIN}")
-        data = handle.read(MAX_BYTES + 1)
-    if len(data) > MAX_BYTES:
-        raise ArtifactError(f"{where} is over {MAX_BYTES >> 20} MB, far more than any manifest; {AGAIN}")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ArtifactError(f"{where} is not UTF-8 text (byte {data[error.start]:#04x} at offset {error.start}); {AGAIN}") from None
 
 
 def _shown(value) -> str:
@@ -121,7 +91,7 @@ class _Check:
             shape = self.field(spec, "shape", f"{label}.shape", list, "a list of dimensions")
             if len(shape) > MAX_DIMS or not all(_dimension(dim) for dim in shape):
                 raise self.fail(f"{label}.shape", f"{_shown(shape)} is not a list of at most {MAX_DIMS} dimensions "
-                                "(sizes from 0 to 2**20, or a name or null for a dynamic one)")
+                                f"(sizes from 0 to {MAX_DIMENSION}, or a name or null for a dynamic one)")
             self.field(spec, "dtype", f"{label}.dtype", str, "a dtype name", required=False)
 
     def mapping(self, manifest: dict) -> None:
@@ -164,7 +134,9 @@ class _Check:
 
 
 def _dimension(dim) -> bool:
-    return dim is None or (isinstance(dim, str) and len(dim) <= 64) or (isinstance(dim, int) and not isinstance(dim, bool) and -1 <= dim <= 1 << 20)
+    if isinstance(dim, int) and not isinstance(dim, bool):
+        return -1 <= dim <= MAX_DIMENSION
+    return dim is None or (isinstance(dim, str) and len(dim) <= 64)
 
 
 def _number(value) -> bool:

@@ -16,7 +16,6 @@ target; the same code builds the test engine on a conversion host with a GPU
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import tempfile
@@ -215,18 +214,23 @@ def build_engine(onnx_path: Path, precision: str, workspace_mib: int, calibratio
 
 
 def load_calibration(artifact, config: dict) -> tuple[dict[str, np.ndarray] | None, str | None]:
+    """The int8 calibration arrays (by input name, each checked against the input's shape before
+    it is unpacked) and the file's sha256, or (None, None) for an engine without calibration."""
     calibration = config.get("calibration")
     if not calibration:
         return None, None
     if not isinstance(calibration, dict) or not isinstance(calibration.get("file"), str):
         raise ArtifactError(f"{artifact.path / CONFIG_FILE}: calibration must name its .npz file; convert the model again")
-    data_bytes = artifact.read_member(calibration["file"], "calibration data")
-    try:
-        with np.load(io.BytesIO(data_bytes), allow_pickle=False) as data:
-            return {name: data[name] for name in data.files}, hashlib.sha256(data_bytes).hexdigest()
-    except Exception as error:  # zipfile, zlib and numpy each raise their own on a damaged file
-        raise ArtifactError(f"{artifact.path / calibration['file']} is not a readable .npz ({type(error).__name__}); "
-                            "copy the artifact again") from None
+    shapes = {spec["name"]: spec.get("shape") for spec in artifact.inputs}
+    names = calibration.get("inputs")  # the network's input names the jetson target stacked the samples by
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        names = list(shapes)
+    specs = {name: shapes.get(name) for name in names}
+    arrays, digest = artifact.arrays(calibration["file"], "calibration data", specs)
+    missing = sorted(set(specs) - set(arrays))
+    if missing:
+        raise ArtifactError(f"{artifact.path / calibration['file']} lacks the calibration arrays {missing}; convert the model again")
+    return arrays, digest
 
 
 def ensure_engine(artifact, engine_cache=None, log=print) -> tuple[Path, dict]:

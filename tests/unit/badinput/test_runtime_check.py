@@ -9,13 +9,14 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.support.artifacts import sha256, tiny_artifact, write_manifest
-from tests.support.badinput import assert_one_clean_line, runtime_cli
+from tests.support.badinput import assert_one_clean_line, onnx_with_external_data, runtime_cli
 
 PREFIX = "edgeship-runtime: error: "
 CANARY = "CANARY-7f3a9c-outside-the-artifact"
@@ -196,6 +197,56 @@ def _unlisted_reference(folder, outside):
     _edit(folder, _set("reference.inputs", "reference/other.npz"))
 
 
+def _renamed_model(location: str, make_data):
+    """The reviewer's craft (review 1.1): the model, listed with its sha256, renamed model.dat (ONNX
+    Runtime loads it whatever its name), keeping a weight in `location`; make_data(folder, outside)
+    puts something there (the model's own suffix is no reason to skip its external data)."""
+    def craft(folder, outside):
+        (folder / "model.onnx").unlink()
+        onnx_with_external_data(folder / "model.dat", location)
+
+        def change(manifest):
+            del manifest["files"]["model.onnx"]
+            manifest["files"]["model.dat"] = manifest["artifact"]["sha256"] = sha256(folder / "model.dat")
+            manifest["artifact"]["file"] = "model.dat"
+        _edit(folder, change)
+        make_data(folder, outside)
+    return craft
+
+
+def _matching_unlisted_weight(folder, outside):
+    """An unlisted weight of 1.0, and references that the model reading it reproduces: without the
+    external-data check, this check would pass."""
+    (folder / "weights.bin").write_bytes(np.float32(1.0).tobytes())
+    inputs = np.load(folder / "reference" / "inputs.npz")["input"]
+    for which in ("outputs", "expected"):
+        np.savez(folder / "reference" / f"{which}.npz", logits=inputs)
+    _edit(folder, lambda m: (m["outputs"][0].__setitem__("shape", [1, 1, 8, 8]), m.__setitem__("task", {"name": "generic"}),
+                             m["accuracy"].__setitem__("tolerances", {"min_cosine": 0.99, "min_snr_db": 20.0})), relist=True)
+    _edit(folder, lambda m: m["files"].pop("weights.bin"))
+
+
+def _unlisted(make):
+    """Something nobody listed, beside the artifact's own files: make(path, outside)."""
+    def craft(folder, outside):
+        make(folder / "reference" / "notes.bin", outside)
+    return craft
+
+
+def _npy_claiming(shape, dtype="<f4"):
+    """An .npz whose input.npy header claims `shape` while holding 64 bytes: np.load would make the whole array first."""
+    def craft(folder, outside):
+        import zipfile
+
+        header = np.lib.format.header_data_from_array_1_0(np.zeros((1,), np.float32))
+        header.update(shape=shape, descr=dtype)
+        with zipfile.ZipFile(folder / "reference" / "inputs.npz", "w") as archive, archive.open("input.npy", "w") as member:
+            np.lib.format.write_array_header_1_0(member, header)
+            member.write(bytes(64))
+        _relist_all(folder)
+    return craft
+
+
 CRAFTED = {
     "path traversal (artifact.file ../)": _traversal,
     "absolute path (artifact.file)": _absolute,
@@ -249,6 +300,18 @@ CRAFTED = {
     "npz without the input": _npz("reference/inputs.npz", other=np.zeros((4, 1, 8, 8), np.float32)),
     "npz of a scalar": _npz("reference/inputs.npz", input=np.float32(1.0)),
     "pickled npz": _pickled,
+    "renamed model, external data an unlisted link outside": _renamed_model(
+        "link.bin", lambda folder, outside: (folder / "link.bin").symlink_to(outside / "canary.txt")),
+    "renamed model, external data unlisted, references to match": _renamed_model("weights.bin", _matching_unlisted_weight),
+    "renamed model, external data outside": _renamed_model(
+        "../outside/weights.bin", lambda folder, outside: (outside / "weights.bin").write_bytes(bytes(4))),
+    "renamed model, external data absolute": _renamed_model("/etc/hostname", lambda folder, outside: None),
+    "unlisted link in the folder": _unlisted(lambda path, outside: path.symlink_to(outside / "canary.txt")),
+    "unlisted FIFO in the folder": _unlisted(lambda path, outside: os.mkfifo(path)),
+    "npz array of another shape": _npz("reference/inputs.npz", input=np.zeros((4, 3, 9, 9), np.float32)),
+    "npz array of text": _npz("reference/inputs.npz", input=np.array([["a"] * 8] * 8)),
+    "npz header claiming 4 TiB": _npy_claiming((1 << 34, 1, 8, 8)),
+    "npz header claiming another rank": _npy_claiming((4, 64)),
 }
 
 FLAGS = {  # kind -> the arguments after `check`; {a} is the good artifact, {d} the test's folder
@@ -305,7 +368,7 @@ def test_a_crafted_artifact_is_one_line_and_never_passes(crafted_root, kind):
     before = hashlib.sha256((outside / "canary.txt").read_bytes()).hexdigest()
     result = runtime_cli("check", str(folder))
     assert_one_clean_line(result, PREFIX)
-    assert result.returncode in (1, 2)  # 1: a report that fails; 3 would be the last resort: a bug
+    assert result.returncode in (1, 2)  # 1: a report that fails
     if result.stdout.strip():  # a report (files that differ from the manifest): it fails
         assert json.loads(result.stdout)["passed"] is False
     assert CANARY not in result.stdout + result.stderr
@@ -322,3 +385,18 @@ def test_a_bad_check_flag_is_one_line(tmp_path, good, kind):
     assert_one_clean_line(result, PREFIX)
     assert result.returncode == 2 and not result.stdout.strip()
     assert (tmp_path / "canary.txt").read_text() == CANARY and (tmp_path / "link.json").is_symlink()
+
+
+def _completed(returncode: int, stderr: str) -> subprocess.CompletedProcess:
+    return subprocess.CompletedProcess(["edgeship-runtime"], returncode, "", stderr)
+
+
+def test_the_last_resort_line_fails_the_rule_unless_a_test_expects_it():
+    """Exit 3 and "(a bug" mean no check caught the input, however clean the line."""
+    bug = _completed(3, PREFIX + "KeyError: 'x' (a bug: please report it with the command)\n")
+    with pytest.raises(AssertionError, match=r"the last resort answered \(exit 3\)"):
+        assert_one_clean_line(bug, PREFIX)
+    assert assert_one_clean_line(bug, PREFIX, allow_bug=True).endswith("(a bug: please report it with the command)")
+    with pytest.raises(AssertionError, match="the last resort answered"):
+        assert_one_clean_line(_completed(3, "edgeship: error: unexpected OSError: x (a bug in edgeship; run again with ...)\n"), "edgeship: error: ")
+    assert assert_one_clean_line(_completed(2, PREFIX + "artifact x is missing\n"), PREFIX)

@@ -6,13 +6,11 @@ as regular files only, never followed."""
 
 from __future__ import annotations
 
-import json
 import os
-import stat
 from pathlib import Path
 
 from edgeship.errors import EdgeshipError
-from edgeship_runtime.files import TreeLimits, UnsafePath, confined, scan_tree
+from edgeship_runtime.files import TreeLimits, UnreadableFile, UnsafePath, confined, read_json_object, scan_tree
 
 CONVERSION_LIMITS = TreeLimits()  # an artifact folder: 8 GiB a file, 32 GiB in all
 # the cleaned graph is one protobuf (2 GiB at most) and its report
@@ -39,32 +37,26 @@ def take_output(folder: Path, limits: TreeLimits, what: str, image: str) -> list
 
 
 def is_regular(path: Path) -> bool:
-    """Whether path is a regular file itself (lstat: a link to one is not)."""
+    """Whether path is a regular file itself, reached through no link (files.confined's rule)."""
     try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
-    except OSError:
+        confined(path.parent, path.name, "file")
+    except UnsafePath:
         return False
+    return True
 
 
 def read_json(folder: Path, name: str, what: str) -> dict:
     """A JSON object a container wrote as `name` in `folder`: a regular file (never followed),
     at most JSON_BYTES, an object at its top."""
     try:
-        path = confined(folder, name, what)
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
-    except (UnsafePath, OSError) as error:
-        raise EdgeshipError(f"{error}; the container's output is incomplete or not its own: convert again") from None
-    with os.fdopen(descriptor, "rb") as handle:
-        data = handle.read(JSON_BYTES + 1)
-    if len(data) > JSON_BYTES:
-        raise EdgeshipError(f"{what} {folder / name} is over {JSON_BYTES >> 20} MiB; refused (a real one is a few hundred kB)")
-    try:
-        value = json.loads(data)
-    except (ValueError, RecursionError):  # not UTF-8, not JSON, nested past Python's stack
-        value = None
-    if not isinstance(value, dict):
-        raise EdgeshipError(f"{what} {folder / name} is not a JSON object; the container's output is corrupt: convert again")
-    return value
+        return read_json_object(confined(folder, name, what), JSON_BYTES, what)
+    except UnreadableFile as error:
+        if error.problem in ("unsafe", "unreadable"):
+            raise EdgeshipError(f"{error}; the container's output is incomplete or not its own: convert again") from None
+        if error.problem == "too big":
+            raise EdgeshipError(f"{error}; refused (a real one is a few hundred kB)") from None
+        raise EdgeshipError(f"{what} {folder / name} is not a JSON object ({error.problem}); the container's output is corrupt: "
+                            "convert again") from None
 
 
 def artifact_file(staging: Path, manifest: dict) -> tuple[Path, str]:

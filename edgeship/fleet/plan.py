@@ -17,7 +17,6 @@ same id, which is what makes a second identical deploy a no-op (`changed=0`).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ from edgeship.errors import EdgeshipError
 from edgeship.fleet.bundle import pack_bundle
 from edgeship.paths import cache_root
 from edgeship_runtime import names
-from edgeship_runtime.files import UnsafePath, confined
+from edgeship_runtime.files import UnreadableFile, confined, read_json_object
 
 BOARD_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 
@@ -35,22 +34,19 @@ MAX_MANIFEST_BYTES = 16 << 20
 
 
 def _manifest(folder: Path) -> dict | None:
-    """The folder's manifest, or None where there is none to read (an unfinished or foreign folder);
-    a manifest that is a link or a special file is refused (it is never followed or waited on)."""
+    """The folder's manifest, or None where there is none to read (an unfinished or foreign folder,
+    or one that is not a JSON object); a manifest that is a link or a special file is refused (it
+    is never followed or waited on)."""
     path = folder / "manifest.json"
     if not os.path.lexists(path):
         return None
     try:
         confined(folder, "manifest.json", "the manifest")
-    except UnsafePath as error:
-        raise EdgeshipError(f"{error}; convert the artifact again") from None
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_MANIFEST_BYTES + 1)
-        manifest = json.loads(data) if len(data) <= MAX_MANIFEST_BYTES else None
-    except (OSError, ValueError, RecursionError):
+        return read_json_object(path, MAX_MANIFEST_BYTES, "the manifest")
+    except UnreadableFile as error:
+        if error.problem == "unsafe":
+            raise EdgeshipError(f"{error}; convert the artifact again") from None
         return None
-    return manifest if isinstance(manifest, dict) else None
 
 
 def _named(folder: Path, manifest: dict) -> dict | None:

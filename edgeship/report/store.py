@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import ipaddress
 import json
 import math
 import os
@@ -30,7 +31,6 @@ import platform
 import re
 import socket
 import sqlite3
-import stat
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -38,6 +38,7 @@ from pathlib import Path
 
 from edgeship.errors import EdgeshipError
 from edgeship_runtime import names
+from edgeship_runtime.files import UnreadableFile, read_json_object
 
 DB_NAME = "edgeship.db"
 # Files in a run folder that are not a board's bench.yml document (the main job writes timings.json).
@@ -286,27 +287,25 @@ class RunRecords:
 
 def read_result_file(path: Path, skipped: list) -> dict | None:
     """A JSON object from a file a run (or a board) left, or None with the file and why in `skipped`:
-    a link, a file over MAX_FILE_BYTES, not UTF-8, cut off, nested past the parser's depth, or not an object."""
+    a link or a special file, a file over MAX_FILE_BYTES, not UTF-8, cut off, nested past the
+    parser's depth, or not an object (read by files.read_json_object, the one reader of such files)."""
     try:
-        info = path.lstat()
-        if not stat.S_ISREG(info.st_mode):
-            skipped.append([str(path), "not a regular file (a link or a special file): not read"])
-            return None
-        if info.st_size > MAX_FILE_BYTES:
-            skipped.append([str(path), f"{info.st_size / 1e6:.0f} MB, over the {MAX_FILE_BYTES >> 20} MB a result file may have: not read"])
-            return None
-        document = json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        # a file cut off by a killed run: left out, and the run marked incomplete
-        skipped.append([str(path), f"not whole JSON ({type(error).__name__}: {str(error)[:80]})"])
+        return read_json_object(path, MAX_FILE_BYTES, "result file")
+    except UnreadableFile as error:
+        skipped.append([str(path), _why_unread(error, path)])
         return None
-    except RecursionError:
-        skipped.append([str(path), "JSON nested deeper than a result file is: not read"])
-        return None
-    if not isinstance(document, dict):
-        skipped.append([str(path), "not a JSON object"])
-        return None
-    return document
+
+
+def _why_unread(error: UnreadableFile, path: Path) -> str:
+    if error.problem == "too big":
+        return f"{path.lstat().st_size / 1e6:.0f} MB, over the {MAX_FILE_BYTES >> 20} MB a result file may have: not read"
+    if error.problem == "too deep":
+        return "JSON nested deeper than a result file is: not read"
+    if error.problem == "not an object":
+        return "not a JSON object"
+    if error.cause is not None:  # a file cut off by a killed run among them: left out, the run marked incomplete
+        return f"not whole JSON ({type(error.cause).__name__}: {str(error.cause)[:80]})"
+    return "not a regular file (a link or a special file): not read"
 
 
 def _strings(value) -> list[str]:
@@ -323,12 +322,23 @@ def board_name(path: Path, document: dict | None, notes: list[str]) -> str | Non
     as Ansible named it; a `host` field that says otherwise is noted, never obeyed (it had filed
     one board's rows under another). None when the name is not a board name."""
     host = path.stem if path.suffix == ".json" and path.name != "stats.json" else path.parent.name
-    if not names.is_safe(host):
+    if not (names.is_safe(host) or _is_address(host)):
         return None
     claimed = (document or {}).get("host")
     if claimed is not None and claimed != host:
         notes.append(f"{path} says host {str(claimed)[:80]!r}: its rows are filed under {host}, as its file name says")
     return host
+
+
+def _is_address(host: str) -> bool:
+    """Whether an inventory host is an IP address (an IPv6 one is no name-rule name: it has ':'),
+    its zone (fe80::1%eth0), if any, a safe name: ipaddress takes any text there."""
+    address, _, zone = host.partition("%")
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return not zone or names.is_safe(zone)
 
 
 def _started_from_run_id(run_id: str) -> str | None:
@@ -613,7 +623,7 @@ def read_run(run_dir: Path) -> RunRecords:
             continue
         host = board_name(path, document, notes)
         if host is None:
-            skipped.append([str(path), f"its name is not a board's ({names.NAME_RULE}): not read"])
+            skipped.append([str(path), f"its name is not a board's ({names.NAME_RULE}, or an IP address): not read"])
             continue
         try:
             records.boards.append(_board(run_id, host, document, controller))
@@ -637,7 +647,7 @@ def read_run(run_dir: Path) -> RunRecords:
         stats = read_result_file(path, skipped)
         host = board_name(path, None, notes)
         if stats is not None and host is None:
-            skipped.append([str(path), f"its folder's name is not a board's ({names.NAME_RULE}): not read"])
+            skipped.append([str(path), f"its folder's name is not a board's ({names.NAME_RULE}, or an IP address): not read"])
         elif stats is not None and host is not None:
             frames = (truth or {}).get("frames")
             scores = _demo_scores(path.parent / "predictions.jsonl", frames if isinstance(frames, list) else None, skipped)

@@ -32,7 +32,9 @@ TOKEN_ENV = "EDGESHIP_DEMO_TOKEN"
 _TOKEN = re.compile(r"[A-Za-z0-9._~-]{16,512}")
 TOKEN_RULE = "16-512 letters, digits, '.', '_', '~' or '-'"
 MAKE_TOKEN = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > FILE; chmod 600 FILE"
-_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
+# labels of letters, digits, '-' and '_' (not DNS's rule, but what hosts are named: DHCP and
+# mDNS names such as my_board.local, which a browser sends as they are)
+_HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*")
 _WILDCARDS = {"", "0.0.0.0", "::"}
 LOOPBACK_NAMES = frozenset({"localhost"})
 

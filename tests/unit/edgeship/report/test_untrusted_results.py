@@ -158,3 +158,23 @@ def test_the_fleet_summary_reads_board_files_as_untrusted(run):
     table = {row[0]: row for row in fleet_rows(folder)}
     assert table["sim-x"][-1].startswith("FAILED: sim-x.json not read (JSON nested deeper")
     assert table["sim-y"][-1] == "FAILED: a result of sim-y.json not read (AttributeError)"
+
+
+@pytest.mark.parametrize("host", ["2001:db8::5", "fe80::1%eth0", "192.0.2.7"])
+def test_a_board_named_by_its_ip_address_is_imported_under_it(run, host):
+    """An inventory host may be an address; an IPv6 one is no name-rule name (':'), and its board
+    file `<host>.json` had been skipped as not a board's."""
+    results, folder = run
+    (folder / f"{host}.json").write_text((folder / "sim-rpi.json").read_text())
+    summary = store.import_run(results, folder)
+    assert f"{host}.json" not in _why(summary)
+    assert host in {row["board"] for row in store.table_rows(results, "benches", RUN)}
+    assert host in {row[0] for row in fleet_rows(folder)}
+
+
+@pytest.mark.parametrize("name", ["2001:db8::5:x", "a b", "..", "fe80::1%eth 0", "fe80::1%<b>"])
+def test_a_file_named_neither_a_board_nor_an_address_is_still_skipped(run, name):
+    results, folder = run
+    (folder / f"{name}.json").write_text((folder / "sim-rpi.json").read_text())
+    summary = store.import_run(results, folder)
+    assert "its name is not a board's" in _why(summary)[f"{name}.json"]

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from edgeship_runtime.errors import ArtifactError
+from edgeship_runtime.tasks.geometry import guess_layout
 
 REQUIRED = object()  # a parameter without a default
 QUANT_MODES = ("fp32", "fp16", "dynamic", "int8")
@@ -100,6 +101,16 @@ def check_value(key: str, value, kind, where: str):
 def dims(shape) -> list:
     """Shape with every dynamic dimension ("?", a name, None, -1) as None."""
     return [d if isinstance(d, int) and not isinstance(d, bool) and d >= 0 else None for d in shape]
+
+
+def image_size(inputs: list[dict] | None) -> list[int] | None:
+    """[height, width] of the first input when it is a 4-D image (NCHW or NHWC) with static sides, else None."""
+    if not inputs:
+        return None
+    shape = dims(inputs[0]["shape"])
+    layout = guess_layout(shape)
+    size = (shape[2:4] if layout == "NCHW" else shape[1:3]) if layout else [None]
+    return None if None in size else [int(side) for side in size if side is not None]
 
 
 def shape_text(shape: list) -> list:

@@ -19,8 +19,7 @@ from edgeship_runtime.errors import ArtifactError
 from edgeship_runtime.files import UnsafePath, confined
 from edgeship_runtime.tasks._optional import cv2 as _cv2
 from edgeship_runtime.tasks.anchors import ANCHOR_OPTIONS, anchors_from, weighted_nms
-from edgeship_runtime.tasks.base import dims, shape_text
-from edgeship_runtime.tasks.geometry import guess_layout
+from edgeship_runtime.tasks.base import image_size, shape_text
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, classes: np.ndarray | None = None, max_det: int | None = None) -> np.ndarray:
@@ -166,15 +165,6 @@ def decode_ssd(encoded: np.ndarray, scores: np.ndarray, anchors: np.ndarray, rec
             "landmarks": keypoints[kept]}
 
 
-def _image_size(inputs: list[dict] | None) -> list[int] | None:
-    if not inputs:
-        return None
-    shape = dims(inputs[0]["shape"])
-    layout = guess_layout(shape)
-    size = (shape[2:4] if layout == "NCHW" else shape[1:3]) if layout else [None]
-    return None if None in size else [int(side) for side in size if side is not None]
-
-
 def _what(record: dict, shapes: dict, where: str) -> str:
     return f"{where}: task {record['decoder']!r} reads output {record['output']!r} of shape {shape_text(shapes[record['output']])}"
 
@@ -219,7 +209,7 @@ def _check_ssd(record: dict, shapes: dict, where: str, inputs) -> None:
     if record["background"] is None:
         record["background"] = record["score"] == "softmax"  # softmax heads carry a background column 0
     if record["input_size"] is None:
-        record["input_size"] = _image_size(inputs)
+        record["input_size"] = image_size(inputs)
         if record["input_size"] is None:
             raise ArtifactError(f"{where}: ssd needs \"input_size\": [height, width] of the model input (its boxes are normalized)")
     named_scales = [record[key] for key in ("y_scale", "x_scale", "h_scale", "w_scale")]

@@ -15,20 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from edgeship_runtime.errors import ArtifactError
-from edgeship_runtime.tasks.base import Gate, Headline, Task, dims, not_measurable, shape_text
-from edgeship_runtime.tasks.geometry import guess_layout
+from edgeship_runtime.tasks.base import Gate, Headline, Task, image_size, not_measurable, shape_text
 
 METRIC_KEYS = ("mean_keypoint_error", "pck")
-
-
-def input_size(inputs: list[dict] | None) -> list[int] | None:
-    """[height, width] of a 4-D image input (NCHW or NHWC), or None."""
-    if not inputs:
-        return None
-    shape = dims(inputs[0]["shape"])
-    layout = guess_layout(shape)
-    size = (shape[2:4] if layout == "NCHW" else shape[1:3]) if layout else [None]
-    return None if None in size else [int(side) for side in size if side is not None]
 
 
 def points(record: dict, output: np.ndarray) -> np.ndarray:
@@ -131,7 +120,7 @@ class Keypoints(Task):
             if len(presence_shape) < 1 or any(d != 1 for d in presence_shape[1:]):
                 raise ArtifactError(f"{where}: presence output {record['presence']!r} has shape {shape_text(presence_shape)}; "
                                     "it must hold one score per sample ([N] or [N, 1])")
-        record["input_size"] = record["input_size"] or input_size(inputs)
+        record["input_size"] = record["input_size"] or image_size(inputs)
         if record["input_size"] is None and (record["coordinates"] == "normalized" or record["normalize_by"] == "input"):
             raise ArtifactError(f"{where}: keypoints needs \"input_size\": [height, width] of the model input "
                                 f"(coordinates {record['coordinates']}, normalize_by {record['normalize_by']})")

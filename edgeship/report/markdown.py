@@ -13,8 +13,9 @@ import re
 from markupsafe import Markup
 
 # CommonMark's inline markup characters (and GFM's tables `|`, strikethrough `~` and email
-# autolinks `@`); backslash-escaped, each shows as itself.
-_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&@])")
+# autolinks `@`); backslash-escaped, each shows as itself. An underscore between two letters or
+# digits cannot open or close emphasis (CommonMark's intraword rule), so `x86_64` stays as it is.
+_SPECIAL = re.compile(r"([\\`*\[\]<>|~&@]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
 _WWW = re.compile(r"(?i)\b(www)\.")
 
 

@@ -148,7 +148,8 @@ def test_artifact_changed_after_conversion_never_leaves_the_controller(fleet, tm
     model.write_bytes(bytes(data))
     result = fleet.playbook("deploy.yml", limit="t-rpi", edgeship_release_artifacts_root=str(tmp_path / "artifacts"))
     assert result.returncode != 0
-    assert re.search(r"model\.tflite: its sha256 [0-9a-f]{12}\.\.\. is not the [0-9a-f]{12}\.\.\. its manifest lists", result.stdout + result.stderr)
+    output = (result.stdout or "") + (result.stderr or "")  # the playbook's stderr goes to its stdout
+    assert re.search(r"model\.tflite: its sha256 [0-9a-f]{12}\.\.\. is not the [0-9a-f]{12}\.\.\. its manifest lists", output)
     assert fleet.current("t-rpi") == before
     assert fleet.releases("t-rpi") == releases
 

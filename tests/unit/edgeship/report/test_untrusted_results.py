@@ -145,7 +145,8 @@ def test_report_md_shows_board_strings_as_text_and_report_html_escapes_them(run)
 
 
 def test_markdown_helpers():
-    assert md_text("a_b|c\nd") == r"a\_b\|c d"
+    assert md_text("a_b|c\nd") == r"a_b\|c d"  # an intraword _ opens no emphasis (CommonMark): x86_64 reads as it is
+    assert md_text("_em_ __init__") == r"\_em\_ \_\_init\_\_"
     assert md_text("www.example.com") == r"www\.example.com"
     assert md_code("x`y|z") == "``x`y\\|z``"
     assert md_code("`edge`") == "`` `edge` ``"

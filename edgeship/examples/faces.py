@@ -20,12 +20,11 @@ preprocess.json, task.json, labels.txt and metadata.json.
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from edgeship.examples.common import GeneratorVersion
+from edgeship.examples.common import GeneratorVersion, save_npz
 from edgeship.examples.pinned import MEDIAPIPE
 from edgeship_runtime.artifact import sha256_file
 
@@ -95,14 +94,6 @@ def calibration_images() -> list[np.ndarray]:
             _square(photos["coffee"], 0, 200, 400), _square(photos["chelsea"], 0, 150, 300)]
 
 
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """np.savez with a fixed timestamp on every member: the same data gives the same bytes (and the
-    same conversion key) on every build."""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-        for name, array in arrays.items():
-            with archive.open(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w") as stream:
-                np.lib.format.write_array(stream, np.asanyarray(array), allow_pickle=False)
-
 
 def build_face_detection(folder: Path) -> Path:
     folder.mkdir(parents=True)
@@ -112,7 +103,7 @@ def build_face_detection(folder: Path) -> Path:
     for index, image in enumerate(calibration_images()):
         np.save(folder / "calib" / f"{index:03d}.npy", model_input(image)[None])
     eval_x = np.stack([model_input(image) for image in images.values()])
-    _save_npz(folder / "eval.npz", {"input": eval_x})
+    save_npz(folder / "eval.npz", {"input": eval_x})
     (folder / "task.json").write_text(json.dumps(TASK, indent=2) + "\n")
     (folder / "preprocess.json").write_text(json.dumps(PREPROCESS, indent=2) + "\n")
     (folder / "labels.txt").write_text("face\n")

@@ -20,12 +20,11 @@ finds no hand (presence 0.0007 and 0.0016) show those samples left out.
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from edgeship.examples.common import GeneratorVersion
+from edgeship.examples.common import GeneratorVersion, save_npz
 from edgeship.examples.pinned import MEDIAPIPE
 from edgeship_runtime.artifact import sha256_file
 
@@ -85,16 +84,6 @@ def calibration_inputs() -> list[np.ndarray]:
     return [crop_input(*crop) for crop in CALIBRATION_CROPS] + photos
 
 
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """np.savez with fixed member timestamps: the same data gives the same bytes (and conversion key)."""
-    import io
-
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-        for name, array in arrays.items():
-            buffer = io.BytesIO()
-            np.save(buffer, array)
-            archive.writestr(zipfile.ZipInfo(f"{name}.npy", (1980, 1, 1, 0, 0, 0)), buffer.getvalue())
-
 
 def build_hand_landmark(folder: Path) -> Path:
     folder.mkdir(parents=True)
@@ -104,7 +93,7 @@ def build_hand_landmark(folder: Path) -> Path:
     for index, sample in enumerate(calibration):
         np.save(folder / "calib" / f"{index:03d}.npy", sample[None])
     eval_x = eval_inputs()
-    _save_npz(folder / "eval.npz", {"input_1": eval_x})
+    save_npz(folder / "eval.npz", {"input_1": eval_x})
     (folder / "task.json").write_text(json.dumps(TASK, indent=2) + "\n")
     (folder / "preprocess.json").write_text(json.dumps(PREPROCESS, indent=2) + "\n")
     found = sum(score >= PRESENCE_THRESHOLD for score in EVAL_CROPS.values())

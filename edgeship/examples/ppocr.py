@@ -19,14 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from edgeship.errors import EdgeshipError
 from edgeship.examples import text_render
-from edgeship.examples.common import GeneratorVersion, write_metadata
+from edgeship.examples.common import GeneratorVersion, save_npz, write_metadata
 from edgeship.examples.pinned import RAPIDOCR
 
 WHEEL_SHA256 = RAPIDOCR.sha256
@@ -142,16 +141,6 @@ def _rng(stream: str) -> np.random.Generator:
     return np.random.default_rng((SEED, STREAMS[stream]))
 
 
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """np.savez, with a fixed timestamp on every member: the same data gives the same bytes
-    (np.savez stamps the current time, which would change the file, and so the conversion key,
-    on every build)."""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for name, array in arrays.items():
-            member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            with archive.open(member, "w", force_zip64=True) as stream:
-                np.lib.format.write_array(stream, np.asanyarray(array), allow_pickle=False)
-
 
 def _write_example(folder: Path, kind: str, calibration: np.ndarray, eval_arrays: dict, task: dict,
                    preprocess: dict, metadata: dict) -> Path:
@@ -160,7 +149,7 @@ def _write_example(folder: Path, kind: str, calibration: np.ndarray, eval_arrays
     (folder / "calib").mkdir()
     for index, sample in enumerate(calibration):
         np.save(folder / "calib" / f"{index:03d}.npy", sample[None].astype(np.float32))
-    _save_npz(folder / "eval.npz", eval_arrays)
+    save_npz(folder / "eval.npz", eval_arrays)
     if "labels" in metadata:
         (folder / "labels.txt").write_text("\n".join(metadata["labels"]) + "\n")
     (folder / "task.json").write_text(json.dumps(task, indent=2) + "\n")

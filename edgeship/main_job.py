@@ -36,8 +36,9 @@ from edgeship_runtime.files import atomic_write_text
 REAL = ("digits", "digits-embed", "ppocr-det", "ppocr-rec")
 FULL = ("digits", "digits-embed", "ppocr-det", "ppocr-cls", "ppocr-rec")
 SPEED = ("mobilenetv2", "yolov8n")
-# Real models with a TFLite source (MediaPipe's): fp16 on every target that reads a TFLite source, and
-# int8 (rescued where the rescue can) for those in TFLITE_SOURCE_INT8.
+# Real models with a TFLite source (MediaPipe's): fp16 and the boards' modes on every target that reads
+# a TFLite source (and offers them for one), and int8 (rescued where the rescue can) for those in
+# TFLITE_SOURCE_INT8.
 TFLITE_SOURCE_FP16 = ("face-detection", "hand-landmark")
 TFLITE_SOURCE_INT8 = ("hand-landmark",)
 FULL_SPEED = ("mobilenetv2", "yolov8n", "yolo11n")
@@ -59,9 +60,9 @@ def conversion_requests(example_dirs: list[Path], artifacts: Path, board_modes: 
             continue
         for target in targets.TARGETS.values():
             on_boards = {quant for name, quant in board_modes if name == target.name}
-            if tflite_source:
-                wanted = {"fp16", "int8"} if folder.name in TFLITE_SOURCE_INT8 else {"fp16"}
-                wanted = wanted if "tflite" in target.source_formats else set()
+            if tflite_source:  # and the modes the boards run, to show them there
+                wanted = ({"fp16", "int8"} if folder.name in TFLITE_SOURCE_INT8 else {"fp16"}) | on_boards
+                wanted = wanted & set(target.quantizations_for("tflite")) if "tflite" in target.source_formats else set()
             elif folder.name not in real:
                 wanted = {target.default_quant} | on_boards
             else:

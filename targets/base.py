@@ -8,8 +8,8 @@ in the methods that need it. Nothing here (or in any target) imports the control
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -158,6 +158,9 @@ class Target:
     runtime_backend: str  # the board-side runtime backend that runs the artifact
     converter: type[Converter]
     needs_calibration: tuple[str, ...] = ("int8",)
+    # The modes a source format converts to, where that is fewer than `quantizations` (a compiled
+    # TFLite file cannot be re-quantized by a TFLite converter): {format: modes}.
+    source_quantizations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # Other files of a multi-file artifact, beside the converter's file with the same stem
     # (e.g. (".bin",) for weights kept apart from the graph); shipped and hashed with it.
     companion_suffixes: tuple[str, ...] = ()
@@ -186,6 +189,11 @@ class Target:
     # options do not fit the model's inputs; run on the host once the inputs are known (before
     # the conversion's container starts) and again by the converter.
     check_request: Callable[[dict, list[dict], str], None] | None = None
+
+    def quantizations_for(self, source_format: str) -> tuple[str, ...]:
+        """The modes a source of this format converts to."""
+        allowed = self.source_quantizations.get(source_format)
+        return tuple(quant for quant in self.quantizations if allowed is None or quant in allowed)
 
     def option(self, name: str) -> Option | None:
         return next((option for option in self.options if option.name == name), None)

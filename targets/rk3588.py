@@ -223,6 +223,16 @@ def _tflite_interpreter(path: str):
     return tf.lite.Interpreter(model_path=path, num_threads=1)
 
 
+def hybrid_operands(config: str) -> list[str]:
+    """The operand names of a hybrid quantization config (the keys of its quantize_parameters),
+    read with the YAML parser the toolkit itself uses."""
+    from ruamel.yaml import YAML
+
+    parsed = YAML(typ="safe").load(config) or {}
+    parameters = parsed.get("quantize_parameters") or {}
+    return [str(name) for name in parameters]
+
+
 class RK3588Converter(Converter):
     """One `RKNN` object per job: built by `convert`, then run by the simulator and, when an
     output misses its tolerance, analysed layer by layer. The simulator can only run a model
@@ -346,6 +356,14 @@ class RK3588Converter(Converter):
         empty = "custom_quantize_layers: {}"
         if empty not in text:
             raise ToolkitError(f"{config.name} has no '{empty}' line; the toolkit's config format changed, so layers cannot be kept float16")
+        # Step 2 takes only the operands step 1's config lists (its quantize_parameters); the
+        # analysis also names tensors the hybrid graph does not have (a fused op's inner output).
+        operands = set(hybrid_operands(text))
+        unknown = [name for name in float16_layers if name not in operands]
+        if unknown:
+            self.log(f"hybrid: {len(unknown)} analysed tensor(s) are not operands of the hybrid graph, left as they are: "
+                     f"{', '.join(unknown[:4])}{' ...' if len(unknown) > 4 else ''}")
+        float16_layers = [name for name in dict.fromkeys(float16_layers) if name in operands]
         # the cfg is YAML; JSON strings are YAML scalars, so any layer name is quoted safely
         edited = text.replace(empty, "custom_quantize_layers:\n" + "".join(f"    {json.dumps(name)}: float16\n" for name in float16_layers), 1)
         trial = hybrid / f"trial-{len(float16_layers):03d}.cfg"  # not *.quantization.cfg: the glob above finds step 1's only
@@ -484,31 +502,17 @@ class RK3588Converter(Converter):
     # -- TFLite sources --------------------------------------------------------------------------
     def inspect(self) -> tuple[list[dict], list[dict]]:
         """Declared I/O of a TFLite source (float I/O only: the toolkit quantizes itself)."""
-        import numpy as np
+        from targets.tflite_source import source_io
 
-        reader = _tflite_interpreter(self.job.source.path)
-        inputs = [{"name": d["name"], "dims": [int(x) if x > 0 else None for x in d["shape_signature"]], "float32": d["dtype"] == np.float32}
-                  for d in reader.get_input_details()]
-        outputs = [{"name": d["name"], "dims": [int(x) if x > 0 else None for x in d["shape_signature"]]} for d in reader.get_output_details()]
-        return inputs, outputs
+        return source_io(_tflite_interpreter(self.job.source.path))
 
     def reference(self, samples: list[dict]) -> list[dict]:
         """fp32 outputs: ONNX Runtime for ONNX, TensorFlow Lite's interpreter (one thread) for TFLite."""
         if self.job.source.format == "onnx":
             return super().reference(samples)
-        import numpy as np
+        from targets.tflite_source import source_reference
 
-        reader = _tflite_interpreter(self.job.source.path)
-        reader.allocate_tensors()
-        inputs = {d["name"]: d["index"] for d in reader.get_input_details()}
-        outputs = {d["name"]: d["index"] for d in reader.get_output_details()}
-        results = []
-        for sample in samples:
-            for name, index in inputs.items():
-                reader.set_tensor(index, np.asarray(sample[name], np.float32))
-            reader.invoke()
-            results.append({spec["name"]: reader.get_tensor(outputs[spec["name"]]).copy() for spec in self.job.outputs})
-        return results
+        return source_reference(_tflite_interpreter(self.job.source.path), samples, [spec["name"] for spec in self.job.outputs])
 
     # -- on the controller ---------------------------------------------------------------------------
     @classmethod

@@ -129,6 +129,10 @@ class TFLiteConverter(Converter):
         return call_model, inputs, outputs, model
 
     def inspect(self) -> tuple[list[dict], list[dict]]:
+        if self.job.source.format == "tflite":
+            from targets.tflite_source import source_io
+
+            return source_io(interpreter(Path(self.job.source.path)))
         _, inputs, outputs, _ = self._load_native()
         return inputs, outputs
 
@@ -143,9 +147,14 @@ class TFLiteConverter(Converter):
         return tf.function(lambda *args: call(dict(zip(names, args))), input_signature=specs), owner
 
     def reference(self, samples: list[dict]) -> list[dict]:
-        """fp32 outputs: ONNX Runtime for ONNX, TensorFlow on the CPU for Keras/SavedModel sources."""
+        """fp32 outputs: ONNX Runtime for ONNX, LiteRT (one thread) for TFLite, TensorFlow on the
+        CPU for Keras/SavedModel sources."""
         if self.job.source.format == "onnx":
             return super().reference(samples)
+        if self.job.source.format == "tflite":
+            from targets.tflite_source import source_reference
+
+            return source_reference(interpreter(Path(self.job.source.path)), samples, [spec["name"] for spec in self.job.outputs])
         function, _ = self._static_function()
         names = self.job.input_names
         return [{name: value.numpy() for name, value in function(*[sample[n] for n in names]).items()} for sample in samples]
@@ -224,9 +233,14 @@ class TFLiteConverter(Converter):
 
     def convert(self, calibration: list[dict], reference_set: list[dict]) -> Path:
         """Write model.tflite into the work folder for the job's quantization mode."""
+        artifact = self.workdir / "model.tflite"
+        if self.job.source.format == "tflite":  # compiled already: only its weights are re-stored
+            from targets.tflite_source import restore_weights
+
+            self.log(f"TFLite source, {self.job.quant}: {restore_weights(Path(self.job.model_path), self.job.quant, artifact)}")
+            return artifact
         converter, signature_inputs = self._tflite_converter(calibration or reference_set)
         self.configure(converter, self.job.quant, calibration, signature_inputs)
-        artifact = self.workdir / "model.tflite"
         artifact.write_bytes(converter.convert())
         return artifact
 
@@ -238,6 +252,10 @@ class TFLiteConverter(Converter):
         output order, which maps them back.
         """
         reader = interpreter(artifact)
+        if self.job.source.format == "tflite":  # the source's own tensors, names and layout
+            details = {d["name"]: d for d in reader.get_input_details() + reader.get_output_details()}
+            return {kind: {spec["name"]: {"name": spec["name"], "shape": [int(d) for d in details[spec["name"]]["shape"]], "perm": None}
+                           for spec in specs} for kind, specs in (("inputs", self.job.inputs), ("outputs", self.job.outputs))}
         runner = reader.get_signature_runner(SIGNATURE)
         input_details, output_details = runner.get_input_details(), runner.get_output_details()
         signature_outputs = reader.get_signature_list()[SIGNATURE]["outputs"]
@@ -387,8 +405,9 @@ TARGET = Target(
     name="tflite",
     image="tflite",
     description="CPU boards (Raspberry Pi and other ARM CPUs) through LiteRT/TFLite",
-    source_formats=("onnx", "savedmodel", "keras"),
+    source_formats=("onnx", "savedmodel", "keras", "tflite"),
     quantizations=("fp32", "fp16", "dynamic", "int8"),
+    source_quantizations={"tflite": ("fp32", "fp16")},  # targets/tflite_source.py: its weights re-stored, no re-quantization
     default_quant="fp32",
     artifact_suffix=".tflite",
     runtime_backend="litert",

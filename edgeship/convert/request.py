@@ -179,6 +179,10 @@ def plan(request: Request) -> Plan:
     fmt = detect_format(model)
     if fmt not in target.source_formats:
         raise EdgeshipError(f"target {target.name} cannot convert {fmt} models ({model}); it takes: {', '.join(target.source_formats)}")
+    if quant not in target.quantizations_for(fmt):
+        raise EdgeshipError(f"{model}: a {fmt} source converts to --quant {' or '.join(target.quantizations_for(fmt))} on target {target.name}, "
+                            f"not {quant} (a compiled {fmt} file is not re-quantized); convert the model's ONNX, SavedModel or Keras source "
+                            f"for {quant}")
     input_shapes = parse_input_shapes(request.input_shapes)
     if quant in target.needs_calibration and request.calib is None:
         raise EdgeshipError(f"--quant {quant} on target {target.name} needs a calibration set; pass --calib DIR with one .npy sample per file")

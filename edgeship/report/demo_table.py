@@ -71,24 +71,29 @@ def _demo_row(run_dir: Path, host: str, stats: dict, truth: list[dict] | None) -
 START_TIMEOUT_S = 180.0
 
 
-def first_line(fd: int, bound_s: float, what: str) -> str:
-    """The first line a process writes to the pipe `fd`, waited for at most bound_s seconds (a
-    readline() on the pipe would wait forever on a process that never writes); what it wrote
-    before exiting when it ends without a newline."""
+def line_with(fd: int, marker: bytes, bound_s: float, what: str) -> str:
+    """The first line holding `marker` that a process writes to the pipe `fd` (a backend's own
+    notices may come before it: LiteRT announces its XNNPACK delegate), waited for at most
+    bound_s seconds (a readline() on the pipe would wait forever on a process that never
+    writes); the last of what it wrote when it ends without one."""
     deadline = time.monotonic() + bound_s
     data = b""
     with selectors.DefaultSelector() as selector:
         selector.register(fd, selectors.EVENT_READ)
-        while b"\n" not in data and len(data) < 1 << 16:
+        while True:
+            lines = data.split(b"\n")
+            found = next((line for line in lines[:-1] if marker in line), None)
+            if found is not None:
+                return found.decode(errors="replace")
+            data = data[-(1 << 16):]  # a chatty process: only the tail is kept
             left = deadline - time.monotonic()
             if left <= 0 or not selector.select(left):
                 raise EdgeshipError(f"{what} did not come within {bound_s:g} s (it had written {data[-200:].decode(errors='replace')!r}); "
                                     f"run the command by hand to see where it hangs")
             chunk = os.read(fd, 4096)
             if not chunk:
-                break  # the process ended
+                return data.strip().rsplit(b"\n", 1)[-1].decode(errors="replace")  # the process ended
             data += chunk
-    return data.split(b"\n", 1)[0].decode(errors="replace")
 
 
 def _drain(fd: int) -> None:
@@ -109,7 +114,7 @@ def served_demo(artifact: Path, video: Path, stats: Path, seconds: float = 120, 
     drainer: threading.Thread | None = None
     try:
         assert process.stderr is not None  # Popen(stderr=PIPE)
-        line = first_line(process.stderr.fileno(), START_TIMEOUT_S, "the demo's viewer address (its first line on stderr)")
+        line = line_with(process.stderr.fileno(), b"serving http://", START_TIMEOUT_S, "the demo's viewer address (a line on its stderr)")
         if "serving http://" not in line:
             exited = process.poll()
             raise EdgeshipError(f"the demo did not start its viewer{f' (exit {exited})' if exited is not None else ''}: "

@@ -66,6 +66,50 @@ def photo_video(path: Path, width: int = 640, height: int = 480, fps: float = 15
     return path
 
 
+def frames_video(path: Path, frames: list[np.ndarray], repeat: int = 6, fps: float = 15.0) -> Path:
+    """A video of these BGR frames (all one size), each held for `repeat` frames."""
+    height, width = frames[0].shape[:2]
+    with video_writer(Path(path), fps, (width, height)) as writer:
+        for frame in frames:
+            for _ in range(repeat):
+                writer.write(np.ascontiguousarray(frame))
+    return Path(path)
+
+
+def hand_video(path: Path, count: int = 5) -> tuple[Path, list[np.ndarray]]:
+    """The hand-landmark example's eval crops fp32 is surest holds a hand (there is no hand photo in
+    any package: see edgeship.examples.hands), but the scikit-image logo's, whose blue is the
+    demo's skeleton colour; 224x224 frames. Returns the video and its frames."""
+    from edgeship.examples import hands
+
+    chosen = [crop for crop in hands.EVAL_CROPS if crop[0] != "logo"][:count]
+    frames = [np.ascontiguousarray(np.round(hands.crop_input(*crop) * 255).astype(np.uint8)[..., ::-1]) for crop in chosen]
+    return frames_video(path, frames), frames
+
+
+def face_video(path: Path, side: int = 384) -> tuple[Path, list[np.ndarray]]:
+    """The face-detection example's photos with faces (the astronaut, the cameraman, the two side
+    by side), side x side frames. Returns the video and its frames."""
+    import cv2
+
+    from edgeship.examples import faces
+
+    photos = faces.eval_images()
+    frames = [cv2.resize(np.ascontiguousarray(photos[name][..., ::-1]), (side, side), interpolation=cv2.INTER_AREA)
+              for name in ("astronaut-face", "camera-face", "pair")]
+    return frames_video(path, frames), frames
+
+
+def colour_share(image: np.ndarray, lower: tuple[int, int, int], upper: tuple[int, int, int]) -> float:
+    """The fraction of an image's pixels whose BGR values all lie within [lower, upper]."""
+    return float(np.all((image >= lower) & (image <= upper), axis=-1).mean())
+
+
+# BGR bounds around the demo overlay's colours after JPEG (edgeship_runtime.demo.overlay)
+SKELETON_BLUE = ((200, 110, 0), (255, 210, 70))  # EDGE_COLOUR (255, 160, 0)
+BOX_AMBER = ((0, 150, 200), (60, 255, 255))  # BOX_COLOUR (0, 200, 255)
+
+
 def digits_video(path: Path, count: int = 60, side: int = 320, fps: float = 15.0, seed: int = 0) -> tuple[Path, list[int]]:
     """`count` digits of scikit-learn's set (a fixed-seed sample), each drawn dark on light paper
     filling a side x side frame; returns the video and each frame's true digit."""

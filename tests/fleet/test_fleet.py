@@ -400,3 +400,55 @@ def test_every_board_reads_text_with_a_real_detector_and_recognizer(fleet, tmp_p
         scores = score_text_predictions(results / "ocr" / "demo" / host / "predictions.jsonl", truth)
         print(f"{host}: {stats['frames']['processed']} frames at {stats['fps'] or 0:.1f} FPS, {stats['detections']['boxes']} boxes, "
               f"detection F1 {scores['f1']:.3f}, characters {scores['char_accuracy']}")
+
+
+def test_mediapipe_models_are_judged_by_their_task_and_drawn_on_the_cpu_boards(fleet, tmp_path):
+    """MediaPipe's BlazeFace and hand landmarks (TFLite sources) as the boards without their
+    accelerator here run them: the tflite target's fp32 (t-coral's CPU fallback) and fp16 (t-rpi's
+    own mode) artifacts. The board's check judges the face detector by F1 and the hand model by PCK,
+    and demo.yml draws the face boxes and the hand skeleton on the frames that come home."""
+    import cv2
+
+    from edgeship.convert import convert
+    from edgeship.examples import build_examples, example_request
+    from edgeship.images.engine import ensure_engine
+    from edgeship.report.media import BOX_AMBER, SKELETON_BLUE, colour_share, face_video, hand_video
+    from tests.support import ROOT
+
+    hosts = ("t-coral", "t-rpi")
+    folders = {folder.name: folder for folder in build_examples(ROOT / "examples", names=("face-detection", "hand-landmark"))}
+    root = tmp_path / "mediapipe-artifacts"
+    root.mkdir()
+    for folder in folders.values():
+        for quant in ("fp32", "fp16"):
+            artifact = convert(example_request(folder, "tflite", quant, ROOT / "artifacts" / "tests", False), client=ensure_engine())
+            (root / artifact.name).symlink_to(artifact.resolve(), target_is_directory=True)
+    result = fleet.playbook("deploy.yml", limit=",".join(hosts), edgeship_release_artifacts_root=str(root), edgeship_release_label="mediapipe")
+    assert result.returncode == 0, result.stdout[-3000:]
+    release = json.loads(fleet.board("t-rpi", "cat", "/home/edge/edgeship/current/release.json").stdout)
+    entries = {entry["model"]: entry for entry in release["bench"]}
+    assert set(entries) == {"face-detection", "hand-landmark"}
+    for model, task, figure, floor in (("face-detection", "detect", "f1", 0.97), ("hand-landmark", "keypoints", "pck", 0.99)):
+        check = fleet.board("t-rpi", "/home/edge/edgeship/current/venv/bin/edgeship-runtime", "check",
+                            f"/home/edge/edgeship/current/artifacts/{entries[model]['artifact']}")
+        assert check.returncode == 0, check.stderr
+        report = json.loads(check.stdout)
+        print(f"t-rpi check of {model}: {figure} {report['metrics'][figure]}")
+        assert report["passed"] and report["task"] == task and report["metrics"][figure] >= floor, report["metrics"]
+        assert report["metrics"].get("reference_boxes", 1) > 0  # F1 over boxes fp32 found, not over nothing
+
+    results = tmp_path / "results"
+    for model, (video, frames), colour in (("face-detection", face_video(tmp_path / "faces.avi"), BOX_AMBER),
+                                           ("hand-landmark", hand_video(tmp_path / "hands.avi"), SKELETON_BLUE)):
+        shown = fleet.playbook("demo.yml", limit=",".join(hosts), edgeship_demo_results_dir=str(results), edgeship_demo_run_id=model,
+                               edgeship_demo_video=str(video), edgeship_demo_model=model, edgeship_demo_keep_running=False,
+                               edgeship_demo_duration_s=8)
+        assert shown.returncode == 0, shown.stdout[-3000:]
+        source = max(colour_share(frame, *colour) for frame in frames)
+        for host in hosts:
+            folder = results / model / "demo" / host
+            stats = json.loads((folder / "stats.json").read_text())
+            assert stats["error"] is None and stats["frames"]["processed"] > 0, (host, stats)
+            drawn = colour_share(cv2.imread(str(folder / "frame.jpg")), *colour)
+            print(f"{host} {model}: {drawn:.4f} of its frame in the overlay's colour (at most {source:.4f} of a source frame)")
+            assert drawn > 3 * source + 0.001, (host, model)

@@ -73,7 +73,7 @@ def annotate(frame: np.ndarray, result: dict, fps: float, infer_ms: float, note:
     canvas[height:] = frame
     width = canvas.shape[1] - 16
     if "boxes" in result:
-        headline = f"{len(result['boxes'])} found: {result['label']}"
+        headline = result["label"]  # the task's summary of the boxes ("2 found, best face")
     else:
         headline = f"{result['label']}  {result['confidence'] * 100:.1f}%"
     status = f"{fps:.1f} FPS  infer {infer_ms:.1f} ms  {note}".rstrip()

@@ -81,8 +81,12 @@ class Detect(Task):
                  for i, box in enumerate(found["boxes"])]
         best = boxes[0] if boxes else None
         # "label"/"confidence" summarize the frame for a one-line banner: the best box, or nothing found.
-        return {"kind": self.kind, "boxes": boxes, "label": f"{len(boxes)} found, best {best['label']}" if best else "nothing found",
-                "confidence": best["score"] if best else 0.0}
+        result = {"kind": self.kind, "boxes": boxes, "label": f"{len(boxes)} found, best {best['label']}" if best else "nothing found",
+                  "confidence": best["score"] if best else 0.0}
+        landmarks = found.get("landmarks")
+        if landmarks is not None and landmarks.size:  # an ssd decoder's keypoints (a face's eyes, nose, mouth, ears): drawn as points
+            result["points"] = np.asarray(landmarks, np.float64).reshape(-1, 2).round(2).tolist()
+        return result
 
 
 TASKS = (Detect(),)

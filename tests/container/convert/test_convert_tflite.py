@@ -160,3 +160,33 @@ def test_cli_converts_a_dynamic_model_with_input_shape_and_prints_the_directory_
     again = run_cli("convert", "--target", "tflite", "--model", str(model), "--input-shape", "input:1,1,8,8", "--out", str(out))
     assert again.stdout.strip().splitlines()[-1] == result.stdout.strip().splitlines()[-1]
     print(f"cached CLI call: {time.monotonic() - started:.2f} s (interpreter start included)")
+
+
+def test_a_tflite_source_has_its_weights_restored_not_requantized(example_dirs, docker_client, tmp_path):
+    """MediaPipe's hand landmarks (fp16 weights behind DEQUANTIZE ops) on the tflite target: fp32
+    widens them (no DEQUANTIZE left, outputs the source's exactly), fp16 keeps the source's bytes,
+    the fp32 artifact as a source goes back to fp16 weights, each byte for byte the same again;
+    int8 is one line on the host before any container starts."""
+    from edgeship.convert import Request, convert
+    from edgeship.examples import example_request
+
+    folder = example_dirs["hand-landmark"]
+    source = folder / "model.tflite"
+    widened = convert(example_request(folder, "tflite", "fp32", tmp_path / "a", False), client=docker_client)
+    again = convert(example_request(folder, "tflite", "fp32", tmp_path / "b", False), client=docker_client)
+    ops = json.loads((widened / "ops.json").read_text())
+    manifest = manifest_of(widened)
+    assert manifest["source"]["format"] == "tflite" and "DEQUANTIZE" not in ops["ops"] and ops["op_count"] == 167 - 102
+    assert manifest["accuracy"]["passed"] and manifest["accuracy"]["metrics"]["pck"] == 1.0
+    assert all(figures["max_abs_error"] == 0.0 for figures in manifest["accuracy"]["outputs"].values())
+    assert manifest["artifact"]["sha256"] == manifest_of(again)["artifact"]["sha256"]
+    kept = convert(example_request(folder, "tflite", "fp16", tmp_path / "a", False), client=docker_client)
+    assert manifest_of(kept)["artifact"]["sha256"] == sha256_file(source)
+    narrowed = convert(Request(target="tflite", model=widened / "model.tflite", quant="fp16", eval=folder / "eval.npz",
+                               task=str(folder / "task.json"), preprocess=folder / "preprocess.json", out=tmp_path / "c"), client=docker_client)
+    narrowed_ops = json.loads((narrowed / "ops.json").read_text())
+    assert narrowed_ops["ops"]["DEQUANTIZE"] == 102 and manifest_of(narrowed)["accuracy"]["passed"]
+    assert narrowed_ops["file_size"] < 0.55 * ops["file_size"]
+    with pytest.raises(EdgeshipError, match=r"a tflite source converts to --quant fp32 or fp16 on target tflite, not int8"):
+        convert(example_request(folder, "tflite", "int8", tmp_path / "d", True), client=docker_client)
+    assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())

@@ -229,3 +229,28 @@ def test_a_recognizer_needs_a_detector_first(convert_example, tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--rec reads the boxes a text detector finds, but" in lines[0] and "task is classify" in lines[0]
+
+
+def test_headless_chromium_shows_hand_landmarks_and_face_boxes_from_the_boards_cpu_artifacts(convert_example, tmp_path):
+    """MediaPipe's hand landmarks and BlazeFace as the boards run them where no accelerator is (the
+    tflite target's fp32 artifacts of their TFLite sources, fp16 weights widened): the viewer shows the
+    hand skeleton drawn over crops fp32 takes for a hand, and a box on each face."""
+    from edgeship.report.demo_table import viewer_screenshot
+    from edgeship.report.media import BOX_AMBER, SKELETON_BLUE, colour_share, face_video, hand_video
+
+    kept = ROOT / "results" / "tests"
+    kept.mkdir(parents=True, exist_ok=True)
+    for example, (video, frames), colour, task in (("hand-landmark", hand_video(tmp_path / "hands.avi"), SKELETON_BLUE, "keypoints"),
+                                                   ("face-detection", face_video(tmp_path / "faces.avi"), BOX_AMBER, "detect")):
+        artifact = convert_example(example, "tflite", "fp32")
+        manifest = json.loads((artifact / "manifest.json").read_text())
+        assert manifest["accuracy"]["passed"] and manifest["task"]["name"] == task
+        shot = viewer_screenshot(artifact, video, tmp_path / example, seconds=120)
+        screen = cv2.imread(shot["screenshot"])
+        source = max(colour_share(frame, *colour) for frame in frames)
+        drawn = colour_share(screen, *colour)
+        print(f"{example}: {drawn:.4f} of the screenshot in the overlay's colour, at most {source:.4f} of a source frame")
+        assert drawn > 3 * source + 0.001, f"{example}: nothing drawn in the screenshot"
+        stats = json.loads((tmp_path / example / "viewer-stats.json").read_text())
+        assert stats["task"] == task and stats["frames"]["processed"] > 0
+        shutil.copy(shot["screenshot"], kept / f"demo-viewer-{example}.png")

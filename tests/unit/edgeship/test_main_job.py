@@ -58,3 +58,13 @@ def test_a_speed_model_a_toolchain_cannot_take_is_reported_and_does_not_fail_the
     problems, speed = job_problems(failures[:1], fleet_exit=2)
     assert len(problems) == 1 and "ansible-playbook exit 2" in problems[0] and speed == failures[:1]
     assert job_problems([], 0) == ([], [])
+
+
+def test_tflite_sources_get_fp16_and_the_boards_modes_where_a_target_takes_them(tmp_path):
+    """MediaPipe's models: rk3588 fp16 and int8 (the hand model), tflite the modes its source
+    allows that the boards run (fp32 on rk3588/coral boards, fp16 on the Pi): no int8 from a
+    compiled .tflite there."""
+    boards = board_modes(ROOT / "inventory.ini")
+    requests = conversion_requests(stand_in_example_dirs(tmp_path, ("hand-landmark", "face-detection")), Path("artifacts"), boards)
+    assert modes_of(requests, "hand-landmark") == {("rk3588", "fp16"), ("rk3588", "int8"), ("tflite", "fp16"), ("tflite", "fp32")}
+    assert modes_of(requests, "face-detection") == {("rk3588", "fp16"), ("rk3588", "int8"), ("tflite", "fp16"), ("tflite", "fp32")}

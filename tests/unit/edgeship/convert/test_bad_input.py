@@ -34,6 +34,7 @@ def cases(tmp_path):
     import tflite
 
     tflite_file(tmp_path / "selfie.tflite", [tflite.BuiltinOperator.RELU, "Convolution2DTransposeBias"])
+    tflite_file(tmp_path / "relu.tflite", [tflite.BuiltinOperator.RELU])
     np.savez(tmp_path / "texts.npz", input=np.zeros((3, 1, 8, 8), np.float32), labels=np.array(["EXIT", "12", "kWh"]))
     return tmp_path
 
@@ -72,6 +73,9 @@ BAD = [
      r"custom\.onnx: target tflite cannot run operators from custom domains: FancyNorm \(domain 'com\.example', 1 node\); re-export"),
     ("tflite custom op", ["--target", "rk3588", "--model", "{d}/selfie.tflite"],
      r"selfie\.tflite: target rk3588's toolchain has no kernel for custom ops? 'Convolution2DTransposeBias'"),
+    ("tflite source re-quantized", ["--target", "tflite", "--model", "{d}/relu.tflite", "--quant", "int8", "--calib", "{d}/wrong_calib"],
+     r"relu\.tflite: a tflite source converts to --quant fp32 or fp16 on target tflite, not int8 \(a compiled tflite file is not "
+     r"re-quantized\); convert the model's ONNX, SavedModel or Keras source for int8"),
     ("missing external data", ["--target", "onnx", "--model", "{d}/external/ext.onnx"],
      r"ext\.onnx: tensor 'dense\.weight' keeps its data in .*ext\.weights, which does not exist"),
     ("opset too old", ["--target", "tflite", "--model", "{d}/opset6.onnx"],

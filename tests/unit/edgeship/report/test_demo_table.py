@@ -1,5 +1,6 @@
-"""The main job reads where its local demo serves from the demo's first line on stderr: that read
-is bounded, so a demo that never says where it serves is one error naming what was slow, not a hang."""
+"""The main job reads where its local demo serves from the demo's "serving" line on stderr: that
+read is bounded, so a demo that never says where it serves is one error naming what was slow, not a
+hang, and a backend's own notices before that line (LiteRT's XNNPACK one) are passed over."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 import pytest
 
 from edgeship.errors import EdgeshipError
-from edgeship.report.demo_table import first_line
+from edgeship.report.demo_table import line_with
 
 
 def _process(code: str) -> subprocess.Popen:
@@ -22,22 +23,23 @@ def test_a_process_that_never_writes_is_given_up_on_within_the_bound():
     started = time.monotonic()
     try:
         with pytest.raises(EdgeshipError, match=r"the demo's address did not come within 1\.5 s \(it had written 'loading'\); run the command"):
-            first_line(process.stderr.fileno(), 1.5, "the demo's address")  # type: ignore[union-attr]
+            line_with(process.stderr.fileno(), b"serving http://", 1.5, "the demo's address")  # type: ignore[union-attr]
     finally:
         process.kill()
         process.wait()
     assert time.monotonic() - started < 10
 
 
-def test_the_first_line_comes_back_as_soon_as_it_is_written_and_an_exit_ends_the_wait():
-    process = _process("import sys, time; sys.stderr.write('serving http://127.0.0.1:8080/ (viewer)\\nmore\\n'); sys.stderr.flush(); time.sleep(60)")
+def test_the_serving_line_comes_back_as_soon_as_it_is_written_after_other_notices_and_an_exit_ends_the_wait():
+    process = _process("import sys, time; sys.stderr.write('INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\\n'); sys.stderr.flush(); "
+                       "time.sleep(0.5); sys.stderr.write('serving http://127.0.0.1:8080/ (viewer)\\nmore\\n'); sys.stderr.flush(); time.sleep(60)")
     try:
-        assert first_line(process.stderr.fileno(), 30, "x") == "serving http://127.0.0.1:8080/ (viewer)"  # type: ignore[union-attr]
+        assert line_with(process.stderr.fileno(), b"serving http://", 30, "x") == "serving http://127.0.0.1:8080/ (viewer)"  # type: ignore[union-attr]
     finally:
         process.kill()
         process.wait()
     quiet = _process("import sys; sys.stderr.write('edgeship-runtime: error: no such artifact')")
-    assert first_line(quiet.stderr.fileno(), 30, "x") == "edgeship-runtime: error: no such artifact"  # type: ignore[union-attr]
+    assert line_with(quiet.stderr.fileno(), b"serving http://", 30, "x") == "edgeship-runtime: error: no such artifact"  # type: ignore[union-attr]
     quiet.wait()
 
 

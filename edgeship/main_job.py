@@ -39,7 +39,7 @@ SPEED = ("mobilenetv2", "yolov8n")
 # Real models with a TFLite source (MediaPipe's): fp16 and the boards' modes on every target that reads
 # a TFLite source (and offers them for one), and int8 (rescued where the rescue can) for those in
 # TFLITE_SOURCE_INT8.
-TFLITE_SOURCE_FP16 = ("face-detection", "hand-landmark")
+TFLITE_SOURCE_FP16 = ("face-detection", "hand-landmark", "selfie-segmentation")
 TFLITE_SOURCE_INT8 = ("hand-landmark",)
 FULL_SPEED = ("mobilenetv2", "yolov8n", "yolo11n")
 # The text-reading demo on the boards: a detector and the recognizer that reads its boxes.

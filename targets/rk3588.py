@@ -43,6 +43,7 @@ from typing import Any
 
 from targets.base import Converter, Option, RequestError, Target, log
 from targets.job import Job
+from targets.mediapipe_kernels import builtin_source, manifest_record
 from targets.rescue import Layer, Ranking, Rescuer, onnx_macs, rescue_options
 
 PLATFORMS = ("rk3588", "rk3566", "rk3568", "rk3576", "rk3562")
@@ -316,8 +317,8 @@ class RK3588Converter(Converter):
                 fixed = {"inputs": [self.job.graph_name(name) for name in self.job.input_names],
                          "input_size_list": [spec["shape"] for spec in self.job.inputs]}
             self._call("load_onnx", rknn.load_onnx, model=source, **fixed)
-        else:
-            self._call("load_tflite", rknn.load_tflite, model=source)
+        else:  # MediaPipe kernels rewritten into builtins first (targets/mediapipe_kernels.py)
+            self._call("load_tflite", rknn.load_tflite, model=str(self.tflite_source()[0]))
 
     def _dataset(self, calibration: list[dict]) -> Path:
         """The toolkit's dataset list of the calibration samples (written once per job)."""
@@ -497,14 +498,19 @@ class RK3588Converter(Converter):
             "inputs": describe(self.job.inputs, self.channel_last),
             "outputs": describe(self.job.outputs, lambda spec: False),
             "file_size": artifact.stat().st_size,
+            **(manifest_record(self.tflite_source()[1]) if self.job.source.format == "tflite" else {}),
         }
 
     # -- TFLite sources --------------------------------------------------------------------------
+    def tflite_source(self) -> tuple[Path, list[dict]]:
+        """(the TFLite source with MediaPipe's kernels rewritten into builtins, what was rewritten)."""
+        return builtin_source(Path(self.job.source.path), self.workdir)
+
     def inspect(self) -> tuple[list[dict], list[dict]]:
         """Declared I/O of a TFLite source (float I/O only: the toolkit quantizes itself)."""
         from targets.tflite_source import source_io
 
-        return source_io(_tflite_interpreter(self.job.source.path))
+        return source_io(_tflite_interpreter(str(self.tflite_source()[0])))
 
     def reference(self, samples: list[dict]) -> list[dict]:
         """fp32 outputs: ONNX Runtime for ONNX, TensorFlow Lite's interpreter (one thread) for TFLite."""
@@ -512,7 +518,7 @@ class RK3588Converter(Converter):
             return super().reference(samples)
         from targets.tflite_source import source_reference
 
-        return source_reference(_tflite_interpreter(self.job.source.path), samples, [spec["name"] for spec in self.job.outputs])
+        return source_reference(_tflite_interpreter(str(self.tflite_source()[0])), samples, [spec["name"] for spec in self.job.outputs])
 
     # -- on the controller ---------------------------------------------------------------------------
     @classmethod

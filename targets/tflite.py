@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from targets.base import Converter, Option, RequestError, Target
+from targets.mediapipe_kernels import builtin_source, manifest_record
 from targets.rescue import Layer, Ranking, Rescuer, db, rescue_options
 
 SIGNATURE = "serving_default"
@@ -128,11 +129,16 @@ class TFLiteConverter(Converter):
 
         return call_model, inputs, outputs, model
 
+    def tflite_source(self) -> tuple[Path, list[dict]]:
+        """(the TFLite source with MediaPipe's kernels rewritten into builtins, what was rewritten):
+        what the fp32 reference runs and the weights are re-stored from."""
+        return builtin_source(Path(self.job.source.path), self.workdir)
+
     def inspect(self) -> tuple[list[dict], list[dict]]:
         if self.job.source.format == "tflite":
             from targets.tflite_source import source_io
 
-            return source_io(interpreter(Path(self.job.source.path)))
+            return source_io(interpreter(self.tflite_source()[0]))
         _, inputs, outputs, _ = self._load_native()
         return inputs, outputs
 
@@ -154,7 +160,7 @@ class TFLiteConverter(Converter):
         if self.job.source.format == "tflite":
             from targets.tflite_source import source_reference
 
-            return source_reference(interpreter(Path(self.job.source.path)), samples, [spec["name"] for spec in self.job.outputs])
+            return source_reference(interpreter(self.tflite_source()[0]), samples, [spec["name"] for spec in self.job.outputs])
         function, _ = self._static_function()
         names = self.job.input_names
         return [{name: value.numpy() for name, value in function(*[sample[n] for n in names]).items()} for sample in samples]
@@ -237,7 +243,7 @@ class TFLiteConverter(Converter):
         if self.job.source.format == "tflite":  # compiled already: only its weights are re-stored
             from targets.tflite_source import restore_weights
 
-            self.log(f"TFLite source, {self.job.quant}: {restore_weights(Path(self.job.model_path), self.job.quant, artifact)}")
+            self.log(f"TFLite source, {self.job.quant}: {restore_weights(self.tflite_source()[0], self.job.quant, artifact)}")
             return artifact
         converter, signature_inputs = self._tflite_converter(calibration or reference_set)
         self.configure(converter, self.job.quant, calibration, signature_inputs)
@@ -272,7 +278,8 @@ class TFLiteConverter(Converter):
         return mapping
 
     def op_report(self, artifact: Path) -> dict:
-        return tflite_op_report(artifact)
+        rewrites = manifest_record(self.tflite_source()[1]) if self.job.source.format == "tflite" else {}
+        return {**tflite_op_report(artifact), **rewrites}
 
     def rescuer(self, calibration: list[dict], samples: list[dict], reference: list[dict]) -> Rescuer:
         return TFLiteRescuer(self, calibration, samples, reference)

@@ -147,6 +147,7 @@ def write_manifest(out: Path, job: Job, target: Target, artifact: Path, ops: dic
             **({"per_layer": {k: v for k, v in report["per_layer"].items() if k != "layers"}} if "per_layer" in report else {}),
         },
         **({"rescue": report["rescue"]} if "rescue" in report else {}),
+        **({"rewrites": ops["rewrites"]} if "rewrites" in ops else {}),  # custom kernels rewritten into builtins
         "logs": ["convert.log", *target.log_files],
         "ops": ops["ops"],
         "files": files,

@@ -32,16 +32,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgeship.errors import EdgeshipError
+from targets import mediapipe_kernels
+from targets.base import RequestError
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 
 # Custom ops LiteRT's interpreter resolves itself (tensorflow/lite/core/kernels/register.cc,
 # BuiltinOpResolver: AddCustom). For a target that runs the .tflite file through LiteRT.
 LITERT_BUILTIN_CUSTOM_OPS = ("TFLite_Detection_PostProcess", "Mfcc", "AudioSpectrogram", "NumericVerify")
-# MediaPipe's own TFLite kernels (mediapipe/util/tflite/operations), common in its face,
-# hand and selfie-segmentation models.
-_MEDIAPIPE_OPS = frozenset(("Convolution2DTransposeBias", "MaxPoolingWithArgmax2D", "MaxUnpooling2D", "Landmarks2TransformMatrix",
-                            "TransformTensorBilinear", "TransformLandmarks"))
+# MediaPipe's own TFLite kernels (mediapipe/util/tflite/operations), common in its face, hand and
+# selfie-segmentation models, and which targets rewrite which of them: targets/mediapipe_kernels.py.
 
 
 def _graphs(graph):
@@ -172,15 +172,20 @@ def _custom_op_fix(name: str) -> str:
     if name.startswith("Flex"):
         return (f"{name} is a TensorFlow op kept through the Flex delegate (SELECT_TF_OPS), which no edgeship toolchain has: "
                 f"convert with converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS] and replace the op it refuses")
-    if name in _MEDIAPIPE_OPS:
-        return (f"{name} is a MediaPipe kernel: convert the model's ONNX or SavedModel export instead, or rebuild it from standard "
-                f"layers (e.g. Conv2DTranspose plus a bias add for Convolution2DTransposeBias)")
+    if name in mediapipe_kernels.BY_NAME:
+        kernel = mediapipe_kernels.BY_NAME[name]
+        if kernel.rewrite:
+            return (f"{name} is a MediaPipe kernel that targets {' and '.join(mediapipe_kernels.APPLIED_BY)} rewrite into "
+                    f"{kernel.rewrite}: convert for one of them, or convert the model's ONNX or SavedModel export instead")
+        return (f"{name} is a MediaPipe kernel with no rewrite into TFLite builtins ({kernel.why}): convert the model's ONNX or "
+                f"SavedModel export instead, or rebuild it from standard layers")
     return "re-export it with TFLite builtin ops only, or convert the model's ONNX export instead"
 
 
 def check_tflite_model(path: Path, target_name: str = "", allowed_custom_ops: tuple[str, ...] = ()) -> None:
     """Refuse, with one line, a TFLite flatbuffer with custom operators the target's
-    toolchain has no kernel for (`allowed_custom_ops` are those it has).
+    toolchain has no kernel for (`allowed_custom_ops` are those it has; the MediaPipe kernels
+    the target rewrites into builtins in its image pass too).
 
     The operator codes are read with the `tflite` package: the TFLite schema's generated
     flatbuffer bindings, so the host needs no TensorFlow."""
@@ -202,18 +207,30 @@ def check_tflite_model(path: Path, target_name: str = "", allowed_custom_ops: tu
             if code.BuiltinCode() == BuiltinOperator.CUSTOM:
                 custom_codes[index] = (code.CustomCode() or b"").decode("utf-8", "replace")
         uses: Counter[str] = Counter()
+        options: Counter[tuple[str, bytes]] = Counter()  # each custom op's custom options
         for subgraph_index in range(model.SubgraphsLength()):
             subgraph = model.Subgraphs(subgraph_index)
             for operator_index in range(subgraph.OperatorsLength()):
-                opcode_index = subgraph.Operators(operator_index).OpcodeIndex()
+                operator = subgraph.Operators(operator_index)
+                opcode_index = operator.OpcodeIndex()
                 if opcode_index in custom_codes:
                     uses[custom_codes[opcode_index]] += 1
+                    raw = operator.CustomOptionsAsNumpy()
+                    options[custom_codes[opcode_index], bytes(raw) if not isinstance(raw, int) else b""] += 1
     except Exception as error:  # flatbuffers raises struct.error, IndexError, ... on a damaged file
         raise EdgeshipError(f"{path} is not a readable TFLite flatbuffer ({type(error).__name__}: {error}); export it again") from None
-    missing = {name: count for name, count in sorted(uses.items()) if name not in allowed_custom_ops}
+    rewritten = mediapipe_kernels.rewritten_ops(target_name)
+    allowed = (*allowed_custom_ops, *rewritten)
+    missing = {name: count for name, count in sorted(uses.items()) if name not in allowed}
     if missing:
         toolchain = f"target {target_name}'s toolchain" if target_name else "the target's toolchain"
         listed = ", ".join(f"{name!r} ({count} node{'s' if count > 1 else ''})" for name, count in missing.items())
         first = next(iter(missing))
         raise EdgeshipError(f"{path}: {toolchain} has no kernel for custom op{'s' if len(missing) > 1 else ''} {listed}; "
                             f"convert a model without {'them' if len(missing) > 1 else 'it'}: {_custom_op_fix(first)}")
+    for name, raw in options:
+        if name == "Convolution2DTransposeBias" and name in rewritten:
+            try:  # what the rewrite in the image reads: a malformed one is refused here, before any container
+                mediapipe_kernels.parse_transpose_conv_options(raw)
+            except RequestError as error:
+                raise EdgeshipError(f"{path}: {error}") from None

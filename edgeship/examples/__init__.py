@@ -12,14 +12,14 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from edgeship.examples import classic, embed, faces, hands, ppocr, yolo
+from edgeship.examples import classic, embed, faces, hands, ppocr, selfie, yolo
 from edgeship.examples.classic import digits_split
 from edgeship.examples.common import current
 from edgeship_runtime.files import staged_dir
 
 # name -> (builder, generator version of the module that builds it)
 BUILDERS: dict[str, tuple[Callable[[Path], Path], str]] = {
-    name: (builder, module.GENERATOR) for module in (classic, ppocr, yolo, embed, faces, hands) for name, builder in module.BUILDERS.items()
+    name: (builder, module.GENERATOR) for module in (classic, ppocr, yolo, embed, faces, hands, selfie) for name, builder in module.BUILDERS.items()
 }
 DEFAULT = tuple(BUILDERS)
 

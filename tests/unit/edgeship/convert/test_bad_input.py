@@ -33,7 +33,7 @@ def cases(tmp_path):
     (tmp_path / "external" / "ext.weights").unlink()
     import tflite
 
-    tflite_file(tmp_path / "selfie.tflite", [tflite.BuiltinOperator.RELU, "Convolution2DTransposeBias"])
+    tflite_file(tmp_path / "selfie.tflite", [tflite.BuiltinOperator.RELU, "Convolution2DTransposeBias", "MaxPoolingWithArgmax2D"])
     tflite_file(tmp_path / "relu.tflite", [tflite.BuiltinOperator.RELU])
     np.savez(tmp_path / "texts.npz", input=np.zeros((3, 1, 8, 8), np.float32), labels=np.array(["EXIT", "12", "kWh"]))
     return tmp_path
@@ -72,7 +72,7 @@ BAD = [
     ("custom-domain op", ["--target", "tflite", "--model", "{d}/custom.onnx"],
      r"custom\.onnx: target tflite cannot run operators from custom domains: FancyNorm \(domain 'com\.example', 1 node\); re-export"),
     ("tflite custom op", ["--target", "rk3588", "--model", "{d}/selfie.tflite"],
-     r"selfie\.tflite: target rk3588's toolchain has no kernel for custom ops? 'Convolution2DTransposeBias'"),
+     r"selfie\.tflite: target rk3588's toolchain has no kernel for custom op 'MaxPoolingWithArgmax2D' \(1 node\)"),
     ("tflite source re-quantized", ["--target", "tflite", "--model", "{d}/relu.tflite", "--quant", "int8", "--calib", "{d}/wrong_calib"],
      r"relu\.tflite: a tflite source converts to --quant fp32 or fp16 on target tflite, not int8 \(a compiled tflite file is not "
      r"re-quantized\); convert the model's ONNX, SavedModel or Keras source for int8"),

@@ -150,11 +150,11 @@ def test_a_builtin_only_tflite_model_passes(tmp_path):
 def test_mediapipe_custom_ops_are_named_with_the_fix(tmp_path):
     path = tflite_file(tmp_path / "selfie.tflite", ["Convolution2DTransposeBias", tflite.BuiltinOperator.RELU, "MaxPoolingWithArgmax2D",
                                                     "Convolution2DTransposeBias"])
-    with pytest.raises(EdgeshipError, match=r"selfie\.tflite: target rk3588's toolchain has no kernel for custom ops "
+    with pytest.raises(EdgeshipError, match=r"selfie\.tflite: target jetson's toolchain has no kernel for custom ops "
                                             r"'Convolution2DTransposeBias' \(2 nodes\), 'MaxPoolingWithArgmax2D' \(1 node\); "
-                                            r"convert a model without them: Convolution2DTransposeBias is a MediaPipe kernel: "
-                                            r"convert the model's ONNX or SavedModel export instead"):
-        check_tflite_model(path, "rk3588")
+                                            r"convert a model without them: Convolution2DTransposeBias is a MediaPipe kernel that targets "
+                                            r"rk3588 and tflite rewrite into TRANSPOSE_CONV \+ ADD: convert for one of them"):
+        check_tflite_model(path, "jetson")
 
 
 def test_flex_ops_name_the_select_tf_ops_setting(tmp_path):

@@ -65,6 +65,8 @@ def test_tflite_sources_get_fp16_and_the_boards_modes_where_a_target_takes_them(
     allows that the boards run (fp32 on rk3588/coral boards, fp16 on the Pi): no int8 from a
     compiled .tflite there."""
     boards = board_modes(ROOT / "inventory.ini")
-    requests = conversion_requests(stand_in_example_dirs(tmp_path, ("hand-landmark", "face-detection")), Path("artifacts"), boards)
+    requests = conversion_requests(stand_in_example_dirs(tmp_path, ("hand-landmark", "face-detection", "selfie-segmentation")),
+                                   Path("artifacts"), boards)
     assert modes_of(requests, "hand-landmark") == {("rk3588", "fp16"), ("rk3588", "int8"), ("tflite", "fp16"), ("tflite", "fp32")}
     assert modes_of(requests, "face-detection") == {("rk3588", "fp16"), ("rk3588", "int8"), ("tflite", "fp16"), ("tflite", "fp32")}
+    assert modes_of(requests, "selfie-segmentation") == modes_of(requests, "face-detection")  # its kernel rewritten on both targets

@@ -134,7 +134,7 @@ def targets(c):
 
 
 @task(
-    iterable=["input_shape", "option"],
+    iterable=["input_shape", "option", "batch_axis", "state"],
     help={
         "target": "target name (see `invoke targets`)",
         "model": "source model: .onnx file (tflite also: .keras/.h5 file or SavedModel directory)",
@@ -146,6 +146,10 @@ def targets(c):
         "task": "what the model is for: classify, detect, segment, ocr-rec, generic, or a JSON file with the task and its decoder "
                 "(accuracy is judged by it; default classify with --labels, else generic)",
         "input_shape": "NAME:D0,D1,... static shape for a dynamic input (repeatable)",
+        "batch_axis": "NAME:AXIS (or NAME:none): the axis an input's samples are stacked on in --calib/--eval files and "
+                      "references (default: a dimension the model names batch, else axis 0 when it is 1, else none) (repeatable)",
+        "state": "OUTPUT:INPUT: the output that feeds an input at the next step, e.g. stateN:state (default: found by name); "
+                 "the eval set may then hold sequences, carried step to step (repeatable)",
         "option": "target option KEY=VALUE (repeatable), e.g. io_dtype=uint8",
         "out": "artifacts root folder (default: artifacts/)",
         "name": "artifact name prefix (default: the model file's stem, or its folder for model.onnx)",
@@ -156,7 +160,8 @@ def targets(c):
 )
 @user_errors
 def convert(c, target, model, quant=None, calib=None, eval=None, labels=None, input_shape=None, option=None,
-            out=None, name=None, rebuild_image=False, gpus=False, preprocess=None, task=None, fresh=False):
+            out=None, name=None, rebuild_image=False, gpus=False, preprocess=None, task=None, fresh=False,
+            batch_axis=None, state=None):
     """Convert a model for a target inside its toolchain image; prints the artifact directory last."""
     from edgeship.convert import Request, parse_options, summary
     from edgeship.convert import convert as run_convert
@@ -167,6 +172,7 @@ def convert(c, target, model, quant=None, calib=None, eval=None, labels=None, in
         eval=Path(eval) if eval else None, labels=Path(labels) if labels else None,
         input_shapes=list(input_shape or []), options=parse_options(option), out=Path(out), name=name, gpus=gpus,
         preprocess=Path(preprocess) if preprocess else None, task=task,
+        batch_axes=list(batch_axis or []), state=list(state or []),
     )
     artifact = run_convert(request, rebuild_image=rebuild_image, fresh=fresh)
     for line in summary(artifact):

@@ -33,7 +33,8 @@ class Job:
     inputs: list[dict] = field(default_factory=list)  # [{"name", "shape", "dtype"}], static shapes
     outputs: list[dict] = field(default_factory=list)  # [{"name", "shape"}], "?" where the model leaves a dim symbolic
     calibration: dict | None = None  # {"files", "samples", "sha256", "path"}
-    eval: dict | None = None  # {"samples", "labelled", "sha256", "path"}
+    eval: dict | None = None  # {"samples", "labelled", "sha256", "path", and "sequences": [steps of each] for a stateful model's}
+    state: list[dict] = field(default_factory=list)  # [{"output", "input"}]: outputs fed back as inputs (edgeship_runtime.sequence)
     labels: list[str] | None = None
     preprocess: dict | None = None
     task: dict = field(default_factory=lambda: {"name": _fallback_task()})  # what the model is for (edgeship_runtime.tasks)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeship_runtime import sequence
 from edgeship_runtime.files import sha256_file
 from targets.base import Target, log, worker_exit
 from targets.job import Job
@@ -30,14 +31,16 @@ MAX_REFERENCE_BYTES = 16 << 20
 DEFAULT_REFERENCE_SAMPLES = 8
 
 
-def split_samples(arrays: dict, names: list[str]) -> list[dict]:
-    """Arrays stacked on axis 0 -> one dict per sample, each with a batch axis of 1."""
-    count = len(arrays[names[0]])
-    return [{name: np.ascontiguousarray(arrays[name][index:index + 1], np.float32) for name in names} for index in range(count)]
+def split_samples(arrays: dict, specs: list[dict]) -> list[dict]:
+    """Stacked arrays -> one dict per sample, each sliced on its tensor's batch axis
+    (edgeship_runtime.sequence), in its input's dtype (float32 unless the spec names another;
+    the host checked the values fit)."""
+    dtypes = {spec["name"]: spec.get("dtype", "float32") for spec in specs}
+    return [{name: np.ascontiguousarray(value, dtypes[name]) for name, value in sample.items()} for sample in sequence.split(arrays, specs)]
 
 
-def stack_samples(samples: list[dict]) -> dict:
-    return {name: np.concatenate([sample[name] for sample in samples]) for name in samples[0]} if samples else {}
+def stack_samples(samples: list[dict], specs: list[dict]) -> dict:
+    return sequence.stack(samples, specs)
 
 
 def load_calibration(job: Job) -> list[dict]:
@@ -64,13 +67,26 @@ def load_eval(job: Job):
     with np.load(job.eval["path"]) as data:
         arrays = {name: data[name] for name in names}
         labels = data["labels"] if "labels" in data.files else None
-    return split_samples(arrays, names), labels
+    lengths = job.eval.get("sequences")
+    if lengths:
+        # a stateful model's sequences: the state inputs hold one initial value per sequence, which
+        # each step of it holds until the carried run feeds it the state the step before returned
+        carried = sequence.state_inputs(job.state)
+        steps = split_samples(arrays, [spec for spec in job.inputs if spec["name"] not in carried])
+        initial = split_samples(arrays, [spec for spec in job.inputs if spec["name"] in carried])
+        owner = [index for index, length in enumerate(lengths) for _ in range(length)]
+        return [{**step, **initial[owner[position]]} for position, step in enumerate(steps)], labels
+    return split_samples(arrays, job.inputs), labels
 
 
 def reference_inputs(job: Job, eval_samples: list[dict], calibration: list[dict]) -> list[dict]:
     if eval_samples:
         per_sample = sum(value.nbytes for value in eval_samples[0].values())
-        return eval_samples[: max(1, min(MAX_REFERENCE_SAMPLES, MAX_REFERENCE_BYTES // per_sample))]
+        count = max(1, min(MAX_REFERENCE_SAMPLES, MAX_REFERENCE_BYTES // per_sample))
+        lengths = (job.eval or {}).get("sequences")
+        if lengths:  # whole sequences: the board carries the state from each one's start
+            count = sum(sequence.whole_sequences(lengths, count))
+        return eval_samples[:count]
     if calibration:
         return calibration[:DEFAULT_REFERENCE_SAMPLES]
     rng = np.random.default_rng(0)  # no data given: seeded random inputs, said so in the manifest
@@ -103,7 +119,7 @@ def accuracy_report(job: Job, out: Path, reference, converted, labels, fp32_all,
 
 
 def write_manifest(out: Path, job: Job, target: Target, artifact: Path, ops: dict, io_mapping: dict, report: dict,
-                   reference_in: list, eval_samples: list, calibration: list) -> dict:
+                   reference_in: list, eval_samples: list, calibration: list, reference_lengths: list[int] | None = None) -> dict:
     files = {str(path.relative_to(out)): sha256_file(path) for path in sorted(out.rglob("*"))
              if path.is_file() and path.name not in ("manifest.json", "convert.log", *target.log_files)}
     manifest = {
@@ -119,6 +135,7 @@ def write_manifest(out: Path, job: Job, target: Target, artifact: Path, ops: dic
                      "size": sum(artifact.with_suffix(suffix).stat().st_size for suffix in (artifact.suffix, *target.companion_suffixes))},
         "inputs": job.inputs,
         "outputs": job.outputs,
+        **({"state": job.state} if job.state else {}),
         "artifact_io": {"tensors": {"inputs": ops["inputs"], "outputs": ops["outputs"]}, "mapping": io_mapping},
         "labels": job.labels,
         "task": job.task,
@@ -133,6 +150,7 @@ def write_manifest(out: Path, job: Job, target: Target, artifact: Path, ops: dic
             "outputs": "reference/outputs.npz",
             "expected": "reference/expected.npz",
             "samples": len(reference_in),
+            **({"sequences": reference_lengths} if reference_lengths else {}),
             "source": "eval" if eval_samples else ("calibration" if calibration else "seeded random normal (no data given)"),
         },
         "accuracy": {
@@ -165,11 +183,22 @@ def run(job: Job, target: Target) -> int:
     reference_in = reference_inputs(job, eval_samples, calibration)
     log(f"{len(calibration)} calibration samples, {len(eval_samples)} eval samples, {len(reference_in)} reference samples")
     samples = eval_samples if labels is not None else reference_in
+    # a stateful model's eval sequences: every run carries the state step to step (edgeship_runtime.sequence)
+    lengths = (job.eval or {}).get("sequences") if eval_samples else None
+    reference_lengths = sequence.whole_sequences(lengths, len(reference_in)) if lengths else None
+    run_lengths = lengths if labels is not None else reference_lengths
 
     with tempfile.TemporaryDirectory(prefix="convert-") as scratch, target.converter(target, job, Path(scratch)) as converter:
         # fp32 reference: the source model itself, on the CPU (ONNX Runtime, or the target's
         # own framework for its native formats).
-        fp32_all = converter.reference(samples)
+        fp32_all = sequence.run_sequences(converter.reference, samples, run_lengths, job.state)
+        if run_lengths:  # what fp32's carried run fed each step: the open-loop inputs of calibration checks, rescue and analysis
+            samples = sequence.as_fed(samples, fp32_all, run_lengths, job.state)
+            reference_in = samples[: len(reference_in)]
+
+        def run_converted(model: Path) -> list[dict]:
+            return sequence.run_sequences(lambda batch: converter.run_converted(model, io_mapping, batch), samples, run_lengths, job.state)
+
         fp32_ref = fp32_all[: len(reference_in)]
         log(f"fp32 reference outputs computed ({time.monotonic() - started:.1f} s)")
 
@@ -182,7 +211,7 @@ def run(job: Job, target: Target) -> int:
 
         ops = converter.op_report(artifact)
         io_mapping = converter.io_map(artifact)
-        converted_all = converter.run_converted(artifact, io_mapping, samples)
+        converted_all = run_converted(artifact)
         converted_ref = converted_all[: len(reference_in)]
         report = accuracy_report(job, out, fp32_ref, converted_ref, labels, fp32_all, converted_all)
         if job.quant == "int8" and job.options.get("rescue", "off") != "off":
@@ -195,7 +224,7 @@ def run(job: Job, target: Target) -> int:
                     shutil.copyfile(rescued.with_suffix(suffix), artifact.with_suffix(suffix))
                 ops = converter.op_report(artifact)
                 io_mapping = converter.io_map(artifact)
-                converted_all = converter.run_converted(artifact, io_mapping, samples)
+                converted_all = run_converted(artifact)
                 converted_ref = converted_all[: len(reference_in)]
                 report = accuracy_report(job, out, fp32_ref, converted_ref, labels, fp32_all, converted_all)
             report["rescue"] = record
@@ -205,14 +234,14 @@ def run(job: Job, target: Target) -> int:
                 report["per_layer"] = analysis
 
     (out / "reference").mkdir()
-    np.savez(out / "reference" / "inputs.npz", **stack_samples(reference_in))
-    np.savez(out / "reference" / "outputs.npz", **stack_samples(fp32_ref))
-    np.savez(out / "reference" / "expected.npz", **stack_samples(converted_ref))
+    np.savez(out / "reference" / "inputs.npz", **stack_samples(reference_in, job.inputs))
+    np.savez(out / "reference" / "outputs.npz", **stack_samples(fp32_ref, job.outputs))
+    np.savez(out / "reference" / "expected.npz", **stack_samples(converted_ref, job.outputs))
     (out / "accuracy.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     (out / "ops.json").write_text(json.dumps(ops, indent=2, sort_keys=True) + "\n")
     if job.labels:
         (out / "labels.txt").write_text("\n".join(job.labels) + "\n")
-    write_manifest(out, job, target, artifact, ops, io_mapping, report, reference_in, eval_samples, calibration)
+    write_manifest(out, job, target, artifact, ops, io_mapping, report, reference_in, eval_samples, calibration, reference_lengths)
     log(f"done in {time.monotonic() - started:.1f} s")
     return 0
 

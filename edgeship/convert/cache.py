@@ -40,6 +40,7 @@ def cache_key(p: Plan, image_id: str, graph_key: str | None = None) -> str:
         "code": code_sha256(), "tolerances": p.target.tolerances(task, p.quant), "task": p.task_request,
         **({"graph": graph_key} if graph_key else {}),
         **({"gpus": True} if p.request.gpus else {}),
+        **({"axes": sorted(p.request.batch_axes), "state": sorted(p.request.state)} if p.request.batch_axes or p.request.state else {}),
         **({"preprocess": p.preprocess_request} if p.preprocess_request is not None else {}),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()

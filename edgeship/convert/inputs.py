@@ -168,9 +168,10 @@ def _sample_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in (".npy", ".npz"))
 
 
-def _fit(array_shape: tuple, shape: list[int]) -> bool:
-    """A sample fits with the batch axis of 1 present or left out."""
-    return list(array_shape) == shape or (shape[0] == 1 and list(array_shape) == shape[1:])
+def _fit(array_shape: tuple, spec: dict) -> bool:
+    from edgeship.convert.axes import sample_fits
+
+    return sample_fits(array_shape, spec)
 
 
 def calibration_files(folder: Path, hint: str = "") -> list[Path]:
@@ -204,14 +205,15 @@ def check_calibration(folder: Path, inputs: list[dict]) -> dict:
         for spec in inputs:
             if spec["name"] not in shapes:
                 raise EdgeshipError(f"calibration sample {path} lacks input {spec['name']!r}; save .npz files keyed by every input name")
-            if not _fit(shapes[spec["name"]], spec["shape"]):
+            if not _fit(shapes[spec["name"]], spec):
                 raise EdgeshipError(f"calibration sample {path} has shape {list(shapes[spec['name']])}, "
                                     f"but input {spec['name']!r} needs {spec['shape']}; save samples of the model's input shape")
     return {"files": [p.name for p in files], "samples": len(files), "sha256": calibration_digest(files)}
 
 
-def check_eval(path: Path, inputs: list[dict]) -> dict:
-    """Validate an evaluation set: .npz with every input stacked on axis 0, optional `labels`."""
+def check_eval(path: Path, inputs: list[dict], state: list[dict] | None = None) -> dict:
+    """Validate an evaluation set: .npz with every input stacked on its batch axis (edgeship.convert.axes),
+    optional `labels`, and for a stateful model optional `sequence_lengths`."""
     if not path.is_file():
         raise EdgeshipError(f"evaluation set {path} does not exist; pass --eval FILE.npz with inputs stacked on axis 0 and optional labels")
     try:
@@ -219,18 +221,11 @@ def check_eval(path: Path, inputs: list[dict]) -> dict:
             shapes = {name: data[name].shape for name in data.files}
     except (ValueError, OSError) as error:
         raise EdgeshipError(f"evaluation set {path} is not a readable .npz ({error}); save it with numpy.savez") from None
-    counts = set()
-    for spec in inputs:
-        shape = shapes.get(spec["name"])
-        if shape is None or list(shape[1:]) != spec["shape"][1:]:
-            raise EdgeshipError(f"evaluation set {path}: array {spec['name']!r} has shape {list(shape) if shape else 'missing'}, needs [N, "
-                                f"{', '.join(map(str, spec['shape'][1:]))}]; stack samples on axis 0")
-        counts.add(shape[0])
-    if len(counts) != 1 or 0 in counts:
-        raise EdgeshipError(f"evaluation set {path}: arrays hold different sample counts {sorted(counts)}; "
-                            f"give every input the same N > 0")
+    from edgeship.convert.axes import eval_layout
+
+    layout = eval_layout(path, shapes, inputs, state or [])
     # the labels' format (and count) depends on the task: check_eval_labels, once the task is known
-    return {"samples": counts.pop(), "labelled": "labels" in shapes, "sha256": sha256_file(path)}
+    return {**layout, "labelled": "labels" in shapes, "sha256": sha256_file(path)}
 
 
 def read_labels(path: Path) -> list[str]:

@@ -30,7 +30,7 @@ VERIFY_FOLDER = "verify"  # under the artifacts root: verify's fresh conversions
 # one line naming the file, the table, the key and the fix, which generic validators do not say.
 PROJECT_KEYS = {"artifacts": str, "lock": str}
 MODEL_KEYS = {"path": str, "sha256": str, "calibration": str, "eval": str, "labels": str, "preprocess": str, "task": str,
-              "input_shapes": dict, "name": str}
+              "input_shapes": dict, "batch_axis": dict, "state": dict, "name": str}
 MATRIX_KEYS = {"models": list, "targets": list, "quants": list, "options": dict, "suffix": str}
 TOP_KEYS = {"project": dict, "models": dict, "matrix": list}
 
@@ -46,6 +46,8 @@ class Model:
     preprocess: Path | None = None
     task: str | None = None  # a task name, or the path of a task JSON file
     input_shapes: tuple[str, ...] = ()  # NAME:D0,D1,...
+    batch_axes: tuple[str, ...] = ()  # NAME:AXIS or NAME:none (edgeship/convert/axes.py)
+    state: tuple[str, ...] = ()  # OUTPUT:INPUT, an output fed back as an input at the next step
     name: str = ""  # what the artifacts call the model (default: its key)
 
 
@@ -62,7 +64,8 @@ class Entry:
         return Request(target=self.target, model=self.model.path, quant=self.quant,
                        calib=self.model.calibration if needs_calibration else None, eval=self.model.eval, labels=self.model.labels,
                        input_shapes=list(self.model.input_shapes), options=dict(self.options), out=out,
-                       name=self.model.name or self.model.key, preprocess=self.model.preprocess, task=self.model.task)
+                       name=self.model.name or self.model.key, preprocess=self.model.preprocess, task=self.model.task,
+                       batch_axes=list(self.model.batch_axes), state=list(self.model.state))
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,24 @@ def _shape_items(config: Path, where: str, shapes: dict) -> tuple[str, ...]:
     return tuple(items)
 
 
+def _axis_items(config: Path, where: str, axes: dict) -> tuple[str, ...]:
+    """batch_axis = {state = 1, x = "none"} -> ("state:1", "x:none"); the model checks the rest."""
+    items = []
+    for name, axis in axes.items():
+        if not (isinstance(axis, int) and not isinstance(axis, bool) and axis >= 0) and axis != "none":
+            raise _fail(config, where, f"batch_axis.{name} = {axis!r} is not an axis index or \"none\"; write e.g. {name} = 1")
+        items.append(f"{name}:{axis}")
+    return tuple(items)
+
+
+def _state_items(config: Path, where: str, pairs: dict) -> tuple[str, ...]:
+    """state = {stateN = "state"} (output = the input it feeds) -> ("stateN:state",)."""
+    for output, feeds in pairs.items():
+        if not isinstance(feeds, str) or not feeds:
+            raise _fail(config, where, f"state.{output} = {feeds!r} is not an input's name; write e.g. {output} = \"state\"")
+    return tuple(f"{output}:{feeds}" for output, feeds in pairs.items())
+
+
 # Model keys, names, suffixes and the entry names made of them become folder names
 # (artifacts/verify/<entry>, artifacts/<name>-...) and the boards' release folders: the one name rule.
 def _safe_name(config: Path, where: str, what: str, value: str) -> str:
@@ -143,6 +164,7 @@ def _model(config: Path, root: Path, key: str, table: dict, check_sha: bool) -> 
         task = str(_existing(config, root, where, "task", task))
     return Model(key=key, path=path, sha256=declared, calibration=calibration, eval=files.get("eval"), labels=files.get("labels"),
                  preprocess=files.get("preprocess"), task=task, input_shapes=_shape_items(config, where, table.get("input_shapes", {})),
+                 batch_axes=_axis_items(config, where, table.get("batch_axis", {})), state=_state_items(config, where, table.get("state", {})),
                  name=_safe_name(config, where, "name", table["name"]) if table.get("name") else "")
 
 

@@ -49,6 +49,7 @@ def make_job(p: Plan, key: str, image_tag: str, image_id: str, lock_sha: str, gr
         options=p.options,
         inputs=p.inputs or [],
         outputs=p.outputs or [],
+        state=p.state,
         calibration=p.calibration and {**p.calibration, "path": "/in/calib"},
         eval=p.evaluation and {**p.evaluation, "path": "/in/eval.npz"},
         labels=p.labels,

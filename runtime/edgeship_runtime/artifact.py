@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from edgeship_runtime import sequence
 from edgeship_runtime.errors import ArtifactError
 from edgeship_runtime.files import TreeLimits, UnsafePath, confined, open_regular, scan_tree, sha256_file
 
@@ -222,25 +223,36 @@ class Artifact:
             raise ArtifactError(f"{self.path / 'manifest.json'}: reference.{which} is missing (made by an older edgeship?); "
                                 "convert the model again")
         path = self.path / relative
-        specs = {spec["name"]: spec.get("shape") for spec in (self.inputs if which == "inputs" else self.outputs)}
+        tensors = {spec["name"]: spec for spec in (self.inputs if which == "inputs" else self.outputs)}
+        # each tensor's samples stacked on its batch axis (edgeship_runtime.sequence): the header checks that shape
+        specs = {name: spec.get("shape") if sequence.batch_axis(spec) == 0 or not spec.get("shape") else sequence.stacked_shape(spec)
+                 for name, spec in tensors.items()}
         arrays, _ = self.arrays(relative, f"reference {which}", {name: specs.get(name) for name in (names if names is not None else specs)})
         wanted = names if names is not None else list(arrays)
         missing = [name for name in wanted if name not in arrays]
         if missing:
             raise ArtifactError(f"{path} lacks the arrays {missing} (it holds {sorted(arrays)[:8]}); {AGAIN}")
-        counts = {len(arrays[name]) if arrays[name].ndim else 0 for name in wanted}
+        counts = {sequence.count(arrays[name], tensors.get(name, {})) for name in wanted}
         if wanted and (len(counts) != 1 or 0 in counts):
-            raise ArtifactError(f"{path}: the arrays {wanted} do not hold the same number (at least 1) of samples on axis 0; {AGAIN}")
+            raise ArtifactError(f"{path}: the arrays {wanted} do not hold the same number (at least 1) of samples on their batch axes; {AGAIN}")
         return arrays
 
     def samples(self, stacked: dict[str, np.ndarray], names: list[str]) -> list[dict]:
-        count = len(stacked[names[0]])
-        return [{name: stacked[name][index:index + 1] for name in names} for index in range(count)]
+        """Stacked arrays -> one dict per sample, each sliced on its input's batch axis."""
+        return sequence.split(stacked, [spec for spec in self.inputs if spec["name"] in names])
 
     def sample_input(self, batch: int = 1) -> dict[str, np.ndarray]:
-        """A real input for benchmarking: the first reference sample, repeated to `batch`."""
+        """A real input for benchmarking: the first reference sample, repeated to `batch` on each
+        input's batch axis."""
         inputs = self.reference("inputs", [spec["name"] for spec in self.inputs])
-        return {spec["name"]: np.repeat(inputs[spec["name"]][:1], batch, axis=0).astype(np.float32) for spec in self.inputs}
+        feeds = {}
+        for spec in self.inputs:
+            first, axis = sequence.take(inputs[spec["name"]], spec, 0), sequence.batch_axis(spec)
+            if batch != 1 and axis is None:
+                raise ArtifactError(f"{self.path / 'manifest.json'}: input {spec['name']!r} has no batch axis (a sample is its whole "
+                                    f"shape {spec.get('shape')}), so it cannot be run in batches of {batch}; bench it with batch 1")
+            feeds[spec["name"]] = np.repeat(first, batch, axis=axis or 0).astype(spec.get("dtype", "float32"))
+        return feeds
 
 
 def _is_xml(path: Path) -> bool:

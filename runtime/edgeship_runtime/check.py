@@ -9,6 +9,7 @@ import json
 import time
 from pathlib import Path
 
+from edgeship_runtime import sequence
 from edgeship_runtime.errors import ArtifactError
 from edgeship_runtime.files import atomic_write_text, sha256_file, tree_sha256
 from edgeship_runtime.tasks import compare, default_tolerances, implied, validate
@@ -50,19 +51,23 @@ def check(artifact, backend_cls, threads=None, fallback=None, max_samples: int |
     inputs = artifact.reference("inputs", names)
     reference = artifact.reference("outputs", output_names)
     expected = artifact.reference("expected", output_names)
-    outputs = []
-    available = len(inputs[names[0]])
+    available = sequence.count(inputs[names[0]], artifact.inputs[0])
     if min(len(reference[output_names[0]]), len(expected[output_names[0]])) < available:
         raise ArtifactError(f"{artifact.path}: the reference outputs hold fewer samples than its {available} reference inputs; "
                             "convert the model again")
     count = available if not max_samples else min(max_samples, available)
+    state, lengths = carried_state(artifact.manifest, available)
+    if lengths:  # whole sequences only: each is carried from its start
+        lengths = sequence.whole_sequences(lengths, count)
+        count = sum(lengths)
     task = task_of(artifact.manifest)
     tolerances = tolerances_of(artifact.manifest, task)
     with backend_cls(artifact, threads=threads, **options) as backend:
-        for sample in artifact.samples(inputs, names)[:count]:
-            outputs.append(backend.infer(sample))
-    fp32 = [{name: reference[name][i:i + 1] for name in output_names} for i in range(count)]
-    x86 = [{name: expected[name][i:i + 1] for name in output_names} for i in range(count)]
+        # a stateful model's sequences are run as it runs in use: each step fed the state this board's step before returned
+        outputs = sequence.run_sequences(lambda batch: [backend.infer(sample) for sample in batch], artifact.samples(inputs, names)[:count],
+                                         lengths, state)
+    fp32 = sequence.split(reference, artifact.outputs)[:count]
+    x86 = sequence.split(expected, artifact.outputs)[:count]
     verdict = compare(task, fp32, outputs, tolerances, artifact_dir=artifact.path)
     # what this board computes against what the conversion host computed for the same artifact
     against_x86 = compare(task, x86, outputs, tolerances, artifact_dir=artifact.path)
@@ -84,6 +89,18 @@ def check(artifact, backend_cls, threads=None, fallback=None, max_samples: int |
         "fallback": fallback,
         "artifact": artifact.identity(),
     }
+
+
+def carried_state(manifest: dict, available: int) -> tuple[list[dict], list[int] | None]:
+    """The manifest's state pairs and the reference's sequences (None: samples run one by one)."""
+    state = manifest.get("state") or []
+    lengths = (manifest.get("reference") or {}).get("sequences")
+    if not state or lengths is None:
+        return state, None
+    if sum(lengths) != available:
+        raise ArtifactError(f"manifest.json reference.sequences sums to {sum(lengths)} steps, but the reference inputs hold {available}; "
+                            "convert the model again")
+    return state, lengths
 
 
 def integrity_failed(artifact, backend_cls, fallback, mismatched: list[str]) -> dict:

@@ -24,6 +24,7 @@ MAX_BYTES = 16 << 20  # a real manifest is a few hundred kB at most (its ops tab
 MAX_DEPTH = 64
 MAX_FILES = 10_000
 MAX_DIMS = 32  # numpy's own limit on an array's axes
+MAX_SEQUENCES = 4096  # a reference's sequences (each at least one step of its bounded samples)
 MAX_DIMENSION = (1 << 31) - 1  # one axis; what a tensor may hold in all is judged by its bytes where it is made
 SHA256 = re.compile(r"[0-9a-f]{64}")
 AGAIN = "convert the model again, or copy the artifact again if it was damaged on the way"
@@ -93,6 +94,27 @@ class _Check:
                 raise self.fail(f"{label}.shape", f"{_shown(shape)} is not a list of at most {MAX_DIMS} dimensions "
                                 f"(sizes from 0 to {MAX_DIMENSION}, or a name or null for a dynamic one)")
             self.field(spec, "dtype", f"{label}.dtype", str, "a dtype name", required=False)
+            axis = self.field(spec, "batch_axis", f"{label}.batch_axis", int, "the index of the batch axis, or null", required=False)
+            if axis is not None and not 0 <= axis < len(shape):
+                raise self.fail(f"{label}.batch_axis", f"is {axis}, outside the shape {_shown(shape)}")
+
+    def state(self, manifest: dict) -> None:
+        """A stateful model's pairs (an output that feeds an input at the next step) and its
+        reference's sequences: what `check` carries, so names must be the model's own."""
+        pairs = self.field(manifest, "state", "state", list, 'a list such as [{"output": "stateN", "input": "state"}]', required=False) or []
+        names = {kind: {spec["name"] for spec in manifest[kind]} for kind in ("inputs", "outputs")}
+        for index, pair in enumerate(pairs):
+            if not isinstance(pair, dict):
+                raise self.fail(f"state[{index}]", f"is {_shown(pair)}, not an object with an output and an input")
+            for end, kind in (("output", "outputs"), ("input", "inputs")):
+                name = self.field(pair, end, f"state[{index}].{end}", str, f"one of the model's {kind}")
+                if name not in names[kind]:
+                    raise self.fail(f"state[{index}].{end}", f"names {_shown(name)}, which is not one of the model's {kind}")
+        reference = manifest.get("reference") if isinstance(manifest.get("reference"), dict) else {}
+        lengths = self.field(reference, "sequences", "reference.sequences", list, "a list of step counts", required=False)
+        if lengths is not None and (not lengths or len(lengths) > MAX_SEQUENCES
+                                    or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in lengths)):
+            raise self.fail("reference.sequences", f"is {_shown(lengths)}, not a list of 1 to {MAX_SEQUENCES} positive step counts")
 
     def mapping(self, manifest: dict) -> None:
         io = self.field(manifest, "artifact_io", "artifact_io", dict, "an object", required=False) or {}
@@ -190,6 +212,7 @@ def validate(manifest, where: Path, folder: Path) -> dict:
     check.tensors(manifest, "inputs")
     check.tensors(manifest, "outputs")
     check.mapping(manifest)
+    check.state(manifest)
     labels = check.field(manifest, "labels", "labels", list, "a list of class names", required=False)
     if labels is not None and not all(isinstance(label, str) for label in labels):
         raise check.fail("labels", "holds a value that is not text; it must be a list of class names")

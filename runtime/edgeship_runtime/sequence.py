@@ -104,3 +104,47 @@ def carry_batched(run: Callable[[list[dict]], list[dict]], steps, initial, lengt
     """carry() for a runner that takes a list of samples (the converters' reference and
     run_converted), called one step at a time: each step needs the one before it."""
     return carry(lambda sample: run([sample])[0], steps, initial, lengths, state)
+
+
+def starts(lengths: Sequence[int]) -> list[int]:
+    """The index of each sequence's first step."""
+    return [sum(lengths[:index]) for index in range(len(lengths))]
+
+
+def run_sequences(run: Callable[[list[dict]], list[dict]], samples: Sequence[Mapping[str, np.ndarray]], lengths: Sequence[int] | None,
+                  state: Sequence[Mapping]) -> list[dict]:
+    """Outputs of `run` over `samples`: carried as sequences of `lengths` (each sequence starts
+    from the state its first sample holds; the state later samples hold is not read), or each
+    sample on its own without lengths."""
+    if not lengths or not state:
+        return run(list(samples))
+    carried = set(state_inputs(state))
+    initial = [{name: samples[first][name] for name in carried} for first in starts(lengths)]
+    steps = [{name: value for name, value in sample.items() if name not in carried} for sample in samples]
+    return carry_batched(run, steps, initial, lengths, state)
+
+
+def as_fed(samples: Sequence[Mapping[str, np.ndarray]], outputs: Sequence[Mapping[str, np.ndarray]], lengths: Sequence[int],
+           state: Sequence[Mapping]) -> list[dict]:
+    """The samples as a carried run fed them: every step after a sequence's first holds the state
+    the step before returned (the open-loop inputs a per-layer comparison or a rescue reads)."""
+    firsts = set(starts(lengths))
+    fed = []
+    for index, sample in enumerate(samples):
+        sample = dict(sample)
+        if index not in firsts:
+            for pair in state:
+                want = np.asarray(sample[pair["input"]])
+                sample[pair["input"]] = np.asarray(outputs[index - 1][pair["output"]]).astype(want.dtype).reshape(want.shape)
+        fed.append(sample)
+    return fed
+
+
+def whole_sequences(lengths: Sequence[int], limit: int) -> list[int]:
+    """The first sequences whose steps fit in `limit` (at least the first one)."""
+    kept: list[int] = []
+    for length in lengths:
+        if kept and sum(kept) + length > limit:
+            break
+        kept.append(length)
+    return kept

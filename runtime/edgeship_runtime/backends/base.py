@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from edgeship_runtime import sequence
 from edgeship_runtime.artifact import Artifact
 from edgeship_runtime.errors import ArtifactError, RuntimeUnavailable
 
@@ -97,6 +98,7 @@ class Backend:
         self._inputs = artifact.mapping("inputs")
         self._outputs = artifact.mapping("outputs")
         self._shapes = {spec["name"]: list(spec["shape"]) for spec in artifact.inputs}
+        self._batch_axes = {spec["name"]: sequence.batch_axis(spec) for spec in artifact.inputs}  # None: a sample is the whole shape
 
     # -- what a backend implements -------------------------------------------------------
     def _load(self) -> None:
@@ -148,7 +150,9 @@ class Backend:
         feeds = {}
         for source, mapping in self._inputs.items():
             value = np.asarray(inputs[source])
-            expected = [self.batch, *self._shapes[source][1:]]
+            expected, axis = list(self._shapes[source]), self._batch_axes[source]
+            if axis is not None:
+                expected[axis] = self.batch
             if list(value.shape) != expected:
                 raise ValueError(f"{self.name}: input {source!r} has shape {list(value.shape)}, expected {expected}")
             dtype, scale, zero_point = self._details[mapping["name"]]

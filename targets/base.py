@@ -189,6 +189,9 @@ class Target:
     # options do not fit the model's inputs; run on the host once the inputs are known (before
     # the conversion's container starts) and again by the converter.
     check_request: Callable[[dict, list[dict], str], None] | None = None
+    # The input dtypes the toolchain and the board's runtime carry (targets/freeze.ONNX_DTYPES
+    # names them); a model with another is refused on the host, naming the targets that take it.
+    input_dtypes: tuple[str, ...] = ("float32",)
 
     def quantizations_for(self, source_format: str) -> tuple[str, ...]:
         """The modes a source of this format converts to."""

@@ -3,6 +3,8 @@
 `clean(source, input_shapes)` returns the cleaned `onnx.ModelProto` and a report of each step:
 
 1. load the model, with its external data from the model's folder;
+1b. (`input_values`) replace frozen inputs by constant initializers (targets/freeze.py), so step 6
+   folds away what they decide (an If with a constant condition);
 2. give every graph input its static shape and clear the symbolic dims elsewhere, so shape
    inference fills them for these sizes;
 3. (`min_opset`) raise the default-domain opset with `onnx.version_converter`;
@@ -58,17 +60,19 @@ _DEFAULT_DOMAINS = ("", "ai.onnx")
 # "Unrecognized attribute: axis for operator DequantizeLinear" (onnxruntime 1.23.0 and 1.32.0).
 PER_CHANNEL_QUANTIZER_MIN_OPSET = 13
 # Report details worth a word in the one log line of each step.
-_LOGGED = ("mode", "reason", "with", "why", "from", "to", "renamed_tensors", "renamed_nodes")
+_LOGGED = ("frozen", "mode", "reason", "with", "why", "from", "to", "renamed_tensors", "renamed_nodes")
 
 
 def clean(source: str | Path, input_shapes: dict[str, list[int]], log=print, *,
-          max_ir_version: int | None = None, min_opset: int | None = None) -> tuple[onnx.ModelProto, dict]:
+          max_ir_version: int | None = None, min_opset: int | None = None,
+          input_values: dict[str, dict] | None = None) -> tuple[onnx.ModelProto, dict]:
     """Load, fix input shapes, fix names, infer shapes, fold constants and check an ONNX model.
 
     `input_shapes` maps every graph input with a dynamic dimension to its static shape (other
     inputs may be listed too). `min_opset` converts older default-domain opsets up to it (ONNX
     Runtime's per-channel quantizer needs PER_CHANNEL_QUANTIZER_MIN_OPSET); `max_ir_version` caps
-    the IR version. Raises ValueError for shapes that do not fit the model and RuntimeError
+    the IR version. `input_values` ({name: {"dtype", "shape", "value"}}, targets/freeze.parse)
+    become constants before anything else reads the inputs. Raises ValueError for shapes that do not fit the model and RuntimeError
     when a required step (opset conversion, the final check) fails.
     """
     import onnx
@@ -98,6 +102,12 @@ def clean(source: str | Path, input_shapes: dict[str, list[int]], log=print, *,
         count = len(model.functions)
         model = onnx.inliner.inline_local_functions(model)
         record("inline local functions", model, functions=count)
+
+    if input_values:
+        from targets.freeze import freeze
+
+        freeze(model, input_values)
+        record("freeze inputs", model, frozen=sorted(input_values))
 
     shapes = _fix_input_shapes(model, input_shapes)
     record("static shapes", model, shapes=shapes)
@@ -144,7 +154,7 @@ def clean(source: str | Path, input_shapes: dict[str, list[int]], log=print, *,
     except Exception as error:  # ValidationError, InferenceError and C++ wrappers
         raise RuntimeError(f"the cleaned graph of {source.name} fails onnx.checker ({_first_line(error)})") from None
     record("check", model, **mode)
-    return model, {"steps": steps, "renamed": renamed}
+    return model, {"steps": steps, "renamed": renamed, **({"input_values": input_values} if input_values else {})}
 
 
 def _cap_ir_version(model, max_ir_version: int | None, record) -> None:
@@ -387,7 +397,8 @@ def main(argv: list[str]) -> int:
         print(f"edgeship-worker: {message}", flush=True)
 
     model, report = clean(job["source"], {name: list(shape) for name, shape in job["input_shapes"].items()}, log,
-                          max_ir_version=job.get("max_ir_version", MAX_IR_VERSION), min_opset=job.get("min_opset", MIN_OPSET))
+                          max_ir_version=job.get("max_ir_version", MAX_IR_VERSION), min_opset=job.get("min_opset", MIN_OPSET),
+                          input_values=job.get("input_values") or None)
     (out / "model.onnx").write_bytes(model.SerializeToString())
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return 0

@@ -311,4 +311,5 @@ TARGET = Target(
         *rescue_options(),
     ),
     toolchain_packages=("onnx", "onnxruntime", "numpy", "protobuf"),
+    input_dtypes=("float32", "int64", "int32", "uint8", "bool"),  # ONNX Runtime feeds each as it is
 )

@@ -141,4 +141,5 @@ TARGET = Target(
     onnx_opsets=(7, 23),
     toolchain_packages=("openvino", "nncf", "onnxruntime", "numpy"),
     report_note="openvino accuracy is measured by running the IR on OpenVINO's CPU plugin at f32 inference precision, as boards run it.",
+    input_dtypes=("float32", "int64", "int32", "uint8", "bool"),  # the IR keeps the ONNX input's element type
 )

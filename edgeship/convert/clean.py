@@ -38,7 +38,8 @@ def clean_key(p: Plan, image_id: str) -> str:
     code = tree_sha256(REPO_ROOT, [REPO_ROOT / "targets" / "graph.py"])
     # "external": [] for a model without external weights, as before they were hashed (its key stays)
     material = {"source": p.source_sha256, "external": external_sha256(p.external_data) or [], "shapes": p.input_shapes,
-                "inputs": [[spec["name"], spec["shape"]] for spec in p.inputs or []], "image": image_id, "code": code}
+                "inputs": [[spec["name"], spec["shape"]] for spec in p.inputs or []], "image": image_id, "code": code,
+                **({"input_values": p.input_values} if p.input_values else {})}  # absent when none: other keys stay
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
@@ -80,7 +81,8 @@ def _report(folder: Path) -> dict:
 
 
 def _run_clean_up(client, image_tag: str, p: Plan, out: Path, job_dir: Path, command: tuple[str, ...]) -> None:
-    job = {"source": source_of(p).path, "input_shapes": {spec["name"]: spec["shape"] for spec in p.inputs or []}, "out": "/out"}
+    job = {"source": source_of(p).path, "input_shapes": {spec["name"]: spec["shape"] for spec in p.inputs or []}, "out": "/out",
+           "input_values": p.input_values}
     job_file = write_job(job_dir, job)
     if os.getuid() == 0:
         os.chown(out, CONTAINER_UID, CONTAINER_UID)

@@ -13,6 +13,7 @@ import numpy as np
 
 from edgeship.errors import EdgeshipError
 from edgeship_runtime.files import sha256_file, tree_sha256
+from targets.freeze import ONNX_DTYPES
 
 _ONNX_FLOAT = 1  # onnx.TensorProto.FLOAT
 
@@ -94,7 +95,8 @@ def onnx_signature(proto) -> tuple[list[dict], list[dict]]:
     """Declared inputs (not initializers) and outputs of an ONNX graph; dynamic dims are strings."""
     initializers = {init.name for init in proto.graph.initializer}
     inputs = [{"name": vi.name, "dims": _dims(vi), "float32": vi.type.tensor_type.elem_type == _ONNX_FLOAT,
-               "dtype_code": vi.type.tensor_type.elem_type} for vi in proto.graph.input if vi.name not in initializers]
+               "dtype_code": vi.type.tensor_type.elem_type, "dtype": ONNX_DTYPES.get(vi.type.tensor_type.elem_type)}
+              for vi in proto.graph.input if vi.name not in initializers]
     outputs = [{"name": vo.name, "dims": _dims(vo)} for vo in proto.graph.output]
     return inputs, outputs
 
@@ -123,10 +125,12 @@ def resolve_io(model: Path, declared_inputs: list[dict], declared_outputs: list[
             raise EdgeshipError(f"{model}: input {name!r} has a dynamic shape {pretty}; pass --input-shape {name}:{example} (your real sizes)")
         else:
             shape = [int(d) for d in dims]
-        if not item.get("float32", True):
-            raise EdgeshipError(f"{model}: input {name!r} is not float32 (type {item.get('dtype_code')}); edgeship converts float32-input models, "
-                                f"so export with float inputs")
-        inputs.append({"name": name, "shape": shape, "dtype": "float32"})
+        # ONNX sources name their dtype; other formats' readers say whether an input is float32
+        dtype = item.get("dtype") or ("float32" if item.get("float32", True) else None)
+        if dtype is None:
+            raise EdgeshipError(f"{model}: input {name!r} is of type {item.get('dtype_code', 'other than float32')}; edgeship carries "
+                                f"{', '.join(ONNX_DTYPES.values())} inputs (of ONNX sources; float32 of others), so export with one of those")
+        inputs.append({"name": name, "shape": shape, "dtype": dtype})
     # Output dimensions the model leaves symbolic are "?" (they follow from the inputs).
     outputs = [{"name": item["name"], "shape": [d if isinstance(d, int) and d > 0 else "?" for d in item["dims"]]} for item in declared_outputs]
     return inputs, outputs
@@ -328,3 +332,38 @@ def check_eval_labels(path: Path, task: dict, samples: int) -> None:
         check_labels(task, labels, samples, f"evaluation set {path}")
     except ArtifactError as error:
         raise EdgeshipError(f"{error} (task {task['name']}; pass --task to say what the model is for)") from None
+
+
+def check_typed_data(calibration: list[Path] | None, eval_path: Path | None, inputs: list[dict]) -> None:
+    """The calibration samples and eval arrays of non-float32 inputs hold values of the input's dtype:
+    integers within its range for int32/int64/uint8, booleans for bool (float32 inputs take any
+    numbers, cast). The files were checked readable and of the right shapes before."""
+    typed = [spec for spec in inputs if spec.get("dtype", "float32") != "float32"]
+    if not typed:
+        return
+    for path in calibration or ():
+        if path.suffix == ".npz":
+            with np.load(path) as data:
+                for spec in typed:
+                    _check_typed(data[spec["name"]], spec, f"calibration sample {path}")
+        else:
+            _check_typed(np.load(path, mmap_mode="r"), typed[0], f"calibration sample {path}")
+    if eval_path is not None:
+        with np.load(eval_path) as data:
+            for spec in typed:
+                _check_typed(data[spec["name"]], spec, f"evaluation set {eval_path}")
+
+
+def _check_typed(array: np.ndarray, spec: dict, where: str) -> None:
+    name, dtype = spec["name"], spec["dtype"]
+    fix = f"save it as {dtype} (array.astype(numpy.{'bool_' if dtype == 'bool' else dtype}))"
+    if dtype == "bool":
+        if array.dtype.kind != "b":
+            raise EdgeshipError(f"{where}: array {name!r} is {array.dtype}, but input {name!r} is bool; {fix}")
+        return
+    if array.dtype.kind not in "iub":
+        raise EdgeshipError(f"{where}: array {name!r} is {array.dtype}, but input {name!r} is {dtype} (integers); {fix}")
+    info = np.iinfo(np.dtype(dtype))
+    if array.size and (int(array.min()) < info.min or int(array.max()) > info.max):
+        raise EdgeshipError(f"{where}: array {name!r} holds {int(array.min())}..{int(array.max())}, outside {dtype}'s "
+                            f"{info.min}..{info.max}; give input {name!r} values it can hold")

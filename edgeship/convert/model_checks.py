@@ -34,6 +34,7 @@ from pathlib import Path
 from edgeship.errors import EdgeshipError
 from targets import mediapipe_kernels
 from targets.base import RequestError
+from targets.freeze import ONNX_DTYPES
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 
@@ -162,10 +163,12 @@ def check_onnx_model(path: Path, proto, target_name: str, opsets: tuple[int, int
     initializers = {init.name for init in proto.graph.initializer}
     for value in proto.graph.input:
         code = value.type.tensor_type.elem_type
-        if value.name not in initializers and code != onnx.TensorProto.FLOAT:
+        # the dtypes edgeship carries (targets/freeze.ONNX_DTYPES); which of them the target feeds is
+        # request.check_input_dtypes' question, once the inputs left unfrozen are known
+        if value.name not in initializers and (code not in ONNX_DTYPES or not value.type.HasField("tensor_type")):
             kind = onnx.TensorProto.DataType.Name(code) if value.type.HasField("tensor_type") else value.type.WhichOneof("value")
-            raise EdgeshipError(f"{path}: input {value.name!r} is not float32 (type {kind}); edgeship converts float32-input models, "
-                                f"so export with float inputs (do the cast to float in preprocessing)")
+            raise EdgeshipError(f"{path}: input {value.name!r} is of type {kind}; edgeship carries {', '.join(ONNX_DTYPES.values())} "
+                                f"inputs, so export with one of those (do the cast in preprocessing)")
 
 
 def _custom_op_fix(name: str) -> str:

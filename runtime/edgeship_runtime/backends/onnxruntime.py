@@ -8,7 +8,7 @@ from edgeship_runtime.backends.base import Backend
 from edgeship_runtime.errors import RuntimeUnavailable
 
 _ONNX_TO_NUMPY = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int8)": np.int8,
-                  "tensor(uint8)": np.uint8, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
+                  "tensor(uint8)": np.uint8, "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
 
 
 class OnnxRuntimeBackend(Backend):

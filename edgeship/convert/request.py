@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgeship.convert.axes import declare, parse_batch_axes, parse_state
 from edgeship.convert.data_checks import check_label_count, check_readable, check_reference_memory, check_values
 from edgeship.convert.inputs import (
     calibration_files,
@@ -48,6 +49,8 @@ class Request:
     # classes, else generic.
     task: str | None = None
     gpus: bool = False  # also build and measure a test engine on this host's GPU (targets with a gpu_image)
+    batch_axes: list[str] = field(default_factory=list)  # NAME:AXIS (or NAME:none), edgeship/convert/axes.py
+    state: list[str] = field(default_factory=list)  # OUTPUT:INPUT, the output that feeds an input at the next step
 
 
 def parse_options(items) -> dict[str, str]:
@@ -109,6 +112,7 @@ class Plan:
     task_request: dict | None = None  # as the user wrote it (in the cache key)
     task: dict | None = None  # validated against the outputs, with its defaults
     external_data: list[Path] = field(default_factory=list)  # files an ONNX source keeps its weights in
+    state: list = field(default_factory=list)  # [{"output", "input"}]: what a stateful model feeds back (edgeship/convert/axes.py)
 
 
 def default_name(model: Path) -> str:
@@ -185,6 +189,7 @@ def plan(request: Request) -> Plan:
                             f"not {quant} (a compiled {fmt} file is not re-quantized); convert the model's ONNX, SavedModel or Keras source "
                             f"for {quant}")
     input_shapes = parse_input_shapes(request.input_shapes)
+    parse_batch_axes(request.batch_axes), parse_state(request.state)  # the flags' form, before the model is read
     if quant in target.needs_calibration and request.calib is None:
         raise EdgeshipError(f"--quant {quant} on target {target.name} needs a calibration set; pass --calib DIR with one .npy sample per file")
     if quant not in target.needs_calibration and request.calib is not None:
@@ -211,13 +216,15 @@ def plan(request: Request) -> Plan:
 def complete_plan(p: Plan, declared_inputs: list[dict], declared_outputs: list[dict]) -> Plan:
     """Fix the input shapes and check the calibration and eval data against them."""
     p.inputs, p.outputs = resolve_io(p.request.model, declared_inputs, declared_outputs, p.input_shapes)
+    p.inputs, p.outputs, p.state = declare(p.request.model, declared_inputs, declared_outputs, p.inputs, p.outputs,
+                                           parse_batch_axes(p.request.batch_axes), parse_state(p.request.state))
     if p.target.check_request is not None:
         try:
             p.target.check_request(p.options, p.inputs, p.source_format)
         except RequestError as error:
             raise EdgeshipError(f"{p.request.model}: {error} (target {p.target.name})") from None
     p.calibration = check_calibration(p.request.calib, p.inputs) if p.request.calib else None
-    p.evaluation = check_eval(p.request.eval, p.inputs) if p.request.eval else None
+    p.evaluation = check_eval(p.request.eval, p.inputs, p.state) if p.request.eval else None
     check_reference_memory(p.request.model, p.inputs, p.outputs, (p.evaluation or {}).get("samples", 0), (p.calibration or {}).get("samples", 0),
                            bool(p.evaluation and p.evaluation["labelled"]))
     if p.preprocess_request is not None and p.request.preprocess is not None:

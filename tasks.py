@@ -134,7 +134,7 @@ def targets(c):
 
 
 @task(
-    iterable=["input_shape", "option", "batch_axis", "state"],
+    iterable=["input_shape", "option", "input_value", "batch_axis", "state"],
     help={
         "target": "target name (see `invoke targets`)",
         "model": "source model: .onnx file (tflite also: .keras/.h5 file or SavedModel directory)",
@@ -146,6 +146,8 @@ def targets(c):
         "task": "what the model is for: classify, detect, segment, ocr-rec, generic, or a JSON file with the task and its decoder "
                 "(accuracy is judged by it; default classify with --labels, else generic)",
         "input_shape": "NAME:D0,D1,... static shape for a dynamic input (repeatable)",
+        "input_value": "NAME=VALUE[,VALUE...]: freeze an ONNX input to this constant before the graph clean-up, which folds away "
+                       "the branches it decides; the artifact no longer takes it (repeatable), e.g. sr=16000",
         "batch_axis": "NAME:AXIS (or NAME:none): the axis an input's samples are stacked on in --calib/--eval files and "
                       "references (default: a dimension the model names batch, else axis 0 when it is 1, else none) (repeatable)",
         "state": "OUTPUT:INPUT: the output that feeds an input at the next step, e.g. stateN:state (default: found by name); "
@@ -160,7 +162,7 @@ def targets(c):
 )
 @user_errors
 def convert(c, target, model, quant=None, calib=None, eval=None, labels=None, input_shape=None, option=None,
-            out=None, name=None, rebuild_image=False, gpus=False, preprocess=None, task=None, fresh=False,
+            out=None, name=None, rebuild_image=False, gpus=False, preprocess=None, task=None, fresh=False, input_value=None,
             batch_axis=None, state=None):
     """Convert a model for a target inside its toolchain image; prints the artifact directory last."""
     from edgeship.convert import Request, parse_options, summary
@@ -171,7 +173,7 @@ def convert(c, target, model, quant=None, calib=None, eval=None, labels=None, in
         target=target, model=Path(model), quant=quant, calib=Path(calib) if calib else None,
         eval=Path(eval) if eval else None, labels=Path(labels) if labels else None,
         input_shapes=list(input_shape or []), options=parse_options(option), out=Path(out), name=name, gpus=gpus,
-        preprocess=Path(preprocess) if preprocess else None, task=task,
+        preprocess=Path(preprocess) if preprocess else None, task=task, input_values=list(input_value or []),
         batch_axes=list(batch_axis or []), state=list(state or []),
     )
     artifact = run_convert(request, rebuild_image=rebuild_image, fresh=fresh)

@@ -29,6 +29,12 @@ MANIFEST_SCHEMA = 1
 MAX_REFERENCE_SAMPLES = 512
 MAX_REFERENCE_BYTES = 16 << 20
 DEFAULT_REFERENCE_SAMPLES = 8
+# Seeded random reference inputs by dtype, where no data is given: float32 standard normal,
+# int32/int64 uniform in [0, RANDOM_INT_HIGH) (small enough to index any table of that many rows,
+# e.g. token ids into an embedding), uint8 over 0..255 (an image), bool half true.
+RANDOM_INT_HIGH = 16
+RANDOM_SOURCE = (f"seeded random (no data given): float32 normal, int32/int64 uniform in [0, {RANDOM_INT_HIGH}), "
+                 "uint8 uniform in [0, 255], bool half true")
 
 
 def split_samples(arrays: dict, specs: list[dict]) -> list[dict]:
@@ -55,7 +61,7 @@ def load_calibration(job: Job) -> list[dict]:
                 sample = {name: data[name] for name in names}
         else:
             sample = {names[0]: np.load(path)}
-        samples.append({name: np.asarray(value, np.float32).reshape(spec["shape"])
+        samples.append({name: np.asarray(value, spec.get("dtype", "float32")).reshape(spec["shape"])
                         for (name, value), spec in zip(sample.items(), job.inputs)})
     return samples
 
@@ -90,8 +96,19 @@ def reference_inputs(job: Job, eval_samples: list[dict], calibration: list[dict]
     if calibration:
         return calibration[:DEFAULT_REFERENCE_SAMPLES]
     rng = np.random.default_rng(0)  # no data given: seeded random inputs, said so in the manifest
-    return [{spec["name"]: rng.standard_normal(spec["shape"]).astype(np.float32) for spec in job.inputs}
-            for _ in range(DEFAULT_REFERENCE_SAMPLES)]
+    return [{spec["name"]: random_input(rng, spec) for spec in job.inputs} for _ in range(DEFAULT_REFERENCE_SAMPLES)]
+
+
+def random_input(rng, spec: dict) -> np.ndarray:
+    """One seeded random input of the spec's shape and dtype (see RANDOM_SOURCE)."""
+    dtype, shape = spec.get("dtype", "float32"), spec["shape"]
+    if dtype == "bool":
+        return rng.random(shape) < 0.5
+    if dtype == "uint8":
+        return rng.integers(0, 256, shape, dtype=np.uint8)
+    if dtype in ("int32", "int64"):
+        return rng.integers(0, RANDOM_INT_HIGH, shape).astype(dtype)
+    return rng.standard_normal(shape).astype(np.float32)
 
 
 def toolchain_versions(packages) -> dict:
@@ -141,6 +158,8 @@ def write_manifest(out: Path, job: Job, target: Target, artifact: Path, ops: dic
         "task": job.task,
         **({"preprocess": job.preprocess} if job.preprocess else {}),
         **({"graph": {"steps": job.graph.get("steps", []), "renamed": job.graph.get("renamed", {})}} if job.graph else {}),
+        # inputs replaced by constants before the clean-up (targets/freeze.py): not in "inputs", the board feeds none of them
+        **({"input_values": job.graph["input_values"]} if job.graph and job.graph.get("input_values") else {}),
         "toolchain": toolchain_versions(target.toolchain_packages),
         "image": job.image,
         "calibration": {k: job.calibration[k] for k in ("sha256", "samples")} if job.calibration else None,
@@ -151,7 +170,7 @@ def write_manifest(out: Path, job: Job, target: Target, artifact: Path, ops: dic
             "expected": "reference/expected.npz",
             "samples": len(reference_in),
             **({"sequences": reference_lengths} if reference_lengths else {}),
-            "source": "eval" if eval_samples else ("calibration" if calibration else "seeded random normal (no data given)"),
+            "source": "eval" if eval_samples else ("calibration" if calibration else RANDOM_SOURCE),
         },
         "accuracy": {
             "passed": report["passed"],

@@ -30,7 +30,7 @@ VERIFY_FOLDER = "verify"  # under the artifacts root: verify's fresh conversions
 # one line naming the file, the table, the key and the fix, which generic validators do not say.
 PROJECT_KEYS = {"artifacts": str, "lock": str}
 MODEL_KEYS = {"path": str, "sha256": str, "calibration": str, "eval": str, "labels": str, "preprocess": str, "task": str,
-              "input_shapes": dict, "batch_axis": dict, "state": dict, "name": str}
+              "input_shapes": dict, "input_values": dict, "batch_axis": dict, "state": dict, "name": str}
 MATRIX_KEYS = {"models": list, "targets": list, "quants": list, "options": dict, "suffix": str}
 TOP_KEYS = {"project": dict, "models": dict, "matrix": list}
 
@@ -46,6 +46,7 @@ class Model:
     preprocess: Path | None = None
     task: str | None = None  # a task name, or the path of a task JSON file
     input_shapes: tuple[str, ...] = ()  # NAME:D0,D1,...
+    input_values: tuple[str, ...] = ()  # NAME=VALUE[,VALUE...]: frozen inputs (targets/freeze.py)
     batch_axes: tuple[str, ...] = ()  # NAME:AXIS or NAME:none (edgeship/convert/axes.py)
     state: tuple[str, ...] = ()  # OUTPUT:INPUT, an output fed back as an input at the next step
     name: str = ""  # what the artifacts call the model (default: its key)
@@ -65,7 +66,7 @@ class Entry:
                        calib=self.model.calibration if needs_calibration else None, eval=self.model.eval, labels=self.model.labels,
                        input_shapes=list(self.model.input_shapes), options=dict(self.options), out=out,
                        name=self.model.name or self.model.key, preprocess=self.model.preprocess, task=self.model.task,
-                       batch_axes=list(self.model.batch_axes), state=list(self.model.state))
+                       input_values=list(self.model.input_values), batch_axes=list(self.model.batch_axes), state=list(self.model.state))
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,18 @@ def _shape_items(config: Path, where: str, shapes: dict) -> tuple[str, ...]:
         if not isinstance(dims, list) or not dims or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
             raise _fail(config, where, f"input_shapes.{name} = {dims!r} is not a list of positive integers; write e.g. {name} = [1, 3, 224, 224]")
         items.append(f"{name}:{','.join(str(d) for d in dims)}")
+    return tuple(items)
+
+
+def _value_items(config: Path, where: str, values: dict) -> tuple[str, ...]:
+    """input_values = {sr = 16000, w = [0.5, 0.25]} -> ("sr=16000", "w=0.5,0.25"); the model checks the rest."""
+    items = []
+    for name, value in values.items():
+        listed = value if isinstance(value, list) else [value]
+        if not listed or not all(isinstance(v, (bool, int, float)) for v in listed):
+            raise _fail(config, where, f"input_values.{name} = {value!r} is not a number, a boolean or a list of them; "
+                                       f"write e.g. {name} = 16000")
+        items.append(f"{name}=" + ",".join(str(v).lower() if isinstance(v, bool) else str(v) for v in listed))
     return tuple(items)
 
 
@@ -164,6 +177,7 @@ def _model(config: Path, root: Path, key: str, table: dict, check_sha: bool) -> 
         task = str(_existing(config, root, where, "task", task))
     return Model(key=key, path=path, sha256=declared, calibration=calibration, eval=files.get("eval"), labels=files.get("labels"),
                  preprocess=files.get("preprocess"), task=task, input_shapes=_shape_items(config, where, table.get("input_shapes", {})),
+                 input_values=_value_items(config, where, table.get("input_values", {})),
                  batch_axes=_axis_items(config, where, table.get("batch_axis", {})), state=_state_items(config, where, table.get("state", {})),
                  name=_safe_name(config, where, "name", table["name"]) if table.get("name") else "")
 

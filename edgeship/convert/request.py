@@ -14,6 +14,7 @@ from edgeship.convert.inputs import (
     check_eval_labels,
     check_preprocess,
     check_task,
+    check_typed_data,
     default_task,
     detect_format,
     load_onnx,
@@ -28,6 +29,7 @@ from edgeship.convert.inputs import (
 from edgeship.convert.model_checks import check_onnx_model, check_tflite_model, external_data_files
 from edgeship.errors import EdgeshipError
 from edgeship_runtime import names
+from targets import freeze
 from targets.base import RequestError, Target
 
 
@@ -51,6 +53,8 @@ class Request:
     gpus: bool = False  # also build and measure a test engine on this host's GPU (targets with a gpu_image)
     batch_axes: list[str] = field(default_factory=list)  # NAME:AXIS (or NAME:none), edgeship/convert/axes.py
     state: list[str] = field(default_factory=list)  # OUTPUT:INPUT, the output that feeds an input at the next step
+    # NAME=VALUE[,VALUE...]: ONNX inputs replaced by constants before the graph clean-up (targets/freeze.py)
+    input_values: list[str] = field(default_factory=list)
 
 
 def parse_options(items) -> dict[str, str]:
@@ -113,6 +117,8 @@ class Plan:
     task: dict | None = None  # validated against the outputs, with its defaults
     external_data: list[Path] = field(default_factory=list)  # files an ONNX source keeps its weights in
     state: list = field(default_factory=list)  # [{"output", "input"}]: what a stateful model feeds back (edgeship/convert/axes.py)
+    # frozen inputs: {name: {"dtype", "shape", "value"}} (targets/freeze.parse), gone from `inputs`
+    input_values: dict = field(default_factory=dict)
 
 
 def default_name(model: Path) -> str:
@@ -202,22 +208,44 @@ def plan(request: Request) -> Plan:
              read_labels(request.labels) if request.labels else None)
     p.preprocess_request = read_preprocess(request.preprocess) if request.preprocess else None
     p.task_request = read_task(request.task)
+    if request.input_values and fmt != "onnx":
+        raise EdgeshipError(f"--input-value {request.input_values[0]!r}: {model} is a {fmt} model; inputs are frozen in ONNX sources only, "
+                            f"so convert the model's ONNX export or drop --input-value")
     if fmt == "onnx":
         proto = load_onnx(model)
         p.external_data = external_data_files(model, proto)
         check_onnx_model(model, proto, target.name, target.onnx_opsets, target.onnx_domains)
-        complete_plan(p, *onnx_signature(proto))
+        declared_inputs, declared_outputs = onnx_signature(proto)
+        try:
+            p.input_values = freeze.parse(request.input_values, declared_inputs, input_shapes)
+        except freeze.FreezeError as error:
+            raise EdgeshipError(f"{model}: {error}") from None
+        complete_plan(p, [spec for spec in declared_inputs if spec["name"] not in p.input_values], declared_outputs)
     elif fmt == "tflite":
         check_tflite_model(model, target.name)
     p.calibration_files = calibration_files(request.calib) if request.calib else None
     return p
 
 
+def check_input_dtypes(model: Path, target: Target, inputs: list[dict]) -> None:
+    """An input of a dtype the target's toolchain or board runtime cannot feed is the user's one line."""
+    import targets
+
+    for spec in inputs:
+        if spec["dtype"] not in target.input_dtypes:
+            taking = ", ".join(name for name, row in targets.TARGETS.items() if spec["dtype"] in row.input_dtypes)
+            raise EdgeshipError(f"{model}: input {spec['name']!r} is {spec['dtype']}, but target {target.name} feeds "
+                                f"{'/'.join(target.input_dtypes)} inputs only; convert for {taking or 'another target'}, or freeze "
+                                f"the input with --input-value {spec['name']}=VALUE")
+
+
 def complete_plan(p: Plan, declared_inputs: list[dict], declared_outputs: list[dict]) -> Plan:
     """Fix the input shapes and check the calibration and eval data against them."""
-    p.inputs, p.outputs = resolve_io(p.request.model, declared_inputs, declared_outputs, p.input_shapes)
+    shapes = {name: shape for name, shape in p.input_shapes.items() if name not in p.input_values}  # a frozen input's is its value's
+    p.inputs, p.outputs = resolve_io(p.request.model, declared_inputs, declared_outputs, shapes)
     p.inputs, p.outputs, p.state = declare(p.request.model, declared_inputs, declared_outputs, p.inputs, p.outputs,
                                            parse_batch_axes(p.request.batch_axes), parse_state(p.request.state))
+    check_input_dtypes(p.request.model, p.target, p.inputs)
     if p.target.check_request is not None:
         try:
             p.target.check_request(p.options, p.inputs, p.source_format)
@@ -225,6 +253,7 @@ def complete_plan(p: Plan, declared_inputs: list[dict], declared_outputs: list[d
             raise EdgeshipError(f"{p.request.model}: {error} (target {p.target.name})") from None
     p.calibration = check_calibration(p.request.calib, p.inputs) if p.request.calib else None
     p.evaluation = check_eval(p.request.eval, p.inputs, p.state) if p.request.eval else None
+    check_typed_data(calibration_files(p.request.calib) if p.request.calib else None, p.request.eval, p.inputs)
     check_reference_memory(p.request.model, p.inputs, p.outputs, (p.evaluation or {}).get("samples", 0), (p.calibration or {}).get("samples", 0),
                            bool(p.evaluation and p.evaluation["labelled"]))
     if p.preprocess_request is not None and p.request.preprocess is not None:

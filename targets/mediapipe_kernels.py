@@ -242,7 +242,9 @@ def builtin_source(source: Path, workdir: Path) -> tuple[Path, list[dict]]:
     the kernels with a rewrite, else a rewritten copy in `workdir` (the source stays untouched)."""
     from tensorflow.lite.tools import flatbuffer_utils
 
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(Path(source).read_bytes()))
+    # convert_bytearray_to_object: what read_model_from_bytearray (TF >= 2.15) wraps; the rk3588
+    # image has TF 2.14, without it (both images are little-endian x86, so no byte swap is due)
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(Path(source).read_bytes()))
     rewritten = rewrite(model)
     if not rewritten:
         return Path(source), []

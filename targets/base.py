@@ -102,12 +102,15 @@ class Converter:
             raise NotImplementedError(f"target {self.target.name} has no fp32 reference for {self.job.source.format} sources")
         import onnxruntime
 
+        from targets.freeze import feeds
+
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1  # one thread: the same summation order on every run
         options.inter_op_num_threads = 1
         session = onnxruntime.InferenceSession(self.job.source.path, options, providers=["CPUExecutionProvider"])
         names = [spec["name"] for spec in self.job.outputs]
-        return [dict(zip(names, session.run(names, sample))) for sample in samples]
+        frozen = feeds((self.job.graph or {}).get("input_values") or {})  # the source still takes its frozen inputs (--input-value)
+        return [dict(zip(names, session.run(names, {**sample, **frozen}))) for sample in samples]
 
     def run_converted(self, artifact: Path, io_mapping: dict, samples: list[dict]) -> list[dict]:
         """The converted model's outputs through the board runtime's backend for the target, so

@@ -98,16 +98,21 @@ def parse(items, declared: list[dict], input_shapes: dict[str, list[int]], where
     return frozen
 
 
+def feeds(frozen: dict[str, dict]) -> dict[str, np.ndarray]:
+    """The frozen inputs' values as arrays: what the source model, which still takes them, is fed."""
+    return {name: np.array(record["value"], dtype=np.dtype(record["dtype"])).reshape(record["shape"]) for name, record in frozen.items()}
+
+
 def freeze(model, frozen: dict[str, dict]) -> None:
     """Replace each frozen graph input of the ONNX model by an initializer of its value, in place."""
     from onnx import numpy_helper
 
     initializers = {init.name for init in model.graph.initializer}
-    for name, record in frozen.items():
+    values = feeds(frozen)
+    for name in frozen:
         found = [value for value in model.graph.input if value.name == name and name not in initializers]
         if not found:
             raise ValueError(f"input_values names {name!r}, which is not an input of the model "
                              f"(inputs: {[value.name for value in model.graph.input if value.name not in initializers]})")
         model.graph.input.remove(found[0])
-        value = np.array(record["value"], dtype=np.dtype(record["dtype"])).reshape(record["shape"])
-        model.graph.initializer.append(numpy_helper.from_array(value, name))
+        model.graph.initializer.append(numpy_helper.from_array(values[name], name))

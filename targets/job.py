@@ -83,10 +83,6 @@ class Job:
         return [spec["name"] for spec in self.inputs]
 
     @property
-    def input_dtypes(self) -> dict[str, str]:
-        return {spec["name"]: spec.get("dtype", "float32") for spec in self.inputs}
-
-    @property
     def output_names(self) -> list[str]:
         return [spec["name"] for spec in self.outputs]
 

@@ -174,3 +174,15 @@ def test_tflite_fp32_is_the_rewritten_model_with_its_outputs(convert_selfie):
     assert not [name for name in ops["ops"] if name not in ("DELEGATE",) and not name.isupper()]  # no custom op left
     assert manifest["accuracy"]["passed"] and manifest["accuracy"]["metrics"]["mean_iou"] == 1.0
     assert all(figures["max_abs_error"] == 0.0 for figures in manifest["accuracy"]["outputs"].values())
+
+
+def test_fp32_finds_the_person_in_the_photos_with_one(convert_selfie, selfie):
+    """What the example says of its photos, on fp32's masks (the rewritten model's)."""
+    import numpy as np
+
+    names = json.loads((selfie / "metadata.json").read_text())["eval"]["names"]
+    with np.load(convert_selfie("tflite", "fp32") / "reference" / "outputs.npz") as data:
+        person = {name: float(np.mean(mask > 0.5)) for name, mask in zip(names, data["activation_10"])}
+    print("person fraction per photo (fp32): " + ", ".join(f"{name} {fraction:.2f}" for name, fraction in person.items()))
+    assert all(person[name] >= 0.2 for name in names if name.startswith(("astronaut", "camera"))), person
+    assert person["rocket"] < 0.01 and person["rocket-crop"] < 0.01, person

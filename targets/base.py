@@ -104,10 +104,14 @@ class Converter:
 
         from targets.freeze import feeds
 
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1  # one thread: the same summation order on every run
-        options.inter_op_num_threads = 1
-        session = onnxruntime.InferenceSession(self.job.source.path, options, providers=["CPUExecutionProvider"])
+        # kept: a stateful model's sequences call this once per step (edgeship_runtime.sequence.carry_batched)
+        session = getattr(self, "_reference_session", None)
+        if session is None:
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = 1  # one thread: the same summation order on every run
+            options.inter_op_num_threads = 1
+            session = self._reference_session = onnxruntime.InferenceSession(self.job.source.path, options,
+                                                                             providers=["CPUExecutionProvider"])
         names = [spec["name"] for spec in self.job.outputs]
         frozen = feeds((self.job.graph or {}).get("input_values") or {})  # the source still takes its frozen inputs (--input-value)
         return [dict(zip(names, session.run(names, {**sample, **frozen}))) for sample in samples]
@@ -116,11 +120,30 @@ class Converter:
         """The converted model's outputs through the board runtime's backend for the target, so
         x86 accuracy is measured on the code path a board uses. Targets whose artifact only
         runs on their accelerator override this with the vendor's simulator."""
+        return [self.converted_backend(artifact, io_mapping).infer(sample) for sample in samples]
+
+    def converted_backend(self, artifact: Path, io_mapping: dict):
+        """The board runtime's backend loaded with `artifact`, kept open while the same file (by
+        path, size and time) and mapping are asked for again: a stateful model's sequences run
+        one step per call. Closed on leaving the converter, or when another artifact is asked for."""
+        import json
+
         from edgeship_runtime.backends import backend_class
 
-        provisional = self.job.provisional_artifact(self.out, artifact, io_mapping, self.target.runtime_backend)
-        with backend_class(self.target.runtime_backend)(provisional, threads=1) as backend:
-            return [backend.infer(sample) for sample in samples]
+        stat = artifact.stat()
+        key = (str(artifact), stat.st_size, stat.st_mtime_ns, json.dumps(io_mapping, sort_keys=True))
+        kept = getattr(self, "_converted", None)
+        if kept is None or kept[0] != key:
+            self.close_converted()
+            provisional = self.job.provisional_artifact(self.out, artifact, io_mapping, self.target.runtime_backend)
+            self._converted = (key, backend_class(self.target.runtime_backend)(provisional, threads=1).load())
+        return self._converted[1]
+
+    def close_converted(self) -> None:
+        kept = getattr(self, "_converted", None)
+        if kept is not None:
+            self._converted = None
+            kept[1].close()
 
     def analyse(self, samples: list[dict]) -> dict | None:
         """A per-layer accuracy analysis when an output misses its tolerance (None: none offered)."""
@@ -139,6 +162,7 @@ class Converter:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.close_converted()
         self.close()
 
     # -- on the controller --------------------------------------------------------------------

@@ -108,6 +108,11 @@ def clean(source: str | Path, input_shapes: dict[str, list[int]], log=print, *,
 
         freeze(model, input_values)
         record("freeze inputs", model, frozen=sorted(input_values))
+        from targets.fold_if import inline_constant_ifs
+
+        inlined = inline_constant_ifs(model)  # the folders do not inline every If they decide (targets/fold_if.py)
+        if inlined:
+            record("inline decided Ifs", model, inlined=inlined)
 
     shapes = _fix_input_shapes(model, input_shapes)
     record("static shapes", model, shapes=shapes)

@@ -12,14 +12,15 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from edgeship.examples import classic, embed, faces, hands, ppocr, selfie, yolo
+from edgeship.examples import classic, embed, faces, hands, ppocr, selfie, vad, yolo
 from edgeship.examples.classic import digits_split
 from edgeship.examples.common import current
 from edgeship_runtime.files import staged_dir
 
 # name -> (builder, generator version of the module that builds it)
 BUILDERS: dict[str, tuple[Callable[[Path], Path], str]] = {
-    name: (builder, module.GENERATOR) for module in (classic, ppocr, yolo, embed, faces, hands, selfie) for name, builder in module.BUILDERS.items()
+    name: (builder, module.GENERATOR) for module in (classic, ppocr, yolo, embed, faces, hands, selfie, vad)
+    for name, builder in module.BUILDERS.items()
 }
 DEFAULT = tuple(BUILDERS)
 
@@ -34,12 +35,16 @@ def example_request(folder: Path, target: str, quant: str, out: Path, needs_cali
     metadata = json.loads((folder / "metadata.json").read_text())
     labels = next((path for path in (folder / "labels.json", folder / "labels.txt") if path.exists()), None)
     shapes = [f"{name}:{','.join(str(d) for d in shape)}" for name, shape in metadata.get("input_shape", {}).items()]
+    # frozen inputs (a sample rate) and the state a stateful model feeds back, as the metadata gives them
+    values = [f"{name}={value}" for name, value in metadata.get("input_values", {}).items()]
+    state = [f"{output}:{feeds}" for output, feeds in metadata.get("state", {}).items()]
     # a TFLite source (MediaPipe's models) when the example has no ONNX model
     model = folder / "model.onnx" if (folder / "model.onnx").exists() or not (folder / "model.tflite").exists() else folder / "model.tflite"
     return Request(target=target, model=model, quant=quant, calib=folder / "calib" if needs_calibration else None,
                    eval=folder / "eval.npz", labels=labels, input_shapes=shapes, out=out,
                    preprocess=folder / "preprocess.json" if (folder / "preprocess.json").exists() else None,
-                   task=str(folder / "task.json") if (folder / "task.json").exists() else None, name=folder.name)
+                   task=str(folder / "task.json") if (folder / "task.json").exists() else None, name=folder.name,
+                   input_values=values, state=state)
 
 
 def build_examples(root: Path, names=DEFAULT, force: bool = False) -> list[Path]:

@@ -84,3 +84,7 @@ RAPIDOCR = PinnedWheel("rapidocr-onnxruntime==1.4.4", "rapidocr_onnxruntime-1.4.
 MEDIAPIPE = PinnedWheel("mediapipe==0.10.14", "mediapipe-0.10.14-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
                         "a807328339e7356fda0bb14df12fedbf1d33bdf81649c5f8666b0026b1cc30b4",
                         ("--python-version", "3.11", "--implementation", "cp", "--platform", "manylinux_2_17_x86_64"), 1800)
+
+# Silero VAD's ONNX models under silero_vad/data/ (MIT); a pure-Python wheel (11 MB).
+SILERO_VAD = PinnedWheel("silero-vad==6.2.3", "silero_vad-6.2.3-py3-none-any.whl",
+                         "7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8")

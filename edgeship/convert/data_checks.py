@@ -14,7 +14,7 @@ import math
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 import numpy as np
 
@@ -24,7 +24,7 @@ CHUNK_VALUES = 1 << 22  # values read at once (16 MiB of float32)
 MAX_MEMBERS = 4096  # arrays in one .npz; a sample file holds one per model input
 
 
-def _header(stream: BinaryIO) -> tuple[tuple[int, ...], np.dtype, bool]:
+def _header(stream: IO[bytes]) -> tuple[tuple[int, ...], np.dtype, bool]:
     version = np.lib.format.read_magic(stream)
     if version == (1, 0):
         shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
@@ -106,15 +106,25 @@ class Arrays:
                         yield iter([np.asarray(array if whole else array[row]).reshape(-1)])
                     return
                 for _ in range(rows):
-                    yield _stream_row(stream, dtype, per_row)
+                    yield self._unreadable_as_one_line(name, _stream_row(stream, dtype, per_row))
         except EdgeshipError:
             raise
-        except Exception as error:  # a damaged member: zlib, a CRC mismatch or a short read
-            raise EdgeshipError(f"{self.what} {self.path}: array {name!r} is not readable ({_detail(error)}); "
-                                f"save it again with numpy.savez") from None
+        except Exception as error:
+            raise self._unreadable(name, error) from None
+
+    def _unreadable(self, name: str, error: BaseException) -> EdgeshipError:
+        return EdgeshipError(f"{self.what} {self.path}: array {name!r} is not readable ({_detail(error)}); save it again with numpy.savez")
+
+    def _unreadable_as_one_line(self, name: str, chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        """The chunks are read as the caller asks for them: a damaged member (zlib, a CRC mismatch at
+        its end, a short read) fails there, outside `samples`."""
+        try:
+            yield from chunks
+        except Exception as error:
+            raise self._unreadable(name, error) from None
 
 
-def _stream_row(stream: BinaryIO, dtype: np.dtype, count: int) -> Iterator[np.ndarray]:
+def _stream_row(stream: IO[bytes], dtype: np.dtype, count: int) -> Iterator[np.ndarray]:
     left = count
     while left:
         take = min(left, CHUNK_VALUES)
@@ -237,15 +247,15 @@ def check_label_count(path: Path, labels: list[str], task: dict, outputs: list[d
     the boards. Other tasks check what they read themselves (ocr-rec its character list)."""
     if task.get("name") != "classify":
         return
-    shape = next((item["shape"] for item in outputs if item["name"] == task.get("output")), None)
-    classes = shape[-1] if shape else None
+    shape: list = next((list(item["shape"]) for item in outputs if item["name"] == task.get("output")), [None])
+    classes = shape[-1]
     if isinstance(classes, int) and classes > 0 and len(labels) != classes:
         raise EdgeshipError(f"labels file {path} names {len(labels)} classes, but output {task['output']!r} of shape "
                             f"[{', '.join(map(str, shape))}] scores {classes} (its last axis); give one name per class, in the model's order")
 
 
 def _gb(size: float) -> str:
-    return f"{size / 1e9:.3g} GB" if size >= 1e8 else f"{size / 1e6:.3g} MB"
+    return f"{size / 1e9:.3g} GB" if size >= 1e9 else f"{size / 1e6:.3g} MB"
 
 
 def _tensor_bytes(spec: dict) -> int | None:

@@ -2,7 +2,9 @@
 constant initializer before the graph clean-up folds constants, so the folding removes what the
 value decides. onnx-simplifier 0.4.36 (the onnx image's) folds an `If` whose condition is then
 constant into the taken branch's nodes: measured on a scalar int64 `mode` -> Equal -> If model,
-which folds to the one Mul of the branch taken; so no inlining of our own is needed.
+which folds to the one Mul of the branch taken. It stops on Ifs whose branches read outer names
+through nested Ifs (silero-vad's `sr`), so the clean-up first inlines every decided If itself
+(targets/fold_if.py).
 
 `parse` runs on the controller (the text is checked against the declared input before any
 container starts) and gives a JSON record; `freeze` runs in the image on the loaded model.

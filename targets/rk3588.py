@@ -234,6 +234,27 @@ def hybrid_operands(config: str) -> list[str]:
     return [str(name) for name in parameters]
 
 
+def _without_default_rnn_layout(model_path: str, workdir: Path) -> str:
+    """The model, or a copy without the `layout` attribute of its LSTM/GRU/RNN nodes where it is
+    the default 0: rknn-toolkit2 2.5.0 checks recurrent nodes against the opset before 14, which
+    has no such attribute ("Unrecognized attribute: layout for operator LSTM", Silero VAD)."""
+    import onnx
+
+    model = onnx.load(model_path)
+    changed = False
+    for node in model.graph.node:
+        if node.op_type in ("LSTM", "GRU", "RNN"):
+            for attribute in list(node.attribute):
+                if attribute.name == "layout" and onnx.helper.get_attribute_value(attribute) == 0:
+                    node.attribute.remove(attribute)
+                    changed = True
+    if not changed:
+        return model_path
+    copy = workdir / "without-rnn-layout.onnx"
+    onnx.save(model, str(copy))
+    return str(copy)
+
+
 class RK3588Converter(Converter):
     """One `RKNN` object per job: built by `convert`, then run by the simulator and, when an
     output misses its tolerance, analysed layer by layer. The simulator can only run a model
@@ -312,6 +333,7 @@ class RK3588Converter(Converter):
     def _load(self, rknn) -> None:
         source = self.job.model_path
         if self.job.source.format == "onnx":
+            source = _without_default_rnn_layout(source, self.workdir)
             fixed: dict[str, Any] = {}
             if _has_dynamic_dims(source):  # pin dynamic dimensions to the job's static shapes
                 fixed = {"inputs": [self.job.graph_name(name) for name in self.job.input_names],

@@ -186,3 +186,24 @@ def test_fp32_finds_the_person_in_the_photos_with_one(convert_selfie, selfie):
     print("person fraction per photo (fp32): " + ", ".join(f"{name} {fraction:.2f}" for name, fraction in person.items()))
     assert all(person[name] >= 0.2 for name in names if name.startswith(("astronaut", "camera"))), person
     assert person["rocket"] < 0.01 and person["rocket-crop"] < 0.01, person
+
+
+def test_the_boards_check_judges_the_rk3588_artifact_by_mean_iou(convert_selfie):
+    """edgeship-runtime check on the toolkit simulator's recorded outputs (no NPU here), as a board runs it;
+    a mask turned inside out fails it by mean IoU."""
+    from edgeship_runtime.artifact import Artifact
+    from edgeship_runtime.check import check
+    from tests.container.targets.test_rk3588_faces import SimulatorReplay
+
+    artifact = Artifact.open(convert_selfie("rk3588", "fp16"))
+    report = check(artifact, SimulatorReplay)
+    print("board check (simulator outputs):", report["metrics"]["mean_iou"])
+    assert report["passed"] and report["task"] == "segment" and report["samples"] == 12 and report["metrics"]["mean_iou"] >= 0.97
+
+    class Inverted(SimulatorReplay):
+        def change(self, outputs: dict) -> dict:
+            return {name: 1.0 - value for name, value in outputs.items()}
+
+    failed = check(artifact, Inverted)
+    assert not failed["passed"] and failed["metrics"]["mean_iou"] < 0.5
+    assert any("mean IoU" in reason for reason in failed["failed"]), failed["failed"]

@@ -41,6 +41,8 @@ SPEED = ("mobilenetv2", "yolov8n")
 # TFLITE_SOURCE_INT8.
 TFLITE_SOURCE_FP16 = ("face-detection", "hand-landmark", "selfie-segmentation")
 TFLITE_SOURCE_INT8 = ("hand-landmark",)
+# Stateful models (their state carried step to step): the targets and modes that take them.
+STATEFUL = {"vad": {"onnx": ("fp32", "int8"), "openvino": ("fp16",), "rk3588": ("fp16", "int8"), "jetson": ("fp16",)}}
 FULL_SPEED = ("mobilenetv2", "yolov8n", "yolo11n")
 # The text-reading demo on the boards: a detector and the recognizer that reads its boxes.
 DEMO_MODELS = ("ppocr-det", "ppocr-rec")
@@ -55,6 +57,12 @@ def conversion_requests(example_dirs: list[Path], artifacts: Path, board_modes: 
     real, speed = (FULL, FULL_SPEED) if full else (REAL, () if quick else SPEED)
     requests = []
     for folder in example_dirs:
+        if folder.name in STATEFUL:
+            for target_name, quants in STATEFUL[folder.name].items():
+                target = targets.get(target_name)
+                for quant in quants:
+                    requests.append(example_request(folder, target.name, quant, artifacts, quant in target.needs_calibration))
+            continue
         tflite_source = folder.name in TFLITE_SOURCE_FP16
         if not tflite_source and folder.name not in real and folder.name not in speed:
             continue

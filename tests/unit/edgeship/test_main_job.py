@@ -70,3 +70,10 @@ def test_tflite_sources_get_fp16_and_the_boards_modes_where_a_target_takes_them(
     assert modes_of(requests, "hand-landmark") == {("rk3588", "fp16"), ("rk3588", "int8"), ("tflite", "fp16"), ("tflite", "fp32")}
     assert modes_of(requests, "face-detection") == {("rk3588", "fp16"), ("rk3588", "int8"), ("tflite", "fp16"), ("tflite", "fp32")}
     assert modes_of(requests, "selfie-segmentation") == modes_of(requests, "face-detection")  # its kernel rewritten on both targets
+
+
+def test_the_stateful_vad_model_is_converted_for_the_targets_that_carry_its_state(tmp_path):
+    requests = conversion_requests(stand_in_example_dirs(tmp_path, ("vad",)), Path("artifacts"), board_modes(ROOT / "inventory.ini"))
+    assert modes_of(requests, "vad") == {("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp16"), ("rk3588", "fp16"), ("rk3588", "int8"),
+                                         ("jetson", "fp16")}
+    assert all(request.calib is not None for request in requests if request.quant == "int8")

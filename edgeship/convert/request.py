@@ -224,6 +224,9 @@ def plan(request: Request) -> Plan:
     elif fmt == "tflite":
         check_tflite_model(model, target.name)
     p.calibration_files = calibration_files(request.calib) if request.calib else None
+    # the values last, once their form fits (an ONNX source's checks ran above; other formats' inputs
+    # are read in their image, so their data is checked before that container starts)
+    check_values(p.calibration_files or [], request.eval)
     return p
 
 
@@ -264,7 +267,6 @@ def complete_plan(p: Plan, declared_inputs: list[dict], declared_outputs: list[d
         check_label_count(p.request.labels, p.labels, p.task, p.outputs)
     if p.evaluation and p.evaluation["labelled"] and p.request.eval:
         check_eval_labels(p.request.eval, p.task, p.evaluation["samples"])
-    check_values(calibration_files(p.request.calib) if p.request.calib else [], p.request.eval)  # last: the values, once their form fits
     return p
 
 

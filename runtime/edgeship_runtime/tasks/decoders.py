@@ -1,4 +1,4 @@
-"""Detector heads -> boxes in model-input pixels: YOLOv8/YOLO11, YOLOv5, SSD (and DBNet in `db`), and
+"""Detector heads -> boxes in model-input pixels: YOLOv8/YOLO11 (whole, or cut before the DFL: yolov8_dfl), YOLOv5, SSD (and DBNet in `db`), and
 `DECODERS`, the detect task's sub-registry: per decoder its parameters, its check against the output
 shapes and its decoding.
 
@@ -19,7 +19,7 @@ from edgeship_runtime.errors import ArtifactError
 from edgeship_runtime.files import UnsafePath, confined
 from edgeship_runtime.tasks._optional import cv2 as _cv2
 from edgeship_runtime.tasks.anchors import ANCHOR_OPTIONS, anchors_from, weighted_nms
-from edgeship_runtime.tasks.base import image_size, shape_text
+from edgeship_runtime.tasks.base import REQUIRED, image_size, shape_text
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, classes: np.ndarray | None = None, max_det: int | None = None) -> np.ndarray:
@@ -76,6 +76,33 @@ def decode_yolov5(head: np.ndarray, record: dict) -> dict:
     classes = class_scores.argmax(axis=1) if len(rows) else np.zeros(0, np.int64)
     return _select(_xywh_to_xyxy(rows[:, :4]), class_scores[np.arange(len(rows)), classes], classes, record)
 
+
+
+def decode_yolov8_dfl(levels: list[tuple[np.ndarray, np.ndarray]], record: dict) -> dict:
+    """One image's YOLOv8/YOLO11 head cut before its DFL (targets/yolo_head.py, as Rockchip's rknn_model_zoo
+    exports it): per level the box logits [4 * B, H, W] (left, top, right, bottom, each a distribution over
+    B distances in cells) and the sigmoid class scores [C, H, W], the stride being input_size / H. As the
+    in-graph head: the expected distance under each side's softmax, from the cell's centre, times the stride.
+    The DFL runs only on the cells whose best score passes `conf`."""
+    input_h, input_w = record["input_size"]
+    boxes, scores, classes = [], [], []
+    for logits, class_scores in levels:
+        count, height, width = class_scores.shape
+        flat = np.asarray(class_scores, np.float64).reshape(count, height * width)
+        best = flat.argmax(axis=0)
+        best_scores = flat[best, np.arange(height * width)]
+        cells = np.flatnonzero(best_scores > record["conf"])
+        bins = logits.shape[0] // 4
+        side = np.asarray(logits, np.float64).reshape(4, bins, height * width)[:, :, cells]
+        weights = np.exp(side - side.max(axis=1, keepdims=True))
+        distances = (weights * np.arange(bins).reshape(1, bins, 1)).sum(axis=1) / weights.sum(axis=1)  # [4, K] in cells
+        stride_y, stride_x = input_h / height, input_w / width
+        centre_x, centre_y = cells % width + 0.5, cells // width + 0.5
+        boxes.append(np.stack([(centre_x - distances[0]) * stride_x, (centre_y - distances[1]) * stride_y,
+                               (centre_x + distances[2]) * stride_x, (centre_y + distances[3]) * stride_y], axis=1))
+        scores.append(best_scores[cells])
+        classes.append(best[cells])
+    return _select(np.concatenate(boxes), np.concatenate(scores), np.concatenate(classes), record)
 
 @lru_cache(maxsize=8)
 def _anchors(path: str, modified: float) -> np.ndarray:
@@ -185,6 +212,36 @@ def _check_yolo(record: dict, shapes: dict, where: str, inputs) -> None:
         raise ArtifactError(f"{what}: {shape[axis] - fixed} classes, but \"classes\" names {len(classes)}")
 
 
+def _check_yolo_dfl(record: dict, shapes: dict, where: str, inputs) -> None:
+    boxes, scores = record["box_outputs"], record["score_outputs"]
+    layout = "per level boxes [1, 4 * B, H, W] in \"box_outputs\" and sigmoid scores [1, C, H, W] in \"score_outputs\""
+    if not boxes or len(boxes) != len(scores):
+        raise ArtifactError(f"{where}: yolov8_dfl has {len(boxes)} box and {len(scores)} score outputs; it needs {layout}, one of each per level")
+    unknown = [name for name in (*boxes, *scores) if name not in shapes]
+    if unknown:
+        raise ArtifactError(f"{where}: yolov8_dfl outputs {unknown} are not outputs of the model; the outputs are {list(shapes)}")
+    if record["input_size"] is None:
+        record["input_size"] = image_size(inputs)
+        if record["input_size"] is None:
+            raise ArtifactError(f"{where}: yolov8_dfl needs \"input_size\": [height, width] of the model input (its strides are input / grid)")
+    class_counts = set()
+    for box, score in zip(boxes, scores):
+        box_shape, score_shape = shapes[box], shapes[score]
+        fits = (len(box_shape) == len(score_shape) == 4 and None not in box_shape[1:] + score_shape[1:]
+                and box_shape[1] % 4 == 0 and box_shape[1] >= 8 and box_shape[2:] == score_shape[2:])
+        if not fits:
+            raise ArtifactError(f"{where}: yolov8_dfl level {box!r} {shape_text(box_shape)} / {score!r} {shape_text(score_shape)} "
+                                f"do not fit; it needs {layout} with the same H, W")
+        if any(size % side for size, side in zip(record["input_size"], box_shape[2:])):
+            raise ArtifactError(f"{where}: yolov8_dfl level {box!r} grid {box_shape[2:]} does not divide the input size "
+                                f"{record['input_size']}; give \"input_size\" as the model input's [height, width]")
+        class_counts.add(score_shape[1])
+    if len(class_counts) != 1:
+        raise ArtifactError(f"{where}: yolov8_dfl score outputs have {sorted(class_counts)} classes; every level needs the same")
+    classes = record["classes"]
+    if classes is not None and len(classes) not in class_counts:
+        raise ArtifactError(f"{where}: yolov8_dfl scores have {class_counts.pop()} classes, but \"classes\" names {len(classes)}")
+
 def _check_ssd(record: dict, shapes: dict, where: str, inputs) -> None:
     what = _what(record, shapes, where)
     others = [n for n in shapes if n != record["output"]]
@@ -265,6 +322,10 @@ def _decode_head(decoder: Callable[[np.ndarray, dict], dict]) -> Callable[[dict,
     return decode_batch
 
 
+def _decode_yolo_dfl(record: dict, outputs: dict, artifact_dir: Path | None) -> list[dict]:
+    pairs = [(np.asarray(outputs[box]), np.asarray(outputs[score])) for box, score in zip(record["box_outputs"], record["score_outputs"])]
+    return [decode_yolov8_dfl([(box[i], score[i]) for box, score in pairs], record) for i in range(len(pairs[0][0]))]
+
 def _decode_ssd(record: dict, outputs: dict, artifact_dir: Path | None) -> list[dict]:
     value, scores = np.asarray(outputs[record["output"]]), np.asarray(outputs[record["scores_output"]])
     anchors = anchors_from(record) if record["anchors"] is None else load_anchors(record, artifact_dir)
@@ -295,6 +356,9 @@ DECODERS: dict[str, Decoder] = {
                    "max_candidates": (1000, "count"), "min_size": (3.0, "positive")}, _check_db, _decode_db, lambda i: "text"),
     "yolov8": Decoder(_YOLO, _check_yolo, _decode_head(decode_yolov8)),
     "yolov5": Decoder(_YOLO, _check_yolo, _decode_head(decode_yolov5)),
+    # the head cut before its DFL (targets/yolo_head.py; rk3588): box_outputs/score_outputs per level, stride 8 first
+    "yolov8_dfl": Decoder({**_YOLO, "box_outputs": (REQUIRED, "names"), "score_outputs": (REQUIRED, "names"), "input_size": (None, "size")},
+                          _check_yolo_dfl, _decode_yolo_dfl),
     "ssd": Decoder(_SSD, _check_ssd, _decode_ssd),
 }
 

@@ -1,4 +1,4 @@
-"""detect: boxes from a detector head (decoders in `decoders`, a sub-registry: db, yolov8, yolov5, ssd);
+"""detect: boxes from a detector head (decoders in `decoders`, a sub-registry: db, yolov8, yolov8_dfl, yolov5, ssd);
 detection F1 against fp32's boxes and against labelled boxes, at IoU 0.5."""
 
 from __future__ import annotations

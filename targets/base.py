@@ -142,7 +142,7 @@ class Converter:
     def close_converted(self) -> None:
         kept = getattr(self, "_converted", None)
         if kept is not None:
-            self._converted = None
+            del self._converted
             kept[1].close()
 
     def analyse(self, samples: list[dict]) -> dict | None:

@@ -25,7 +25,7 @@ def _constants(graph) -> dict:
 def _evaluate(node, values: dict) -> list:
     from onnx.reference import ReferenceEvaluator
 
-    return ReferenceEvaluator(node).run(None, {name: values[name] for name in node.input if name})
+    return list(ReferenceEvaluator(node).run(None, {name: values[name] for name in node.input if name}))
 
 
 def inline_constant_ifs(model) -> list[str]:

@@ -211,7 +211,10 @@ def run(job: Job, target: Target) -> int:
         # fp32 reference: the source model itself, on the CPU (ONNX Runtime, or the target's
         # own framework for its native formats).
         fp32_all = sequence.run_sequences(converter.reference, samples, run_lengths, job.state)
-        if run_lengths:  # what fp32's carried run fed each step: the open-loop inputs of calibration checks, rescue and analysis
+        # the reference inputs as the eval set gives them (each sequence's initial state at each of its
+        # steps): the board's check carries the state from there, as the conversion did
+        reference_given = reference_in
+        if run_lengths:  # what fp32's carried run fed each step: the open-loop inputs of the toolchain, rescue and analysis
             samples = sequence.as_fed(samples, fp32_all, run_lengths, job.state)
             reference_in = samples[: len(reference_in)]
 
@@ -253,7 +256,7 @@ def run(job: Job, target: Target) -> int:
                 report["per_layer"] = analysis
 
     (out / "reference").mkdir()
-    np.savez(out / "reference" / "inputs.npz", **stack_samples(reference_in, job.inputs))
+    np.savez(out / "reference" / "inputs.npz", **stack_samples(reference_given, job.inputs))
     np.savez(out / "reference" / "outputs.npz", **stack_samples(fp32_ref, job.outputs))
     np.savez(out / "reference" / "expected.npz", **stack_samples(converted_ref, job.outputs))
     (out / "accuracy.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")

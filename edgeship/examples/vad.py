@@ -82,7 +82,9 @@ def clip(scratch: Path, name: str, sentence: str | None, before: float, after: f
     noisy = scratch / f"{name}-noisy.wav"
     clean_file = scratch / f"{name}-clean.wav"
     with wave.open(str(clean_file), "wb") as handle:
-        handle.setnchannels(1), handle.setsampwidth(2), handle.setframerate(RATE)
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(RATE)
         handle.writeframes((np.clip(clean, -1, 1 - 2 ** -15) * 32768).astype(np.int16).tobytes())
     _sox("-m", str(clean_file), str(noise), str(noisy))  # sox -m halves each input: the mix keeps full scale
     return _read_wav(noisy)[: len(clean)], clean

@@ -110,7 +110,7 @@ class _Check:
                 name = self.field(pair, end, f"state[{index}].{end}", str, f"one of the model's {kind}")
                 if name not in names[kind]:
                     raise self.fail(f"state[{index}].{end}", f"names {_shown(name)}, which is not one of the model's {kind}")
-        reference = manifest.get("reference") if isinstance(manifest.get("reference"), dict) else {}
+        reference: dict = manifest["reference"] if isinstance(manifest.get("reference"), dict) else {}
         lengths = self.field(reference, "sequences", "reference.sequences", list, "a list of step counts", required=False)
         if lengths is not None and (not lengths or len(lengths) > MAX_SEQUENCES
                                     or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in lengths)):

@@ -117,7 +117,7 @@ def run_sequences(run: Callable[[list[dict]], list[dict]], samples: Sequence[Map
     from the state its first sample holds; the state later samples hold is not read), or each
     sample on its own without lengths."""
     if not lengths or not state:
-        return run(list(samples))
+        return run([dict(sample) for sample in samples])
     carried = set(state_inputs(state))
     initial = [{name: samples[first][name] for name in carried} for first in starts(lengths)]
     steps = [{name: value for name, value in sample.items() if name not in carried} for sample in samples]

@@ -44,4 +44,4 @@ def test_what_the_controller_asks():
     # the tables callers imported before, read off the registry
     assert tasks.HEADLINES["segment"] == tasks.get("segment").headline and tasks.TASK_EXTRAS == {"detect": "vision", "segment": "vision",
                                                                                                 "ocr-rec": "vision"}
-    assert tasks.DECODERS == ("db", "yolov8", "yolov5", "ssd")
+    assert tasks.DECODERS == ("db", "yolov8", "yolov5", "yolov8_dfl", "ssd")

@@ -1,0 +1,49 @@
+"""The MNN backend's settings, without MNN: high (fp32) precision and MNN's 4 threads unless the
+board says otherwise, a bad option is one line before MNN is imported, and a board without the
+wheel is told which extra to install. (MNN itself runs in the container tier:
+tests/container/targets/test_mnn.py.)"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from edgeship_runtime.artifact import Artifact
+from edgeship_runtime.backends import backend_class
+from edgeship_runtime.backends.mnn import MNNBackend
+from edgeship_runtime.errors import ArtifactError, RuntimeUnavailable
+from tests.support.artifacts import tiny_artifact, write_manifest
+
+
+@pytest.fixture
+def mnn_artifact(tmp_path):
+    folder = tiny_artifact(tmp_path / "a")
+    (folder / "model.onnx").rename(folder / "model.mnn")  # not read: these tests stop before MNN opens it
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest.update(target="mnn", runtime_backend="mnn")
+    manifest["artifact"]["file"] = "model.mnn"
+    write_manifest(folder, manifest)
+    return Artifact.open(folder)
+
+
+def test_the_backend_is_found_by_its_manifest_name_and_names_its_extra():
+    assert backend_class("mnn") is MNNBackend and MNNBackend.extra == "mnn" and MNNBackend.packages == ("mnn",)
+
+
+def test_fp32_arithmetic_and_mnns_threads_unless_the_board_says_otherwise(mnn_artifact):
+    assert MNNBackend(mnn_artifact).settings() == {"backend": "CPU", "precision": "high", "numThread": 4}
+    assert MNNBackend(mnn_artifact, threads=2, precision="low").settings() == {"backend": "CPU", "precision": "low", "numThread": 2}
+
+
+def test_a_wrong_precision_is_one_line_before_mnn_is_imported(mnn_artifact):
+    with pytest.raises(ArtifactError, match=r"^mnn: --backend-option precision=fp16 is not one of high, normal, low$"):
+        MNNBackend(mnn_artifact, precision="fp16").load()
+
+
+def test_a_board_without_mnn_is_told_which_extra_to_install(mnn_artifact):
+    if importlib.util.find_spec("MNN") is not None:
+        pytest.skip("MNN is installed here: the container tier runs it")
+    with pytest.raises(RuntimeUnavailable, match=r"pip install 'edgeship-runtime\[mnn\]'"):
+        MNNBackend(mnn_artifact).load()

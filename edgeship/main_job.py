@@ -44,6 +44,9 @@ TFLITE_SOURCE_INT8 = ("hand-landmark",)
 # Stateful models (their state carried step to step): the targets and modes that take them.
 STATEFUL = {"vad": {"onnx": ("fp32", "int8"), "openvino": ("fp16",), "rk3588": ("fp16", "int8"), "jetson": ("fp16",)}}
 FULL_SPEED = ("mobilenetv2", "yolov8n", "yolo11n")
+# The models a target without a board runtime (mcu: a microcontroller's firmware) converts: the
+# others need more RAM for their tensor arena than any board in its table has.
+MICRO = ("digits", "digits-embed")
 # The text-reading demo on the boards: a detector and the recognizer that reads its boxes.
 DEMO_MODELS = ("ppocr-det", "ppocr-rec")
 CONVERSION_WORKERS = 2
@@ -67,6 +70,8 @@ def conversion_requests(example_dirs: list[Path], artifacts: Path, board_modes: 
         if not tflite_source and folder.name not in real and folder.name not in speed:
             continue
         for target in targets.TARGETS.values():
+            if not target.runtime_backend and folder.name not in MICRO:
+                continue  # a microcontroller target (mcu) takes only the models small enough for one
             on_boards = {quant for name, quant in board_modes if name == target.name}
             if tflite_source:  # and the modes the boards run, to show them there
                 wanted = ({"fp16", "int8"} if folder.name in TFLITE_SOURCE_INT8 else {"fp16"}) | on_boards
@@ -116,6 +121,8 @@ def _runtime_figures(artifact_dir: Path) -> dict:
     from edgeship_runtime.errors import RuntimeUnavailable
     from edgeship_runtime.select import choose
 
+    if not json.loads((artifact_dir / "manifest.json").read_text()).get("runtime_backend"):  # mcu: C source for a firmware build
+        return {"host_check_passed": None, "host_mean_ms": None, "host_p90_ms": None, "host_note": "no board runtime: firmware C source"}
     requested = backend_class(Artifact.open(artifact_dir).backend)
     try:
         # The board runtime's own choice on a CPU-only machine: a CPU artifact runs as is, a
@@ -386,7 +393,7 @@ class MainJob:
         from edgeship_runtime.backends import backend_class
 
         # the first target (in the targets' order) whose fp32 artifacts run on this machine's CPU
-        cpu_targets = [t.name for t in targets.TARGETS.values() if backend_class(t.runtime_backend).accelerator == "cpu"]
+        cpu_targets = [t.name for t in targets.TARGETS.values() if t.runtime_backend and backend_class(t.runtime_backend).accelerator == "cpu"]
 
         def pick(model: str, target: str) -> Path | None:
             return next((a for a, m in manifests.items() if m["model"] == model and m["target"] == target and m["options"]["quant"] == "fp32"),

@@ -169,6 +169,18 @@ def extras_for(selection: list[dict], configured: list[str] | None, demo: bool =
     return tuple(sorted(extras | ({"demo"} if demo else set())))
 
 
+def no_board_runtime(board: dict) -> str:
+    """Why a board is not deployed to, when its target's artifacts have no board runtime (mcu: C
+    source for a firmware build); "" for every other board."""
+    from edgeship.convert.request import find_target
+
+    target = find_target(board["target"])
+    if target.runtime_backend:
+        return ""
+    return (f"board {board['host']} skipped: target {target.name} has no board runtime (its artifacts are C source for a firmware "
+            f"build, which no Linux board runs); give the board a target with a runtime in the inventory (edgeship_target)")
+
+
 def make_plan(boards: list[dict], artifacts_root: Path, models: list[str] | None = None, bundles: Path | None = None, label: str = "") -> dict:
     from edgeship.convert.request import find_target
     from edgeship.fleet.wheels import DEFAULT_GLIBC, ensure_runtime_wheelhouse
@@ -184,10 +196,16 @@ def make_plan(boards: list[dict], artifacts_root: Path, models: list[str] | None
         if arch is None:
             raise EdgeshipError(f"board {board['host']}: architecture {board['arch']!r} has no wheels; edgeship supports x86_64 and aarch64 boards")
         board = dict(board, arch=arch, python=".".join(str(board["python"]).split(".")[:2]))
+        skipped = no_board_runtime(board)
+        if skipped:
+            print(f"edgeship: note: {skipped}", file=sys.stderr)
+            plans[board["host"]] = {"skipped": skipped}
+            continue
         selection = board_selection(board, artifacts, list(board.get("models") or []) or models, artifacts_root)
         extras = extras_for(selection, board.get("extras"), str(board.get("demo", False)).lower() in ("true", "1", "yes"))
         wheelhouse = ensure_runtime_wheelhouse(arch, board["python"], extras, str(board.get("glibc") or DEFAULT_GLIBC))
         device_nodes = find_target(board["target"]).device_nodes
         plans[board["host"]] = pack_bundle(board, selection, wheelhouse, extras, bundles, label, device_nodes)
-    release_id = hashlib.sha256("".join(f"{h}:{p['bundle_sha256']}\n" for h, p in sorted(plans.items())).encode()).hexdigest()[:16]
+    bundles_packed = "".join(f"{h}:{p['bundle_sha256']}\n" for h, p in sorted(plans.items()) if "skipped" not in p)
+    release_id = hashlib.sha256(bundles_packed.encode()).hexdigest()[:16]
     return {"release_id": release_id, "hosts": plans}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import targets
 from edgeship.fleet.sim import board_modes
-from edgeship.main_job import conversion_requests
+from edgeship.main_job import MICRO, conversion_requests
 from tests.support import ROOT, stand_in_example_dirs
 
 NAMES = ("digits", "ppocr-det", "ppocr-cls", "ppocr-rec", "mobilenetv2", "yolov8n", "yolo11n")
@@ -26,11 +26,13 @@ def test_real_models_get_each_targets_default_int8_and_the_boards_modes_speed_mo
     boards = {("rk3588", "int8"), ("tflite", "fp16")}
     requests = conversion_requests(stand_in_example_dirs(tmp_path, NAMES), Path("artifacts"), boards)
     assert len(requests) == len({(r.model, r.target, r.quant) for r in requests})  # nothing twice
+    board_targets = [t for t in targets.TARGETS.values() if t.runtime_backend]  # mcu (no board runtime) takes only MICRO's models
     for model in ("digits", "ppocr-det", "ppocr-rec"):
-        expected = {(t.name, t.default_quant) for t in targets.TARGETS.values()}
-        expected |= {(t.name, "int8") for t in targets.TARGETS.values() if "int8" in t.quantizations} | boards
+        expected = {(t.name, t.default_quant) for t in board_targets}
+        expected |= {(t.name, "int8") for t in board_targets if "int8" in t.quantizations} | boards
+        expected |= {("mcu", "int8")} if model in MICRO else set()
         assert modes_of(requests, model) == expected, model
-    speed = {(t.name, t.default_quant) for t in targets.TARGETS.values()} | boards
+    speed = {(t.name, t.default_quant) for t in board_targets} | boards
     assert modes_of(requests, "mobilenetv2") == modes_of(requests, "yolov8n") == speed
     assert not modes_of(requests, "ppocr-cls") and not modes_of(requests, "yolo11n")  # --full only
     assert all(r.calib for r in requests if r.quant == "int8") and not any(r.calib for r in requests if r.quant in ("fp32", "fp16"))
@@ -44,8 +46,10 @@ def test_quick_leaves_out_the_speed_models_and_full_takes_every_mode(tmp_path):
     quick = conversion_requests(examples, Path("artifacts"), set(), quick=True)
     assert Counter(r.model.parent.name for r in quick).keys() == {"digits", "ppocr-det", "ppocr-rec"}
     full = conversion_requests(examples, Path("artifacts"), set(), full=True)
-    every = {(t.name, quant) for t in targets.TARGETS.values() for quant in t.quantizations}
-    assert modes_of(full, "ppocr-cls") == every and modes_of(full, "yolo11n") == {(t.name, t.default_quant) for t in targets.TARGETS.values()}
+    board_targets = [t for t in targets.TARGETS.values() if t.runtime_backend]
+    every = {(t.name, quant) for t in board_targets for quant in t.quantizations}
+    assert modes_of(full, "ppocr-cls") == every and modes_of(full, "yolo11n") == {(t.name, t.default_quant) for t in board_targets}
+    assert modes_of(full, "digits") == every | {("mcu", "int8")}
 
 
 def test_a_speed_model_a_toolchain_cannot_take_is_reported_and_does_not_fail_the_job():

@@ -159,3 +159,16 @@ def test_a_folder_whose_name_breaks_the_rule_is_left_out_with_a_note_and_the_res
     assert note == (f"edgeship: note: left out {root}/{long.name!r}: its name (70 characters) is not a safe name for the boards "
                     f"(1-64 letters, digits, '.', '_' or '-', starting with a letter or digit); convert {'m' * 45} again with --name of at "
                     f"most 39 characters (target tflite --quant fp32)\n")
+
+
+def test_a_board_whose_target_has_no_board_runtime_is_skipped_with_one_line(artifacts, tmp_path, capsys):
+    from edgeship.fleet.plan import make_plan
+
+    root, _ = artifacts
+    board = {**BOARD, "host": "stm32-bench", "arch": "x86_64", "target": "mcu", "cpu_target": None}
+    plan = make_plan([board], root, bundles=tmp_path / "bundles")
+    line = ("board stm32-bench skipped: target mcu has no board runtime (its artifacts are C source for a firmware build, which no "
+            "Linux board runs); give the board a target with a runtime in the inventory (edgeship_target)")
+    assert plan["hosts"] == {"stm32-bench": {"skipped": line}}
+    assert capsys.readouterr().err == f"edgeship: note: {line}\n"
+    assert not (tmp_path / "bundles").exists()  # nothing packed for it

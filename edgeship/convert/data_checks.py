@@ -101,7 +101,8 @@ class Arrays:
             with zipfile.ZipFile(self.path) as archive, archive.open(f"{name}.npy") as stream:
                 _header(stream)
                 if fortran:  # rare (np.save of a transposed array); one whole read keeps the sample order simple
-                    array = np.lib.format.read_array(archive.open(f"{name}.npy"), allow_pickle=False)
+                    with archive.open(f"{name}.npy") as whole_member:
+                        array = np.lib.format.read_array(whole_member, allow_pickle=False)
                     for row in range(rows):
                         yield iter([np.asarray(array if whole else array[row]).reshape(-1)])
                     return

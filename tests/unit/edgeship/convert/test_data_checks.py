@@ -59,7 +59,8 @@ def test_arrays_streams_npy_and_npz_samples_in_order(tmp_path, small_chunks):
     np.save(tmp_path / "a.npy", array)
     np.savez_compressed(tmp_path / "a.npz", input=array, labels=np.arange(3))
     np.save(tmp_path / "f.npy", np.asfortranarray(array))
-    for path, name in ((tmp_path / "a.npy", "array"), (tmp_path / "a.npz", "input"), (tmp_path / "f.npy", "array")):
+    np.savez(tmp_path / "f.npz", input=np.asfortranarray(array))
+    for path, name in ((tmp_path / "a.npy", "array"), (tmp_path / "a.npz", "input"), (tmp_path / "f.npy", "array"), (tmp_path / "f.npz", "input")):
         arrays = Arrays(path, "test")
         rows = [np.concatenate(list(chunks)) for chunks in arrays.samples(name, whole=False)]
         assert len(rows) == 3 and all(np.array_equal(row, array[index].reshape(-1)) for index, row in enumerate(rows)), path
@@ -216,3 +217,22 @@ def test_a_conversions_file_entry_goes_through_the_same_checks(tmp_path):
     with pytest.raises(EdgeshipError, match=r"calibration sample .*000\.npy holds NaN or Inf \(64 of 64 values\)"):
         plan(entry.request(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def test_a_large_sample_is_never_held_whole(tmp_path, monkeypatch):
+    """16 MiB samples checked in chunks of 256 KiB: numpy's allocations (traced) stay far below one sample."""
+    import tracemalloc
+
+    monkeypatch.setattr(data_checks, "CHUNK_VALUES", 1 << 16)
+    values = np.random.default_rng(4).standard_normal(1 << 22).astype(np.float32)
+    np.save(tmp_path / "big.npy", values.reshape(1, 1, 2048, 2048))
+    np.savez(tmp_path / "big.npz", input=values.reshape(1, 1, 2048, 2048))
+    del values
+    tracemalloc.start()
+    try:
+        check_calibration_values([tmp_path / "big.npy", tmp_path / "big.npz"])
+        check_eval_values(tmp_path / "big.npz")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, f"{peak} bytes traced at the peak"

@@ -90,7 +90,7 @@ class MCUConverter(TFLiteConverter):
         return model
 
     def op_report(self, artifact: Path) -> dict:
-        return {**tflite_op_report(artifact), "mcu": self.record}
+        return {**tflite_op_report(artifact), "firmware": self.record}  # the worker puts it in the manifest
 
     def run_converted(self, artifact: Path, io_mapping: dict, samples: list[dict]) -> list[dict]:
         """The int8 model through TFLite Micro's interpreter (its reference kernels, as a board's
@@ -141,7 +141,7 @@ class MCUConverter(TFLiteConverter):
 
     @classmethod
     def summary(cls, artifact_dir: Path, manifest: dict, ops: dict) -> list[str]:
-        record = ops.get("mcu")
+        record = ops.get("firmware")
         if not record:
             return []
         return [arena_line(record), f"C files for a firmware build: {artifact_dir / SOURCE_FILE}, {artifact_dir / HEADER_FILE}", NO_MCU]

@@ -185,6 +185,7 @@ def write_manifest(out: Path, job: Job, target: Target, artifact: Path, ops: dic
         },
         **({"rescue": report["rescue"]} if "rescue" in report else {}),
         **({"rewrites": ops["rewrites"]} if "rewrites" in ops else {}),  # custom kernels rewritten into builtins
+        **({"firmware": ops["firmware"]} if "firmware" in ops else {}),  # a microcontroller build's figures (mcu: arena, resolver, board)
         "logs": ["convert.log", *target.log_files],
         "ops": ops["ops"],
         "files": files,

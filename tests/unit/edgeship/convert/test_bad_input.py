@@ -87,6 +87,10 @@ BAD = [
     ("edge tpu batch", ["--target", "coral", "--model", "{d}/dynamic.onnx", "--input-shape", "input:2,1,8,8", "--quant", "int8",
                         "--calib", "{d}/wrong_calib"],
      r"dynamic\.onnx: input 'input' has shape \[2, 1, 8, 8\]: the Edge TPU runs batch 1 only; convert with --input-shape input:1,1,8,8"),
+    ("mcu board not in the table", ["--target", "mcu", "--model", "{d}/good.onnx", "--calib", "{d}/wrong_calib", "--option", "board=stm32f999"],
+     r"option board='stm32f999' is not offered by target mcu; choose one of: stm32h747, stm32f746, stm32l4r9"),
+    ("mcu float mode", ["--target", "mcu", "--model", "{d}/good.onnx", "--quant", "fp16"],
+     r"target mcu does not offer --quant fp16; choose one of: int8"),
     ("labels that do not fit the task", ["--target", "onnx", "--model", "{d}/good.onnx", "--eval", "{d}/texts.npz", "--task", "classify"],
      r"texts\.npz: labels are <U4 \[3\]; .*task classify"),
 ]

@@ -17,6 +17,7 @@ back to the source's shape. ncnn runs one sample per extractor: batch > 1 is not
 
 from __future__ import annotations
 
+import ctypes.util
 import importlib.metadata
 
 import numpy as np
@@ -54,9 +55,13 @@ class NcnnBackend(Backend):
             import ncnn
         except ImportError:
             raise RuntimeUnavailable("the ncnn backend needs the `ncnn` package (pip install 'edgeship-runtime[ncnn]')") from None
-        if vulkan and ncnn.get_gpu_count() == 0:
-            raise RuntimeUnavailable("ncnn: --backend-option vulkan=1 but ncnn finds no Vulkan device (libvulkan.so.1 and a GPU driver); "
-                                     "run without vulkan=1")
+        if vulkan:
+            # Asked without a loader, ncnn prints a dlopen line per attempt before it answers: look first.
+            if ctypes.util.find_library("vulkan") is None:
+                raise RuntimeUnavailable("ncnn: --backend-option vulkan=1 but this board has no Vulkan loader (libvulkan.so.1); "
+                                         "install the GPU's Vulkan driver or run without vulkan=1")
+            if ncnn.get_gpu_count() == 0:
+                raise RuntimeUnavailable("ncnn: --backend-option vulkan=1 but ncnn finds no Vulkan device; run without vulkan=1")
         model = self.artifact.model_path()
         weights = self.artifact.member(model.with_suffix(".bin").relative_to(self.artifact.path).as_posix(), "weights")
         net = ncnn.Net()
@@ -84,12 +89,16 @@ class NcnnBackend(Backend):
         import ncnn
 
         extractor = self._net.create_extractor()
+        # ncnn.Mat(array) wraps the array's memory without a copy and without holding the array:
+        # `held` keeps every input alive until the outputs are extracted.
+        held = []
         try:
             for name, value in feeds.items():
                 value = np.ascontiguousarray(value, np.float32)
                 if value.ndim > 1 and value.shape[0] == 1:
                     value = value[0]  # pnnx's graph has no batch axis
-                if extractor.input(name, ncnn.Mat(value).clone()) != 0:
+                held.append(value)
+                if extractor.input(name, ncnn.Mat(value)) != 0:
                     raise ArtifactError(f"ncnn: the model has no input blob {name!r}; convert the model again")
             results = {}
             for mapping in self._outputs.values():

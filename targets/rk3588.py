@@ -265,6 +265,27 @@ class RK3588Converter(Converter):
         self.log_path = self.out / LOG_FILE
         self.rknn = None
         self.simulator_ready = False
+        self.head_cut = self._cut_yolo_head()
+
+    def _cut_yolo_head(self) -> tuple[Path, dict] | None:
+        """(the cut ONNX graph, its manifest record) when the model is a YOLOv8/YOLO11 detector with its DFL
+        head in the graph (targets/yolo_head.py): the toolkit fails on that head, so the job's outputs and task
+        become the cut's (per level DFL logits and class scores, the yolov8_dfl decoder) before anything runs."""
+        task = self.job.task
+        if self.job.source.format != "onnx" or task.get("name") != "detect" or task.get("decoder") != "yolov8":
+            return None
+        from edgeship_runtime.tasks.record import validate
+        from targets.yolo_head import cut
+
+        found = cut(self.job.model_path, self.workdir / "yolo-head-cut.onnx")
+        if found is None:
+            return None
+        path, head, record = found
+        self.job.outputs = head.outputs()
+        self.job.task = validate(head.task(task), self.job.outputs, self.job.labels, "the cut YOLO head", self.job.inputs)
+        self.log(f"YOLO head cut before its DFL ({record['removed_nodes']} nodes to the CPU decoder): outputs "
+                 f"{', '.join(self.job.output_names)}, task decoder {self.job.task['decoder']}")
+        return path, record
 
     def _call(self, name: str, function, *args, cwd: Path | None = None, **kwargs):
         with contextlib.chdir(cwd or self.workdir):  # the toolkit writes check*.onnx files into the working directory
@@ -331,7 +352,7 @@ class RK3588Converter(Converter):
         return rknn
 
     def _load(self, rknn) -> None:
-        source = self.job.model_path
+        source = str(self.head_cut[0]) if self.head_cut else self.job.model_path
         if self.job.source.format == "onnx":
             source = _without_default_rnn_layout(source, self.workdir)
             fixed: dict[str, Any] = {}
@@ -521,6 +542,7 @@ class RK3588Converter(Converter):
             "outputs": describe(self.job.outputs, lambda spec: False),
             "file_size": artifact.stat().st_size,
             **(manifest_record(self.tflite_source()[1]) if self.job.source.format == "tflite" else {}),
+            **({"rewrites": {"yolo_head": self.head_cut[1]}} if self.head_cut else {}),
         }
 
     # -- TFLite sources --------------------------------------------------------------------------
@@ -535,12 +557,27 @@ class RK3588Converter(Converter):
         return source_io(_tflite_interpreter(str(self.tflite_source()[0])))
 
     def reference(self, samples: list[dict]) -> list[dict]:
-        """fp32 outputs: ONNX Runtime for ONNX, TensorFlow Lite's interpreter (one thread) for TFLite."""
+        """fp32 outputs: ONNX Runtime for ONNX (the cut graph when the YOLO head was cut: the source has no
+        such outputs), TensorFlow Lite's interpreter (one thread) for TFLite."""
+        if self.head_cut:
+            return self._cut_reference(self.head_cut[0], samples)
         if self.job.source.format == "onnx":
             return super().reference(samples)
         from targets.tflite_source import source_reference
 
         return source_reference(_tflite_interpreter(str(self.tflite_source()[0])), samples, [spec["name"] for spec in self.job.outputs])
+
+    def _cut_reference(self, cut_model: Path, samples: list[dict]) -> list[dict]:
+        import onnxruntime
+
+        session = getattr(self, "_cut_session", None)
+        if session is None:
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = options.inter_op_num_threads = 1  # the same summation order on every run
+            session = self._cut_session = onnxruntime.InferenceSession(str(cut_model), options, providers=["CPUExecutionProvider"])
+        names = self.job.output_names
+        # the cut is of the cleaned graph, which names its inputs as the clean-up did (frozen ones are constants there)
+        return [dict(zip(names, session.run(names, {self.job.graph_name(name): value for name, value in sample.items()}))) for sample in samples]
 
     # -- on the controller ---------------------------------------------------------------------------
     @classmethod

@@ -134,7 +134,8 @@ def find_head(model) -> Head | None:
     shapes = {value.name: [dim.dim_value if dim.HasField("dim_value") else None for dim in value.type.tensor_type.shape.dim]
               for value in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]}
     image = shapes.get(model.graph.input[0].name, [])
-    if len(image) != 4 or None in image[2:]:
+    height, width = (image[2], image[3]) if len(image) == 4 else (None, None)
+    if height is None or width is None:
         return None
     bins = int(_constant(model, dfl.input[1]).shape[1])
 
@@ -147,13 +148,13 @@ def find_head(model) -> Head | None:
     for box in boxes:
         channels, grid = grid_of(box)
         partner = by_grid.get(grid)
-        if channels != 4 * bins or partner is None or grid is None or image[2] % grid[0] or image[3] % grid[1]:
+        if channels != 4 * bins or partner is None or grid is None or height % grid[0] or width % grid[1]:
             return None
         class_counts.add(grid_of(partner)[0])
-        levels.append(Level(image[2] // grid[0], grid, box.output[0], partner.output[0]))
+        levels.append(Level(height // grid[0], grid, box.output[0], partner.output[0]))
     if len(class_counts) != 1 or len({level.stride for level in levels}) != len(levels):
         return None
-    return Head(bins, class_counts.pop(), (image[2], image[3]), tuple(sorted(levels, key=lambda level: level.stride)))
+    return Head(bins, class_counts.pop(), (height, width), tuple(sorted(levels, key=lambda level: level.stride)))
 
 
 def cut(model_path: str, out: Path) -> tuple[Path, Head, dict] | None:

@@ -112,7 +112,8 @@ class MNNConverter(Converter):
             place = folder / f"{index:05d}"
             place.mkdir(parents=True)
             for source, name in names.items():
-                (place / f"{name}.txt").write_text(" ".join(map(repr, sample[source].astype("float32").ravel().tolist())))
+                # %.9g: every float32 back exactly, as the quantizer reads each value into a double
+                sample[source].astype("float32").ravel().tofile(place / f"{name}.txt", sep=" ", format="%.9g")
             (place / "input.json").write_text(json.dumps({"inputs": [{"name": names[s], "shape": shapes[s]} for s in names],
                                                           "outputs": [self.job.graph_name(spec["name"]) for spec in self.job.outputs]}))
         method = self.job.options.get("feature_quantize_method", "kl")

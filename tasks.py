@@ -126,7 +126,8 @@ def targets(c):
 
     for target in target_table.TARGETS.values():
         print(f"{target.name}: {target.description}")
-        print(f"  image images/{target.image}, sources {', '.join(target.source_formats)}, runtime backend {target.runtime_backend}")
+        backend = target.runtime_backend or "none (a firmware build runs it)"
+        print(f"  image images/{target.image}, sources {', '.join(target.source_formats)}, runtime backend {backend}")
         print(f"  --quant {'|'.join(target.quantizations)} (default {target.default_quant}; calibration for {', '.join(target.needs_calibration)})")
         for option in target.options:
             scope = f" [{'/'.join(option.applies_to)}]" if option.applies_to else ""

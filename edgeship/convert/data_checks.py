@@ -246,13 +246,34 @@ def check_label_count(path: Path, labels: list[str], task: dict, outputs: list[d
     """--labels names one class per score of the output a classifier reads (its last axis, as
     edgeship_runtime.tasks.classify reads it); a name too many or too few shifts or drops names on
     the boards. Other tasks check what they read themselves (ocr-rec its character list)."""
-    if task.get("name") != "classify":
-        return
-    shape: list = next((list(item["shape"]) for item in outputs if item["name"] == task.get("output")), [None])
-    classes = shape[-1]
-    if isinstance(classes, int) and classes > 0 and len(labels) != classes:
+    classes = _classes(task, outputs)
+    if classes is not None and len(labels) != classes:
+        shape = next(item["shape"] for item in outputs if item["name"] == task["output"])
         raise EdgeshipError(f"labels file {path} names {len(labels)} classes, but output {task['output']!r} of shape "
                             f"[{', '.join(map(str, shape))}] scores {classes} (its last axis); give one name per class, in the model's order")
+
+
+def _classes(task: dict, outputs: list[dict]) -> int | None:
+    """The classes a classifier's output scores (its last axis, as edgeship_runtime.tasks.classify reads
+    it); None for another task or a size not known before the conversion."""
+    if task.get("name") != "classify":
+        return None
+    shape: list = next((list(item["shape"]) for item in outputs if item["name"] == task.get("output")), [None])
+    return shape[-1] if isinstance(shape[-1], int) and shape[-1] > 0 else None
+
+
+def check_class_ids(path: Path | None, task: dict, outputs: list[dict]) -> None:
+    """An eval set's class ids within the classifier's classes: an id past the last one can never
+    be predicted, so the accuracy against the labels would be low for no fault of the conversion."""
+    classes = _classes(task, outputs)
+    if path is None or classes is None:
+        return
+    with np.load(path, allow_pickle=False) as data:
+        labels = data["labels"]  # one id per sample (check_eval_labels): small
+    if labels.size and labels.dtype.kind in "iu" and int(labels.max()) >= classes:
+        index = int(np.argmax(labels))
+        raise EdgeshipError(f"evaluation set {path}: labels hold class {int(labels.max())} (sample {index}), but output {task['output']!r} "
+                            f"scores {classes} classes (ids 0-{classes - 1}); label each sample with its class id, in the model's order")
 
 
 def _gb(size: float) -> str:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeship.convert.axes import declare, parse_batch_axes, parse_state
-from edgeship.convert.data_checks import check_label_count, check_readable, check_reference_memory, check_values
+from edgeship.convert.data_checks import check_class_ids, check_label_count, check_readable, check_reference_memory, check_values
 from edgeship.convert.inputs import (
     calibration_files,
     check_calibration,
@@ -267,6 +267,7 @@ def complete_plan(p: Plan, declared_inputs: list[dict], declared_outputs: list[d
         check_label_count(p.request.labels, p.labels, p.task, p.outputs)
     if p.evaluation and p.evaluation["labelled"] and p.request.eval:
         check_eval_labels(p.request.eval, p.task, p.evaluation["samples"])
+    check_class_ids(p.request.eval if p.evaluation and p.evaluation["labelled"] else None, p.task, p.outputs)
     return p
 
 

@@ -1,8 +1,9 @@
 """Bad-input corpus, family `convert data`: data that lies to `invoke convert` (calibration samples of
-NaN, Inf or one value, empty and truncated files, an eval set of NaN, class names that do not fit
-the output, an input shape whose reference data cannot fit in memory). Each ends on the host in one
-line, exit 2, no traceback, before any container: the unit tier has no Docker, so a case that got as
-far as a container would fail with another line. Nothing is written to --out."""
+NaN, Inf or one value, empty and truncated files, an eval set of NaN or of class ids past the
+output's classes, class names that do not fit the output, an input shape whose reference data
+cannot fit in memory). Each ends on the host in one line, exit 2, no traceback, before any
+container: the unit tier has no Docker, so a case that got as far as a container would fail with
+another line. Nothing is written to --out."""
 
 from __future__ import annotations
 
@@ -67,6 +68,7 @@ def _make(d) -> None:
     np.savez(d / "eval_whole.npz", input=_real(4, seed=4), labels=labels)
     whole = (d / "eval_whole.npz").read_bytes()
     (d / "eval_truncated.npz").write_bytes(whole[: len(whole) - 40])
+    np.savez(d / "eval_class_5.npz", input=_real(4, seed=6), labels=np.array([0, 1, 5, 1]))
     (d / "three.txt").write_text("cat\ndog\nbird\n")
     (d / "one.json").write_text('["cat"]')
 
@@ -97,6 +99,9 @@ CASES = [
      r"labels file .*three\.txt names 3 classes, but output 'logits' of shape \[1, 2\] scores 2 \(its last axis\); give one name per class"),
     ("labels one too few", [*FP32, "--labels", "{d}/one.json", "--task", "classify"],
      r"labels file .*one\.json names 1 classes, but output 'logits' of shape \[1, 2\] scores 2"),
+    ("eval class id past the output's classes", [*FP32, "--eval", "{d}/eval_class_5.npz"],
+     r"evaluation set .*eval_class_5\.npz: labels hold class 5 \(sample 2\), but output 'logits' scores 2 classes \(ids 0-1\); label each "
+     r"sample with its class id"),
     ("input shape too big for memory", ["--target", "tflite", "--model", "{d}/dynamic.onnx", "--input-shape", "input:1,3,100000,100000"],
      r"dynamic\.onnx: input 'input' of shape \[1, 3, 100000, 100000\] is 120 GB per sample; the reference data would take 960 GB "
      r"\(inputs and outputs of 8 seeded random samples, as neither --eval nor --calib is given\), over the conversion container's "

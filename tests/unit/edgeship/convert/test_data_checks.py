@@ -12,6 +12,7 @@ from edgeship.convert.data_checks import (
     Arrays,
     Scan,
     check_calibration_values,
+    check_class_ids,
     check_eval_values,
     check_label_count,
     check_readable,
@@ -165,6 +166,18 @@ def test_label_count_is_the_classifier_last_axis(tmp_path):
         check_label_count(labels_file, list("abcd"), {"name": "classify", "output": "scores"}, outputs)
     check_label_count(labels_file, list("abcd"), {"name": "classify", "output": "open"}, [{"name": "open", "shape": [1, "?"]}])  # unknown
     check_label_count(labels_file, list("ab"), {"name": "detect", "output": "boxes"}, outputs)  # its decoder reads its classes
+
+
+def test_eval_class_ids_stay_within_the_classes(tmp_path):
+    outputs = [{"name": "logits", "shape": [1, 3]}]
+    classify = {"name": "classify", "output": "logits"}
+    np.savez(tmp_path / "ok.npz", input=np.zeros((4, 2)), labels=np.array([0, 2, 1, 2]))
+    np.savez(tmp_path / "past.npz", input=np.zeros((4, 2)), labels=np.array([0, 2, 3, 2]))
+    check_class_ids(tmp_path / "ok.npz", classify, outputs)
+    check_class_ids(None, classify, outputs)
+    check_class_ids(tmp_path / "past.npz", {"name": "generic", "output": "logits"}, outputs)
+    with pytest.raises(EdgeshipError, match=r"past\.npz: labels hold class 3 \(sample 2\), but output 'logits' scores 3 classes \(ids 0-2\)"):
+        check_class_ids(tmp_path / "past.npz", classify, outputs)
 
 
 def test_reference_bytes_follow_what_the_worker_keeps():

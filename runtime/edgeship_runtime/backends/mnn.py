@@ -10,6 +10,11 @@ An int8 model runs its int8 convolutions whatever the precision. The thread coun
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+
 import numpy as np
 
 from edgeship_runtime.backends.base import Backend
@@ -17,6 +22,21 @@ from edgeship_runtime.errors import ArtifactError, RuntimeUnavailable
 
 PRECISIONS = ("high", "normal", "low")
 DEFAULT_THREADS = 4  # MNN's own default numThread for the CPU backend
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """MNN's C++ prints to file descriptor 1 as it loads ("The device supports: ...", "MNN use
+    high precision"), where `edgeship-runtime check` and `bench` write their JSON: those lines go
+    to stderr instead."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 class MNNBackend(Backend):
@@ -27,16 +47,17 @@ class MNNBackend(Backend):
 
     def _load(self) -> None:
         self.config = self.settings()
-        try:
-            import MNN
-        except ImportError:
-            raise RuntimeUnavailable("the MNN backend needs the `MNN` package (pip install 'edgeship-runtime[mnn]')") from None
-        self._expr = MNN.expr
-        self._runtime = MNN.nn.create_runtime_manager((self.config,))
         self._input_names = [m["name"] for m in self._inputs.values()]
         self._output_names = [m["name"] for m in self._outputs.values()]
-        self._module = MNN.nn.load_module_from_file(str(self.artifact.model_path()), self._input_names, self._output_names,
-                                                    runtime_manager=self._runtime)
+        with stdout_to_stderr():
+            try:
+                import MNN
+            except ImportError:
+                raise RuntimeUnavailable("the MNN backend needs the `MNN` package (pip install 'edgeship-runtime[mnn]')") from None
+            self._expr = MNN.expr
+            self._runtime = MNN.nn.create_runtime_manager((self.config,))
+            self._module = MNN.nn.load_module_from_file(str(self.artifact.model_path()), self._input_names, self._output_names,
+                                                        runtime_manager=self._runtime)
 
     def settings(self) -> dict:
         """MNN's runtime configuration for this board: CPU, the precision, the threads."""

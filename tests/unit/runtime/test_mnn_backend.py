@@ -47,3 +47,15 @@ def test_a_board_without_mnn_is_told_which_extra_to_install(mnn_artifact):
         pytest.skip("MNN is installed here: the container tier runs it")
     with pytest.raises(RuntimeUnavailable, match=r"pip install 'edgeship-runtime\[mnn\]'"):
         MNNBackend(mnn_artifact).load()
+
+
+def test_what_mnn_prints_as_it_loads_goes_to_stderr_not_into_the_clis_json(capfd):
+    import os
+
+    from edgeship_runtime.backends.mnn import stdout_to_stderr
+
+    with stdout_to_stderr():
+        os.write(1, b"The device supports: i8sdot:0\n")  # as MNN's C++ writes it, below Python's sys.stdout
+    print("{}")
+    captured = capfd.readouterr()
+    assert captured.out == "{}\n" and captured.err == "The device supports: i8sdot:0\n"

@@ -15,6 +15,12 @@ compiler's stdout) goes to `rknn-toolkit.log` beside the artifact.
 Layout: the artifact takes 4-D inputs channel-last (NHWC), like RKNN Lite's default; the
 manifest records the permutation from an ONNX source's NCHW, and the runtime applies it.
 
+YOLOv8/YOLO11 detectors (an ONNX detect task with the yolov8 decoder and a DFL head in the graph):
+the toolkit fails on the head, so the converter converts a copy cut before the DFL
+(targets/yolo_head.py, as Rockchip's model zoo exports them): the artifact's outputs are per level
+the DFL logits and class scores, its task the yolov8_dfl decoder (DFL, boxes and NMS on the board's
+CPU), the fp32 reference the cut graph, and the manifest's `rewrites.yolo_head` says what was cut.
+
 `rescue=auto` (targets/rescue.py): when int8 misses the task's tolerance, the toolkit's
 `accuracy_analysis` ranks the compiled layers by their own ("single") cosine against fp32, and
 the rebuild keeps the chosen layers float16 through the toolkit's hybrid quantization:

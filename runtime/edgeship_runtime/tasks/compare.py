@@ -11,6 +11,7 @@ SMALL_OUTPUT_VALUES values per sample is judged by `max_range_error` instead of 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +33,11 @@ def generic_figures(reference: list[np.ndarray], converted: list[np.ndarray]) ->
     """Per-output figures over samples: cosine (min, mean), SNR in dB (worst sample), abs error, and the
     largest abs error over the fp32 values' range on the eval set (their largest |value| when the
     range is 0; None when every value is 0)."""
-    cosines, snrs, max_abs, mean_abs = [], [], 0.0, []
+    cosines, snrs, max_abs, mean_abs, non_finite = [], [], 0.0, [], 0
     for ref, out in zip(reference, converted):
         ref64, out64 = np.asarray(ref, np.float64).ravel(), np.asarray(out, np.float64).ravel()
+        # NaN compares false with every limit and max(0.0, nan) is 0.0: counted here, so no gate passes on it
+        non_finite += int(np.count_nonzero(~np.isfinite(out64) & np.isfinite(ref64)))
         norm = np.linalg.norm(ref64) * np.linalg.norm(out64)
         cosines.append(float(ref64 @ out64 / norm) if norm > 0 else float(np.array_equal(ref64, out64)))
         error = ref64 - out64
@@ -54,7 +57,8 @@ def generic_figures(reference: list[np.ndarray], converted: list[np.ndarray]) ->
             "snr_db_min": min(snrs) if snrs else None,
             "max_abs_error": max_abs,
             "mean_abs_error": float(np.mean(mean_abs)) if mean_abs else None,
-            "max_abs_error_relative_to_range": max_abs / scale if scale else None}
+            "max_abs_error_relative_to_range": max_abs / scale if scale else None,
+            "non_finite_values": non_finite}
 
 
 def all_gates() -> dict[str, tuple[str | None, str]]:
@@ -92,7 +96,7 @@ def _generic_failures(outputs: dict[str, dict], tolerances: dict) -> list[str]:
                 elif value is not None and value > limit:
                     failed.append(f"output {output!r}: max abs error {figures['max_abs_error']:.6g} is {value:.6g} of its range "
                                   f"> {limit} ({gate}; {figures['values_per_sample']} value(s) per sample, judged by range, not cosine)")
-            elif value is not None and value < limit:
+            elif value is not None and (not math.isfinite(value) or value < limit):
                 failed.append(f"output {output!r}: {label} {value:.6g} < {limit} ({gate})")
     return failed
 
@@ -128,7 +132,7 @@ def compare(record: dict, reference: list[dict[str, np.ndarray]], converted: lis
             unmeasured.append(f"{own.label} not measurable ({metrics.get('not_measurable', 'no value')})")
             continue
         judged_by.append(own.label)
-        if value < limit:
+        if not math.isfinite(value) or value < limit:  # NaN passes no comparison: it fails here
             own_failed.append(f"output {record['output']!r}: {own.label} {value:.6g} < {limit} ({gate})")
     generic_failed = []
     if task.generic_gates_always or unmeasured:
@@ -139,7 +143,9 @@ def compare(record: dict, reference: list[dict[str, np.ndarray]], converted: lis
         elif generic:
             generic_failed = _generic_failures(outputs, tolerances)
             judged_by.insert(0, "every output's " + ", ".join(generic) + (" (instead: " + "; ".join(unmeasured) + ")" if unmeasured else ""))
-    failed = generic_failed + own_failed
+    broken = [f"output {name!r}: the converted model gives NaN or Inf in {figures['non_finite_values']} value(s) where fp32's are finite"
+              for name, figures in outputs.items() if figures["non_finite_values"]]
+    failed = broken + generic_failed + own_failed
     return {"task": task.name, "outputs": outputs, "metrics": metrics, "passed": not failed, "failed": failed, "judged_by": judged_by}
 
 

@@ -69,3 +69,17 @@ def test_tolerances_without_the_range_gate_judge_small_outputs_by_cosine_as_befo
     reference, converted = _samples(0.0017)
     report = compare(validate(None, OUTPUTS, None, "m"), reference, converted, {"min_cosine": 0.999, "min_snr_db": 25.0})
     assert not report["passed"] and report["failed"][0].startswith("output 'score': cosine_min 0 < 0.999")
+
+
+@pytest.mark.parametrize("task", ["generic", "classify"])
+def test_nan_or_inf_from_the_converted_model_never_passes(task):
+    """NaN compares false with every limit and max(0.0, nan) is 0.0: an all-NaN small output once passed
+    with "max_abs_error 0". A converted value that is not finite where fp32's is fails, named."""
+    record = validate({"name": task, "output": "logits"}, [{"name": "logits", "shape": [1, 2]}], None, "unit")
+    reference = [{"logits": np.array([[0.3, -1.2]], np.float32)}, {"logits": np.array([[1.5, 0.1]], np.float32)}]
+    for bad in (np.nan, np.inf):
+        converted = [{"logits": np.array([[bad, bad]], np.float32)}, {"logits": np.array([[1.5, 0.1]], np.float32)}]
+        report = compare(record, reference, converted, default_tolerances(task, "fp16"))
+        assert not report["passed"] and report["outputs"]["logits"]["non_finite_values"] == 2
+        assert any("gives NaN or Inf in 2 value(s) where fp32's are finite" in reason for reason in report["failed"])
+    assert compare(record, reference, reference, default_tolerances(task, "fp16"))["passed"]

@@ -79,3 +79,27 @@ def test_a_model_without_a_dfl_head_is_left_alone(tmp_path):
     onnx.save(helper.make_model(graph), str(path))
     assert find_head(onnx.load(str(path))) is None
     assert cut(str(path), tmp_path / "cut.onnx") is None and not (tmp_path / "cut.onnx").exists()
+
+
+def test_the_rk3588_converter_switches_the_job_to_the_cut_before_anything_runs(exported, tmp_path):
+    """No toolkit needed: the job's outputs and task become the cut's when the converter is made, the fp32
+    reference runs the cut graph, and a model that is not a yolov8 detect task keeps its own."""
+    import targets
+    from targets.job import Job, Source
+
+    def job(task: dict) -> Job:
+        return Job(target="rk3588", source=Source(path=str(exported), file="model.onnx", format="onnx"), quant="fp16",
+                   options={"platform": "rk3588"}, inputs=INPUTS, outputs=[{"name": "output0", "shape": [1, 84, 336]}],
+                   task=task, out=str(tmp_path))
+
+    target = targets.get("rk3588")
+    detect = validate({"name": "detect", "decoder": "yolov8", "conf": 0.01}, [{"name": "output0", "shape": [1, 84, 336]}], None, "m", INPUTS)
+    cut_job = job(detect)
+    converter = target.converter(target, cut_job, tmp_path)
+    assert converter.head_cut is not None and converter.head_cut[1]["rewrite"] == "yolo-head-cut"
+    assert cut_job.task["decoder"] == DECODER and cut_job.task["conf"] == 0.01 and len(cut_job.outputs) == 6
+    image = np.random.default_rng(1).random((1, 3, SIZE, SIZE), np.float32)
+    (reference,) = converter.reference([{"images": image}])
+    assert list(reference) == cut_job.output_names and reference["boxes_stride8"].shape == (1, 64, 16, 16)
+    plain_job = job({"name": "generic"})
+    assert target.converter(target, plain_job, tmp_path).head_cut is None and plain_job.output_names == ["output0"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeship.convert.data_checks import Arrays
 from edgeship.errors import EdgeshipError
 from edgeship_runtime.files import sha256_file, tree_sha256
 from targets.freeze import ONNX_DTYPES
@@ -195,17 +196,11 @@ def check_calibration(folder: Path, inputs: list[dict]) -> dict:
     """Validate a calibration directory (one .npy sample per file, or .npz by input name)."""
     files = calibration_files(folder, f" ({inputs[0]['name']}: {inputs[0]['shape']})")
     for path in files:
-        try:
-            if path.suffix == ".npz":
-                with np.load(path) as data:
-                    shapes = {spec["name"]: data[spec["name"]].shape for spec in inputs if spec["name"] in data.files}
-            else:
-                if len(inputs) != 1:
-                    raise EdgeshipError(f"calibration sample {path} is a .npy, but the model has {len(inputs)} inputs; "
-                                        f"save .npz files keyed by input name")
-                shapes = {inputs[0]["name"]: np.load(path, mmap_mode="r").shape}
-        except (ValueError, OSError) as error:
-            raise EdgeshipError(f"calibration sample {path} is not a readable numpy file ({error}); save it with numpy.save") from None
+        if path.suffix != ".npz" and len(inputs) != 1:
+            raise EdgeshipError(f"calibration sample {path} is a .npy, but the model has {len(inputs)} inputs; "
+                                f"save .npz files keyed by input name")
+        # shapes from the headers alone: a small compressed file may claim gigabytes, so nothing is unpacked here
+        shapes = {name: header[0] for name, header in Arrays(path, "calibration sample", inputs[0]["name"]).headers.items()}
         for spec in inputs:
             if spec["name"] not in shapes:
                 raise EdgeshipError(f"calibration sample {path} lacks input {spec['name']!r}; save .npz files keyed by every input name")
@@ -220,11 +215,7 @@ def check_eval(path: Path, inputs: list[dict], state: list[dict] | None = None) 
     optional `labels`, and for a stateful model optional `sequence_lengths`."""
     if not path.is_file():
         raise EdgeshipError(f"evaluation set {path} does not exist; pass --eval FILE.npz with inputs stacked on axis 0 and optional labels")
-    try:
-        with np.load(path) as data:
-            shapes = {name: data[name].shape for name in data.files}
-    except (ValueError, OSError) as error:
-        raise EdgeshipError(f"evaluation set {path} is not a readable .npz ({error}); save it with numpy.savez") from None
+    shapes = {name: header[0] for name, header in Arrays(path, "evaluation set").headers.items()}  # headers only, nothing unpacked
     from edgeship.convert.axes import eval_layout
 
     layout = eval_layout(path, shapes, inputs, state or [])

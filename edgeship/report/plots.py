@@ -93,7 +93,7 @@ def latency_plot(model: str, rows: list[dict]) -> str:
     return _svg(figure)
 
 
-def accuracy_size_latency_plot(conversions: list[dict], latency_by_artifact: dict[str, float]) -> str:
+def accuracy_size_latency_plot(conversions: list[dict], latency_by_artifact: dict[tuple, float]) -> str:
     """Every conversion: size (x, log) against accuracy (y: the task metric against fp32, else the
     worst output cosine), coloured by latency on the controller's CPU (grey: not run there)."""
     plt = _pyplot()
@@ -110,7 +110,9 @@ def accuracy_size_latency_plot(conversions: list[dict], latency_by_artifact: dic
             accuracy = row.get("cosine_min")
         if accuracy is None or not row.get("size_bytes"):
             continue
-        points.append((row, row["size_bytes"] / 1e6, accuracy, latency_by_artifact.get(row.get("artifact_sha256") or "")))
+        # keyed like store.artifact_key: two targets' byte-identical files keep their own latency
+        latency = latency_by_artifact.get((row["target"], row["quant"], row["model"], row.get("artifact_sha256")))
+        points.append((row, row["size_bytes"] / 1e6, accuracy, latency))
     timed = [latency for *_, latency in points if latency]
     norm = LogNorm(vmin=min(timed), vmax=max(max(timed), min(timed) * 1.01)) if timed else None
     scatter = None

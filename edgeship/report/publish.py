@@ -217,7 +217,8 @@ def write_report(results: Path, run: str | None = None) -> list[Path]:
         measured = [row for row in rows if row["model"] == model and row.get("mean_ms")]
         if measured:
             svgs[plot_of[model]] = (f"{model}: latency per board and mode", plots.latency_plot(model, measured))
-    controller_latency = {row["artifact_sha256"]: row["mean_ms"] for row in rows if row["source"] == "controller" and row["artifact_sha256"]}
+    controller_latency = {key: row["mean_ms"] for row in rows if row["source"] == "controller"
+                          and (key := store.artifact_key(row["target"], row["quant"], row["model"], row["artifact_sha256"]))}
     if conversions:
         svgs["accuracy-size-latency"] = ("accuracy against size and latency", plots.accuracy_size_latency_plot(conversions, controller_latency))
     if demos:

@@ -352,8 +352,20 @@ def _json(value) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _manifests(run_dir: Path, report: dict | None, skipped: list) -> dict[str, dict]:
-    """Artifact manifests by artifact sha256: this run's deploy-artifacts/ links, and the folders its conversion rows name."""
+ArtifactKey = tuple[str, str, str, str]
+
+
+def artifact_key(target, quant, model, sha256) -> ArtifactKey | None:
+    """Which artifact a row is about: its target, quant, model and bytes together. The bytes
+    alone name two targets' artifacts when they are the same file (jetson fp16 ships the ONNX
+    that onnx fp32 ships), and a row matched by them took the other target's backend and image.
+    None when a part is missing: such a row matches nothing."""
+    parts = (target, quant, model, sha256)
+    return parts if all(isinstance(part, str) and part for part in parts) else None
+
+
+def _manifests(run_dir: Path, report: dict | None, skipped: list) -> dict[ArtifactKey, dict]:
+    """Artifact manifests by artifact_key: this run's deploy-artifacts/ links, and the folders its conversion rows name."""
     folders = sorted((run_dir / "deploy-artifacts").glob("*/manifest.json")) if (run_dir / "deploy-artifacts").is_dir() else []
     for row in (report or {}).get("conversions", []):
         if isinstance(row.get("artifact"), str) and row["artifact"]:
@@ -363,9 +375,12 @@ def _manifests(run_dir: Path, report: dict | None, skipped: list) -> dict[str, d
         if not path.is_file():
             continue  # an artifact deleted since: its row still carries the figures
         manifest = read_result_file(path, skipped)
-        sha256 = _object((manifest or {}).get("artifact")).get("sha256")
-        if manifest and isinstance(sha256, str):
-            found[sha256] = manifest
+        if not manifest:
+            continue
+        key = artifact_key(manifest.get("target"), _object(manifest.get("options")).get("quant"), manifest.get("model"),
+                           _object(manifest.get("artifact")).get("sha256"))
+        if key:
+            found[key] = manifest
     return found
 
 
@@ -542,13 +557,13 @@ def _demo_scores(predictions: Path, truth: list | None, skipped: list) -> dict:
         return {}
 
 
-def _demo(run_id: str, host: str, stats: dict, conversions_by_sha: dict[str, dict], scores: dict | None = None) -> dict:
+def _demo(run_id: str, host: str, stats: dict, conversions_by_artifact: dict[tuple, dict], scores: dict | None = None) -> dict:
     scores = scores or {}
     text_folder = Path(((stats.get("text_model") or {}).get("artifact") or {}).get("path") or "").name
     text_model = _model_from_folder(text_folder) if text_folder else None
     identity = stats.get("artifact") or {}
     folder = Path(identity.get("path") or "").name
-    conversion = conversions_by_sha.get(identity.get("artifact_sha256") or "")
+    conversion = conversions_by_artifact.get((identity.get("target"), identity.get("quant"), identity.get("artifact_sha256")))
     end_to_end = stats.get("end_to_end") or {}
     frames = stats.get("frames") or {}
     return {
@@ -596,7 +611,8 @@ def read_run(run_dir: Path) -> RunRecords:
 
     for row in (report or {}).get("conversions", []):
         try:
-            manifest = manifests.get(row.get("sha256") or "")
+            key = artifact_key(row.get("target"), row.get("quant"), row.get("model"), row.get("sha256"))
+            manifest = manifests.get(key) if key else None
             records.conversions.append(_conversion(run_id, row, manifest))
             controller_row = _controller_bench(run_id, row, manifest)
             if controller_row:
@@ -611,7 +627,8 @@ def read_run(run_dir: Path) -> RunRecords:
             "runtimes": "{}", "target": None, "release_id": None, "simulated": 0, "emulated": 0, "detect": None,
         })
 
-    conversions_by_sha = {row["artifact_sha256"]: row for row in records.conversions if row["artifact_sha256"]}
+    # a demo's stats name target, quant and bytes, not the model: the model is what they find
+    conversions_by_artifact = {(row["target"], row["quant"], row["artifact_sha256"]): row for row in records.conversions if row["artifact_sha256"]}
     for path in sorted(run_dir.glob("*.json")):
         if path.name in NOT_BOARD_FILES or path.name.startswith("compare-"):
             continue
@@ -652,7 +669,7 @@ def read_run(run_dir: Path) -> RunRecords:
             frames = (truth or {}).get("frames")
             scores = _demo_scores(path.parent / "predictions.jsonl", frames if isinstance(frames, list) else None, skipped)
             try:
-                records.demos.append(_demo(run_id, host, stats, conversions_by_sha, scores))
+                records.demos.append(_demo(run_id, host, stats, conversions_by_artifact, scores))
             except (TypeError, AttributeError, KeyError, ValueError) as error:
                 skipped.append([str(path), f"not read ({type(error).__name__}: {str(error)[:80]})"])
 
@@ -903,12 +920,13 @@ def comparison_rows(results: Path, run_id: str) -> list[dict]:
         conversions = [dict(r) for r in connection.execute("SELECT * FROM conversions WHERE run_id = ?", (run_id,))]
 
         def conversion_of(bench: dict) -> dict | None:
+            key = artifact_key(bench["target"], bench["quant"], bench["model"], bench.get("artifact_sha256"))
             for row in conversions:
-                if bench.get("artifact_sha256") and row["artifact_sha256"] == bench["artifact_sha256"]:
+                if key and artifact_key(row["target"], row["quant"], row["model"], row["artifact_sha256"]) == key:
                     return row
-            if bench.get("artifact_sha256"):  # a bench-only run: the same artifact converted in an earlier run
-                found = connection.execute("SELECT * FROM conversions WHERE artifact_sha256 = ? ORDER BY run_id DESC LIMIT 1",
-                                           (bench["artifact_sha256"],)).fetchone()
+            if key:  # a bench-only run: the same artifact converted in an earlier run
+                found = connection.execute("SELECT * FROM conversions WHERE target = ? AND quant = ? AND model = ? AND artifact_sha256 = ? "
+                                           "ORDER BY run_id DESC LIMIT 1", key).fetchone()
                 if found:
                     return dict(found)
             return next((row for row in conversions if (row["model"], row["target"], row["quant"]) ==

@@ -19,6 +19,7 @@ def main(argv=None) -> int:
     plan_parser.add_argument("--artifacts", required=True, help="artifacts root folder")
     plan_parser.add_argument("--models", default="", help="comma-separated model names (default: every model found)")
     plan_parser.add_argument("--label", default="", help="free-text label kept in release.json (a new label makes a new release)")
+    plan_parser.add_argument("--signing-key", default="", help="SSH key that signs each bundle (boards refuse an unsigned one)")
     summary_parser = commands.add_parser("summary", help="print the benchmark summary table of results/<run-id>")
     summary_parser.add_argument("run_dir")
     summary_parser.add_argument("--hosts", default="", help="comma-separated hosts that were asked to run (missing ones are reported)")
@@ -30,7 +31,8 @@ def main(argv=None) -> int:
             except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
                 raise EdgeshipError(f"the boards on stdin are not JSON ({type(error).__name__}); pass them as a JSON list") from None
             models = cli_names(args.models, "--models") or None
-            print(json.dumps(make_plan(boards, Path(args.artifacts), models, label=args.label)))
+            key = Path(args.signing_key).expanduser() if args.signing_key else None
+            print(json.dumps(make_plan(boards, Path(args.artifacts), models, label=args.label, signing_key=key)))
             return 0
         from edgeship.report.fleet_table import write_summary
 

@@ -181,11 +181,16 @@ def no_board_runtime(board: dict) -> str:
             f"build, which no Linux board runs); give the board a target with a runtime in the inventory (edgeship_target)")
 
 
-def make_plan(boards: list[dict], artifacts_root: Path, models: list[str] | None = None, bundles: Path | None = None, label: str = "") -> dict:
+def make_plan(boards: list[dict], artifacts_root: Path, models: list[str] | None = None, bundles: Path | None = None, label: str = "",
+              signing_key: Path | None = None) -> dict:
+    """Each board's bundle, packed and (given a signing key) signed: the board refuses an unsigned one."""
     from edgeship.convert.request import find_target
+    from edgeship.fleet.signing import check_key, sign
     from edgeship.fleet.wheels import DEFAULT_GLIBC, ensure_runtime_wheelhouse
 
     bundles = bundles or cache_root() / "bundles"
+    if signing_key is not None:
+        check_key(signing_key)  # before anything is packed
     artifacts = find_artifacts(artifacts_root)
     if not artifacts:
         raise EdgeshipError(f"no artifacts under {artifacts_root}; run `invoke convert ...` (or `./dev main`) first, "
@@ -205,7 +210,10 @@ def make_plan(boards: list[dict], artifacts_root: Path, models: list[str] | None
         extras = extras_for(selection, board.get("extras"), str(board.get("demo", False)).lower() in ("true", "1", "yes"))
         wheelhouse = ensure_runtime_wheelhouse(arch, board["python"], extras, str(board.get("glibc") or DEFAULT_GLIBC))
         device_nodes = find_target(board["target"]).device_nodes
-        plans[board["host"]] = pack_bundle(board, selection, wheelhouse, extras, bundles, label, device_nodes)
+        packed = pack_bundle(board, selection, wheelhouse, extras, bundles, label, device_nodes)
+        # the bundle's <name>.sig, or None: the board refuses an unsigned bundle before unpacking it
+        packed["signature"] = str(sign(Path(packed["bundle"]), signing_key)) if signing_key is not None else None
+        plans[board["host"]] = packed
     bundles_packed = "".join(f"{h}:{p['bundle_sha256']}\n" for h, p in sorted(plans.items()) if "skipped" not in p)
     release_id = hashlib.sha256(bundles_packed.encode()).hexdigest()[:16]
     return {"release_id": release_id, "hosts": plans}

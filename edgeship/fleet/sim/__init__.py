@@ -25,6 +25,7 @@ from pathlib import Path
 
 from edgeship import host
 from edgeship.errors import EdgeshipError
+from edgeship.fleet import signing
 from edgeship.waiting import run_bounded, wait_until
 from edgeship_runtime.files import atomic_write_text
 
@@ -186,6 +187,25 @@ def _controller_key(folder: Path) -> Path:
     return key
 
 
+ALLOWED_SIGNERS = "/etc/edgeship/allowed_signers"  # where edgeship_release looks (trust.yml installs it on real boards)
+
+
+def _install_allowed_signers(container, content: str) -> None:
+    """The release signing key's allowed-signers line, put on the board as root over the container
+    runtime: out of band, as a board's image would be provisioned, and never by a bundle."""
+    folder, name = ALLOWED_SIGNERS.rsplit("/", 1)
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        data = content.encode()
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.uid, info.gid = len(data), 0o644, 0, 0
+        tar.addfile(info, io.BytesIO(data))
+    made = container.exec_run(["install", "-d", "-o", "root", "-g", "root", "-m", "0755", folder], user="root")
+    if made.exit_code != 0 or not container.put_archive(folder, archive.getvalue()):
+        raise EdgeshipError(f"{container.name}: could not install {ALLOWED_SIGNERS} ({made.output.decode(errors='replace').strip()}); "
+                            f"see `docker logs {container.name}`")
+
+
 def _port_free(port: int) -> bool:
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -298,9 +318,12 @@ def up(inventory: Path, only: list[str] | None = None) -> list[Board]:
     folder = state_dir(inventory)
     key = _controller_key(folder)
     public_key = key.with_suffix(".pub").read_text().strip()
+    signers = signing.allowed_signers(signing.make_key(folder / "release_ed25519"))  # what deploy.yml signs with
     images = board_images(inventory, client, {(b.arch, b.init) for b in chosen})
     started = time.monotonic()
     containers = {b.host: _start_board(client, b, images[b.arch, b.init], public_key) for b in chosen}
+    for container in containers.values():
+        _install_allowed_signers(container, signers)
 
     def remaining() -> float:
         return max(1.0, started + SSH_READY_TIMEOUT_S - time.monotonic())

@@ -1,9 +1,18 @@
 """`onnx`: any CPU board with ONNX Runtime (x86 or ARM), the model kept as ONNX.
 
 fp32 passes the checked model through unchanged; int8 is ONNX Runtime's static
-quantization (QDQ, per-channel int8 weights, int8 activations) calibrated on the
+quantization (QDQ, per-channel int8 weights, uint8 activations) calibrated on the
 calibration set with the `calibration_method` chosen (MinMax, Entropy or Percentile).
 Model I/O stays float32.
+
+int8 is for speed, so its recipe is the fast one (measured on PP-OCRv4 det/rec, ONNX Runtime,
+one thread, AVX-512 VNNI; benchmarks/int8_speed.py): uint8 activations x int8 weights is the
+pair ONNX Runtime's x86 and ARM64 int8 kernels (VNNI vpdpbusd, ARM udot/usdot) are built
+for; int8 x int8 fell back to slower kernels (det 1.33x fp32, rec 1.21x). The quantizer then
+reads the float graph after targets/onnx_speed.py's exact rewrites (Conv+affine folded,
+x*Clip(x+3,0,6)/6 as one HardSwish), which remove the elementwise int8 ops that cost more
+than the Conv saved (rec 0.71x -> 0.56x fp32). On an x86 CPU without VNNI, ONNX Runtime's
+uint8 x int8 kernel can saturate; the board's `edgeship-runtime check` judges that.
 
 `rescue=auto` (targets/rescue.py): when int8 misses the task's tolerance, ONNX Runtime's
 qdq_loss_debug ranks the nodes by the SQNR (against fp32) they lose from their inputs to
@@ -42,15 +51,15 @@ class CalibrationReader:
 
 
 def qdq_quantize(model_path: Path, artifact: Path, calibration: list[dict], method: str = "minmax", kept: tuple[str, ...] = ()) -> Path:
-    """ONNX Runtime's static QDQ quantization (per-channel int8 weights, int8 activations); the
-    nodes in `kept` stay float32 (see keep_float)."""
+    """ONNX Runtime's static QDQ quantization (per-channel int8 weights, uint8 activations: see
+    the module docstring); the nodes in `kept` stay float32 (see keep_float)."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     calibrate_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                         "percentile": CalibrationMethod.Percentile}[method]
     quantize_static(str(model_path), str(artifact), CalibrationReader(calibration), quant_format=QuantFormat.QDQ,
-                    per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=calibrate_method,
+                    per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=calibrate_method,
                     nodes_to_exclude=list(kept))
     if kept:
         onnx.save(keep_float(onnx.load(str(artifact)), onnx.load(str(model_path)), set(kept)), str(artifact))
@@ -262,12 +271,20 @@ class OnnxConverter(Converter):
         return self.quantize(artifact, calibration)
 
     def prepared(self) -> Path:
-        """The graph ONNX Runtime's quantizer reads: the cleaned graph after its own pre-processing."""
+        """The graph ONNX Runtime's quantizer reads: the cleaned graph after its own pre-processing
+        and the exact float rewrites of targets/onnx_speed.py (logged)."""
         prepared = self.workdir / "prepared.onnx"
         if not prepared.exists():
+            import onnx
             from onnxruntime.quantization.shape_inference import quant_pre_process
 
+            from targets.onnx_speed import speed_up
+
             quant_pre_process(self.job.model_path, str(prepared), skip_symbolic_shape=True)
+            model, rewrites = speed_up(onnx.load(str(prepared)))
+            onnx.save(model, str(prepared))
+            self.log(f"  float rewrites before int8: {rewrites['conv_affine_folded']} Mul/Add folded into Convs, "
+                     f"{rewrites['hard_swish_fused']} HardSwish fused")
         return prepared
 
     def quantize(self, artifact: Path, calibration: list[dict], kept: tuple[str, ...] = ()) -> Path:

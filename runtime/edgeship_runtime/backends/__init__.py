@@ -27,6 +27,9 @@ def all_backends() -> list[type[Backend]]:
 
 def backend_class(name: str) -> type[Backend]:
     registry = _registry()
+    if name == "":  # the mcu target's artifacts: C source a microcontroller's firmware includes
+        raise ArtifactError("the artifact names no runtime backend: it is for a microcontroller's firmware build (model_data.cc and "
+                            "model_data.h), which edgeship-runtime does not run; convert the model for a board's target instead")
     if name not in registry:
         raise ArtifactError(f"unknown runtime backend {name!r}; this runtime knows {', '.join(sorted(registry))}: upgrade edgeship-runtime")
     return registry[name]

@@ -290,6 +290,7 @@ CRAFTED = {
     "wrong type tolerance": _manifest_edit("accuracy.tolerances.min_cosine", "high"),
     "wrong perm in mapping": _manifest_edit("artifact_io.mapping.inputs.input.perm", [0, 0, 1, 2]),
     "unknown backend": _manifest_edit("runtime_backend", "quantum"),
+    "no backend (an mcu artifact)": _manifest_edit("runtime_backend", ""),
     "unknown task": _manifest_edit("task", {"name": "telepathy"}),
     "unsafe model name": _manifest_edit("model", "../../x"),
     "truncated model": lambda folder, outside: _truncate(folder, "model.onnx"),

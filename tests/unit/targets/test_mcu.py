@@ -139,3 +139,11 @@ int main() {
                     str(tmp_path / "model_data.cc")], check=True, timeout=120)
     result = subprocess.run([str(tmp_path / "main")], capture_output=True, text=True, timeout=30, check=True)
     assert result.stdout.split() == ["11", "2", "5", "1552"]
+
+
+def test_the_board_runtime_refuses_an_mcu_artifact_saying_what_it_is():
+    from edgeship_runtime.backends import backend_class
+    from edgeship_runtime.errors import ArtifactError
+
+    with pytest.raises(ArtifactError, match=r"names no runtime backend: it is for a microcontroller's firmware build \(model_data\.cc"):
+        backend_class(targets.get("mcu").runtime_backend)

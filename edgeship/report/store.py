@@ -906,12 +906,15 @@ def comparison_rows(results: Path, run_id: str) -> list[dict]:
 
     Each row: model, task, board, board_model, arch, target, quant, backend, accelerator,
     labels (emulated / simulated / CPU fallback / controller / sample: shown with the row),
-    emulated, simulated, fallback, source, runs, mean_ms, p90_ms, fps, throughput_fps,
+    emulated, simulated, fallback, source, runs, mean_ms, p50_ms, p90_ms, fps, throughput_fps,
     throughput_instances, peak_rss_mb, power_w, size_bytes, metric, metric_vs_fp32,
     label_metric, labelled_fp32, labelled_converted, accuracy_passed, convert_s, check_passed,
-    input_shapes, artifact_sha256 and published (reference figures for the same hardware, model
-    and mode; empty unless they match: see reference_figures.matching)."""
+    input_shapes, artifact_sha256, published (reference figures for the same hardware, model
+    and mode; empty unless they match: see reference_figures.matching) and speed_vs_fp32 (an
+    int8/fp16 row's latency over its fp32 sibling's on the same board and backend, labelled when
+    not faster: see speed.py)."""
     from edgeship.report.reference_figures import matching
+    from edgeship.report.speed import mark_speed_vs_fp32
 
     with connect(results) as connection:
         benches = [dict(r) for r in connection.execute("SELECT * FROM benches WHERE run_id = ?", (run_id,))]
@@ -946,7 +949,7 @@ def comparison_rows(results: Path, run_id: str) -> list[dict]:
                 "requested_quant": bench["requested_quant"], "backend": bench["backend"], "accelerator": bench["accelerator"],
                 "labels": _labels(bench, board), "emulated": bool(board.get("emulated")), "simulated": bool(board.get("simulated")),
                 "fallback": bool(bench["fallback"]), "source": bench["source"], "runs": bench["runs"],
-                "mean_ms": bench["mean_ms"], "p90_ms": bench["p90_ms"], "fps": bench["fps"],
+                "mean_ms": bench["mean_ms"], "p50_ms": bench["p50_ms"], "p90_ms": bench["p90_ms"], "fps": bench["fps"],
                 "throughput_fps": bench["throughput_fps"], "throughput_instances": bench["throughput_instances"],
                 "peak_rss_mb": bench["peak_rss_kb"] / 1024 if bench["peak_rss_kb"] else None, "power_w": bench["power_w"],
                 "size_bytes": conversion.get("size_bytes"), "metric": conversion.get("metric"), "metric_vs_fp32": conversion.get("metric_vs_fp32"),
@@ -965,7 +968,8 @@ def comparison_rows(results: Path, run_id: str) -> list[dict]:
                 "target": conversion["target"], "quant": conversion["quant"], "requested_target": conversion["target"],
                 "requested_quant": conversion["quant"], "backend": None, "accelerator": None,
                 "labels": [f"not benchmarked{f' ({note})' if note else ''}"], "emulated": False, "simulated": False, "fallback": False,
-                "source": None, "runs": None, "mean_ms": None, "p90_ms": None, "fps": None, "throughput_fps": None, "throughput_instances": None,
+                "source": None, "runs": None, "mean_ms": None, "p50_ms": None, "p90_ms": None, "fps": None, "throughput_fps": None,
+                "throughput_instances": None,
                 "peak_rss_mb": None, "power_w": None, "size_bytes": conversion["size_bytes"], "metric": conversion["metric"],
                 "metric_vs_fp32": conversion["metric_vs_fp32"], "label_metric": conversion["label_metric"],
                 "labelled_fp32": conversion["labelled_fp32"], "labelled_converted": conversion["labelled_converted"],
@@ -974,6 +978,7 @@ def comparison_rows(results: Path, run_id: str) -> list[dict]:
             })
     for row in rows:
         row["published"] = [figure.as_dict() for figure in matching(row)]
+    mark_speed_vs_fp32(rows)
     order = {CONTROLLER: "~"}  # the controller's rows after the boards'
     rows.sort(key=lambda r: (r["model"], r["board"] is None, order.get(r["board"] or "", r["board"] or ""), r["target"], r["quant"]))
     return rows

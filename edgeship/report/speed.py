@@ -26,9 +26,10 @@ def mark_speed_vs_fp32(rows: list[dict]) -> None:
         if row["quant"] not in REDUCED or not row["board"] or row["fallback"] or not _latency(row):
             continue
         sibling = fp32.get((row["model"], row["board"], row["target"], row["backend"], row.get("accelerator")))
-        if sibling is None:
+        latency, reference = _latency(row), _latency(sibling) if sibling else None
+        if latency is None or reference is None:
             continue
-        ratio = _latency(row) / _latency(sibling)
+        ratio = latency / reference
         row["speed_vs_fp32"] = ratio
         if ratio >= 1.0:
             row["labels"].append(f"not faster than fp32 ({ratio:.2f}x its latency)")

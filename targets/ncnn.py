@@ -28,12 +28,17 @@ from pathlib import Path
 
 from targets.base import Converter, Target
 
+LOG_FILE = "pnnx.log"  # pnnx's own output, beside the artifact (not shipped)
 PNNX_TIMEOUT_S = 900  # a YOLO graph converts in seconds; the bound names pnnx when it hangs
 # Param lines that are no computation: the graph inputs and weight blobs (counted apart).
 _NOT_OPS = ("Input", "MemoryData")
 # pnnx writes an op it has no ncnn layer for under its torch/pnnx name (F.grid_sample,
 # Tensor.index, pnnx.Expression, ...): ncnn cannot load such a file.
 _UNCONVERTED = re.compile(r"^(F|Tensor|torch|nn|pnnx|prim|aten)\.")
+
+
+class UnconvertedOps(RuntimeError):
+    """pnnx left ops it has no ncnn layer for in the param file."""
 
 
 def pnnx_binary() -> Path:
@@ -68,28 +73,99 @@ def param_op_report(artifact: Path, inputs: list[dict], outputs: list[dict]) -> 
             "weights_file_size": weights.stat().st_size}
 
 
+def rewrite_for_pnnx(source: Path, destination: Path, fp16: bool) -> list[str]:
+    """The graph pnnx reads: HardSigmoid nodes whose slope or offset is not torch's (1/6, 0.5) written as
+    Clip(x * alpha + beta, 0, 1), which is what they compute: pnnx 20261020 maps every
+    HardSigmoid to torch's and drops the attributes, so PP-OCR's det model (Paddle's slope 0.2)
+    came out wrong; and, for fp16, convs with tiny weights rescaled (rescale_tiny_weights).
+    Writes `destination` when it rewrote anything; returns one line per node rewritten."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(source))
+    opset = next((entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), 1)
+    nodes, rewritten = [], []
+    for index, node in enumerate(model.graph.node):
+        attributes = {attribute.name: attribute.f for attribute in node.attribute}
+        alpha, beta = attributes.get("alpha", 0.2), attributes.get("beta", 0.5)  # ONNX's defaults
+        if node.op_type != "HardSigmoid" or (abs(alpha - 1 / 6) < 1e-6 and abs(beta - 0.5) < 1e-6):
+            nodes.append(node)
+            continue
+        stem = f"ncnn_hardsigmoid_{index}"
+        constants = {"alpha": alpha, "beta": beta, "zero": 0.0, "one": 1.0}
+        model.graph.initializer.extend(numpy_helper.from_array(np.array(value, np.float32), f"{stem}_{key}") for key, value in constants.items())
+        nodes.append(helper.make_node("Mul", [node.input[0], f"{stem}_alpha"], [f"{stem}_scaled"], name=f"{stem}_mul"))
+        nodes.append(helper.make_node("Add", [f"{stem}_scaled", f"{stem}_beta"], [f"{stem}_shifted"], name=f"{stem}_add"))
+        if opset >= 11:
+            nodes.append(helper.make_node("Clip", [f"{stem}_shifted", f"{stem}_zero", f"{stem}_one"], list(node.output), name=f"{stem}_clip"))
+        else:  # Clip's bounds were attributes before opset 11
+            nodes.append(helper.make_node("Clip", [f"{stem}_shifted"], list(node.output), name=f"{stem}_clip", min=0.0, max=1.0))
+        rewritten.append(f"{node.name or node.output[0]}: HardSigmoid alpha {alpha:.6g} beta {beta:.6g} -> Clip(x * alpha + beta, 0, 1)")
+    if rewritten:
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+    if fp16:
+        rewritten += rescale_tiny_weights(model)
+    if rewritten:
+        onnx.save(model, str(destination))
+    return rewritten
+
+
+TINY_WEIGHTS = 2.0 ** -8  # a conv whose largest weight is below this loses most of its bits as fp16
+
+
+def rescale_tiny_weights(model) -> list[str]:
+    """fp16 only: a Conv/ConvTranspose whose weights all lie far below 1 gets them (and its bias)
+    multiplied by 2^k, and a Mul by 2^-k after it; both exact in binary. PP-OCR det's last conv
+    (BatchNorm folded into it by the clean-up) has weights of at most 2.4e-4: as fp16 most of them
+    are subnormal with a few bits left, and the detection F1 against fp32 fell to 0."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    initializers = {tensor.name: tensor for tensor in model.graph.initializer}
+    uses: dict[str, int] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    nodes, rewritten = [], []
+    for index, node in enumerate(model.graph.node):
+        weight = initializers.get(node.input[1]) if node.op_type in ("Conv", "ConvTranspose") and len(node.input) > 1 else None
+        values = numpy_helper.to_array(weight) if weight is not None else None
+        largest = float(np.abs(values).max()) if values is not None and values.size else 0.0
+        shared = any(uses.get(name, 0) > 1 for name in node.input[1:3] if name)
+        if values is None or not 0 < largest < TINY_WEIGHTS or shared or values.dtype != np.float32:
+            nodes.append(node)
+            continue
+        shift = int(np.floor(-np.log2(largest)))
+        weight.CopyFrom(numpy_helper.from_array(values * np.float32(2.0 ** shift), weight.name))
+        if len(node.input) > 2 and node.input[2] in initializers:
+            bias = initializers[node.input[2]]
+            bias.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(bias) * np.float32(2.0 ** shift), bias.name))
+        stem, output = f"ncnn_rescaled_{index}", node.output[0]
+        model.graph.initializer.append(numpy_helper.from_array(np.array(2.0 ** -shift, np.float32), f"{stem}_scale"))
+        node.output[0] = f"{stem}_out"
+        nodes += [node, helper.make_node("Mul", [f"{stem}_out", f"{stem}_scale"], [output], name=f"{stem}_mul")]
+        rewritten.append(f"{node.name or output}: {node.op_type} weights at most {largest:.3g}, stored x 2^{shift}, the output x 2^-{shift}")
+    if rewritten:
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+    return rewritten
+
+
 class NcnnConverter(Converter):
     def convert(self, calibration: list[dict], reference_set: list[dict]) -> Path:
-        scratch = self.workdir / "pnnx"
-        scratch.mkdir()
-        source = scratch / "model.onnx"
-        shutil.copyfile(self.job.model_path, source)  # pnnx writes its files beside the model it reads
-        shapes = ",".join("[" + ",".join(str(dim) for dim in spec["shape"]) + "]" for spec in self.job.inputs)
-        command = [str(pnnx_binary()), source.name, f"inputshape={shapes}", f"fp16={int(self.job.quant == 'fp16')}", "device=cpu"]
-        self.log(f"pnnx {importlib.metadata.version('pnnx')}: {' '.join(command[1:])}")
         try:
-            result = subprocess.run(command, cwd=scratch, capture_output=True, text=True, timeout=PNNX_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            raise RuntimeError(f"pnnx did not finish converting the model within {PNNX_TIMEOUT_S} s") from None
-        (self.out / "pnnx.log").write_text(result.stdout + result.stderr)
-        param, weights = scratch / "model.ncnn.param", scratch / "model.ncnn.bin"
-        if result.returncode != 0 or not param.exists() or not weights.exists():
-            tail = " | ".join((result.stdout + result.stderr).strip().splitlines()[-3:])
-            raise RuntimeError(f"pnnx failed on the model (exit {result.returncode}): {tail[-600:]}")
-        unconverted = sorted({layer["type"] for layer in read_param(param) if _UNCONVERTED.match(layer["type"])})
-        if unconverted:
-            raise RuntimeError(f"pnnx has no ncnn layer for {', '.join(unconverted)}; ncnn cannot load the model "
-                               "(see pnnx.log beside the artifact)")
+            param, weights = self._pnnx(Path(self.job.model_path), "cleaned graph")
+        except UnconvertedOps as unconverted:
+            graph = self.job.graph or {}
+            if graph.get("input_values") or any(graph.get("renamed", {}).values()):
+                raise RuntimeError(str(unconverted)) from None
+            # onnxsim's folding in the clean-up can hide a pattern pnnx fuses (PP-OCR rec's attention
+            # became a 5-D reshape and an unbind): the source, which pnnx simplifies its own way, at
+            # the same static shapes. Only where the clean-up froze and renamed nothing.
+            self.log(f"{unconverted}; pnnx reads the source model instead")
+            param, weights = self._pnnx(Path(self.job.source.path), "source")
         artifact = self.workdir / "model.param"
         shutil.move(param, artifact)
         shutil.move(weights, artifact.with_suffix(".bin"))
@@ -97,10 +173,44 @@ class NcnnConverter(Converter):
                  f"({'fp16' if self.job.quant == 'fp16' else 'fp32'})")
         return artifact
 
+    def _pnnx(self, model: Path, what: str) -> tuple[Path, Path]:
+        """pnnx on `model` in a scratch folder of its own (it writes its files beside the model it reads)."""
+        scratch = self.workdir / f"pnnx-{what.replace(' ', '-')}"
+        scratch.mkdir()
+        source = scratch / "model.onnx"
+        rewrites = rewrite_for_pnnx(model, source, fp16=self.job.quant == "fp16")
+        if not rewrites:
+            shutil.copyfile(model, source)
+        self.rewrites, self.pnnx_read = [f"{what}: {line}" for line in rewrites], what
+        for line in self.rewrites:
+            self.log(f"rewrite before pnnx: {line}")
+        shapes = ",".join("[" + ",".join(str(dim) for dim in spec["shape"]) + "]" for spec in self.job.inputs)
+        command = [str(pnnx_binary()), source.name, f"inputshape={shapes}", f"fp16={int(self.job.quant == 'fp16')}", "device=cpu"]
+        self.log(f"pnnx {importlib.metadata.version('pnnx')} on the {what}: {' '.join(command[1:])}")
+        try:
+            result = subprocess.run(command, cwd=scratch, capture_output=True, text=True, timeout=PNNX_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"pnnx did not finish converting the {what} within {PNNX_TIMEOUT_S} s") from None
+        with open(self.out / LOG_FILE, "a") as log_file:
+            log_file.write(f"== pnnx on the {what}\n{result.stdout}{result.stderr}")
+        param, weights = scratch / "model.ncnn.param", scratch / "model.ncnn.bin"
+        if result.returncode != 0 or not param.exists() or not weights.exists():
+            tail = " | ".join((result.stdout + result.stderr).strip().splitlines()[-3:])
+            raise RuntimeError(f"pnnx failed on the {what} (exit {result.returncode}): {tail[-600:]}")
+        unconverted = sorted({layer["type"] for layer in read_param(param) if _UNCONVERTED.match(layer["type"])})
+        if unconverted:
+            raise UnconvertedOps(f"pnnx has no ncnn layer for {', '.join(unconverted)} in the {what}; ncnn cannot load it "
+                                 "(see pnnx.log beside the artifact)")
+        return param, weights
+
     def op_report(self, artifact: Path) -> dict:
         describe = [{"name": f"{kind}{index}", "shape": spec["shape"], "dtype": "float32", "quantization": [0.0, 0]}
                     for kind, specs in (("in", self.job.inputs), ("out", self.job.outputs)) for index, spec in enumerate(specs)]
-        return param_op_report(artifact, describe[:len(self.job.inputs)], describe[len(self.job.inputs):])
+        report = param_op_report(artifact, describe[:len(self.job.inputs)], describe[len(self.job.inputs):])
+        rewrites, read = getattr(self, "rewrites", []), getattr(self, "pnnx_read", "cleaned graph")
+        if rewrites or read != "cleaned graph":  # the manifest's `rewrites`: what pnnx read and what was changed before
+            report["rewrites"] = {"pnnx_read": read, "nodes": rewrites}
+        return report
 
     def io_map(self, artifact: Path) -> dict:
         """pnnx names inputs in0.. and outputs out0.. in the graph's order; the shapes stay the source's."""
@@ -139,6 +249,7 @@ TARGET = Target(
     runtime_backend="ncnn",
     converter=NcnnConverter,
     needs_calibration=(),
+    log_files=(LOG_FILE,),
     onnx_opsets=(7, 23),  # the fp32 reference runs on ONNX Runtime 1.23
     toolchain_packages=("pnnx", "ncnn", "onnxruntime", "numpy"),
     report_note=("ncnn accuracy is measured by running param/bin on ncnn's Python wheel on x86 (fp16 weights with fp16 storage, "

@@ -105,15 +105,24 @@ class NcnnBackend(Backend):
                 status, mat = extractor.extract(mapping["name"])
                 if status != 0:
                     raise ArtifactError(f"ncnn: extracting output {mapping['name']!r} failed (status {status})")
-                value = np.array(mat)
-                shape = mapping["shape"]
-                if value.size != int(np.prod(shape)):
-                    raise ArtifactError(f"ncnn: output {mapping['name']!r} has {value.size} values, the manifest's shape {shape} "
-                                        f"{int(np.prod(shape))}; convert the model again")
-                results[mapping["name"]] = value.reshape(shape)
+                results[mapping["name"]] = self._restore(mapping["name"], np.array(mat), mapping.get("shape") or [])
             return results
         finally:
             extractor.clear()
+
+    @staticmethod
+    def _restore(name: str, value: np.ndarray, shape: list) -> np.ndarray:
+        """An output in the source's shape: reshaped where the manifest knows every dimension; where
+        the source left some symbolic (PP-OCR's), the leading axes pnnx dropped (the batch, a channel
+        of 1) are put back as 1s, the trailing ones matched from the right."""
+        if all(isinstance(dim, int) for dim in shape) and value.size == int(np.prod(shape, dtype=np.int64)):
+            return value.reshape(shape)
+        dropped = len(shape) - value.ndim
+        if dropped >= 0 and all(not isinstance(dim, int) or dim == 1 for dim in shape[:dropped]) \
+                and all(not isinstance(dim, int) or dim == size for dim, size in zip(shape[dropped:], value.shape)):
+            return value.reshape((1,) * dropped + value.shape)
+        raise ArtifactError(f"ncnn: output {name!r} has shape {list(value.shape)}, which does not fit the manifest's {shape}; "
+                            "convert the model again")
 
     def _close(self) -> None:
         self._net.clear()

@@ -64,3 +64,21 @@ def test_a_board_without_ncnn_is_told_which_extra_to_install(ncnn_artifact):
         pytest.skip("ncnn is installed here: the container tier runs it")
     with pytest.raises(RuntimeUnavailable, match=r"pip install 'edgeship-runtime\[ncnn\]'"):
         NcnnBackend(ncnn_artifact).load()
+
+
+@pytest.mark.parametrize(("got", "declared", "restored"), [
+    ((84, 8400), [1, 84, 8400], (1, 84, 8400)),  # YOLOv8n: every dimension known, reshaped
+    ((480, 640), ["n", 1, "h", "w"], (1, 1, 480, 640)),  # PP-OCR det: batch and a channel of 1 dropped by pnnx
+    ((40, 6625), ["n", "t", 6625], (1, 40, 6625)),  # PP-OCR rec
+])
+def test_an_output_gets_the_sources_shape_back(got, declared, restored):
+    import numpy as np
+
+    assert NcnnBackend._restore("out0", np.zeros(got, np.float32), declared).shape == restored
+
+
+def test_an_output_that_does_not_fit_the_manifest_is_one_line():
+    import numpy as np
+
+    with pytest.raises(ArtifactError, match=r"^ncnn: output 'out0' has shape \[40, 6624\], which does not fit the manifest's \['n', 't', 6625\]"):
+        NcnnBackend._restore("out0", np.zeros((40, 6624), np.float32), ["n", "t", 6625])

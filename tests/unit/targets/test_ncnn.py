@@ -4,6 +4,7 @@ refusal of --quant int8 before any container starts."""
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -78,3 +79,51 @@ def test_int8_is_refused_on_the_host_before_any_container(tmp_path):
     with pytest.raises(EdgeshipError, match=r"target ncnn does not offer --quant int8; choose one of: fp32, fp16"):
         plan(Request(target="ncnn", model=model, quant="int8", out=tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def _graph(path, alpha: float, weight_scale: float):
+    """x -> Conv (weights times weight_scale, with a bias) -> HardSigmoid(alpha, 0.5) -> y."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = numpy_helper.from_array((rng.standard_normal((4, 2, 3, 3)) * weight_scale).astype(np.float32), "w")
+    bias = numpy_helper.from_array((rng.standard_normal(4) * weight_scale).astype(np.float32), "b")
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("HardSigmoid", ["c"], ["y"], name="hs", alpha=alpha, beta=0.5)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])], [weights, bias])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return path
+
+
+def _run(path, x):
+    import onnxruntime
+
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+
+def test_paddles_hardsigmoid_and_tiny_fp16_weights_are_rewritten_into_the_same_function(tmp_path):
+    import numpy as np
+    import onnx
+
+    from targets.ncnn import rewrite_for_pnnx
+
+    source = _graph(tmp_path / "source.onnx", alpha=0.2, weight_scale=1e-4)
+    lines = rewrite_for_pnnx(source, tmp_path / "rewritten.onnx", fp16=True)
+    assert lines[0] == "hs: HardSigmoid alpha 0.2 beta 0.5 -> Clip(x * alpha + beta, 0, 1)" and len(lines) == 2
+    assert re.fullmatch(r"conv: Conv weights at most 0\.000\d+, stored x 2\^1[0-4], the output x 2\^-1[0-4]", lines[1]), lines[1]
+    ops = [node.op_type for node in onnx.load(str(tmp_path / "rewritten.onnx")).graph.node]
+    assert ops == ["Conv", "Mul", "Mul", "Add", "Clip"]
+    x = np.random.default_rng(1).standard_normal((1, 2, 6, 6)).astype(np.float32) * 1000
+    assert np.allclose(_run(tmp_path / "rewritten.onnx", x), _run(source, x), atol=1e-6)
+
+
+def test_torchs_hardsigmoid_and_ordinary_weights_are_left_alone(tmp_path):
+    from targets.ncnn import rewrite_for_pnnx
+
+    source = _graph(tmp_path / "source.onnx", alpha=1 / 6, weight_scale=0.1)
+    assert rewrite_for_pnnx(source, tmp_path / "rewritten.onnx", fp16=True) == [] and not (tmp_path / "rewritten.onnx").exists()
+    tiny = _graph(tmp_path / "tiny.onnx", alpha=1 / 6, weight_scale=1e-4)
+    assert rewrite_for_pnnx(tiny, tmp_path / "fp32.onnx", fp16=False) == []  # fp32 weights keep their bits

@@ -6,8 +6,11 @@
   unless a board's runtime is told to use low precision.
 - **int8**: MNN's offline quantizer (`_tools.mnnquant`, the wheel's `quantized.out`) on the fp32
   model, calibrated on the calibration set fed as raw tensors (`input_type: sequence`), with the
-  feature method chosen (KL by default; MNN switches to EMA itself where the model has a
-  BatchNorm) and MAX_ABS weights: int8 convolutions, float32 I/O.
+  feature method chosen and MAX_ABS weights: int8 convolutions, float32 I/O. EMA by default, not
+  MNN's own KL: measured here, KL clipped YOLOv8n's box branch (outputs up to 44 where fp32 has
+  665: no box left) and PP-OCR rec's characters, where EMA kept YOLOv8n at cosine 0.9987 and
+  rec's argmax; KL took 5x as long. KL kept digits at 100% top-1 agreement (EMA 95%).
+  `keep_float` names ops the quantizer leaves in float (MNN's skip_quant_op_names).
 
 Both tools are called in a child process with an argument list: they return True whatever
 happens (a missing file included), and the quantizer aborts the whole process on some inputs,
@@ -30,10 +33,20 @@ from pathlib import Path
 
 from targets.base import Converter, Option, RequestError, Target
 
-FEATURE_METHODS = ("kl", "admm", "ema")
+FEATURE_METHODS = ("ema", "kl", "admm")
 TOOL_TIMEOUT_S = 1800  # MNNConvert on the largest example takes seconds; the quantizer runs every sample through the model twice
 LOG_FILE = "mnn-tools.log"  # what MNNConvert and the quantizer printed, beside the artifact (not shipped)
 _NOT_OPS = ("Input", "Const")  # graph inputs and weights, counted apart
+
+
+def parse_op_names(value: str) -> str:
+    """keep_float: MNN op names, comma-separated (MNN names an op after its ONNX node's first
+    output, e.g. conv2d_497.tmp_0; `mnn-tools.log` and the quantizer's table list them)."""
+    names = [name.strip() for name in value.split(",")]
+    bad = [name for name in names if not name or len(name) > 200 or any(c.isspace() or not c.isprintable() or c in "\"\\" for c in name)]
+    if bad or len(names) > 1000:
+        raise ValueError("not a comma-separated list of MNN op names (no spaces, quotes or empty names)")
+    return ",".join(names)
 
 
 def run_tool(name: str, argv: list[str], what: str, log_path: Path) -> str:
@@ -116,13 +129,15 @@ class MNNConverter(Converter):
                 sample[source].astype("float32").ravel().tofile(place / f"{name}.txt", sep=" ", format="%.9g")
             (place / "input.json").write_text(json.dumps({"inputs": [{"name": names[s], "shape": shapes[s]} for s in names],
                                                           "outputs": [self.job.graph_name(spec["name"]) for spec in self.job.outputs]}))
-        method = self.job.options.get("feature_quantize_method", "kl")
+        method = self.job.options.get("feature_quantize_method", "ema")
+        kept = [name for name in self.job.options.get("keep_float", "").split(",") if name]
         config = {"path": str(folder), "input_type": "sequence", "used_sample_num": len(calibration),
                   "feature_quantize_method": method.upper(), "weight_quantize_method": "MAX_ABS",
-                  "inputs": [{"name": names[s], "shape": shapes[s]} for s in names]}
+                  "inputs": [{"name": names[s], "shape": shapes[s]} for s in names], **({"skip_quant_op_names": kept} if kept else {})}
         config_path = self.workdir / "quantize.json"
         config_path.write_text(json.dumps(config))
-        self.log(f"MNN offline quantization ({method.upper()} features, MAX_ABS weights) on {len(calibration)} calibration samples")
+        self.log(f"MNN offline quantization ({method.upper()} features, MAX_ABS weights) on {len(calibration)} calibration samples"
+                 + (f", kept float: {', '.join(kept)}" if kept else ""))
         output = run_tool("mnnquant", [str(float_model), str(artifact), str(config_path)], "offline quantizer", self.out / LOG_FILE)
         if "Quantize model done" not in output or not artifact.is_file() or artifact.stat().st_size == 0:
             tail = " | ".join(line.strip() for line in output.strip().splitlines()[-3:])
@@ -170,9 +185,11 @@ TARGET = Target(
     # opset 13 (digits) and 17 (YOLOv8n) here.
     onnx_opsets=(7, 23),
     options=(
-        Option("feature_quantize_method", FEATURE_METHODS, "kl", "how MNN's quantizer sets each activation's int8 range: kl (the "
-               "range that keeps the histogram's information), admm (an alternating optimisation over all samples at once), ema "
-               "(a moving average of the observed ranges; MNN uses it anyway for a model with BatchNorm)", applies_to=("int8",)),
+        Option("feature_quantize_method", FEATURE_METHODS, "ema", "how MNN's quantizer sets each activation's int8 range: ema "
+               "(a moving average of the observed ranges), kl (the range that keeps the histogram's information; clipped YOLOv8n's "
+               "boxes here), admm (an alternating optimisation over all samples at once)", applies_to=("int8",)),
+        Option("keep_float", (), "", "MNN op names (comma-separated) the quantizer leaves in float, MNN's skip_quant_op_names: "
+               "e.g. conv2d_497.tmp_0 for PP-OCR det, whose first head convolution KL clips", applies_to=("int8",), parse=parse_op_names),
     ),
     toolchain_packages=("mnn", "onnxruntime", "numpy"),
     log_files=(LOG_FILE,),

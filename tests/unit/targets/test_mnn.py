@@ -20,7 +20,8 @@ def test_the_row_offers_three_modes_calibrates_int8_and_runs_on_the_mnn_backend(
     target = targets.get("mnn")
     assert target.quantizations == ("fp32", "fp16", "int8") and target.default_quant == "fp16" and target.needs_calibration == ("int8",)
     assert target.runtime_backend == "mnn" and target.artifact_suffix == ".mnn" and target.image == "mnn"
-    assert target.option("feature_quantize_method").choices == ("kl", "admm", "ema") and "mnn" in target.toolchain_packages
+    method = target.option("feature_quantize_method")
+    assert method.choices == ("ema", "kl", "admm") and method.default == "ema" and "mnn" in target.toolchain_packages
 
 
 def test_a_tool_that_fails_is_one_error_with_its_exit_status_and_last_lines(tmp_path):

@@ -134,7 +134,7 @@ def rescale_tiny_weights(model) -> list[str]:
         values = numpy_helper.to_array(weight) if weight is not None else None
         largest = float(np.abs(values).max()) if values is not None and values.size else 0.0
         shared = any(uses.get(name, 0) > 1 for name in node.input[1:3] if name)
-        if values is None or not 0 < largest < TINY_WEIGHTS or shared or values.dtype != np.float32:
+        if weight is None or values is None or not 0 < largest < TINY_WEIGHTS or shared or values.dtype != np.float32:
             nodes.append(node)
             continue
         shift = int(np.floor(-np.log2(largest)))

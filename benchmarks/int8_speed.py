@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/int8_speed.py                    # PP-OCR det and rec, onnx (converted if needed)
     .venv/bin/python benchmarks/int8_speed.py --all artifacts    # every int8/fp16 artifact there with an fp32 sibling
+    .venv/bin/python benchmarks/int8_speed.py --all artifacts/tests --target onnx
     .venv/bin/python benchmarks/int8_speed.py QUANT_DIR FP32_DIR  # one pair
 
 Each pair runs in the board runtime's own backend (edgeship_runtime, as `edgeship-runtime bench
@@ -83,13 +84,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pair", nargs="*", type=Path, help="QUANT_DIR FP32_DIR")
     parser.add_argument("--all", type=Path, help="every int8/fp16 artifact under this folder with an fp32 sibling")
+    parser.add_argument("--target", help="with --all: only this target's artifacts")
     args = parser.parse_args(argv)
     if args.pair and len(args.pair) != 2:
         parser.error("give one pair: QUANT_DIR FP32_DIR")
     if args.pair:
         pairs = [(args.pair[0], args.pair[1])]
     elif args.all:
-        pairs = siblings(args.all)
+        pairs = [(quantized, reference) for quantized, reference in siblings(args.all)
+                 if args.target is None or json.loads((quantized / "manifest.json").read_text())["target"] == args.target]
     else:
         pairs = [(converted(example, target, "int8"), converted(example, target, "fp32")) for example, target in DEFAULT]
     print(f"int8/fp16 speed against fp32: 1 thread, same input, {ROUNDS} alternating rounds, median (goal int8 <= {GOAL}x fp32)")

@@ -8,6 +8,8 @@ The float graph holds two patterns that make most of them, and both go away exac
 
 - `fold_conv_affine`: Conv -> Mul(constant) -> Add(constant), a per-tensor or per-channel affine
   (PP-LCNetV3's "learnable affine block"), folded into the Conv's weights and bias;
+- `fold_affine_into_next_conv`: the same affine after an activation, folded into the unpadded
+  one-group Conv that reads it (the pointwise Conv after each HardSwish);
 - `fuse_hard_swish`: x * Clip(x + 3, 0, 6) / 6 (as exported by Paddle and PyTorch) becomes one
   HardSwish (opset 14), whose QDQ form ONNX Runtime runs as DQ -> HardSwish -> Q.
 
@@ -113,6 +115,68 @@ def fold_conv_affine(model: onnx.ModelProto) -> int:
     return removed
 
 
+def fold_affine_into_next_conv(model: onnx.ModelProto) -> int:
+    """Fold Mul(c) [-> Add(c)] (c per tensor or per channel) into the Conv that reads it when that
+    Conv pads nothing and has one group (PP-LCNet's pointwise convs after a HardSwish): the
+    scale goes into the weights of each input channel, the shift into the bias through the sum of
+    the weights it meets. With padding the shift would not reach the padded border: left alone.
+    Returns how many Mul/Add nodes went."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    constants, readers = _constants(model), _readers(model)
+    outputs = {output.name for output in model.graph.output}
+    removed, gone = 0, set[str]()
+    for first in list(model.graph.node):
+        if first.op_type not in ("Mul", "Add") or first.name in gone or len(first.input) != 2:
+            continue
+        source = first.input[0] if first.input[1] in constants else first.input[1]
+        if source in constants:
+            continue
+        chain = [first]
+        if first.op_type == "Mul":
+            add = _only_reader(readers, outputs, first.output[0], "Add")
+            if add is not None and _other(add, first.output[0], constants) is not None:
+                chain.append(add)
+        conv = _only_reader(readers, outputs, chain[-1].output[0], "Conv")
+        if conv is None or conv.input[0] != chain[-1].output[0] or conv.input[1] not in constants:
+            continue
+        attributes = {attribute.name: helper.get_attribute_value(attribute) for attribute in conv.attribute}
+        padded = any(attributes.get("pads") or [0]) or attributes.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID")
+        if attributes.get("group", 1) != 1 or padded:
+            continue
+        weight = constants[conv.input[1]]
+        channels = weight.shape[1]
+        scale, shift, tensor = np.ones(channels, np.float32), np.zeros(channels, np.float32), source
+        for node in chain:
+            value = _per_channel(_other(node, tensor, constants), channels)
+            if value is None:
+                break
+            if node.op_type == "Mul":
+                scale, shift = scale * value, shift * value
+            else:
+                shift = shift + value
+            tensor = node.output[0]
+        else:
+            bias = constants.get(conv.input[2]) if len(conv.input) > 2 and conv.input[2] else np.zeros(weight.shape[0], np.float32)
+            if bias is None or weight.dtype != np.float32:
+                continue
+            spread = (1, channels, *[1] * (weight.ndim - 2))
+            new_weight = numpy_helper.from_array((weight * scale.reshape(spread)).astype(np.float32), f"{conv.name}_in_folded_w")
+            new_bias = numpy_helper.from_array((bias + (weight * shift.reshape(spread)).sum(axis=tuple(range(1, weight.ndim)))).astype(np.float32),
+                                               f"{conv.name}_in_folded_b")
+            model.graph.initializer.extend([new_weight, new_bias])
+            conv.input[0], conv.input[1] = source, new_weight.name
+            if len(conv.input) > 2:
+                conv.input[2] = new_bias.name
+            else:
+                conv.input.append(new_bias.name)
+            gone.update(node.name for node in chain)
+            removed += len(chain)
+    _drop(model, gone)
+    return removed
+
+
 def fuse_hard_swish(model: onnx.ModelProto) -> int:
     """x -> Add(x, 3) -> Clip(0, 6) -> Mul(x, .) -> Div(., 6) (or Mul(., 1/6)) becomes HardSwish(x);
     returns how many. The caller raises the opset to 14 first (HardSwish's first)."""
@@ -179,8 +243,9 @@ def _default_opset(model) -> int:
 
 
 def speed_up(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
-    """Both rewrites; the default opset is raised to 14 for HardSwish only when the pattern is there."""
+    """The three rewrites; the default opset is raised to 14 for HardSwish only when the pattern is there."""
     folded = fold_conv_affine(model)
+    folded += fold_affine_into_next_conv(model)
     fused = 0
     if _default_opset(model) < HARD_SWISH_OPSET:
         probe = type(model)()

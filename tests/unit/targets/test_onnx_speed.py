@@ -103,3 +103,30 @@ def test_a_hard_swish_on_a_tensor_read_elsewhere_keeps_the_other_reader():
     onnx.checker.check_model(model)
     for got, want in zip(run(model, x), before):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def affine_before(pads: list[int]) -> onnx.ModelProto:
+    """Conv -> Relu -> Mul(per channel) -> Add(scalar) -> Conv with `pads`: the affine after an activation."""
+    nodes = [helper.make_node("Relu", ["c"], ["r"], name="relu"), helper.make_node("Mul", ["scale", "r"], ["s"], name="scale_mul"),
+             helper.make_node("Add", ["s", "shift"], ["h"], name="shift_add"),
+             helper.make_node("Conv", ["h", "w2", "b2"], ["y"], name="next", pads=pads)]
+    size = 1 + 2 * pads[0]
+    return graph(nodes, [constant("scale", RNG.normal(size=(1, CHANNELS, 1, 1))), constant("shift", -0.4),
+                         constant("w2", RNG.normal(size=(CHANNELS, CHANNELS, size, size))), constant("b2", RNG.normal(size=CHANNELS))])
+
+
+def test_an_affine_before_an_unpadded_conv_goes_into_its_weights_and_bias():
+    model = affine_before([0, 0, 0, 0])
+    x = RNG.normal(size=(1, 3, 8, 8)).astype(np.float32)
+    before = run(model, x)[0]
+    fast, done = speed_up(model)
+    assert done == {"conv_affine_folded": 2, "hard_swish_fused": 0}
+    assert ops(fast) == Counter({"Conv": 2, "Relu": 1})
+    onnx.checker.check_model(fast)
+    np.testing.assert_allclose(run(fast, x)[0], before, rtol=1e-5, atol=1e-5)
+
+
+def test_an_affine_before_a_padded_conv_stays():
+    """The shift would have to reach the zero-padded border too, which the bias cannot say."""
+    model = affine_before([1, 1, 1, 1])
+    assert speed_up(model)[1]["conv_affine_folded"] == 0

@@ -598,6 +598,10 @@ class RK3588Converter(Converter):
             where = (f"the network's output first falls below cosine {per_layer['min_cosine']} at {first['layer']} ({first['op']}, "
                      f"{first['entire_cos']:.4f}); " if first else "")
             lines.append(f"per-layer analysis: {artifact_dir / per_layer['file']}: {where}worst single layers (cosine): {worst}")
+        cut = (manifest.get("rewrites") or {}).get("yolo_head")
+        if cut:
+            lines.append(f"YOLO head cut before its DFL ({cut['removed_nodes']} nodes): outputs per stride "
+                         f"{', '.join(str(level['stride']) for level in cut['levels'])}, decoded on the CPU by {manifest['task']['decoder']}")
         if "cpu_layers" in ops:
             cpu = ", ".join(f"{layer['op']}" for layer in ops["cpu_layers"]) or "none"
             lines.append(f"layers: {ops['op_count']} ({ops['npu_layers']} on the NPU); on the CPU instead: {cpu}")

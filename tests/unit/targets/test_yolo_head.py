@@ -103,3 +103,14 @@ def test_the_rk3588_converter_switches_the_job_to_the_cut_before_anything_runs(e
     assert list(reference) == cut_job.output_names and reference["boxes_stride8"].shape == (1, 64, 16, 16)
     plain_job = job({"name": "generic"})
     assert target.converter(target, plain_job, tmp_path).head_cut is None and plain_job.output_names == ["output0"]
+
+
+def test_invoke_convert_says_the_head_was_cut(exported, tmp_path):
+    from targets.rk3588 import RK3588Converter
+
+    _, head, record = cut(str(exported), tmp_path / "cut.onnx")
+    manifest = {"accuracy": {}, "rewrites": {"yolo_head": record}, "task": {"decoder": DECODER}}
+    lines = RK3588Converter.summary(tmp_path, manifest, {})
+    assert lines == [f"YOLO head cut before its DFL ({record['removed_nodes']} nodes): outputs per stride 8, 16, 32, "
+                     "decoded on the CPU by yolov8_dfl"]
+    assert RK3588Converter.summary(tmp_path, {"accuracy": {}, "task": {}}, {}) == []

@@ -88,7 +88,8 @@ def comparison_cells(row: dict) -> dict:
         "labels": row["labels"],
         "kind": "emulated" if row["emulated"] else "fallback" if row["fallback"] else "controller" if row["source"] == "controller" else
                 "none" if row["board"] is None else "measured",
-        "latency": "-" if row.get("mean_ms") is None else f"{_ms(row['mean_ms'])} / {_ms(row.get('p90_ms'))} ms",
+        "latency": "-" if row.get("mean_ms") is None else f"{_ms(row['mean_ms'])} / {_ms(row.get('p90_ms'))} ms"
+                   + (f" ({row['speed_vs_fp32']:.2f}x fp32)" if row.get("speed_vs_fp32") else ""),
         "fps": "-" if not row.get("fps") else f"{row['fps']:.1f}",
         "throughput": throughput,
         "rss": "-" if not row.get("peak_rss_mb") else f"{row['peak_rss_mb']:.0f} MB",

@@ -44,3 +44,11 @@ def test_the_comparison_rows_carry_the_ratio(tmp_path):
     int8 = rows["digits", store.CONTROLLER, "tflite", "int8"]  # runs.py: 0.04 ms against fp32's 0.05 ms, seeded noise
     assert int8["speed_vs_fp32"] == pytest.approx(0.8, abs=0.05) and not any("not faster" in label for label in int8["labels"])
     assert rows["digits", "sim-rpi", "tflite", "int8"]["speed_vs_fp32"] is None  # its fp32 sibling ran on another board
+
+
+def test_the_latency_cell_shows_the_ratio():
+    from edgeship.report.publish import comparison_cells
+
+    int8 = {**row("int8", 9.0), "speed_vs_fp32": 0.6, "p90_ms": 10.0, "emulated": False, "source": "controller", "published": []}
+    assert comparison_cells(int8)["latency"].endswith("ms (0.60x fp32)")
+    assert comparison_cells({**int8, "speed_vs_fp32": None})["latency"].endswith("ms")

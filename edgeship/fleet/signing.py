@@ -45,6 +45,15 @@ def check_key(key: Path) -> Path:
         raise EdgeshipError(f"signing key {key} cannot be read ({error.strerror}); {_fix(key)}") from None
     if not stat.S_ISREG(info.st_mode):
         raise EdgeshipError(f"signing key {key} is not a file; {_fix(key)}")
+    # what ssh-keygen -Y sign takes: a private key (OpenSSH or PEM), or a public key line whose
+    # private half an agent holds; checked here, before any bundle is packed
+    with open(key, "rb") as handle:
+        start = handle.read(4096).lstrip()
+    first = start.split(b"\n", 1)[0].strip()
+    private = first.startswith(b"-----BEGIN ") and b"PRIVATE KEY-----" in first
+    public = any(first.startswith(kind.encode() + b" ") for kind in KEY_TYPES)
+    if not (private or public):
+        raise EdgeshipError(f"signing key {key} is neither an SSH private key nor a public key line (it starts {first[:24]!r}); {_fix(key)}")
     return key
 
 

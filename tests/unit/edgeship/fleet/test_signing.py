@@ -68,6 +68,9 @@ def test_a_file_that_is_no_ssh_key_is_refused_in_one_line(tmp_path):
     bundle.write_bytes(b"release")
     key.write_text("hello\n")
     key.chmod(0o600)
+    with pytest.raises(EdgeshipError, match=r"signing key .*not-a-key is neither an SSH private key nor a public key line \(it starts b'hello'\)"):
+        signing.sign(bundle, key)
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nbm90IGEga2V5\n-----END OPENSSH PRIVATE KEY-----\n")  # looks like one, is not
     with pytest.raises(EdgeshipError, match=r"ssh-keygen could not sign .*b\.tar with .*not-a-key \(exit \d+: ") as caught:
         signing.sign(bundle, key)
     assert "\n" not in str(caught.value)

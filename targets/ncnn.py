@@ -159,7 +159,8 @@ class NcnnConverter(Converter):
             param, weights = self._pnnx(Path(self.job.model_path), "cleaned graph")
         except UnconvertedOps as unconverted:
             graph = self.job.graph or {}
-            if graph.get("input_values") or any(graph.get("renamed", {}).values()):
+            renamed = graph.get("renamed", {})  # node names do not matter here: the I/O tensors' do
+            if graph.get("input_values") or renamed.get("inputs") or renamed.get("outputs"):
                 raise RuntimeError(str(unconverted)) from None
             # onnxsim's folding in the clean-up can hide a pattern pnnx fuses (PP-OCR rec's attention
             # became a 5-D reshape and an unbind): the source, which pnnx simplifies its own way, at

@@ -2,7 +2,7 @@
 
 `./dev` runs `invoke setup` before every task. As root on Debian/Ubuntu it installs what is
 missing in ONE apt transaction (the Docker engine, debootstrap, qemu-user for emulated boards,
-headless Chromium for the viewer checks) and starts what must run (dockerd, binfmt_misc for
+headless Chromium for the viewer checks, espeak-ng and sox for the vad example's audio) and starts what must run (dockerd, binfmt_misc for
 qemu). Elsewhere it only reports what is missing. Library code never installs anything: it
 checks (`require`) and names the missing piece and this step in one line.
 """
@@ -46,6 +46,8 @@ NEEDS = (
          "arm64 boards emulated on this machine"),
     Need("headless chromium", ("chromium", "chromium-driver"), _executable("/usr/bin/chromium", "/usr/bin/chromedriver"),
          "looking at the demo's viewer page and the HTML report"),
+    Need("espeak-ng and sox", ("espeak-ng", "sox"), _executable("espeak-ng", "sox"),
+         "the vad example's audio: speech spoken and mixed with noise here (nothing downloaded)"),
 )
 
 

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from edgeship_runtime import __version__
+from edgeship_runtime import __version__, scenarios
 
 SCHEMA_VERSION = 1
 
@@ -188,9 +188,13 @@ def multi_instance(artifact, backend_cls, count: int, threads, options, min_runs
 
 
 def benchmark(artifact, backend_cls, threads=None, warmup_runs=5, warmup_s=1.0, min_runs=20, min_s=2.0,
-              batches=(1,), instances=(), fallback=None, board=None, max_s: float | None = None, **options) -> dict:
+              batches=(1,), instances=(), fallback=None, board=None, max_s: float | None = None, scenario=None,
+              **options) -> dict:
     """`max_s`: a time box for the warm-up and the measurement each (at least one run each); the
-    steady figures say `time_boxed` when it cut the run count below min_runs."""
+    steady figures say `time_boxed` when it cut the run count below min_runs. `scenario`: an MLPerf
+    scenario (edgeship_runtime.scenarios); SingleStream is the steady phase, with at least the
+    queries its early stopping needs."""
+    steady_runs = max(min_runs, scenarios.minimum_queries(scenario)) if scenario == "single-stream" else min_runs
     memory = {"before_load": rss_kb()}
     began = time.perf_counter()
     backend = backend_cls(artifact, threads=threads, **options).load()
@@ -209,8 +213,11 @@ def benchmark(artifact, backend_cls, threads=None, warmup_runs=5, warmup_s=1.0, 
         for values in (stages or {}).values():
             values.clear()
         with PowerSampler() as power:
-            steady = latency_stats(timed_loop(backend, feeds, min_runs, min_s, max_s))
-        steady["time_boxed"] = steady["runs"] < min_runs
+            began = time.perf_counter()
+            steady_times = timed_loop(backend, feeds, steady_runs, min_s, max_s)
+            steady_elapsed = time.perf_counter() - began
+            steady = latency_stats(steady_times)
+        steady["time_boxed"] = steady["runs"] < steady_runs
         device_stages = {stage: stage_stats(values) for stage, values in stages.items() if values} if stages else None
         memory["after_measure"] = rss_kb()
         sweep = []
@@ -227,6 +234,12 @@ def benchmark(artifact, backend_cls, threads=None, warmup_runs=5, warmup_s=1.0, 
             timed_loop(backend, batch_feeds, warmup_runs, 0)
             sweep.append(latency_stats(timed_loop(backend, batch_feeds, min_runs, min_s), batch))
             backend.set_batch(1)
+        if scenario == "single-stream":
+            scenario_result = scenarios.latency_summary(scenario, steady_times, steady_elapsed, min_s)
+        elif scenario:
+            scenario_result = scenarios.run(scenario, lambda: backend.infer_prepared(feeds), min_runs, min_s, max_s)
+        else:
+            scenario_result = None
     finally:
         backend.close()
     scaling = None
@@ -243,10 +256,11 @@ def benchmark(artifact, backend_cls, threads=None, warmup_runs=5, warmup_s=1.0, 
         "accelerator": "cpu" if fallback else backend_cls.accelerator,
         "fallback": fallback,
         "options": {"threads": threads, "warmup_runs": warmup_runs, "warmup_s": warmup_s, "min_runs": min_runs, "min_s": min_s, "max_s": max_s,
-                    "batches": list(batches), "instances": list(instances), **options},
+                    "batches": list(batches), "instances": list(instances), "scenario": scenario, **options},
         "load_s": load_s,
         "first_inference_s": first_s,
         "steady": steady,
+        "scenario": scenario_result,
         "memory": {**memory, "peak_kb": memory["after_measure"]["peak_kb"],
                    "growth_kb": memory["after_measure"]["rss_kb"] - memory["after_warmup"]["rss_kb"]},
         "device_stages": device_stages,

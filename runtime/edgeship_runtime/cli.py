@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from edgeship_runtime import flags
+from edgeship_runtime import flags, scenarios
 from edgeship_runtime.errors import ArtifactError, RuntimeUnavailable
 
 # keyword arguments every backend takes from the command line itself, never as a --backend-option
@@ -184,6 +184,9 @@ def main(argv=None) -> int:
                               help="comma-separated batch sizes to sweep, e.g. 1,2,4")
     bench_parser.add_argument("--instances", type=flags.counts(1, 64, "a runner count"), default=[],
                               help="comma-separated runner counts for multi-instance throughput, e.g. 2,4")
+    bench_parser.add_argument("--scenario", choices=scenarios.SCENARIOS, default=None,
+                              help="an MLPerf scenario: single-stream (p90 with early stopping), multi-stream (p99 of 8-sample "
+                              "queries), offline (samples/s); MLPerf's 600 s minimum is scaled down to --min-s")
     demo_parser = commands.add_parser("demo", help="live camera demo: classify, detect, or read text (--rec) on a camera/video/folder/pattern "
                                       "-> annotated MJPEG stream, stats as JSON")
     _artifact_arguments(demo_parser)
@@ -287,7 +290,7 @@ def _run(args) -> int:
 
     result = benchmark(artifact, backend_cls, threads=args.threads, warmup_runs=args.warmup_runs, warmup_s=args.warmup_s,
                        min_runs=args.min_runs, min_s=args.min_s, batches=args.batches or [1], instances=args.instances,
-                       fallback=fallback, max_s=args.max_s,
+                       fallback=fallback, max_s=args.max_s, scenario=args.scenario,
                        board={"board": board["board"], "arch": board["arch"], "kernel": board["kernel"], "cpu": board["cpu"]}, **options)
     result["compatibility"] = compat
     _emit(result, args.output)

@@ -166,33 +166,51 @@ def convert(c, target, model, quant=None, calib=None, eval=None, labels=None, in
             out=None, name=None, rebuild_image=False, gpus=False, preprocess=None, task=None, fresh=False, input_value=None,
             batch_axis=None, state=None):
     """Convert a model for a target inside its toolchain image; prints the artifact directory last."""
-    from edgeship.convert import Request, parse_options, summary
-    from edgeship.convert import convert as run_convert
+    from edgeship.convert import hits  # a hit imports nothing heavier (convert/hits.py)
 
     out = out or c.config.get("edgeship", {}).get("artifacts", "artifacts")
-    request = Request(
+    # every field of edgeship.convert.Request: the hit is keyed by what the full path is given
+    fields = dict(
         target=target, model=Path(model), quant=quant, calib=Path(calib) if calib else None,
         eval=Path(eval) if eval else None, labels=Path(labels) if labels else None,
-        input_shapes=list(input_shape or []), options=parse_options(option), out=Path(out), name=name, gpus=gpus,
+        input_shapes=list(input_shape or []), options=hits.parse_options(option), out=Path(out), name=name, gpus=gpus,
         preprocess=Path(preprocess) if preprocess else None, task=task, input_values=list(input_value or []),
         batch_axes=list(batch_axis or []), state=list(state or []),
     )
-    artifact = run_convert(request, rebuild_image=rebuild_image, fresh=fresh)
-    for line in summary(artifact):
+    found = None if rebuild_image or fresh else hits.hit(fields)
+    if found:
+        artifact, lines = found
+    else:
+        from edgeship.convert import Request, summary
+        from edgeship.convert import convert as run_convert
+
+        artifact = run_convert(Request(**fields), rebuild_image=rebuild_image, fresh=fresh)
+        lines = summary(artifact)
+    for line in lines:
         print("edgeship: " + line)
     print(artifact)
+
+
+STORE_HELP = "results store: postgresql://USER@HOST[:PORT]/DATABASE shared by many runners (default: results/edgeship.db, SQLite)"
+
+
+def _use_store(store: str) -> None:
+    from edgeship.report import store as results_store
+
+    results_store.use(store or None)
 
 
 @task(help={"out": "results folder for the report (default: results/)",
             "quick": "only the real models (digits, PP-OCR det and rec): no random-weight speed models",
             "full": "the real models in every mode every target offers (PP-OCR cls too)",
             "inventory": "inventory whose [sim] boards are started and deployed to (default: inventory.ini)",
-            "no_fleet": "stop after the conversions (no simulated fleet)"})
+            "no_fleet": "stop after the conversions (no simulated fleet)", "store": STORE_HELP})
 @user_errors
-def main(c, out="results", quick=False, full=False, inventory="inventory.ini", no_fleet=False):
+def main(c, out="results", quick=False, full=False, inventory="inventory.ini", no_fleet=False, store=""):
     """The main job: images, examples, conversions, the simulated fleet (deploy, bench, text-reading demo), store, report, compare."""
     from edgeship.main_job import run_main
 
+    _use_store(store)
     run_main(Path(out), quick=quick, full=full, inventory=None if no_fleet else Path(inventory))
 
 
@@ -338,25 +356,27 @@ def fleet_demo(c, limit="", inventory="inventory.ini", results="results", source
     _playbook("demo.yml", inventory, limit, extra)
 
 
-@task(help={"run": "run id under results/ (default: the newest)", "results": "results root (default: results/)"})
+@task(help={"run": "run id under results/ (default: the newest)", "results": "results root (default: results/)", "store": STORE_HELP})
 @user_errors
-def report(c, run="", results="results"):
+def report(c, run="", results="results", store=""):
     """Write results/<run>/report.html and report.md from the results store (tables, plots, published figures)."""
     from edgeship.report.publish import write_report
 
+    _use_store(store)
     for path in write_report(Path(results), run or None):
         print(path)
 
 
 @task(help={"base": "run id (or a tag set with --tag) to compare against", "new": "run id to judge (default: the newest)",
             "results": "results root (default: results/)", "tag": "name this NEW run as a baseline tag instead of comparing",
-            "threshold": "KEY=VALUE thresholds, e.g. latency_pct=5 size_pct=2 accuracy_points=1 (repeatable)"},
+            "threshold": "KEY=VALUE thresholds, e.g. latency_pct=5 size_pct=2 accuracy_points=1 (repeatable)", "store": STORE_HELP},
       iterable=["threshold"])
 @user_errors
-def compare(c, base="", new="", results="results", tag="", threshold=None):
+def compare(c, base="", new="", results="results", tag="", threshold=None, store=""):
     """Compare two runs: what got slower, bigger or less accurate; exit 1 on a regression."""
     from edgeship.report.regressions import compare_runs
 
+    _use_store(store)
     code = compare_runs(Path(results), base or None, new or None, tag=tag or None, thresholds=list(threshold or []))
     if code:
         raise Exit(code=code)

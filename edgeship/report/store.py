@@ -169,6 +169,31 @@ def db_path(results: Path) -> Path:
     return Path(results) / DB_NAME
 
 
+# A PostgreSQL store shared by many runners (pgstore.py), set by `--store postgresql://...`; None:
+# the SQLite file in each results folder.
+_url: str | None = None
+
+
+def use(url: str | None) -> None:
+    """Open the store at `url` (postgresql://...) from now on; None or '' goes back to SQLite."""
+    global _url
+    if url:
+        from edgeship.report import pgstore
+
+        _url = pgstore.check_url(url)
+    else:
+        _url = None
+
+
+def location(results: Path) -> str:
+    """Where the store is, for messages: the SQLite file, or the URL without its password."""
+    if _url is not None:
+        from edgeship.report import pgstore
+
+        return pgstore.redact(_url)
+    return str(db_path(results))
+
+
 def _migrate(connection: sqlite3.Connection, path: Path) -> None:
     version = connection.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
@@ -213,7 +238,14 @@ def _store_error(path: Path, error: sqlite3.Error) -> EdgeshipError:
 def connect(results: Path) -> Iterator[sqlite3.Connection]:
     """The store of `results` (created, or migrated to the current schema, on first use). Any
     database error inside (a damaged or truncated file, one that is not a database, a lock held
-    too long) is one EdgeshipError line naming the file and the fix."""
+    too long) is one EdgeshipError line naming the file and the fix. With a PostgreSQL URL set
+    (use(), `--store postgresql://...`) the store is that database instead, for every results folder."""
+    if _url is not None:
+        from edgeship.report import pgstore
+
+        with pgstore.connect(_url, LOCK_TIMEOUT_S) as pg:
+            yield pg  # type: ignore[misc]  # sqlite3.Connection's execute/fetch, as store.py uses them
+        return
     path = db_path(results)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -820,23 +852,23 @@ def resolve_run(results: Path, name: str | None) -> str:
     """A run id from a run id, a tag, or None (the newest run)."""
     if name is not None:
         check_run_name(name, "run id or tag")
-    if not db_path(results).is_file():  # asked to read: no empty store is made on the way
+    if _url is None and not db_path(results).is_file():  # asked to read: no empty store is made on the way
         raise EdgeshipError(f"{results} holds no run yet (no {DB_NAME} there); run `./dev main` (or `invoke fleet.bench`) first, "
                             f"or pass --results DIR")
     with connect(results) as connection:
         if name is None:
             row = connection.execute("SELECT run_id FROM runs ORDER BY run_id DESC LIMIT 1").fetchone()
             if row is None:
-                raise EdgeshipError(f"{db_path(results)} holds no run yet; run `./dev main` (or `invoke fleet.bench`) first")
-            return check_run_name(row["run_id"], f"the newest run id in {db_path(results)}")
+                raise EdgeshipError(f"{location(results)} holds no run yet; run `./dev main` (or `invoke fleet.bench`) first")
+            return check_run_name(row["run_id"], f"the newest run id in {location(results)}")
         row = connection.execute("SELECT run_id FROM runs WHERE run_id = ?", (name,)).fetchone() or \
             connection.execute("SELECT run_id FROM tags WHERE name = ?", (name,)).fetchone()
         if row is None:
             known = [r["run_id"] for r in connection.execute("SELECT run_id FROM runs ORDER BY run_id DESC LIMIT 5")]
             tags = [r["name"] for r in connection.execute("SELECT name FROM tags ORDER BY name")]
-            raise EdgeshipError(f"no run or tag named {name!r} in {db_path(results)}; recent runs: {', '.join(known) or 'none'}; "
+            raise EdgeshipError(f"no run or tag named {name!r} in {location(results)}; recent runs: {', '.join(known) or 'none'}; "
                                 f"tags: {', '.join(tags) or 'none'}")
-        return check_run_name(row["run_id"], f"the run id {db_path(results)} gives for {name}")
+        return check_run_name(row["run_id"], f"the run id {location(results)} gives for {name}")
 
 
 def check_run_name(name: str, what: str) -> str:
@@ -868,7 +900,7 @@ def run_record(results: Path, run_id: str) -> dict:
     with connect(results) as connection:
         row = connection.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
-            raise EdgeshipError(f"run {run_id} is not in {db_path(results)}; import it with `invoke report {run_id}`")
+            raise EdgeshipError(f"run {run_id} is not in {location(results)}; import it with `invoke report {run_id}`")
         record = dict(row)
         record["tags"] = [r["name"] for r in connection.execute("SELECT name FROM tags WHERE run_id = ? ORDER BY name", (run_id,))]
     for key in ("images", "skipped", "notes", "timings"):

@@ -46,6 +46,13 @@ def test_known_answers(count, expected, discarded):
     assert _binomial_cdf(t, count, Fraction(1, 10)) < Fraction(1, 100) <= _binomial_cdf(t + 1, count, Fraction(1, 10))
 
 
+def test_multi_stream_percentile_known_answer():
+    # p99 over 1000 queries (MultiStream's percentile): t = 2 passes at 99 %, t = 3 does not
+    result = estimate(list(range(1, 1001)), 0.99)
+    assert (result["estimate"], result["discarded"], result["plain"]) == (999, 1, 991)
+    assert _binomial_cdf(2, 1000, Fraction(1, 100)) < Fraction(1, 100) <= _binomial_cdf(3, 1000, Fraction(1, 100))
+
+
 def test_the_estimate_is_conservative():
     latencies = [float(value) for value in range(1, 501)]
     result = estimate(latencies, 0.9)

@@ -9,6 +9,7 @@ checks (`require`) and names the missing piece and this step in one line.
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import subprocess
@@ -48,6 +49,9 @@ NEEDS = (
          "looking at the demo's viewer page and the HTML report"),
     Need("espeak-ng and sox", ("espeak-ng", "sox"), _executable("espeak-ng", "sox"),
          "the vad example's audio: speech spoken and mixed with noise here (nothing downloaded)"),
+    # Debian keeps the server's binaries under /usr/lib/postgresql/<major>/bin, off PATH
+    Need("postgresql server", ("postgresql",), lambda: bool(shutil.which("pg_ctl") or glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")),
+         "the tests of the shared PostgreSQL results store (they start a server of their own)"),
 )
 
 

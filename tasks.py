@@ -194,9 +194,14 @@ def convert(c, target, model, quant=None, calib=None, eval=None, labels=None, in
 STORE_HELP = "results store: postgresql://USER@HOST[:PORT]/DATABASE shared by many runners (default: results/edgeship.db, SQLite)"
 
 
-def _use_store(store: str) -> None:
+def _use_store(store: str, config: Path = Path("edgeship.toml")) -> None:
+    """--store, else the conversions file's [project] store, else SQLite in the results folder."""
     from edgeship.report import store as results_store
 
+    if not store and config.is_file():
+        from edgeship.convert.project import project_store
+
+        store = project_store(config) or ""
     results_store.use(store or None)
 
 

@@ -28,7 +28,7 @@ VERIFY_FOLDER = "verify"  # under the artifacts root: verify's fresh conversions
 
 # The schema, checked by hand rather than with a JSON-schema library: each mistake has to be
 # one line naming the file, the table, the key and the fix, which generic validators do not say.
-PROJECT_KEYS = {"artifacts": str, "lock": str}
+PROJECT_KEYS = {"artifacts": str, "lock": str, "store": str}
 MODEL_KEYS = {"path": str, "sha256": str, "calibration": str, "eval": str, "labels": str, "preprocess": str, "task": str,
               "input_shapes": dict, "input_values": dict, "batch_axis": dict, "state": dict, "name": str}
 MATRIX_KEYS = {"models": list, "targets": list, "quants": list, "options": dict, "suffix": str}
@@ -77,6 +77,7 @@ class Project:
     lock: Path
     models: dict[str, Model]
     entries: dict[str, Entry]
+    store: str | None = None  # [project] store = "postgresql://...": the team's results store (report/pgstore.py)
 
 
 def _fail(config: Path, where: str, message: str) -> EdgeshipError:
@@ -226,6 +227,27 @@ def _row_entries(config: Path, number: int, row: dict, models: dict[str, Model])
     return entries
 
 
+def project_store(config: Path) -> str | None:
+    """[project] store of a conversions file, without checking the rest of it (`invoke report`
+    reads only this): a postgresql:// URL, or None for the SQLite store in the results folder."""
+    try:
+        with open(config, "rb") as handle:
+            project = tomllib.load(handle).get("project", {})
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError, OSError) as error:
+        raise EdgeshipError(f"{config} cannot be read for its [project] store ({type(error).__name__}); fix it, "
+                            f"or pass --store") from None
+    store = project.get("store") if isinstance(project, dict) else None
+    if store is None:
+        return None
+    if not isinstance(store, str):
+        raise _fail(config, "[project]", f"store is {type(store).__name__}, not a string; write store = \"postgresql://USER@HOST/DATABASE\"")
+    if not store:
+        return None
+    from edgeship.report.pgstore import check_url
+
+    return check_url(store, f"{config}: [project] store")
+
+
 def load_project(config: Path, check_sha: bool = True) -> Project:
     """Read and check edgeship.toml; every mistake is one EdgeshipError line."""
     if not config.is_file():
@@ -249,6 +271,10 @@ def load_project(config: Path, check_sha: bool = True) -> Project:
     root = config.resolve().parent
     project = data.get("project", {})
     _check_keys(config, "[project]", project, PROJECT_KEYS)
+    if project.get("store"):
+        from edgeship.report.pgstore import check_url
+
+        check_url(project["store"], f"{config}: [project] store")
     models = {key: _model(config, root, key, table, check_sha) for key, table in data["models"].items()}
     entries: dict[str, Entry] = {}
     for number, row in enumerate(data["matrix"], start=1):
@@ -258,7 +284,8 @@ def load_project(config: Path, check_sha: bool = True) -> Project:
                                                                 f"drop it from one row, or give this row a suffix = \"...\"")
             entries[entry.name] = entry
     return Project(config=config, root=root, artifacts=(root / project.get("artifacts", "artifacts")).resolve(),
-                   lock=(root / project.get("lock", LOCK_NAME)).resolve(), models=models, entries=entries)
+                   lock=(root / project.get("lock", LOCK_NAME)).resolve(), models=models, entries=entries,
+                   store=project.get("store") or None)
 
 
 def _select(project: Project, names: list[str]) -> list[Entry]:

@@ -189,3 +189,20 @@ def test_bad_store_urls_are_one_line(server):
     result = invoke_cli("report", "--store", f"postgresql://edgeship:s3cret@/nowhere?host={server}/missing")
     assert_one_clean_line(result, "edgeship: error:", r"cannot reach the PostgreSQL store")
     assert "s3cret" not in result.stderr
+
+
+def test_conversions_file_names_the_store(tmp_path, pg_url):
+    """[project] store = "postgresql://..." in edgeship.toml: `invoke report` run beside it uses it;
+    a store that is not a PostgreSQL URL is one line naming the file."""
+    artifacts, results = tmp_path / "artifacts", tmp_path / "results"
+    make_run(results, artifacts, RUNS[0])
+    (tmp_path / "edgeship.toml").write_text(f'[project]\nstore = "{pg_url}"\n')
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = invoke_cli("-r", str(REPO), "report", "--results", str(results), cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert not store.db_path(results).exists()
+    store.use(pg_url)
+    assert store.run_ids(results) == [RUNS[0]]
+    (tmp_path / "edgeship.toml").write_text('[project]\nstore = "sqlite:///results.db"\n')
+    bad = invoke_cli("-r", str(REPO), "report", "--results", str(results), cwd=tmp_path, env=env)
+    assert_one_clean_line(bad, "edgeship: error:", r"edgeship\.toml: \[project\] store 'sqlite:///results\.db' is not a PostgreSQL URL")

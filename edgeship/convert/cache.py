@@ -10,10 +10,11 @@ import time
 from pathlib import Path
 
 from edgeship.convert.container import CODE_DIRS
+from edgeship.convert.hits import cached  # noqa: F401  # one check of a cached artifact, for run.py and hits.py
 from edgeship.convert.inputs import calibration_digest, external_sha256
 from edgeship.convert.request import Plan, artifact_folder
 from edgeship.paths import REPO_ROOT
-from edgeship_runtime.files import UnsafePath, atomic_write_text, confined, sha256_file, tree_sha256
+from edgeship_runtime.files import atomic_write_text, sha256_file, tree_sha256
 
 
 def code_sha256() -> str:
@@ -56,16 +57,6 @@ def model_name(p: Plan) -> str:
 def artifact_name(p: Plan, key: str) -> str:
     """The artifact's folder name (request.check_name has made sure it follows the one name rule)."""
     return artifact_folder(model_name(p), p.target.name, p.quant, key)
-
-
-def cached(final: Path, key: str) -> bool:
-    """Whether final holds the artifact of this key: its manifest and artifact regular files (never
-    followed: a folder an older edgeship took from a container unchecked is converted again)."""
-    try:
-        data = json.loads(confined(final, "manifest.json", "the cached manifest").read_text())
-        return isinstance(data, dict) and data.get("cache_key") == key and bool(confined(final, data["artifact"]["file"], "the cached artifact"))
-    except (UnsafePath, OSError, ValueError, RecursionError, KeyError, TypeError):  # absent, a link, not a manifest of ours
-        return False
 
 
 # A toolchain that raised on a request (the worker's exit 3: an exception in the vendor's

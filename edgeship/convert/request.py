@@ -7,6 +7,7 @@ from pathlib import Path
 
 from edgeship.convert.axes import declare, parse_batch_axes, parse_state
 from edgeship.convert.data_checks import check_class_ids, check_label_count, check_readable, check_reference_memory, check_values
+from edgeship.convert.hits import parse_options  # noqa: F401  # here so a cache hit needs no model checks
 from edgeship.convert.inputs import (
     calibration_files,
     check_calibration,
@@ -55,16 +56,6 @@ class Request:
     state: list[str] = field(default_factory=list)  # OUTPUT:INPUT, the output that feeds an input at the next step
     # NAME=VALUE[,VALUE...]: ONNX inputs replaced by constants before the graph clean-up (targets/freeze.py)
     input_values: list[str] = field(default_factory=list)
-
-
-def parse_options(items) -> dict[str, str]:
-    options = {}
-    for item in items or ():
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise EdgeshipError(f"--option {item!r} is not KEY=VALUE; write e.g. --option io_dtype=uint8")
-        options[key.strip().replace("-", "_")] = value.strip()
-    return options
 
 
 def resolve_options(target, quant: str, given: dict[str, str]) -> dict[str, str]:

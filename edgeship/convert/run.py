@@ -14,9 +14,11 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from edgeship import __version__
+from edgeship.convert import hits
 from edgeship.convert.cache import artifact_name, cache_key, cached, forget_failure, model_name, remember_failure, remembered_failure
 from edgeship.convert.clean import CleanGraph, clean_graph
 from edgeship.convert.container import (
@@ -74,6 +76,9 @@ def convert(request: Request, client=None, rebuild_image: bool = False, fresh: b
     from edgeship.images.build import build, find_image
     from edgeship.images.engine import ensure_engine
 
+    if not (fresh or rebuild_image or toolchain) and (found := hits.hit(asdict(request))):
+        return found[0]  # the very request again, all it read unchanged (convert/hits.py)
+    code = None if fresh else hits.code_sha256()  # before the plan: the record's code is never newer than its key's
     toolchain = toolchain or Toolchain()
     p = plan(request)
     client = client or ensure_engine()
@@ -86,18 +91,19 @@ def convert(request: Request, client=None, rebuild_image: bool = False, fresh: b
         with tempfile.TemporaryDirectory(prefix="edgeship-fresh-graph-") as scratch:
             os.chmod(scratch, 0o755)  # the container's user reads the graph mounted from here
             fresh_graph = clean_graph(client, p, Path(scratch), toolchain.clean_up)
-            return _convert_planned(client, p, spec, image, image_tag, fresh_graph, fresh, toolchain.convert)
+            return _convert_planned(client, p, spec, image, image_tag, fresh_graph, fresh, toolchain.convert, code)
     graph = clean_graph(client, p, command=toolchain.clean_up) if p.source_format == "onnx" else None
-    return _convert_planned(client, p, spec, image, image_tag, graph, fresh, toolchain.convert)
+    return _convert_planned(client, p, spec, image, image_tag, graph, fresh, toolchain.convert, code)
 
 
 def _convert_planned(client, p: Plan, spec: ImageSpec, image, image_tag: str, graph: CleanGraph | None, fresh: bool,
-                     command: tuple[str, ...]) -> Path:
+                     command: tuple[str, ...], code: str | None = None) -> Path:
     request = p.request
     key = cache_key(p, image.id, graph.key if graph else None)
     out = request.out
     final = out / artifact_name(p, key)
     if not fresh and cached(final, key):
+        _remember_hit(client, p, spec, graph, key, final, code)
         return final
     failure = None if fresh else remembered_failure(out, final.name, key)
     if failure:
@@ -146,4 +152,33 @@ def _convert_planned(client, p: Plan, spec: ImageSpec, image, image_tag: str, gr
         if log_path.exists() and final.exists():
             shutil.rmtree(job_dir, ignore_errors=True)
     print(f"edgeship: conversion took {time.monotonic() - started:.1f} s", flush=True)
+    if not fresh:
+        _remember_hit(client, p, spec, graph, key, final, code)
     return final
+
+
+def _remember_hit(client, p: Plan, spec: ImageSpec, graph: CleanGraph | None, key: str, final: Path, code: str | None) -> None:
+    """Record what this artifact's key was made of, so the same request answers at once next time
+    (convert/hits.py). A record not written only makes the next run take the full path."""
+    import docker
+
+    from edgeship.convert.clean import CLEAN_IMAGE
+    from edgeship.convert.summary import summary
+    from edgeship.images.build import resolve
+
+    request = p.request
+    specs = [spec] + ([load_spec(CLEAN_IMAGE)] if graph else [])
+    if code is None or any(s.local_debs for s in specs) or not request.model.is_file():
+        return  # a .deb the environment names, a SavedModel folder: asked in full every time
+    files = [request.model, *p.external_data, *(p.calibration_files or []),
+             *(path for path in (request.eval, request.labels, request.preprocess) if path is not None)]
+    if request.task and os.path.isfile(request.task):
+        files.append(Path(request.task))
+    try:
+        images = []
+        for s in specs:
+            tag, _, base, base_id = resolve(client, s)
+            images.append({"name": s.name, "tag": tag, "id": client.images.get(tag).id, "base": base, "base_id": base_id})
+        hits.remember(asdict(request), code, files, request.calib, images, key, final, summary(final))
+    except (OSError, ValueError, KeyError, EdgeshipError, docker.errors.DockerException) as error:
+        print(f"edgeship: note: the quick cache record of {final.name} was not written ({error}); the next run checks in full", flush=True)

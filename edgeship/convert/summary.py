@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edgeship.convert.request import find_target
-
 
 def percent_or_reason(figures: dict, key: str) -> str:
     """A metric as a percentage, or "not measurable (why)" when it is None: a metric over nothing
@@ -43,4 +41,6 @@ def summary(artifact_dir: Path) -> list[str]:
         lines.append(f"{label_name} against the eval labels ({labelled['samples']} samples): fp32 {fp32_text}, converted {converted_text}{change}")
     ops_path = artifact_dir / "ops.json"
     ops = json.loads(ops_path.read_text()) if ops_path.exists() else {}
+    from edgeship.convert.request import find_target  # the targets: not imported by a cache hit (convert/hits.py)
+
     return lines + find_target(manifest["target"]).converter.summary(artifact_dir, manifest, ops)

@@ -44,6 +44,7 @@ def check_url(url: str, what: str = "--store") -> str:
     """A postgresql:// URL, or one EdgeshipError line naming it and the form it should have."""
     try:
         parts = urlsplit(url)
+        parts.port  # noqa: B018  # parsed only when read: a port that is no number is refused here, not by a DNS lookup
     except ValueError as error:
         raise EdgeshipError(f"{what} {redact(url)!r} is not a URL ({error}); use postgresql://USER@HOST[:PORT]/DATABASE") from None
     if parts.scheme.lower() not in SCHEMES or not (parts.path.strip("/") or "dbname=" in parts.query):
@@ -103,6 +104,17 @@ def _row(row: dict | None) -> dict | None:
     return row
 
 
+def _value(value: Any) -> Any:
+    """A parameter as PostgreSQL takes it: bools as integers, as sqlite3 stores them (the columns
+    are BIGINT), and text without NUL, which PostgreSQL's text refuses (a board's file may carry
+    one: it is shown as U+FFFD rather than failing the whole import)."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "\ufffd")
+    return value
+
+
 class Cursor:
     """What store.py uses of sqlite3's cursor: fetchone, fetchall and iteration, rows as dicts."""
 
@@ -127,8 +139,7 @@ class Connection:
         self._raw = raw
 
     def execute(self, sql: str, params: Sequence = ()) -> Cursor:
-        # bools are stored as integers, as sqlite3 stores them (the columns are BIGINT)
-        values = [int(v) if isinstance(v, bool) else v for v in params]
+        values = [_value(v) for v in params]
         return Cursor(self._raw.execute(translate(sql), values or None))
 
 

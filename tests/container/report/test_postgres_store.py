@@ -206,3 +206,20 @@ def test_conversions_file_names_the_store(tmp_path, pg_url):
     (tmp_path / "edgeship.toml").write_text('[project]\nstore = "sqlite:///results.db"\n')
     bad = invoke_cli("-r", str(REPO), "report", "--results", str(results), cwd=tmp_path, env=env)
     assert_one_clean_line(bad, "edgeship: error:", r"edgeship\.toml: \[project\] store 'sqlite:///results\.db' is not a PostgreSQL URL")
+
+
+def test_a_nul_in_a_board_file_does_not_fail_the_import(tmp_path, pg_url):
+    """PostgreSQL's text refuses NUL, SQLite's does not: a board's file carrying one (untrusted)
+    imports, the NUL shown as U+FFFD, instead of failing the whole run's import."""
+    import json
+
+    artifacts, results = tmp_path / "artifacts", tmp_path / "results"
+    folder = make_run(results, artifacts, RUNS[0])
+    board = folder / "sim-rpi.json"
+    document = json.loads(board.read_text())
+    document["release_id"] = "r1\x00evil"
+    board.write_text(json.dumps(document))
+    store.use(pg_url)
+    store.import_run(results, folder)
+    rows = {row["board"]: row for row in store.table_rows(results, "boards", RUNS[0])}
+    assert rows["sim-rpi"]["release_id"] == "r1\ufffdevil"

@@ -278,7 +278,7 @@ def compare_runs(results: Path, base: str | None, new: str | None, tag: str | No
             store.import_run(results, earlier[-1])
         base_id = store.previous_run(results, new_id)
         if base_id is None:
-            print(f"edgeship: run {new_id} is the first in {store.db_path(results)}; nothing to compare it with")
+            print(f"edgeship: run {new_id} is the first in {store.location(results)}; nothing to compare it with")
             return 0
     else:
         base_id = store.resolve_run(results, base)

@@ -91,15 +91,15 @@ def ncnn_bare(artifact, feeds: dict) -> Callable[[int], list[float]]:
 
 def mnn_bare(artifact, feeds: dict) -> Callable[[int], list[float]]:
     """MNN's own Module loop at the backend's settings (CPU, high precision, one thread): the
-    input wrapped as a constant, one forward, each output read back in NCHW."""
+    input wrapped as a constant, one forward, each output read back in NCHW. It runs the Module
+    the backend loaded (`main` hands it over): two Modules of the same file in one process ran
+    up to 15% apart here, the faster one by load order, which swamps a harness's cost."""
     import MNN
     import numpy as np
 
     expr = MNN.expr
-    runtime = MNN.nn.create_runtime_manager(({"backend": "CPU", "precision": "high", "numThread": 1},))
     inputs = [mapping["name"] for mapping in artifact.mapping("inputs").values()]
-    outputs = [mapping["name"] for mapping in artifact.mapping("outputs").values()]
-    module = MNN.nn.load_module_from_file(str(artifact.model_file), inputs, outputs, runtime_manager=runtime)
+    module = MNN_MODULE["module"]
     values = [np.ascontiguousarray(feeds[name], np.float32) for name in inputs]
 
     def loop(runs: int) -> list[float]:
@@ -115,6 +115,9 @@ def mnn_bare(artifact, feeds: dict) -> Callable[[int], list[float]]:
     return loop
 
 
+MNN_MODULE: dict = {}  # the mnn backend's loaded Module, for mnn_bare
+
+
 BARE_LOOPS = {"litert": litert_bare, "ncnn": ncnn_bare, "mnn": mnn_bare}  # backend -> the runtime's own loop, without the harness
 
 
@@ -126,6 +129,7 @@ def main() -> None:
 
     with backend_cls(artifact, threads=1) as backend:
         feeds = backend.prepare(artifact.sample_input())
+        MNN_MODULE["module"] = getattr(backend, "_module", None)
         bare = BARE_LOOPS[artifact.backend](artifact, feeds)
         bare(30)
         timed_loop(backend, feeds, 30, 0)

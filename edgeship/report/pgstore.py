@@ -31,6 +31,8 @@ from edgeship.errors import EdgeshipError
 
 SCHEMES = ("postgresql", "postgres")
 CONNECT_TIMEOUT_S = 15  # a server that does not answer in this long is down or unreachable
+# One statement of an import is one row; a statement running this long is a server in trouble.
+STATEMENT_TIMEOUT_S = 300
 # An arbitrary constant naming "edgeship migrates this database" among the server's advisory locks.
 MIGRATION_LOCK = 0x6564_6765_7368_6970 & 0x7FFF_FFFF_FFFF_FFFF
 DRIVER_MISSING = "the PostgreSQL store needs the psycopg driver: pip install 'edgeship[postgresql]'"
@@ -171,8 +173,11 @@ def _migrate(connection: Connection, url: str) -> None:
 def _error(url: str, error: Exception) -> EdgeshipError:
     text = " ".join(str(error).split())[:300]
     kind = type(error).__name__
-    if kind in ("LockNotAvailable", "QueryCanceled"):
-        return EdgeshipError(f"{redact(url)}: a lock was held too long ({text}); let the other import finish and run this again")
+    if kind == "LockNotAvailable":
+        return EdgeshipError(f"{redact(url)}: another import held the store too long ({text}); let it finish and run this again")
+    if kind == "QueryCanceled":
+        return EdgeshipError(f"{redact(url)}: a statement ran over {STATEMENT_TIMEOUT_S} s ({text}); check the server's load, "
+                             f"then run this again")
     if kind == "OperationalError":
         return EdgeshipError(f"cannot reach the PostgreSQL store {redact(url)} ({text}); check the server is up and the URL "
                              f"(postgresql://USER@HOST[:PORT]/DATABASE), or leave --store out for the SQLite store")
@@ -188,7 +193,7 @@ def connect(url: str, lock_timeout_s: float) -> Iterator[Connection]:
 
     try:
         raw = psycopg.connect(url, autocommit=True, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT_S,
-                              options=f"-c lock_timeout={int(lock_timeout_s * 1000)}")
+                              options=f"-c lock_timeout={int(lock_timeout_s * 1000)} -c statement_timeout={STATEMENT_TIMEOUT_S * 1000}")
     except psycopg.Error as error:
         raise _error(url, error) from None
     try:

@@ -223,3 +223,16 @@ def test_a_nul_in_a_board_file_does_not_fail_the_import(tmp_path, pg_url):
     store.import_run(results, folder)
     rows = {row["board"]: row for row in store.table_rows(results, "boards", RUNS[0])}
     assert rows["sim-rpi"]["release_id"] == "r1\ufffdevil"
+
+
+def test_a_store_held_too_long_is_one_line(pg_url):
+    """Another process holding the store past the lock timeout: one line, not a hang."""
+    import psycopg
+
+    from edgeship.report import pgstore
+
+    with psycopg.connect(pg_url) as holder:  # a transaction left open, holding the migration lock
+        holder.execute(f"SELECT pg_advisory_xact_lock({pgstore.MIGRATION_LOCK})")
+        with pytest.raises(EdgeshipError, match=r"another import held the store too long \(.*lock timeout"), \
+                pgstore.connect(pg_url, lock_timeout_s=1.0):
+            pass

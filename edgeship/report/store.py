@@ -16,6 +16,8 @@ conversions, checks, benches, demos; tags name runs as baselines.
 
 SQLite (the standard library's sqlite3) rather than a server or an ORM: one file next to the
 results, transactions that survive a killed process, and plain SQL any tool can read.
+A team's runners and boards can share one PostgreSQL database instead (`--store
+postgresql://...`, use()): the same schema, migrations and queries, run through pgstore.py.
 """
 
 from __future__ import annotations

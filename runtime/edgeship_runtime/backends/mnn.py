@@ -5,7 +5,8 @@ The precision is MNN's `high` unless the backend option `precision` says otherwi
 arithmetic, as the conversion measured. `low` lets MNN compute in fp16 on ARMv8.2 cores that
 have it (faster, no longer the manifest's figures); `normal` allows MNN's lossier fp32 kernels.
 An int8 model runs its int8 convolutions whatever the precision. The thread count is MNN's
-`numThread`: the board's --threads, else MNN's default of 4; the one used is in `config`.
+`numThread`: the board's --threads, else MNN's default of 4; the one used is in `engine_record`,
+which bench reports.
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ class MNNBackend(Backend):
             except ImportError:
                 raise RuntimeUnavailable("the MNN backend needs the `MNN` package (pip install 'edgeship-runtime[mnn]')") from None
             self._expr = MNN.expr
+            # what bench reports as the engine: the threads and precision this run used, and MNN's version
+            self.engine_record = {"mnn": MNN.version(), "threads": self.config["numThread"], "precision": self.config["precision"],
+                                  "backend": self.config["backend"]}
             self._runtime = MNN.nn.create_runtime_manager((self.config,))
             self._module = MNN.nn.load_module_from_file(str(self.artifact.model_path()), self._input_names, self._output_names,
                                                         runtime_manager=self._runtime)

@@ -106,7 +106,7 @@ def test_the_board_runtime_checks_and_benches_the_model_like_the_conversion_meas
                                    "--batches", "1,4", "--min-runs", "10", "--min-s", "0.2", "--warmup-s", "0.1")
     assert code == 0, err[-2000:]
     bench = json.loads(out)
-    assert bench["options"]["threads"] == 2
+    assert bench["options"]["threads"] == 2 and bench["engine"] == {"mnn": "3.6.1", "threads": 2, "precision": "high", "backend": "CPU"}
     assert [row["batch"] for row in bench["batch_sweep"]] == [1, 4]  # the Module takes batch 4 and answers batch 4
 
 

@@ -10,7 +10,10 @@
   MNN's own KL: measured here, KL clipped YOLOv8n's box branch (outputs up to 44 where fp32 has
   665: no box left) and PP-OCR rec's characters, where EMA kept YOLOv8n at cosine 0.9987 and
   rec's argmax; KL took 5x as long. KL kept digits at 100% top-1 agreement (EMA 95%).
-  `keep_float` names ops the quantizer leaves in float (MNN's skip_quant_op_names).
+  `keep_float` names ops the quantizer leaves in float (MNN's skip_quant_op_names): PP-OCR det,
+  no box at int8 under either method, reached detection F1 0.977 against fp32 (passed) with
+  `feature_quantize_method=kl keep_float=conv2d_497.tmp_0`, the first convolution of its head,
+  whose input range KL clipped.
 
 Both tools are called in a child process with an argument list: they return True whatever
 happens (a missing file included), and the quantizer aborts the whole process on some inputs,
@@ -189,7 +192,7 @@ TARGET = Target(
                "(a moving average of the observed ranges), kl (the range that keeps the histogram's information; clipped YOLOv8n's "
                "boxes here), admm (an alternating optimisation over all samples at once)", applies_to=("int8",)),
         Option("keep_float", (), "", "MNN op names (comma-separated) the quantizer leaves in float, MNN's skip_quant_op_names: "
-               "e.g. conv2d_497.tmp_0 for PP-OCR det, whose first head convolution KL clips", applies_to=("int8",), parse=parse_op_names),
+               "e.g. conv2d_497.tmp_0 for PP-OCR det with kl (F1 0.977 against fp32; none kept: no box)", applies_to=("int8",), parse=parse_op_names),
     ),
     toolchain_packages=("mnn", "onnxruntime", "numpy"),
     log_files=(LOG_FILE,),

@@ -51,7 +51,7 @@ FLOORS = {  # (example, quant) -> (metric, floor, passes)
     ("digits", "fp16"): ("top1_agreement", 1.0, True),
     ("digits", "int8"): ("top1_agreement", 0.95, False),  # 96.7%; worst-sample cosine 0.87 < 0.98 (KL: 100%, cosine passes)
     ("ppocr-det", "fp16"): ("f1", 0.97, True),
-    ("ppocr-det", "int8"): ("f1", 0.0, False),  # KL or EMA: the head's first convolution clipped, no box (keep_float fixes it)
+    ("ppocr-det", "int8"): ("f1", 0.0, False),  # KL or EMA: no box (kl + keep_float=conv2d_497.tmp_0: F1 0.977, passed)
     ("ppocr-rec", "fp16"): ("char_agreement", 0.99, True),
     ("ppocr-rec", "int8"): ("char_agreement", 0.9, True),  # 0.935 (KL: 0)
     ("yolov8n", "fp16"): ("f1", 0.94, False),  # 0.966 < 0.97: fp16 weights move 2 of fp32's 30 boxes near conf 0.01

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgeship.convert.following import ERROR, Deadline, Followed, follow, shown
+from edgeship.convert.limits import DEFAULT_MEMORY, DEFAULT_PIDS, MEMORY_SETTING, PIDS_SETTING, limits  # noqa: F401 (re-exported)
 from edgeship.convert.request import Plan
 from edgeship.errors import EdgeshipError, ToolchainFailed
 from edgeship.paths import REPO_ROOT
@@ -28,12 +28,10 @@ CONVERT_TIMEOUT_S = 3600
 INSPECT_TIMEOUT_S = 600
 WORKER = ["python", "-m", "targets.worker"]
 JOB_MOUNT = "/job/job.json"
-# What a container may take of the machine (settings: the environment variables). The memory
-# covers the /tmp tmpfs too (its pages count against the container); the rk3588 toolkit imports
-# torch and TensorFlow, and its builds of PP-OCR and YOLOv8 run in a few GB. Threads count as
-# processes: TensorFlow and ONNX Runtime start one pool per core.
-MEMORY_SETTING, DEFAULT_MEMORY = "EDGESHIP_CONTAINER_MEMORY", "16g"
-PIDS_SETTING, DEFAULT_PIDS = "EDGESHIP_CONTAINER_PIDS", 4096
+# What a container may take of the machine: limits.py reads the settings. The memory covers the
+# /tmp tmpfs too (its pages count against the container); the rk3588 toolkit imports torch and
+# TensorFlow, and its builds of PP-OCR and YOLOv8 run in a few GB. Threads count as processes:
+# TensorFlow and ONNX Runtime start one pool per core.
 
 
 @dataclass(frozen=True)
@@ -101,20 +99,6 @@ def conversion_mounts(p: Plan, staging: Path, job_file: Path, graph: Path | None
     if p.evaluation and p.request.eval:
         mounts.append(bind(p.request.eval, "/in/eval.npz"))
     return mounts
-
-
-def _setting(name: str, default: str, pattern: str, example: str) -> str:
-    value = os.environ.get(name, "").strip() or default
-    if not re.fullmatch(pattern, value, re.IGNORECASE):
-        raise EdgeshipError(f"{name}={value!r} is not a valid setting; give e.g. {name}={example}, or unset it for {default}")
-    return value
-
-
-def limits() -> dict:
-    """The memory and process limits of a toolchain container, from the settings."""
-    memory = _setting(MEMORY_SETTING, DEFAULT_MEMORY, r"[1-9][0-9]*[kmg]?", "24g (bytes, or a number with k, m or g)")
-    pids = int(_setting(PIDS_SETTING, str(DEFAULT_PIDS), r"[1-9][0-9]*", "8192"))
-    return {"mem_limit": memory.lower(), "pids_limit": pids}
 
 
 def sandbox_kwargs(mounts) -> dict:

@@ -310,7 +310,7 @@ def reference_bytes(inputs: list[dict], outputs: list[dict], eval_samples: int, 
 
 def memory_limit() -> tuple[int, str]:
     """(bytes, setting) a conversion container may use (EDGESHIP_CONTAINER_MEMORY, docker's units)."""
-    from edgeship.convert.container import MEMORY_SETTING, limits
+    from edgeship.convert.limits import MEMORY_SETTING, limits
 
     text = limits()["mem_limit"]
     scale = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(text[-1], 1)

@@ -243,7 +243,7 @@ def project_store(config: Path) -> str | None:
         raise _fail(config, "[project]", f"store is {type(store).__name__}, not a string; write store = \"postgresql://USER@HOST/DATABASE\"")
     if not store:
         return None
-    from edgeship.report.pgstore import check_url
+    from edgeship.store_url import check_url
 
     return check_url(store, f"{config}: [project] store")
 
@@ -272,7 +272,7 @@ def load_project(config: Path, check_sha: bool = True) -> Project:
     project = data.get("project", {})
     _check_keys(config, "[project]", project, PROJECT_KEYS)
     if project.get("store"):
-        from edgeship.report.pgstore import check_url
+        from edgeship.store_url import check_url
 
         check_url(project["store"], f"{config}: [project] store")
     models = {key: _model(config, root, key, table, check_sha) for key, table in data["models"].items()}

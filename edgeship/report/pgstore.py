@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from edgeship.errors import EdgeshipError
+from edgeship.store_url import SCHEMES, check_url, is_url, redact  # noqa: F401 (this module's API, kept where callers found it)
 
-SCHEMES = ("postgresql", "postgres")
 CONNECT_TIMEOUT_S = 15  # a server that does not answer in this long is down or unreachable
 # One statement of an import is one row; a statement running this long is a server in trouble.
 STATEMENT_TIMEOUT_S = 300
@@ -38,33 +38,14 @@ MIGRATION_LOCK = 0x6564_6765_7368_6970 & 0x7FFF_FFFF_FFFF_FFFF
 DRIVER_MISSING = "the PostgreSQL store needs the psycopg driver: pip install 'edgeship[postgresql]'"
 
 
-def is_url(value: str | None) -> bool:
-    return bool(value) and str(value).split("://", 1)[0].lower() in SCHEMES and "://" in str(value)
+@dataclass(frozen=True)
+class Schema:
+    """store.py's schema, handed in (store.py imports this module, so this one does not import it):
+    its migrations [(number, script)], the current version, and how a script splits into statements."""
 
-
-def check_url(url: str, what: str = "--store") -> str:
-    """A postgresql:// URL, or one EdgeshipError line naming it and the form it should have."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018  # parsed only when read: a port that is no number is refused here, not by a DNS lookup
-    except ValueError as error:
-        raise EdgeshipError(f"{what} {redact(url)!r} is not a URL ({error}); use postgresql://USER@HOST[:PORT]/DATABASE") from None
-    if parts.scheme.lower() not in SCHEMES or not (parts.path.strip("/") or "dbname=" in parts.query):
-        raise EdgeshipError(f"{what} {redact(url)!r} is not a PostgreSQL URL with a database name; "
-                            f"use postgresql://USER@HOST[:PORT]/DATABASE (or leave it out for the SQLite store in the results folder)")
-    return url
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    migrations: Sequence[tuple[int, str]]
+    version: int
+    statements: Callable[[str], list[str]]
 
 
 def _driver():
@@ -145,25 +126,23 @@ class Connection:
         return Cursor(self._raw.execute(translate(sql), values or None))
 
 
-def _migrate(connection: Connection, url: str) -> None:
-    from edgeship.report.store import MIGRATIONS, SCHEMA_VERSION, _statements
-
+def _migrate(connection: Connection, url: str, schema: Schema) -> None:
     connection.execute("BEGIN")
     try:
         connection.execute(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         connection.execute("CREATE TABLE IF NOT EXISTS edgeship_schema (version BIGINT NOT NULL)")
         row = connection.execute("SELECT max(version) AS version FROM edgeship_schema").fetchone()
         version = (row or {}).get("version") or 0
-        if version > SCHEMA_VERSION:
-            raise EdgeshipError(f"{redact(url)} has schema version {version}, newer than this edgeship's {SCHEMA_VERSION}; "
+        if version > schema.version:
+            raise EdgeshipError(f"{redact(url)} has schema version {version}, newer than this edgeship's {schema.version}; "
                                 f"update edgeship on this runner")
-        for number, script in MIGRATIONS:
+        for number, script in schema.migrations:
             if number > version:
-                for statement in _statements(script):
+                for statement in schema.statements(script):
                     connection._raw.execute(translate_schema(statement))
-        if version < SCHEMA_VERSION:
+        if version < schema.version:
             connection.execute("DELETE FROM edgeship_schema")
-            connection.execute("INSERT INTO edgeship_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+            connection.execute("INSERT INTO edgeship_schema (version) VALUES (?)", (schema.version,))
         connection.execute("COMMIT")
     except BaseException:
         connection.execute("ROLLBACK")
@@ -185,7 +164,7 @@ def _error(url: str, error: Exception) -> EdgeshipError:
 
 
 @contextlib.contextmanager
-def connect(url: str, lock_timeout_s: float) -> Iterator[Connection]:
+def connect(url: str, lock_timeout_s: float, schema: Schema) -> Iterator[Connection]:
     """A connection to the store at `url`, migrated to the current schema. Any database error
     inside is one EdgeshipError line naming the URL (without its password) and the fix."""
     psycopg = _driver()
@@ -198,7 +177,7 @@ def connect(url: str, lock_timeout_s: float) -> Iterator[Connection]:
         raise _error(url, error) from None
     try:
         connection = Connection(raw)
-        _migrate(connection, url)
+        _migrate(connection, url, schema)
         yield connection
     except psycopg.Error as error:
         raise _error(url, error) from None

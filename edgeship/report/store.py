@@ -245,7 +245,7 @@ def connect(results: Path) -> Iterator[sqlite3.Connection]:
     if _url is not None:
         from edgeship.report import pgstore
 
-        with pgstore.connect(_url, LOCK_TIMEOUT_S) as pg:
+        with pgstore.connect(_url, LOCK_TIMEOUT_S, pgstore.Schema(MIGRATIONS, SCHEMA_VERSION, _statements)) as pg:
             yield pg  # type: ignore[misc]  # sqlite3.Connection's execute/fetch, as store.py uses them
         return
     path = db_path(results)

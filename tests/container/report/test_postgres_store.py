@@ -229,10 +229,11 @@ def test_a_store_held_too_long_is_one_line(pg_url):
     """Another process holding the store past the lock timeout: one line, not a hang."""
     import psycopg
 
-    from edgeship.report import pgstore
+    from edgeship.report import pgstore, store
 
+    schema = pgstore.Schema(store.MIGRATIONS, store.SCHEMA_VERSION, store._statements)
     with psycopg.connect(pg_url) as holder:  # a transaction left open, holding the migration lock
         holder.execute(f"SELECT pg_advisory_xact_lock({pgstore.MIGRATION_LOCK})")
         with pytest.raises(EdgeshipError, match=r"another import held the store too long \(.*lock timeout"), \
-                pgstore.connect(pg_url, lock_timeout_s=1.0):
+                pgstore.connect(pg_url, lock_timeout_s=1.0, schema=schema):
             pass

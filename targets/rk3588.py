@@ -278,7 +278,7 @@ class RK3588Converter(Converter):
         head in the graph (targets/yolo_head.py): the toolkit fails on that head, so the job's outputs and task
         become the cut's (per level DFL logits and class scores, the yolov8_dfl decoder) before anything runs."""
         task = self.job.task
-        if self.job.source.format != "onnx" or task.get("name") != "detect" or task.get("decoder") != "yolov8":
+        if self.job.source.format != "onnx" or task.get("decoder") != "yolov8":  # only a detector's record has a decoder
             return None
         from edgeship_runtime.tasks.record import validate
         from targets.yolo_head import cut

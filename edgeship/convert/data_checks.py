@@ -254,12 +254,13 @@ def check_label_count(path: Path, labels: list[str], task: dict, outputs: list[d
 
 
 def _classes(task: dict, outputs: list[dict]) -> int | None:
-    """The classes a classifier's output scores (its last axis, as edgeship_runtime.tasks.classify reads
-    it); None for another task or a size not known before the conversion."""
-    if task.get("name") != "classify":
+    """The classes the task's output scores, as its task module reads them (a classifier's last axis);
+    None for a task without one class axis, or a size not known before the conversion."""
+    from edgeship_runtime.tasks import get, names
+
+    if task.get("name") not in names() or "output" not in task:
         return None
-    shape: list = next((list(item["shape"]) for item in outputs if item["name"] == task.get("output")), [None])
-    return shape[-1] if isinstance(shape[-1], int) and shape[-1] > 0 else None
+    return get(task["name"]).class_count(task, {item["name"]: item["shape"] for item in outputs})
 
 
 def check_class_ids(path: Path | None, task: dict, outputs: list[dict]) -> None:

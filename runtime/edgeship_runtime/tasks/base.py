@@ -161,6 +161,11 @@ class Task:
         """ArtifactError unless the completed record fits the outputs' shapes ({name: dims, None dynamic});
         may complete parameters that are read off the shapes."""
 
+    def class_count(self, record: dict, shapes: dict[str, list]) -> int | None:
+        """How many classes the record's output scores, where the task reads one class axis and the
+        shapes give its size (a labels file must name that many); None otherwise."""
+        return None
+
     def metrics(self, record: dict, reference: list[dict], converted: list[dict], artifact_dir: Path | None) -> dict:
         """The task metric of the converted outputs against fp32's (one dict per sample)."""
         return {}

@@ -61,6 +61,10 @@ class Classify(Task):
             raise ArtifactError(f"{where}: task {self.name!r} reads output {record['output']!r} of shape {shape_text(shape)}, which has no "
                                 "class axis; classify needs [N, C] (C >= 2), or another task for other outputs")
 
+    def class_count(self, record, shapes) -> int | None:
+        size = (list(shapes.get(record["output"]) or [None]) or [None])[-1]  # the class axis is the last
+        return size if isinstance(size, int) and size > 0 else None
+
     def metrics(self, record, reference, converted, artifact_dir: Path | None) -> dict:
         output = record["output"]
         return {"top1_agreement": top1_agreement([r[output] for r in reference], [c[output] for c in converted])}

@@ -19,11 +19,14 @@ from edgeship.fleet import signing
 from edgeship.fleet.playbook import run_playbook
 
 
+RELEASE = {"bench": [], "extras": [], "pip_wheel": "pip-0-py3-none-any.whl", "runtime_wheel": "edgeship_runtime-0-py3-none-any.whl"}
+
+
 def _bundle(folder):
     """A small valid bundle: release.json and SHA256SUMS (it would unpack and verify)."""
     import hashlib
 
-    release = b'{"bench": []}\n'
+    release = (json.dumps(RELEASE) + "\n").encode()  # what the plan says, as a real bundle carries it
     sums = f"{hashlib.sha256(release).hexdigest()}  release.json\n".encode()
     path = folder / "0123456789abcdef01234567.tar"
     with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
@@ -34,14 +37,14 @@ def _bundle(folder):
     return path
 
 
-def _deploy(tmp_path, bundle, signature, allowed_signers):
+def _deploy(tmp_path, bundle, signature, allowed_signers, release=None):
     root = tmp_path / "edgeship"
     previous = root / "releases" / "r0"
     previous.mkdir(parents=True)
     (root / "current").symlink_to(previous)
     plan = {"release_id": "r1", "hosts": {"localhost": {
         "bundle": str(bundle), "signature": str(signature) if signature else None,
-        "release": {"bench": [], "extras": [], "pip_wheel": "pip-0-py3-none-any.whl", "runtime_wheel": "edgeship_runtime-0-py3-none-any.whl"}}}}
+        "release": release or RELEASE}}}
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(json.dumps(plan))
     inventory = tmp_path / "inventory.ini"
@@ -113,3 +116,21 @@ def test_a_signed_bundle_passes_verification_and_is_unpacked(tmp_path, signed):
     assert 'task "Ensure the runtime is installed offline' in line, line
     assert "Verify the unpacked files before installing anything from them" in result.stdout
     _nothing_changed(root)
+
+
+def test_the_board_runs_what_the_signed_bundle_says_not_what_a_changed_plan_says(tmp_path, signed):
+    """A plan file is not signed: a plan whose release points pip at another path is ignored for the
+    verified bundle's release.json, and a plan that would copy a file that is no bundle is refused
+    before anything is copied to the board."""
+    evil = {**RELEASE, "pip_wheel": "../../../../bin/evil-pip"}
+    result, root = _deploy(tmp_path, *signed, release=evil)
+    line = _refusal(result.stdout)
+    assert 'task "Ensure the runtime is installed offline' in line, line  # got as far as the signed bundle lets it
+    assert "evil-pip" not in result.stdout
+    _nothing_changed(root)
+
+    secret = tmp_path / "id_ed25519"
+    secret.write_text("not for the board\n")
+    result, root = _deploy(tmp_path / "other", secret, None, signed[2]) if (tmp_path / "other").mkdir() is None else (None, None)
+    assert result.returncode != 0 and "Ensure the release bundle is on the board" not in result.stdout
+    assert "has no plan for localhost" in result.stdout

@@ -140,12 +140,27 @@ def _outputs(final: Path) -> dict:
     return {name: sha256_file(final / name) if (final / name).is_file() else None for name in ("manifest.json", "ops.json")}
 
 
+def input_digests(fields: dict) -> dict[str, str]:
+    """sha256 of every file the request names (model, eval, labels, preprocess, a task file, each
+    calibration sample), taken before the plan reads them."""
+    paths = [fields.get(name) for name in ("model", "eval", "labels", "preprocess", "task")]
+    calib = fields.get("calib")
+    if calib and os.path.isdir(calib):
+        paths += [os.path.join(calib, name) for name in sorted(os.listdir(calib))]
+    return {os.path.abspath(path): sha256_file(path) for path in map(str, filter(None, paths)) if os.path.isfile(path)}
+
+
 def remember(fields: dict, code: str, files: list[Path], calib: Path | None, images: list[dict], key: str, final: Path,
-             lines: list[str]) -> None:
+             lines: list[str], before: dict[str, str] | None = None) -> None:
     """Keep what the full path proved about this request (run.py, once it has the artifact).
-    code: code_sha256() from before the plan; images: [{"name", "tag", "id", "base", "base_id"}]
-    of every image the key depends on."""
-    record = {"version": RECORD_VERSION, "request": _canonical(fields), "files": {os.path.abspath(p): sha256_file(p) for p in files},
+    code: code_sha256() from before the plan; before: input_digests() from before the plan (a file
+    that changed since is not what the key was made of: no record); images: [{"name", "tag", "id",
+    "base", "base_id"}] of every image the key depends on."""
+    digests = {os.path.abspath(p): sha256_file(p) for p in files}
+    if before is not None and any(digests.get(path, sha256_file(path) if os.path.isfile(path) else None) != sha
+                                  for path, sha in before.items()):
+        raise ValueError("an input file changed while it was converted")
+    record = {"version": RECORD_VERSION, "request": _canonical(fields), "files": digests,
               "calib": _listing(os.path.abspath(calib) if calib else None), "code": code,
               "recipes": recipes_sha256([image["name"] for image in images]), "images": images,
               "key": key, "final": os.path.abspath(final), "outputs": _outputs(final), "summary": lines}

@@ -78,7 +78,9 @@ def convert(request: Request, client=None, rebuild_image: bool = False, fresh: b
 
     if not (fresh or rebuild_image or toolchain) and (found := hits.hit(asdict(request))):
         return found[0]  # the very request again, all it read unchanged (convert/hits.py)
-    code = None if fresh else hits.code_sha256()  # before the plan: the record's code is never newer than its key's
+    # before the plan: the record's code and input files are never newer than its key's (a file changed
+    # while the conversion ran is found changed at the end, and then no record is written)
+    code = None if fresh else (hits.code_sha256(), hits.input_digests(asdict(request)))
     toolchain = toolchain or Toolchain()
     p = plan(request)
     client = client or ensure_engine()
@@ -97,7 +99,7 @@ def convert(request: Request, client=None, rebuild_image: bool = False, fresh: b
 
 
 def _convert_planned(client, p: Plan, spec: ImageSpec, image, image_tag: str, graph: CleanGraph | None, fresh: bool,
-                     command: tuple[str, ...], code: str | None = None) -> Path:
+                     command: tuple[str, ...], code: tuple[str, dict] | None = None) -> Path:
     request = p.request
     key = cache_key(p, image.id, graph.key if graph else None)
     out = request.out
@@ -157,7 +159,8 @@ def _convert_planned(client, p: Plan, spec: ImageSpec, image, image_tag: str, gr
     return final
 
 
-def _remember_hit(client, p: Plan, spec: ImageSpec, graph: CleanGraph | None, key: str, final: Path, code: str | None) -> None:
+def _remember_hit(client, p: Plan, spec: ImageSpec, graph: CleanGraph | None, key: str, final: Path,
+                  code: tuple[str, dict] | None) -> None:
     """Record what this artifact's key was made of, so the same request answers at once next time
     (convert/hits.py). A record not written only makes the next run take the full path."""
     import docker
@@ -179,6 +182,6 @@ def _remember_hit(client, p: Plan, spec: ImageSpec, graph: CleanGraph | None, ke
         for s in specs:
             tag, _, base, base_id = resolve(client, s)
             images.append({"name": s.name, "tag": tag, "id": client.images.get(tag).id, "base": base, "base_id": base_id})
-        hits.remember(asdict(request), code, files, request.calib, images, key, final, summary(final))
+        hits.remember(asdict(request), code[0], files, request.calib, images, key, final, summary(final), before=code[1])
     except (OSError, ValueError, KeyError, EdgeshipError, docker.errors.DockerException) as error:
         print(f"edgeship: note: the quick cache record of {final.name} was not written ({error}); the next run checks in full", flush=True)

@@ -143,3 +143,18 @@ def test_the_cli_answers_a_hit_with_the_summary_and_the_folder_last(converted):
                         "--eval", str(request.eval), "--out", str(request.out), env={"EDGESHIP_CACHE": os.environ["EDGESHIP_CACHE"]})
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.splitlines() == [f"edgeship: {line}" for line in LINES] + [str(final)]
+
+
+@pytest.mark.parametrize("change", ["eval", "calib sample"])
+def test_an_input_changed_while_it_was_converted_leaves_no_record(converted, change):
+    """The key was made of the files as the plan read them: a file edited during the conversion would
+    pair its new bytes with the artifact of the old ones, so no record is written (the review's case)."""
+    request, final = converted
+    hits.record_path(hits.request_digest(asdict(request))).unlink()
+    before = hits.input_digests(asdict(request))
+    assert set(before) == {str(request.model), str(request.eval), *(str(p) for p in request.calib.iterdir())}
+    (request.eval if change == "eval" else request.calib / "0.npy").write_bytes(b"edited while converting")
+    files = [request.model, *sorted(request.calib.iterdir()), request.eval]
+    with pytest.raises(ValueError, match="an input file changed while it was converted"):
+        hits.remember(asdict(request), hits.code_sha256(), files, request.calib, [], KEY, final, LINES, before=before)
+    assert hits.hit(asdict(request)) is None

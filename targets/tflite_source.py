@@ -102,8 +102,8 @@ def _set_data(model, tensor, array) -> None:
 
 
 def _drop_unused(model) -> None:
-    """Remove tensors no operator, subgraph I/O or signature names, renumbering the rest, and
-    empty the buffers only they held."""
+    """Remove tensors no operator, subgraph I/O or signature names, renumbering the rest (their
+    buffers are emptied by _empty_unreferenced, where no other tensor shares them)."""
     import numpy as np
 
     for index, graph in enumerate(model.subgraphs):
@@ -114,9 +114,6 @@ def _drop_unused(model) -> None:
                 used |= {int(item.tensorIndex) for item in list(signature.inputs or []) + list(signature.outputs or [])}
         kept = sorted(used)
         renumber = {old: new for new, old in enumerate(kept)}
-        for old, tensor in enumerate(graph.tensors):
-            if old not in renumber and tensor.buffer > 0:
-                model.buffers[tensor.buffer].data = np.zeros(0, np.uint8)
         graph.tensors = [graph.tensors[old] for old in kept]
         for op in graph.operators:
             op.inputs = np.asarray([renumber[int(t)] if t >= 0 else int(t) for t in op.inputs], np.int32)
@@ -127,6 +124,18 @@ def _drop_unused(model) -> None:
             if signature.subgraphIndex == index:
                 for item in list(signature.inputs or []) + list(signature.outputs or []):
                     item.tensorIndex = renumber[int(item.tensorIndex)]
+
+
+def _empty_unreferenced(model) -> None:
+    """Empty the buffers no tensor of any subgraph points at any more. TFLite's exporter de-duplicates
+    equal constants, so two tensors may share one buffer: a buffer is emptied only when the last
+    tensor using it was re-stored or dropped."""
+    import numpy as np
+
+    used = {tensor.buffer for graph in model.subgraphs for tensor in graph.tensors}
+    for index, buffer in enumerate(model.buffers):
+        if index > 0 and index not in used and buffer.data is not None and len(buffer.data):
+            buffer.data = np.zeros(0, np.uint8)
 
 
 def widen_fp16_weights(model) -> int:
@@ -147,6 +156,7 @@ def widen_fp16_weights(model) -> int:
             widened += 1
         graph.operators = kept
     _drop_unused(model)
+    _empty_unreferenced(model)
     return widened
 
 
@@ -180,8 +190,7 @@ def narrow_fp32_weights(model) -> int:
             half.type = FLOAT16
             _set_data(model, half, data.view(np.float32).astype(np.float16))
             graph.tensors.append(half)
-            model.buffers[tensor.buffer].data = np.zeros(0, np.uint8)
-            tensor.buffer = 0
+            tensor.buffer = 0  # its old buffer is emptied at the end if no other tensor shares it
             op = schema.OperatorT()
             op.opcodeIndex = codes[0]
             op.inputs = np.asarray([len(graph.tensors) - 1], np.int32)
@@ -189,6 +198,7 @@ def narrow_fp32_weights(model) -> int:
             front.append(op)
             narrowed += 1
         graph.operators = front + list(graph.operators)
+    _empty_unreferenced(model)
     return narrowed
 
 

@@ -4,7 +4,7 @@ importing the report package, which imports the convert package."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from edgeship.errors import EdgeshipError
 
@@ -34,7 +34,11 @@ def redact(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "<unparsable URL>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc if parts.password is None else parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    # libpq also takes the password as a query parameter (?password=...)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if any(name.lower() == "password" for name, _ in pairs):
+        query = urlencode([(name, "***" if name.lower() == "password" else value) for name, value in pairs], safe="*")
+    else:
+        query = parts.query
+    return url if (netloc, query) == (parts.netloc, parts.query) else urlunsplit(parts._replace(netloc=netloc, query=query))

@@ -202,6 +202,23 @@ def narrow_fp32_weights(model) -> int:
     return narrowed
 
 
+INTEGER_TYPES = (3, 7, 9)  # TensorType UINT8, INT16, INT8: what quantized weights are stored as
+
+
+def quantized_weight_count(model) -> int:
+    """How many constant integer tensors with quantization parameters the model's ops read (a
+    quantized model's weights; an int32 shape or index constant has no scale)."""
+    count = 0
+    for graph in model.subgraphs:
+        read = {int(t) for op in graph.operators for t in op.inputs if t >= 0}
+        for index in read:
+            tensor = graph.tensors[index]
+            scales = getattr(tensor.quantization, "scale", None) if tensor.quantization is not None else None
+            if tensor.type in INTEGER_TYPES and scales is not None and len(scales) and _data(model, tensor) is not None:
+                count += 1
+    return count
+
+
 def float_weight_types(model) -> set[int]:
     """The types of the constant float weights the model's ops read (behind a DEQUANTIZE or not)."""
     types = set()
@@ -220,6 +237,10 @@ def restore_weights(source: Path, quant: str, out: Path) -> str:
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(source.read_bytes()))
+    quantized = quantized_weight_count(model)
+    if quantized:
+        raise RequestError(f"{source.name} is quantized already ({quantized} integer weight tensor(s)): an fp32 or fp16 artifact of it "
+                           "would still compute in integers; convert the model's float source (ONNX, SavedModel, Keras or a float .tflite)")
     if any(getattr(buffer, "offset", 0) > 1 for buffer in model.buffers):
         raise RequestError(f"{source.name} keeps its weights outside the flatbuffer (a model over 2 GB); "
                            "convert it from its ONNX or SavedModel source instead")

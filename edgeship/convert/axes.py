@@ -38,7 +38,7 @@ def parse_batch_axes(items, flag: str = "--batch-axis") -> dict[str, int | None]
         value: int | None
         if axis.strip().lower() == "none":
             value = None
-        elif axis.strip().isdigit():
+        elif axis.strip().isascii() and axis.strip().isdecimal():  # not str.isdigit: '²' is a digit int() refuses
             value = int(axis)
         else:
             name = ""

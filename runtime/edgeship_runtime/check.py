@@ -52,7 +52,8 @@ def check(artifact, backend_cls, threads=None, fallback=None, max_samples: int |
     reference = artifact.reference("outputs", output_names)
     expected = artifact.reference("expected", output_names)
     available = sequence.count(inputs[names[0]], artifact.inputs[0])
-    if min(len(reference[output_names[0]]), len(expected[output_names[0]])) < available:
+    stacked = min(sequence.count(reference[output_names[0]], artifact.outputs[0]), sequence.count(expected[output_names[0]], artifact.outputs[0]))
+    if stacked < available:  # counted on the output's own batch axis (a state output stacks on axis 1)
         raise ArtifactError(f"{artifact.path}: the reference outputs hold fewer samples than its {available} reference inputs; "
                             "convert the model again")
     count = available if not max_samples else min(max_samples, available)

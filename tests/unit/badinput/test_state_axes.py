@@ -19,6 +19,8 @@ STATIC = ["--target", "onnx", "--model", "{d}/static.onnx"]
 CASES = [
     ("--batch-axis not NAME:AXIS", [*STATIC, "--batch-axis", "state:one"],
      r"--batch-axis 'state:one' is not NAME:AXIS with AXIS a dimension's index or 'none'; write e\.g\. --batch-axis state:1$"),
+    ("--batch-axis with a digit int() refuses", [*STATIC, "--batch-axis", "state:\u00b2"],
+     r"--batch-axis 'state:\u00b2' is not NAME:AXIS with AXIS a dimension's index or 'none'; write e\.g\. --batch-axis state:1$"),
     ("--batch-axis of an unknown input", [*STATIC, "--batch-axis", "h:1"],
      r"--batch-axis names 'h', but .*static\.onnx has inputs \['state', 'x'\]; use one of those names$"),
     ("--batch-axis outside the shape", [*STATIC, "--batch-axis", "state:3"],

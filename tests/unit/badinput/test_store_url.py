@@ -61,3 +61,6 @@ def test_missing_driver_names_the_extra(tmp_path):
 def test_messages_never_show_the_password():
     assert pgstore.redact("postgresql://u:s3cret@db:5432/r") == "postgresql://u:***@db:5432/r"
     assert pgstore.redact("postgresql://u@db/r") == "postgresql://u@db/r"
+    # libpq takes the password as a query parameter too (found in review)
+    assert pgstore.redact("postgresql://u@db/r?sslmode=require&password=s3cret") == "postgresql://u@db/r?sslmode=require&password=***"
+    assert "s3cret" not in pgstore.redact("postgresql://u:s3cret@db/r?PASSWORD=s3cret")

@@ -263,10 +263,12 @@ class Rescuer:
 
         trial = self.converter.out / f"rescue-trial{self.suffix}"
         shutil.copyfile(built, trial)
+        self.converter.close_converted()  # every trial is written to the same path: never judge the previous one's backend
         try:
             outputs = self.run(trial, self.converter.io_map(trial))
         finally:
             trial.unlink(missing_ok=True)
+            self.converter.close_converted()
         report = compare(self.job.task, self.reference, outputs, self.tolerances, artifact_dir=self.converter.out)
         report["tolerances"] = self.tolerances
         return report

@@ -245,6 +245,7 @@ def run(job: Job, target: Target) -> int:
             if rescued is not None:
                 for suffix in (artifact.suffix, *target.companion_suffixes):
                     shutil.copyfile(rescued.with_suffix(suffix), artifact.with_suffix(suffix))
+                converter.close_converted()  # the artifact's path now holds another model: load it again
                 ops = converter.op_report(artifact)
                 io_mapping = converter.io_map(artifact)
                 converted_all = run_converted(artifact)

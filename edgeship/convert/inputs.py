@@ -333,16 +333,26 @@ def check_typed_data(calibration: list[Path] | None, eval_path: Path | None, inp
     if not typed:
         return
     for path in calibration or ():
-        if path.suffix == ".npz":
-            with np.load(path) as data:
-                for spec in typed:
-                    _check_typed(data[spec["name"]], spec, f"calibration sample {path}")
-        else:
-            _check_typed(np.load(path, mmap_mode="r"), typed[0], f"calibration sample {path}")
+        arrays = Arrays(path, "calibration sample", typed[0]["name"])
+        for spec in typed if path.suffix == ".npz" else typed[:1]:
+            _check_typed(_extremes(arrays, spec["name"]), spec, f"calibration sample {path}")
     if eval_path is not None:
-        with np.load(eval_path) as data:
-            for spec in typed:
-                _check_typed(data[spec["name"]], spec, f"evaluation set {eval_path}")
+        arrays = Arrays(eval_path, "evaluation set")
+        for spec in typed:
+            _check_typed(_extremes(arrays, spec["name"]), spec, f"evaluation set {eval_path}")
+
+
+def _extremes(arrays: Arrays, name: str) -> np.ndarray:
+    """The smallest and largest value of one array, streamed in chunks (a small compressed file may
+    unpack to gigabytes): [min, max] in the array's dtype, or an empty array of it."""
+    low = high = None
+    for sample in arrays.samples(name, whole=True):
+        for chunk in sample:
+            if chunk.size:
+                low = chunk.min() if low is None else min(low, chunk.min())
+                high = chunk.max() if high is None else max(high, chunk.max())
+    dtype = arrays.dtype_of(name)
+    return np.array([low, high], dtype) if low is not None else np.zeros(0, dtype)
 
 
 def _check_typed(array: np.ndarray, spec: dict, where: str) -> None:

@@ -289,7 +289,8 @@ def _tensor_bytes(spec: dict) -> int | None:
     return math.prod(shape) * np.dtype(spec.get("dtype", "float32")).itemsize
 
 
-def reference_bytes(inputs: list[dict], outputs: list[dict], eval_samples: int, calibration_samples: int, labelled: bool) -> tuple[int, int, str]:
+def reference_bytes(inputs: list[dict], outputs: list[dict], eval_samples: int, calibration_samples: int, labelled: bool,
+                    first_sequence: int = 0) -> tuple[int, int, str]:
     """(bytes, samples run through the model, what they are) of what the conversion worker holds
     (targets/worker.py): every eval and calibration sample it loads (without either, seeded random
     samples), and the fp32 and converted outputs of the samples it runs (the whole eval set when
@@ -300,6 +301,7 @@ def reference_bytes(inputs: list[dict], outputs: list[dict], eval_samples: int, 
     per_output = sum(_tensor_bytes(spec) or 0 for spec in outputs)
     if eval_samples:
         kept = min(eval_samples, max(1, min(MAX_REFERENCE_SAMPLES, MAX_REFERENCE_BYTES // max(per_input, 1))))
+        kept = max(kept, min(first_sequence, eval_samples))  # whole sequences only: the first is kept whole, however long
         run, what = (eval_samples, "eval samples") if labelled else (kept, "eval samples kept as references")
     elif calibration_samples:
         run, what = min(DEFAULT_REFERENCE_SAMPLES, calibration_samples), "calibration samples kept as references"
@@ -319,10 +321,10 @@ def memory_limit() -> tuple[int, str]:
 
 
 def check_reference_memory(model: Path, inputs: list[dict], outputs: list[dict], eval_samples: int, calibration_samples: int,
-                           labelled: bool) -> None:
+                           labelled: bool, first_sequence: int = 0) -> None:
     """Refuse, with the figure, input shapes whose reference data alone would not fit in the
     conversion container's memory (it would end there in a MemoryError after the image started)."""
-    total, run, what = reference_bytes(inputs, outputs, eval_samples, calibration_samples, labelled)
+    total, run, what = reference_bytes(inputs, outputs, eval_samples, calibration_samples, labelled, first_sequence)
     limit, setting = memory_limit()
     if total <= limit:
         return

@@ -249,7 +249,7 @@ def complete_plan(p: Plan, declared_inputs: list[dict], declared_outputs: list[d
     p.evaluation = check_eval(p.request.eval, p.inputs, p.state) if p.request.eval else None
     check_typed_data(calibration_files(p.request.calib) if p.request.calib else None, p.request.eval, p.inputs)
     check_reference_memory(p.request.model, p.inputs, p.outputs, (p.evaluation or {}).get("samples", 0), (p.calibration or {}).get("samples", 0),
-                           bool(p.evaluation and p.evaluation["labelled"]))
+                           bool(p.evaluation and p.evaluation["labelled"]), ((p.evaluation or {}).get("sequences") or [0])[0])
     if p.preprocess_request is not None and p.request.preprocess is not None:
         p.preprocess = check_preprocess(p.request.preprocess, p.preprocess_request, p.inputs)
     record = p.task_request or default_task(p.labels is not None, p.request.eval, bool(p.evaluation and p.evaluation["labelled"]))

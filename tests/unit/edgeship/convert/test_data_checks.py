@@ -249,3 +249,15 @@ def test_a_large_sample_is_never_held_whole(tmp_path, monkeypatch):
     finally:
         tracemalloc.stop()
     assert peak < 4 << 20, f"{peak} bytes traced at the peak"
+
+
+def test_a_first_sequence_longer_than_the_reference_cap_is_counted_whole():
+    """The worker keeps whole sequences, the first however long (sequence.whole_sequences): the
+    memory estimate counts it, not the cap (found in review)."""
+    from edgeship.convert.data_checks import reference_bytes
+    from targets.worker import MAX_REFERENCE_SAMPLES
+
+    inputs, outputs = [{"name": "x", "shape": [1, 576], "dtype": "float32"}], [{"name": "y", "shape": [1, 1]}]
+    capped = reference_bytes(inputs, outputs, 5000, 0, False)
+    whole = reference_bytes(inputs, outputs, 5000, 0, False, first_sequence=3000)
+    assert capped[1] == MAX_REFERENCE_SAMPLES and whole[1] == 3000 and whole[0] > capped[0]

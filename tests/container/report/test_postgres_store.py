@@ -183,10 +183,11 @@ def test_migrations_once_and_a_newer_schema_refused(pg_url):
         store.run_ids(Path("unused"))
 
 
-def test_bad_store_urls_are_one_line(server):
+def test_bad_store_urls_are_one_line(server, tmp_path):
     assert_one_clean_line(invoke_cli("report", "--store", "mysql://db/results"), "edgeship: error:", r"not a PostgreSQL URL")
-    # a server that is not there: one line naming the URL, without its password
-    result = invoke_cli("report", "--store", f"postgresql://edgeship:s3cret@/nowhere?host={server}/missing")
+    # a server that is not there: one line naming the URL, without its password (a results folder of
+    # its own: a clean clone has none, and the report checks it before the store)
+    result = invoke_cli("report", "--results", str(tmp_path), "--store", f"postgresql://edgeship:s3cret@/nowhere?host={server}/missing")
     assert_one_clean_line(result, "edgeship: error:", r"cannot reach the PostgreSQL store")
     assert "s3cret" not in result.stderr
 

@@ -18,7 +18,6 @@ import pytest
 from edgeship.fleet import signing
 from edgeship.fleet.playbook import run_playbook
 
-
 RELEASE = {"bench": [], "extras": [], "pip_wheel": "pip-0-py3-none-any.whl", "runtime_wheel": "edgeship_runtime-0-py3-none-any.whl"}
 
 

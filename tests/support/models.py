@@ -132,3 +132,20 @@ def planted_model(path: Path, seed: int = 0) -> Path:
 
 def planted_inputs(count: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((count, 3, PLANTED_SIZE, PLANTED_SIZE)).astype(np.float32)
+
+
+def mediapipe_wheel():
+    """The pinned mediapipe wheel (edgeship.examples.pinned.MEDIAPIPE), fetched once per machine; a
+    test that needs it is skipped only when pip cannot download it."""
+    import pytest
+
+    from edgeship.errors import EdgeshipError
+    from edgeship.examples.pinned import MEDIAPIPE
+
+    try:
+        MEDIAPIPE.fetch()
+    except EdgeshipError as error:
+        if "could not download" in str(error):
+            pytest.skip(f"the MediaPipe models cannot be had here: {error}")
+        raise
+    return MEDIAPIPE

@@ -17,7 +17,7 @@ from edgeship.errors import EdgeshipError
 from edgeship.examples.pinned import MEDIAPIPE
 from targets import mediapipe_kernels as kernels
 from targets.base import RequestError
-from tests.support.models import tflite_file
+from tests.support.models import mediapipe_wheel, tflite_file
 
 SELFIE_OPTIONS = bytes.fromhex("010000000200000002000000")  # what selfie_segmentation.tflite's kernel carries
 
@@ -122,12 +122,7 @@ def test_the_rewritten_kernel_passes_where_it_is_rewritten_and_its_options_are_c
 
 @pytest.fixture(scope="module")
 def selfie(tmp_path_factory):
-    try:
-        MEDIAPIPE.fetch()
-    except EdgeshipError as error:
-        if "could not download" in str(error):
-            pytest.skip(f"the MediaPipe models cannot be had here: {error}")
-        raise
+    mediapipe_wheel()  # skips only when pip cannot download it
     return MEDIAPIPE.extract("mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite", tmp_path_factory.mktemp("mp") / "selfie.tflite")
 
 

@@ -60,6 +60,11 @@ def worker_exit(error: Exception) -> int:
     return TOOLCHAIN_EXIT
 
 
+def op_counts(ops: dict) -> str:
+    """An op report's op types and counts for a summary line: "Conv 12, Relu 12"."""
+    return ", ".join(f"{name} {count}" for name, count in ops["ops"].items())
+
+
 def log(message: str) -> None:
     """A progress line for the controller, which shows lines with this prefix as they come."""
     print(f"edgeship-worker: {message}", flush=True)

@@ -34,7 +34,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from targets.base import Converter, Option, RequestError, Target
+from targets.base import Converter, Option, RequestError, Target, op_counts
 
 FEATURE_METHODS = ("ema", "kl", "admm")
 TOOL_TIMEOUT_S = 1800  # MNNConvert on the largest example takes seconds; the quantizer runs every sample through the model twice
@@ -169,7 +169,7 @@ class MNNConverter(Converter):
     def summary(cls, artifact_dir: Path, manifest: dict, ops: dict) -> list[str]:
         if "ops" not in ops:
             return []
-        return [f"MNN: {ops['op_count']} ops ({', '.join(f'{name} {count}' for name, count in ops['ops'].items())}); "
+        return [f"MNN: {ops['op_count']} ops ({op_counts(ops)}); "
                 f"model.mnn {ops['file_size']} bytes"]
 
 

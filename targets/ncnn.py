@@ -26,7 +26,7 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
-from targets.base import Converter, Target
+from targets.base import Converter, Target, op_counts
 
 LOG_FILE = "pnnx.log"  # pnnx's own output, beside the artifact (not shipped)
 PNNX_TIMEOUT_S = 900  # a YOLO graph converts in seconds; the bound names pnnx when it hangs
@@ -232,7 +232,7 @@ class NcnnConverter(Converter):
     def summary(cls, artifact_dir: Path, manifest: dict, ops: dict) -> list[str]:
         if "weights_file_size" not in ops:
             return []
-        return [f"ncnn: {ops['op_count']} layers ({', '.join(f'{name} {count}' for name, count in ops['ops'].items())}); "
+        return [f"ncnn: {ops['op_count']} layers ({op_counts(ops)}); "
                 f"model.param {ops['graph_file_size']} bytes + model.bin {ops['weights_file_size']} bytes"]
 
 

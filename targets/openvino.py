@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from targets.base import Converter, Target
+from targets.base import Converter, Target, op_counts
 
 # IR nodes that are no computation: graph inputs/outputs and weights (counted apart).
 _NOT_OPS = ("Parameter", "Result", "Constant")
@@ -120,7 +120,7 @@ class OpenVINOConverter(Converter):
         # manifest["artifact"]["size"] is model.xml alone; the weights are in model.bin.
         if "weights_file_size" not in ops:
             return []
-        return [f"OpenVINO IR: {ops['op_count']} ops ({', '.join(f'{name} {count}' for name, count in ops['ops'].items())}); "
+        return [f"OpenVINO IR: {ops['op_count']} ops ({op_counts(ops)}); "
                 f"model.xml {ops['graph_file_size']} bytes + model.bin {ops['weights_file_size']} bytes"]
 
 

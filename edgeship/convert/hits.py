@@ -157,8 +157,12 @@ def remember(fields: dict, code: str, files: list[Path], calib: Path | None, ima
     that changed since is not what the key was made of: no record); images: [{"name", "tag", "id",
     "base", "base_id"}] of every image the key depends on."""
     digests = {os.path.abspath(p): sha256_file(p) for p in files}
-    if before is not None and any(digests.get(path, sha256_file(path) if os.path.isfile(path) else None) != sha
-                                  for path, sha in before.items()):
+    def now(path: str) -> str | None:  # a file the plan read is hashed once: its digest is in `digests` already
+        if path in digests:
+            return digests[path]
+        return sha256_file(path) if os.path.isfile(path) else None
+
+    if before is not None and any(now(path) != sha for path, sha in before.items()):
         raise ValueError("an input file changed while it was converted")
     record = {"version": RECORD_VERSION, "request": _canonical(fields), "files": digests,
               "calib": _listing(os.path.abspath(calib) if calib else None), "code": code,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -84,7 +84,7 @@ class Arrays:
     def dtype_of(self, name: str) -> np.dtype:
         return self.headers[name][1]
 
-    def samples(self, name: str, whole: bool) -> Iterator[Iterator[np.ndarray]]:
+    def samples(self, name: str, whole: bool) -> Generator[Iterator[np.ndarray], None, None]:
         """Per sample of array `name` (its rows on axis 0; whole=True: the array is one sample), an
         iterator of flat chunks of its values."""
         shape, dtype, fortran = self.headers[name]
@@ -142,15 +142,21 @@ def _detail(error: BaseException) -> str:
 
 
 class Scan:
-    """What one sample of one array holds: how many values are not finite, and whether all are one value."""
+    """What one sample of one array holds: how many values are not finite, whether all are one value,
+    and its smallest and largest value."""
 
     def __init__(self, chunks: Iterator[np.ndarray]):
         self.values = self.not_finite = 0
         self.first: float | None = None
+        self.low: np.generic | None = None
+        self.high: np.generic | None = None
         self.constant = True
         for chunk in chunks:
             if chunk.size == 0:
                 continue
+            low, high = chunk.min(), chunk.max()
+            self.low = low if self.low is None else min(self.low, low)
+            self.high = high if self.high is None else max(self.high, high)
             if chunk.dtype.kind == "f":
                 self.not_finite += int(chunk.size - np.count_nonzero(np.isfinite(chunk)))
             if self.first is None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeship.convert.data_checks import Arrays
+from edgeship.convert.data_checks import Arrays, Scan
 from edgeship.errors import EdgeshipError
 from edgeship_runtime.files import sha256_file, tree_sha256
 from targets.freeze import ONNX_DTYPES
@@ -345,14 +345,11 @@ def check_typed_data(calibration: list[Path] | None, eval_path: Path | None, inp
 def _extremes(arrays: Arrays, name: str) -> np.ndarray:
     """The smallest and largest value of one array, streamed in chunks (a small compressed file may
     unpack to gigabytes): [min, max] in the array's dtype, or an empty array of it."""
-    low = high = None
-    for sample in arrays.samples(name, whole=True):
-        for chunk in sample:
-            if chunk.size:
-                low = chunk.min() if low is None else min(low, chunk.min())
-                high = chunk.max() if high is None else max(high, chunk.max())
+    samples = arrays.samples(name, whole=True)  # kept referenced: the archive stays open while its one sample is read
+    scan = Scan(next(samples))
+    samples.close()
     dtype = arrays.dtype_of(name)
-    return np.array([low, high], dtype) if low is not None else np.zeros(0, dtype)
+    return np.array([scan.low, scan.high], dtype) if scan.low is not None else np.zeros(0, dtype)
 
 
 def _check_typed(array: np.ndarray, spec: dict, where: str) -> None:

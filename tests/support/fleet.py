@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -10,8 +11,18 @@ from pathlib import Path
 
 from tests.support import ROOT
 
+# The fleet tier's own board names and ports. A second fleet run on the same machine (a developer
+# beside CI) sets both, so the two never share a container or a port.
+PREFIX = os.environ.get("EDGESHIP_TEST_FLEET_PREFIX", "t-")
+PORT_BASE = int(os.environ.get("EDGESHIP_TEST_FLEET_PORT_BASE", "22300"))
 
-def fleet_inventory(folder: Path, prefix: str = "t-", port_base: int = 22300, extra_hosts: str = "") -> Path:
+
+def host(group: str) -> str:
+    """The test fleet's board of a group: host("rpi") is "t-rpi" unless the prefix is set."""
+    return f"{PREFIX}{group}"
+
+
+def fleet_inventory(folder: Path, prefix: str = PREFIX, port_base: int = PORT_BASE, extra_hosts: str = "") -> Path:
     """The shipped inventory with its own board names and ports, so a user's fleet is left alone."""
     text = (ROOT / "inventory.ini").read_text()
     text = re.sub(r"\bsim-", prefix, text)

@@ -1,4 +1,4 @@
-"""edgeship-runtime {detect,prepare,check,bench,demo}: one entry point on the board; JSON on stdout."""
+"""edgeship-runtime {detect,prepare,check,bench,profile,demo}: one entry point on the board; JSON on stdout."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 
 from edgeship_runtime import flags, scenarios
 from edgeship_runtime.errors import ArtifactError, RuntimeUnavailable
+from edgeship_runtime.profile import MAX_RUNS as PROFILE_RUNS_MAX
 
 # keyword arguments every backend takes from the command line itself, never as a --backend-option
 _RESERVED_OPTIONS = {"artifact", "threads"}
@@ -62,7 +63,7 @@ def _prepare(args) -> int:
 
 
 # every flag that names a file the command writes, by command; checked before any work is done
-OUTPUT_FLAGS = {"detect": ("output",), "prepare": ("output",), "check": ("output", "record"), "bench": ("output",),
+OUTPUT_FLAGS = {"detect": ("output",), "prepare": ("output",), "check": ("output", "record"), "bench": ("output",), "profile": ("output",),
                 "demo": ("output", "record", "save_frame", "predictions")}
 
 
@@ -187,6 +188,14 @@ def main(argv=None) -> int:
     bench_parser.add_argument("--scenario", choices=scenarios.SCENARIOS, default=None,
                               help="an MLPerf scenario: single-stream (p90 with early stopping), multi-stream (p99 of 8-sample "
                               "queries), offline (samples/s); MLPerf's 600 s minimum is scaled down to --min-s")
+    bench_parser.add_argument("--profile", type=flags.count(1, PROFILE_RUNS_MAX), default=None, metavar="RUNS",
+                              help="after the measurement, also time each operator over RUNS runs where the runtime offers it "
+                                   "(the JSON's `profile`; see the profile command)")
+    profile_parser = commands.add_parser("profile", help="time per operator (the runtime's own profiler) as JSON: the top operators "
+                                         "and op types by time, with their share")
+    _artifact_arguments(profile_parser)
+    profile_parser.add_argument("--runs", type=flags.count(1, PROFILE_RUNS_MAX), default=20, help="profiled runs (default 20)")
+    profile_parser.add_argument("--top", type=flags.count(1, 100), default=10, help="operators and op types listed (default 10)")
     demo_parser = commands.add_parser("demo", help="live camera demo: classify, detect, or read text (--rec) on a camera/video/folder/pattern "
                                       "-> annotated MJPEG stream, stats as JSON")
     _artifact_arguments(demo_parser)
@@ -268,6 +277,11 @@ def _run(args) -> int:
     options = _options(args.backend_option)
     if args.command == "demo":
         return _demo(args, artifact, backend_cls, fallback, options, board)
+    if args.command == "profile":
+        from edgeship_runtime.profile import profile
+
+        _emit(profile(artifact, backend_cls, runs=args.runs, top=args.top, threads=args.threads, fallback=fallback, **options), args.output)
+        return 0
     if args.command == "check":
         from edgeship_runtime.check import check, check_fingerprint, read_record, write_record
 
@@ -293,6 +307,10 @@ def _run(args) -> int:
                        fallback=fallback, max_s=args.max_s, scenario=args.scenario,
                        board={"board": board["board"], "arch": board["arch"], "kernel": board["kernel"], "cpu": board["cpu"]}, **options)
     result["compatibility"] = compat
+    if args.profile:  # after the measurement, in a runtime session of its own: the profiler never slows the timed runs
+        from edgeship_runtime.profile import profile
+
+        result["profile"] = profile(artifact, backend_cls, runs=args.profile, threads=args.threads, fallback=fallback, **options)
     _emit(result, args.output)
     return 0
 

@@ -16,6 +16,7 @@ import numpy as np
 from edgeship_runtime import sequence
 from edgeship_runtime.artifact import Artifact
 from edgeship_runtime.errors import ArtifactError, RuntimeUnavailable
+from edgeship_runtime.profile import ProfileUnavailable
 
 
 def to_layout(value: np.ndarray, perm) -> np.ndarray:
@@ -62,6 +63,7 @@ class Backend:
     extra: str | None = None  # the runtime's pip extra that installs this backend's package
     packages: tuple[str, ...] = ()  # distributions whose versions `detect` reports
     cpu_fallback: str | None = None  # a CPU backend that runs the very same model file, if any
+    profiler: str | None = None  # how this runtime times each operator (`_profile`), or None where it does not
 
     # -- what is particular to this runtime, outside inference ------------------------------
     @classmethod
@@ -117,6 +119,11 @@ class Backend:
 
     def _set_batch(self, batch: int) -> None:
         raise NotImplementedError(f"{self.name} cannot change the batch size of {self.artifact.model_file.name}")
+
+    def _profile(self, feeds: dict[str, np.ndarray], runs: int) -> dict[str, tuple[str, float]]:
+        """Run feeds `runs` times under the runtime's own profiler: {node name: (op type, total ms
+        over the runs)}. ProfileUnavailable where the runtime has no per-operator timing."""
+        raise ProfileUnavailable(f"{self.name} offers no per-operator timing through its Python API")
 
     # -- the shared part -------------------------------------------------------------------
     def load(self) -> Backend:
@@ -176,6 +183,13 @@ class Backend:
         raw = self._infer(feeds)
         self.last_infer_s = time.perf_counter() - started
         return self.finish(raw)
+
+    def profile(self, inputs: dict[str, np.ndarray], runs: int, top: int = 10) -> dict:
+        """Per-operator times of `runs` inferences of these (source-layout float) inputs: the top
+        operators and op types, each {op, type, ms (mean per run), share} (edgeship_runtime.profile)."""
+        from edgeship_runtime.profile import summarize
+
+        return summarize(self._profile(self.prepare(inputs), runs), runs, top)
 
     def close(self) -> None:
         if self.loaded:

@@ -25,6 +25,7 @@ class TensorRTBackend(Backend):
     # TensorRT comes with JetPack (not from a wheelhouse); the extra brings ONNX Runtime,
     # which runs the artifact's very same ONNX where there is no GPU (the labelled CPU fallback).
     extra = "onnxruntime"
+    profiler = "TensorRT IProfiler (per layer; untested here)"
     packages = ("tensorrt",)
     cpu_fallback = "onnxruntime"
 
@@ -173,6 +174,39 @@ class TensorRTBackend(Backend):
         except TypeError:
             pass
         return {"runs": runs, "mean_ms": float(np.mean(totals)), "p50_ms": float(np.median(totals))}
+
+    def _profile(self, feeds: dict[str, np.ndarray], runs: int) -> dict[str, tuple[str, float]]:
+        """TensorRT's IProfiler, per layer (untested here: no NVIDIA GPU on the machine that wrote
+        this). A layer's type is not in the profiler's report; TensorRT names fused layers after
+        what they fused (e.g. "Conv_0 + Relu_1"), so the type is the name's first word."""
+        trt = self._trt
+        times: dict[str, tuple[str, float]] = {}
+
+        class Profiler(trt.IProfiler):  # type: ignore[name-defined]  # TensorRT's bindings, imported at load
+            def __init__(self):
+                super().__init__()
+
+            def report_layer_time(self, layer_name, ms):
+                kind, total = times.get(layer_name, (str(layer_name).split("_")[0].split(" ")[0] or "layer", 0.0))
+                times[layer_name] = (kind, total + ms)
+
+        self._infer(feeds)  # warm-up, unprofiled
+        self.context.profiler = Profiler()
+        try:
+            cudart, kind = self._cudart, self._cudart.cudaMemcpyKind
+            for name, value in feeds.items():
+                value = np.ascontiguousarray(value, self._dtypes[name])
+                check_cuda(cudart.cudaMemcpy(self._device[name], value.ctypes.data, value.nbytes, kind.cudaMemcpyHostToDevice), "copy in")
+            bindings = [int(self._device[self.engine.get_tensor_name(i)]) for i in range(self.engine.num_io_tensors)]
+            for _ in range(runs):
+                if not self.context.execute_v2(bindings):
+                    raise RuntimeError("tensorrt: execute_v2 failed while profiling (see the TensorRT log above)")
+        finally:
+            try:
+                self.context.profiler = None
+            except TypeError:
+                pass
+        return times
 
     def _set_batch(self, batch: int) -> None:
         first = self.engine.get_tensor_name(0)

@@ -1,0 +1,111 @@
+"""Per-operator profiles: a tiny real model whose one big MatMul must come out on top, through
+ONNX Runtime's profiling trace and OpenVINO's performance counters, the shared summary, and the
+`profile` command and `bench --profile` through the command line."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper, save
+
+from edgeship_runtime.artifact import Artifact
+from edgeship_runtime.backends import backend_class
+from edgeship_runtime.profile import profile, summarize
+from tests.support.artifacts import tiny_artifact, write_manifest
+from tests.support.badinput import assert_one_clean_line, runtime_cli
+
+
+def heavy_artifact(folder: Path, backend: str = "onnxruntime") -> Path:
+    """The tiny artifact's input [1,1,8,8] -> logits [1,4], through a 1024x1024 MatMul named
+    `heavy` (1M multiply-adds) between two small ones: `heavy` is most of the time on any CPU."""
+    tiny_artifact(folder)
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32) * 0.01, name)
+               for name, shape in (("w_in", (64, 1024)), ("w_heavy", (1024, 1024)), ("w_out", (1024, 4)))]
+    nodes = [helper.make_node("Flatten", ["input"], ["flat"], name="flatten"),
+             helper.make_node("MatMul", ["flat", "w_in"], ["wide"], name="widen"),
+             helper.make_node("MatMul", ["wide", "w_heavy"], ["mixed"], name="heavy"),
+             helper.make_node("Relu", ["mixed"], ["positive"], name="relu"),
+             helper.make_node("MatMul", ["positive", "w_out"], ["logits"], name="narrow")]
+    graph = helper.make_graph(nodes, "heavy", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1, 8, 8])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4])], weights)
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), folder / "model.onnx")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["runtime_backend"] = backend  # OpenVINO reads the ONNX file itself, as it reads its IR
+    write_manifest(folder, manifest)
+    return folder
+
+
+def _ours_left(before: set[str]) -> set[str]:
+    return {path.name for path in Path(tempfile.gettempdir()).glob("edgeship-ort-profile-*")} - before
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_the_big_matmul_tops_the_profile_of_each_runtime(tmp_path, backend):
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+    before = {path.name for path in Path(tempfile.gettempdir()).glob("edgeship-ort-profile-*")}
+    artifact = Artifact.open(heavy_artifact(tmp_path / "a", backend))
+    document = profile(artifact, backend_class(backend), runs=5, top=3, threads=1)
+    print(json.dumps({key: document[key] for key in ("profiler", "total_ms", "top", "by_type")}, indent=1))
+
+    assert document["available"] is True and document["backend"] == backend and document["runs"] == 5
+    first = document["top"][0]
+    # OpenVINO names a MatMul with constant weights a FullyConnected
+    assert (first["op"], first["type"]) == ("heavy", "MatMul" if backend == "onnxruntime" else "FullyConnected")
+    assert first["share"] > 0.5 and first["ms"] > 0
+    assert len(document["top"]) <= 3 and document["nodes"] >= 3
+    assert [entry["ms"] for entry in document["top"]] == sorted((entry["ms"] for entry in document["top"]), reverse=True)
+    assert sum(entry["share"] for entry in document["by_type"]) <= 1.0 + 1e-9
+    assert document["total_ms"] >= sum(entry["ms"] for entry in document["top"]) - 1e-9
+    assert _ours_left(before) == set()  # the trace and its private folder are gone
+
+
+def test_summary_means_per_run_shares_of_the_total_and_leaves_out_what_is_not_a_time():
+    times = {"conv1": ("Conv", 30.0), "conv2": ("Conv", 10.0), "fc": ("Gemm", 10.0), "bad": ("Add", float("nan")), "neg": ("Add", -1.0)}
+    summary = summarize(times, runs=10, top=2)
+    assert summary["nodes"] == 3 and summary["total_ms"] == pytest.approx(5.0)
+    assert summary["top"] == [{"op": "conv1", "type": "Conv", "ms": 3.0, "share": 0.6}, {"op": "conv2", "type": "Conv", "ms": 1.0, "share": 0.2}]
+    assert summary["by_type"] == [{"type": "Conv", "ms": 4.0, "share": 0.8, "nodes": 2}, {"type": "Gemm", "ms": 1.0, "share": 0.2, "nodes": 1}]
+    assert summarize({}, runs=1)["top"] == [] and summarize({"a": ("X", 0.0)}, runs=1)["top"][0]["share"] == 0.0
+    with pytest.raises(ValueError, match="at least one run"):
+        summarize(times, runs=0)
+
+
+def test_a_runtime_without_per_operator_timing_says_so_instead_of_failing(tmp_path):
+    from edgeship_runtime.backends.base import Backend
+    from edgeship_runtime.profile import ProfileUnavailable
+
+    artifact = Artifact.open(heavy_artifact(tmp_path / "a"))
+    plain = backend_class("onnxruntime")(artifact, threads=1)
+    with plain, pytest.raises(ProfileUnavailable, match="offers no per-operator timing"):
+        Backend._profile(plain, {}, 1)  # the base's answer, which every backend without a profiler keeps
+    for name in ("litert", "ncnn", "rknnlite"):
+        assert backend_class(name).profiler is None and backend_class(name)._profile is Backend._profile
+
+
+def test_profile_command_and_bench_profile_print_json(tmp_path):
+    folder = heavy_artifact(tmp_path / "a")
+    result = runtime_cli("profile", str(folder), "--runs", "3", "--top", "2", "--threads", "1", "-o", str(tmp_path / "profile.json"))
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["top"][0]["op"] == "heavy" and len(document["top"]) == 2
+    assert json.loads((tmp_path / "profile.json").read_text()) == document
+
+    bench = runtime_cli("bench", str(folder), "--min-runs", "3", "--min-s", "0", "--warmup-s", "0", "--warmup-runs", "1", "--profile", "2")
+    assert bench.returncode == 0, bench.stderr
+    assert json.loads(bench.stdout)["profile"]["runs"] == 2
+    assert "profile" not in json.loads(runtime_cli("bench", str(folder), "--min-runs", "2", "--min-s", "0", "--warmup-s", "0").stdout)
+
+
+@pytest.mark.parametrize("args, pattern", [(("--runs", "0"), "--runs 0 must be from 1 to 1000"),
+                                           (("--runs", "1001"), "--runs 1001 must be from 1 to 1000"),
+                                           (("--top", "x"), "--top"),
+                                           (("--runs", "2", "-o", "/nonexistent-folder/p.json"), "--output /nonexistent-folder/p.json")])
+def test_bad_profile_arguments_are_one_line(tmp_path, args, pattern):
+    folder = heavy_artifact(tmp_path / "a")
+    assert_one_clean_line(runtime_cli("profile", str(folder), *args), "edgeship-runtime: error:", pattern)

@@ -188,6 +188,10 @@ def main(argv=None) -> int:
     bench_parser.add_argument("--scenario", choices=scenarios.SCENARIOS, default=None,
                               help="an MLPerf scenario: single-stream (p90 with early stopping), multi-stream (p99 of 8-sample "
                               "queries), offline (samples/s); MLPerf's 600 s minimum is scaled down to --min-s")
+    bench_parser.add_argument("--lock-clocks", action="store_true",
+                              help="hold the clocks during the run (cpufreq `performance`, RK3588 NPU/DDR devfreq, jetson_clocks) and "
+                                   "put them back after it, also on failure or SIGTERM; needs root, or clocks held already by "
+                                   "`python -m edgeship_runtime.clocks lock` as root (bench.yml's edgeship_bench_lock_clocks)")
     bench_parser.add_argument("--profile", type=flags.count(1, PROFILE_RUNS_MAX), default=None, metavar="RUNS",
                               help="after the measurement, also time each operator over RUNS runs where the runtime offers it "
                                    "(the JSON's `profile`; see the profile command)")
@@ -301,11 +305,14 @@ def _run(args) -> int:
             _error(f"{artifact.path}: {report['failed'][0]}; copy the artifact again (or convert the model again)")
         return 0 if report["passed"] else 1
     from edgeship_runtime.bench import benchmark
+    from edgeship_runtime.clocks import held
 
-    result = benchmark(artifact, backend_cls, threads=args.threads, warmup_runs=args.warmup_runs, warmup_s=args.warmup_s,
-                       min_runs=args.min_runs, min_s=args.min_s, batches=args.batches or [1], instances=args.instances,
-                       fallback=fallback, max_s=args.max_s, scenario=args.scenario,
-                       board={"board": board["board"], "arch": board["arch"], "kernel": board["kernel"], "cpu": board["cpu"]}, **options)
+    with held(args.lock_clocks) as clocks:  # the clocks before and after the run, in every bench JSON
+        result = benchmark(artifact, backend_cls, threads=args.threads, warmup_runs=args.warmup_runs, warmup_s=args.warmup_s,
+                           min_runs=args.min_runs, min_s=args.min_s, batches=args.batches or [1], instances=args.instances,
+                           fallback=fallback, max_s=args.max_s, scenario=args.scenario,
+                           board={"board": board["board"], "arch": board["arch"], "kernel": board["kernel"], "cpu": board["cpu"]}, **options)
+    result["clocks"] = clocks
     result["compatibility"] = compat
     if args.profile:  # after the measurement, in a runtime session of its own: the profiler never slows the timed runs
         from edgeship_runtime.profile import profile

@@ -11,7 +11,7 @@ import importlib.metadata
 import os
 import platform
 
-from edgeship_runtime.sysfs import device_tree, read
+from edgeship_runtime.sysfs import clocks_sysfs, device_tree, read
 
 
 def board_model(sysroot: str = "/") -> dict:
@@ -29,7 +29,7 @@ def board_model(sysroot: str = "/") -> dict:
 def cpu(sysroot: str = "/") -> dict:
     governors: dict[str, int] = {}
     max_khz: list[int] = []
-    for folder in sorted(glob.glob(os.path.join(sysroot, "sys/devices/system/cpu/cpu[0-9]*/cpufreq"))):
+    for folder in sorted(glob.glob(os.path.join(sysroot, clocks_sysfs(sysroot), "devices/system/cpu/cpu[0-9]*/cpufreq"))):
         governor = read(sysroot, os.path.relpath(os.path.join(folder, "scaling_governor"), sysroot))
         if governor:
             governors[governor] = governors.get(governor, 0) + 1

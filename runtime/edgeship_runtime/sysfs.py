@@ -40,3 +40,11 @@ def device_tree(sysroot: str) -> str:
     if os.path.exists(os.path.join(sysroot, "proc/device-tree/model")):
         return "proc/device-tree"
     return "sys/firmware/devicetree/base"
+
+
+def clocks_sysfs(sysroot: str) -> str:
+    """The folder standing for /sys where clocks live (cpufreq, devfreq, thermal), relative to
+    sysroot. EDGESHIP_CLOCKS_SYSFS names another one: the board simulator's stand-in tree (its
+    containers share a VM that has no cpufreq or thermal zones at all)."""
+    override = os.environ.get("EDGESHIP_CLOCKS_SYSFS")
+    return override.lstrip("/") if override else "sys"

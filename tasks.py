@@ -91,6 +91,33 @@ def images_wheels(c, target="all"):
         print(ensure_wheelhouse(load_spec(name)))
 
 
+@task(help={"target": "image folder under images/, or 'all'", "out": "folder for the archives (e.g. the CI's cache folder)"})
+@user_errors
+def images_save(c, target="all", out="image-archives"):
+    """docker save a built toolchain image and its base into OUT/<image>-<recipe>.tar, for runners that load instead of building."""
+    from edgeship.images.build import save
+    from edgeship.images.engine import ensure_engine
+    from edgeship.images.locks import load_spec
+
+    client = ensure_engine()
+    for name in _spec_names(target):
+        print(save(client, load_spec(name), out))
+
+
+@task(help={"target": "image folder under images/, or 'all'", "folder": "folder `invoke images.save` wrote"})
+@user_errors
+def images_load(c, target="all", folder="image-archives"):
+    """docker load the archive of each image's current recipe (checked against its sha256 first) instead of building it."""
+    from edgeship.images.build import load
+    from edgeship.images.engine import ensure_engine
+    from edgeship.images.locks import load_spec
+
+    client = ensure_engine()
+    for name in _spec_names(target):
+        image = load(client, load_spec(name), folder)
+        print(f"{name}: {image.tags[0] if image.tags else image.id}")
+
+
 @task(help={"quiet": "say nothing when everything is there"})
 def setup(c, quiet=False):
     """Install and start what edgeship needs from the OS (as root on Debian/Ubuntu: Docker, debootstrap, qemu-user, Chromium)."""
@@ -387,25 +414,70 @@ def compare(c, base="", new="", results="results", tag="", threshold=None, store
         raise Exit(code=code)
 
 
+SHARD_HELP = "K/N: only shard K of the plan's N (`invoke plan --shards N`); build writes a partial lock for `invoke lock.merge`"
+PLAN_FILE_HELP = "the plan file `invoke plan --shards N --out FILE` wrote (default: plan again here from the same file and times)"
+
+
 @task(help={"config": "the conversions file (default: edgeship.toml)", "out": "artifacts root (default: the file's, else artifacts/)",
-            "entries": "comma-separated entry names (default: all)"})
+            "entries": "comma-separated entry names (default: all)", "shard": SHARD_HELP, "plan": PLAN_FILE_HELP,
+            "lock_out": "where to write the lock (default: the file's lock; with --shard its .part-K-of-N beside it)"})
 @user_errors
-def build(c, config="edgeship.toml", out="", entries=""):
+def build(c, config="edgeship.toml", out="", entries="", shard="", plan="", lock_out=""):
     """Convert every entry of the conversions file (models x targets x modes) and write conversions.lock."""
     from edgeship.convert.project import build_all
 
-    build_all(Path(config), Path(out) if out else None, [e for e in entries.split(",") if e])
+    build_all(Path(config), Path(out) if out else None, [e for e in entries.split(",") if e], shard=shard,
+              plan_file=Path(plan) if plan else None, lock_out=Path(lock_out) if lock_out else None)
 
 
-@task(help={"config": "the conversions file (default: edgeship.toml)", "entries": "comma-separated entry names (default: all)"})
+@task(help={"config": "the conversions file (default: edgeship.toml)", "entries": "comma-separated entry names (default: all)",
+            "shard": "K/N: verify only shard K of the plan's N", "plan": PLAN_FILE_HELP})
 @user_errors
-def verify(c, config="edgeship.toml", entries=""):
+def verify(c, config="edgeship.toml", entries="", shard="", plan=""):
     """Reconvert every locked entry in clean containers (cache bypassed); exit 1 naming any byte that drifted and why."""
     from edgeship.convert.project import verify_all
 
-    code = verify_all(Path(config), [e for e in entries.split(",") if e])
+    code = verify_all(Path(config), [e for e in entries.split(",") if e], shard=shard, plan_file=Path(plan) if plan else None)
     if code:
         raise Exit(code=code)
+
+
+@task(help={"config": "the conversions file (default: edgeship.toml)",
+            "shards": "group the entries into N balanced jobs (default: one row per entry)",
+            "out": "also write the plan to this file (for `invoke build --shard K/N --plan FILE`)",
+            "times": "build times file (default: <artifacts>/build-times.json, which `invoke build` writes)",
+            "image_cost": "seconds one more image costs a job (building or loading it; default 60)"})
+@user_errors
+def plan(c, config="edgeship.toml", shards=0, out="", times="", image_cost=-1.0):
+    """Print the conversions file's entries as JSON for a CI matrix; --shards N: N jobs balanced by image and measured time."""
+    import json
+
+    from edgeship.convert import shards as sharding
+    from edgeship.convert.project import load_project
+    from edgeship_runtime.files import atomic_write_text
+
+    project = load_project(Path(config), check_sha=False)
+    measured = sharding.read_times(Path(times) if times else project.artifacts / sharding.TIMES_NAME)
+    cost = sharding.IMAGE_COST_S if image_cost < 0 else image_cost
+    text = json.dumps(sharding.make_plan(project, shards or None, measured, cost), sort_keys=True) + "\n"
+    if out:
+        atomic_write_text(out, text)
+    sys.stdout.write(text)
+
+
+@task(iterable=["part"], help={"part": "a partial lock `invoke build --shard K/N` wrote (repeatable; default: every "
+                                        "<lock>.part-K-of-N beside the conversions file's lock)",
+                               "config": "the conversions file (default: edgeship.toml)", "out": "the merged lock (default: the file's lock)"})
+@user_errors
+def lock_merge(c, part=None, config="edgeship.toml", out=""):
+    """Combine the shards' partial locks into conversions.lock (refusing overlaps, gaps and parts of other plans)."""
+    from edgeship.convert.project import load_project
+    from edgeship.convert.shards import merge_parts
+
+    project = load_project(Path(config), check_sha=False)
+    parts = [Path(p) for p in part] if part else sorted(project.lock.parent.glob(f"{project.lock.name}.part-*-of-*"))
+    merged = merge_parts(parts, Path(out) if out else project.lock)
+    print(f"edgeship: merged {len(parts)} partial locks into {merged}")
 
 
 images = Collection("images")
@@ -413,6 +485,11 @@ images.add_task(images_build, "build")
 images.add_task(images_base, "base")
 images.add_task(images_lock, "lock")
 images.add_task(images_wheels, "wheels")
+images.add_task(images_save, "save")
+images.add_task(images_load, "load")
+
+lock = Collection("lock")
+lock.add_task(lock_merge, "merge")
 
 sim = Collection("sim")
 sim.add_task(sim_up, "up")
@@ -425,5 +502,5 @@ fleet.add_task(fleet_bench, "bench")
 fleet.add_task(fleet_rollback, "rollback")
 fleet.add_task(fleet_demo, "demo")
 
-ns = Collection(setup, engine, examples, targets, convert, build, verify, main, report, compare, test, images, sim, fleet)
+ns = Collection(setup, engine, examples, targets, convert, build, verify, plan, main, report, compare, test, images, sim, fleet, lock)
 ns.configure({"edgeship": {"artifacts": os.environ.get("EDGESHIP_ARTIFACTS", "artifacts")}})

@@ -3,16 +3,20 @@ and code hash, so an identical request returns the folder without a container.""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from edgeship.convert.container import CODE_DIRS
 from edgeship.convert.hits import cached  # noqa: F401  # one check of a cached artifact, for run.py and hits.py
 from edgeship.convert.inputs import calibration_digest, external_sha256
 from edgeship.convert.request import Plan, artifact_folder
+from edgeship.errors import EdgeshipError
 from edgeship.paths import REPO_ROOT
 from edgeship_runtime.files import atomic_write_text, sha256_file, tree_sha256
 
@@ -45,6 +49,59 @@ def cache_key(p: Plan, image_id: str, graph_key: str | None = None) -> str:
         **({"preprocess": p.preprocess_request} if p.preprocess_request is not None else {}),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Every file and folder of a finished entry on disk before its name is published: after a
+    crash (or on a runner whose cache is saved right after the job) the name never points at
+    files the kernel had not written yet."""
+    for top, _dirs, files in os.walk(folder):
+        for name in files:
+            fd = os.open(os.path.join(top, name), os.O_RDONLY | os.O_NOFOLLOW)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def publish(staging: Path, final: Path, complete: Callable[[Path], bool]) -> bool:
+    """Put a finished entry (a folder filled under a temporary name in final's folder) at its
+    content-addressed name, safe when other processes or runners sharing the cache publish the
+    same key at the same moment: rename(2) of a folder onto a non-empty one fails, so exactly one
+    writer's copy lands whole and a loser discards its own. An entry already there that is
+    `complete` wins; one that is not (an older edgeship's, a crash's) is renamed aside first and
+    removed. True when this copy was published, False when another writer's was kept."""
+    _fsync_tree(staging)
+    for _ in range(8):  # each round either publishes, finds a whole entry, or moves an incomplete one aside
+        try:
+            os.rename(staging, final)
+        except OSError as error:
+            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        else:
+            fd = os.open(final.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            return True
+        if complete(final):
+            shutil.rmtree(staging, ignore_errors=True)
+            return False
+        aside = final.with_name(f".{final.name}.stale-{os.getpid()}-{time.monotonic_ns()}")
+        try:
+            os.rename(final, aside)
+        except FileNotFoundError:  # another writer moved it aside first
+            continue
+        shutil.rmtree(aside, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    raise EdgeshipError(f"{final} kept changing while this conversion published its copy (another writer replaces it over and "
+                        f"over); run again, or give this job a cache folder of its own (EDGESHIP_CACHE, --out)")
 
 
 def model_name(p: Plan) -> str:

@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeship.convert.cache import publish
 from edgeship.convert.container import CONTAINER_UID, Toolchain, base_mounts, bind, memory_note, sandbox_kwargs, source_of, write_job
 from edgeship.convert.following import Deadline, follow
 from edgeship.convert.inputs import external_sha256
@@ -20,7 +21,7 @@ from edgeship.convert.request import Plan
 from edgeship.convert.untrusted import GRAPH_LIMITS, is_regular, read_json, take_output
 from edgeship.errors import EdgeshipError
 from edgeship.paths import REPO_ROOT, cache_root
-from edgeship_runtime.files import staged_dir, tree_sha256
+from edgeship_runtime.files import tree_sha256
 
 CLEAN_IMAGE = "onnx"  # onnx, onnxsim and ONNX Runtime, pinned by its lock
 CLEAN_TIMEOUT_S = 1800
@@ -66,11 +67,24 @@ def clean_graph(client, p: Plan, scratch: Path | None = None, command: tuple[str
         # flock serializes threads and processes alike; the second finds the first's graph.
         with open(folder.parent / f"{folder.name}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            # lstat: a cached graph whose files are links (planted before edgeship checked) is made again
-            if not (is_regular(folder / "report.json") and is_regular(folder / "model.onnx")):
-                with staged_dir(folder) as staging, tempfile.TemporaryDirectory(prefix="edgeship-clean-") as job_dir_name:
-                    _run_clean_up(client, image_tag, p, staging, Path(job_dir_name), command)
+            if not _complete(folder):
+                # staged under a name of its own and renamed whole (cache.publish): a runner sharing
+                # the cache folder where flock does not reach (a network file system) loses the race
+                # cleanly and keeps the winner's graph
+                staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
+                try:
+                    os.chmod(staging, 0o755)
+                    with tempfile.TemporaryDirectory(prefix="edgeship-clean-") as job_dir_name:
+                        _run_clean_up(client, image_tag, p, staging, Path(job_dir_name), command)
+                    publish(staging, folder, _complete)
+                finally:
+                    shutil.rmtree(staging, ignore_errors=True)
     return CleanGraph(folder / "model.onnx", _report(folder), key)
+
+
+def _complete(folder: Path) -> bool:
+    # lstat: a cached graph whose files are links (planted before edgeship checked) is made again
+    return is_regular(folder / "report.json") and is_regular(folder / "model.onnx")
 
 
 def _report(folder: Path) -> dict:

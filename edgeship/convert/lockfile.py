@@ -94,12 +94,9 @@ def input_records(request, root: Path, needs_calibration: bool) -> dict:
 def recipe_sha256(spec) -> str:
     """An image's recipe: its rendered Dockerfile, lock and smoke tests, without the base image's
     id (the image key adds that id, which differs on every machine that bootstraps its base)."""
-    from edgeship.images.build import context_files
+    from edgeship.images.build import recipe_sha256 as recipe  # image archives are named by it too
 
-    digest = hashlib.sha256()
-    for name, data in sorted(context_files(spec).items()):
-        digest.update(name.encode() + b"\0" + data + b"\0")
-    return digest.hexdigest()
+    return recipe(spec)
 
 
 def base_recipe(client, base: str) -> str:

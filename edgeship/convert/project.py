@@ -306,20 +306,44 @@ def _size(size: int) -> str:
     return f"{size / 1e6:.2f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"
 
 
-def build_all(config: Path, out: Path | None, entries: list[str]) -> None:
+def shard_plan(project: Project, shard: str, plan_file: Path | None, artifacts: Path | None = None) -> tuple[int, dict]:
+    """(K, the plan) of `--shard K/N`: from the plan file CI's plan job wrote, else computed here
+    from the conversions file and the artifacts' build times (the same on every runner that has them)."""
+    from edgeship.convert import shards
+
+    index, count = shards.parse_shard(shard)
+    if plan_file is not None:
+        return index, shards.read_plan(plan_file, project, count)
+    return index, shards.make_plan(project, count, shards.read_times((artifacts or project.artifacts) / shards.TIMES_NAME))
+
+
+def build_all(config: Path, out: Path | None, entries: list[str], shard: str = "", plan_file: Path | None = None,
+              lock_out: Path | None = None) -> None:
     """Convert the matrix (the cache reused), print a summary table, and write the lock: every
-    entry's inputs, images, code hash and output hashes. Entries not converted now keep theirs."""
+    entry's inputs, images, code hash and output hashes. Entries not converted now keep theirs.
+    With `shard` ("K/N") only that share converts, into a partial lock (`invoke lock.merge`)."""
+    from edgeship.convert import shards
     from edgeship.convert.run import convert
     from edgeship.images.engine import ensure_engine
 
     project = load_project(config)
-    selected = _select(project, entries)
+    if shard and entries:
+        raise EdgeshipError("--shard and --entries both choose the entries to build; pass one of them")
     root = out.resolve() if out else project.artifacts
+    part = None
+    if shard:
+        index, plan = shard_plan(project, shard, plan_file, root)
+        part = shards.part_record(plan, index)
+        entries = part["entries"]
+        lock_out = lock_out or shards.part_path(project.lock, index, plan["shards"])
+        print(f"edgeship: shard {shard}: {len(entries)} entries ({', '.join(entries) or 'none'})", flush=True)
+    selected = _select(project, entries) if entries or not part else []
     client = ensure_engine()
-    previous = read_lock(project.lock) if project.lock.is_file() and entries else {"entries": {}, "made_on": {}}
+    lock_path = lock_out.resolve() if lock_out else project.lock
+    previous = read_lock(project.lock) if project.lock.is_file() and entries and not part else {"entries": {}, "made_on": {}}
     locked = {name: record for name, record in previous["entries"].items() if name in project.entries}
     made_on = {name: record for name, record in previous.get("made_on", {}).items() if name in locked}
-    rows, failed, started_all = [], [], time.monotonic()
+    rows, failed, measured, started_all = [], [], {}, time.monotonic()
     for number, entry in enumerate(selected, start=1):
         print(f"edgeship: [{number}/{len(selected)}] {entry.name}", flush=True)
         started = time.time()
@@ -335,18 +359,51 @@ def build_all(config: Path, out: Path | None, entries: list[str]) -> None:
             continue
         seconds = time.time() - started
         reused = (artifact / "manifest.json").stat().st_mtime < started
+        if not reused:
+            measured[entry.name] = seconds
         locked[entry.name], made_on[entry.name] = entry_record(client, entry.request(root), find_target(entry.target), project.root, artifact)
         manifest = json.loads((artifact / "manifest.json").read_text())
         rows.append([entry.name, manifest["artifact"]["file"], _size(manifest["artifact"]["size"]),
                      "yes" if manifest["accuracy"]["passed"] else "NO", "cached" if reused else f"{seconds:.1f} s",
                      "bytes" if locked[entry.name]["outputs"]["bytes_reproducible"] else "outputs (see note)", artifact.name])
         print(f"edgeship: [{number}/{len(selected)}] {entry.name}: {'cached' if reused else f'converted in {seconds:.1f} s'}", flush=True)
-    write_lock(project.lock, project.config, locked, made_on)
+    if part is not None:
+        shards.write_part(lock_path, project.config, locked, made_on, part)
+    else:
+        write_lock(lock_path, project.config, locked, made_on)
+    shards.record_times(root / shards.TIMES_NAME, measured)  # what `invoke plan` balances the next shards by
     print(_table(rows, ["entry", "artifact", "size", "within tolerance", "time", "locked", "folder"]))
     print(f"edgeship: {len(selected) - len(failed)} of {len(selected)} entries in {time.monotonic() - started_all:.1f} s; "
-          f"lock: {project.lock} ({project.lock.stat().st_size / 1e3:.1f} kB, {len(locked)} entries)", flush=True)
+          f"{'partial lock' if part else 'lock'}: {lock_path} ({lock_path.stat().st_size / 1e3:.1f} kB, {len(locked)} entries)", flush=True)
     if failed:
         raise EdgeshipError(f"{len(failed)} of {len(selected)} entries did not convert and are not in the lock: {'; '.join(failed)}")
+
+
+def make_missing_examples(config: Path) -> None:
+    """edgeship's own conversions file names the example models, which each machine makes (examples/
+    is not committed): `invoke verify` makes the missing or outdated ones first, so a fresh clone
+    verifies with no other step. Fixed seeds and hash-pinned wheels make them the same bytes on
+    every machine, which the lock's input hashes check."""
+    from edgeship.paths import REPO_ROOT
+
+    if config.resolve() != REPO_ROOT / "edgeship.toml":
+        return  # a user's project: its models are theirs to make
+    from edgeship.examples import BUILDERS, build_examples
+    from edgeship.examples.common import current
+
+    examples = REPO_ROOT / "examples"
+    try:
+        with open(config, "rb") as handle:
+            models = tomllib.load(handle).get("models", {})
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError, OSError):
+        return  # load_project says what is wrong with the file
+    wanted = [key for key, table in (models.items() if isinstance(models, dict) else ())
+              if key in BUILDERS and isinstance(table, dict) and isinstance(table.get("path"), str)
+              and (REPO_ROOT / table["path"]).resolve().is_relative_to(examples / key)]
+    missing = [key for key in wanted if not current(examples / key, BUILDERS[key][1])]
+    if missing:
+        print(f"edgeship: making the examples {', '.join(missing)} in {examples} (fixed seeds: the lock checks their bytes)", flush=True)
+        build_examples(examples, names=missing)
 
 
 def _verify_entry(client, project: Project, entry: Entry, locked: dict, locked_here: dict | None, folder: Path) -> tuple[Drift, Path]:
@@ -358,15 +415,24 @@ def _verify_entry(client, project: Project, entry: Entry, locked: dict, locked_h
     return compare(entry.name, locked, now, locked_here, now_here), artifact
 
 
-def verify_all(config: Path, entries: list[str]) -> int:
+def verify_all(config: Path, entries: list[str], shard: str = "", plan_file: Path | None = None) -> int:
     """Convert every locked entry again in fresh containers (no cache read or written) and compare
     with the lock; one line per entry that drifted. Returns 1 when anything differs, else 0.
     The fresh conversions and report.json stay under <artifacts>/verify/ (what CI uploads)."""
     from edgeship.images.engine import ensure_engine
 
+    make_missing_examples(config)
     project = load_project(config, check_sha=False)
     lock = read_lock(project.lock)
-    selected = _select(project, entries)
+    report_name = "report.json"
+    if shard:  # this runner's share of the plan; every share together verifies the whole lock
+        if entries:
+            raise EdgeshipError("--shard and --entries both choose the entries to verify; pass one of them")
+        index, plan = shard_plan(project, shard, plan_file)
+        entries = [name for name in plan["include"][index - 1]["entries"].split(",") if name]
+        report_name = f"report.part-{index}-of-{plan['shards']}.json"
+        print(f"edgeship: verify shard {shard}: {', '.join(entries) or 'no entries'}", flush=True)
+    selected = _select(project, entries) if entries or not shard else []
     problems: list[str] = []
     report: dict = {"lock": str(project.lock), "lock_sha256": sha256_file(project.lock), "entries": {}}
     # A source that is not the file the conversions file declares is named once, and its
@@ -379,7 +445,7 @@ def verify_all(config: Path, entries: list[str]) -> int:
             problems.append(f"{model.key}: source {model.path.name} {actual[:16]} now, {model.sha256[:16]} declared in "
                             f"{project.config.name} and locked: the model file was replaced; restore it, or declare the new sha256 "
                             f"and run `invoke build`")
-    if not entries:
+    if not entries and not shard:
         for name in sorted(set(lock["entries"]) - set(project.entries)):
             problems.append(f"{name}: in {project.lock.name} but no longer in {project.config.name}; run `invoke build` to drop it")
     verify_root = project.artifacts / VERIFY_FOLDER
@@ -414,10 +480,10 @@ def verify_all(config: Path, entries: list[str]) -> int:
     seconds_all = time.monotonic() - started_all
     report.update({"seconds": round(seconds_all, 1), "differences": problems})
     verify_root.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(verify_root / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(verify_root / report_name, json.dumps(report, indent=2, sort_keys=True) + "\n")
     for line in problems:
         print(f"edgeship: verify: {line}", flush=True)
     verdict = f"{len(problems)} difference{'s' if len(problems) != 1 else ''}" if problems else "0 differences"
     print(f"edgeship: verified {len(selected)} entries against {project.lock.name} in {seconds_all:.1f} s: {verdict} "
-          f"(fresh conversions and report.json in {verify_root})", flush=True)
+          f"(fresh conversions and {report_name} in {verify_root})", flush=True)
     return 1 if problems else 0

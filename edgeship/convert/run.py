@@ -19,7 +19,7 @@ from pathlib import Path
 
 from edgeship import __version__
 from edgeship.convert import hits
-from edgeship.convert.cache import artifact_name, cache_key, cached, forget_failure, model_name, remember_failure, remembered_failure
+from edgeship.convert.cache import artifact_name, cache_key, cached, forget_failure, model_name, publish, remember_failure, remembered_failure
 from edgeship.convert.clean import CleanGraph, clean_graph
 from edgeship.convert.container import (
     CONTAINER_UID,
@@ -139,9 +139,8 @@ def _convert_planned(client, p: Plan, spec: ImageSpec, image, image_tag: str, gr
             raise EdgeshipError(f"the toolchain wrote {staging / 'convert.log'} itself, the name of the controller's log of it; none "
                                 f"of it is kept: rebuild its image (`invoke images.build --target {spec.name} --rebuild`); log: {log_path}")
         write_new(staging / "convert.log", log_path.read_bytes())  # never through a link; the log is capped in size
-        if final.exists():
-            shutil.rmtree(final)  # an incomplete directory from an older edgeship
-        os.rename(staging, final)
+        # renamed whole; a runner sharing the folder that published this key first wins (cache.publish)
+        publish(staging, final, (lambda path: False) if fresh else (lambda path: cached(path, key)))
         forget_failure(out, final.name)
     except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)

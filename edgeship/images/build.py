@@ -162,3 +162,100 @@ def build(client, spec: ImageSpec, rebuild: bool = False):
     output = smoke_test(client, tag)
     print(f"edgeship: {tag} smoke test passed: {output.strip().splitlines()[-1]}", flush=True)
     return client.images.get(tag)
+
+
+# Images on many runners: an archive per image recipe (`invoke images.save` / `images.load`), for a
+# CI cache keyed by the image folder's files. The archive is named by the recipe (the context
+# files, as conversions.lock records it), which a runner computes from its checkout before it has
+# any image; the base goes beside it, so that the loaded image's key (recipe + base id) and tag are
+# the saving machine's and `build` finds it up to date.
+
+def recipe_sha256(spec: ImageSpec) -> str:
+    """An image's recipe: its context files (rendered Dockerfile, lock, smoke tests) without the base."""
+    digest = hashlib.sha256()
+    for name, data in sorted(context_files(spec).items()):
+        digest.update(name.encode() + b"\0" + data + b"\0")
+    return digest.hexdigest()
+
+
+def archive_name(spec: ImageSpec) -> str:
+    return f"{spec.name}-{recipe_sha256(spec)[:16]}"
+
+
+def save_tag(client, tag: str, path: str) -> str:
+    """`docker save` of one tag into path (written whole or not at all); returns its sha256."""
+    from edgeship_runtime.files import staged_file
+
+    digest = hashlib.sha256()
+    with staged_file(path) as temporary, open(temporary, "wb") as handle:
+        for chunk in client.api.get_image(tag):
+            handle.write(chunk)
+            digest.update(chunk)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return digest.hexdigest()
+
+
+def load_tar(client, path: str) -> list[str]:
+    """`docker load` of an archive; returns the tags it loaded."""
+    import docker
+
+    loaded = []
+    try:
+        with open(path, "rb") as handle:
+            for status in client.api.load_image(handle):
+                if "error" in status:
+                    raise EdgeshipError(f"docker load of {path} failed: {str(status['error']).strip()}; save the image again")
+                text = str(status.get("stream", ""))
+                if text.startswith("Loaded image: "):
+                    loaded.append(text[len("Loaded image: "):].strip())
+    except docker.errors.APIError as error:
+        raise EdgeshipError(f"docker load of {path} failed ({error.explanation}); save the image again") from None
+    return loaded
+
+
+def save(client, spec: ImageSpec, out: str) -> str:
+    """The built image of `spec` and its base into out/<name>-<recipe>.tar (+ .base.tar, .json)."""
+    import json
+
+    tag, key, base, base_id = resolve(client, spec)
+    if _existing(client, tag) is None:
+        raise EdgeshipError(f"{tag} is not built on this machine; build it first (`invoke images.build --target {spec.name}`)")
+    os.makedirs(out, exist_ok=True)
+    stem = os.path.join(out, archive_name(spec))
+    print(f"edgeship: saving {tag} and its base {base} into {stem}.tar", flush=True)
+    record = {"name": spec.name, "tag": tag, "key": key, "base": base, "base_id": base_id, "recipe_sha256": recipe_sha256(spec),
+              "sha256": save_tag(client, tag, f"{stem}.tar"), "base_sha256": save_tag(client, base, f"{stem}.base.tar")}
+    from edgeship_runtime.files import atomic_write_text
+
+    atomic_write_text(f"{stem}.json", json.dumps(record, indent=1, sort_keys=True) + "\n")  # last: it marks the pair complete
+    return f"{stem}.tar"
+
+
+def load(client, spec: ImageSpec, folder: str):
+    """Load the archive `save` wrote for this recipe (checked against its record first); returns the image."""
+    import json
+
+    from edgeship_runtime.files import sha256_file
+
+    stem = os.path.join(folder, archive_name(spec))
+    try:
+        with open(f"{stem}.json") as handle:
+            record = json.load(handle)
+        expected = {name: record[name] for name in ("tag", "key", "base", "sha256", "base_sha256")}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise EdgeshipError(f"no image archive of {spec.name}'s recipe in {folder} ({stem}.json: {type(error).__name__}); save it on a "
+                            f"machine that built it (`invoke images.save --target {spec.name} --out DIR`) or build it here") from None
+    for suffix, key in ((".base.tar", "base_sha256"), (".tar", "sha256")):
+        path = stem + suffix
+        if not os.path.isfile(path) or sha256_file(path) != expected[key]:
+            raise EdgeshipError(f"{path} is missing or not the archive {stem}.json records (sha256); save the image again")
+    print(f"edgeship: loading {expected['tag']} and its base {expected['base']} from {stem}.tar", flush=True)
+    load_tar(client, f"{stem}.base.tar")
+    load_tar(client, f"{stem}.tar")
+    tag, key, _base, _base_id = resolve(client, spec)
+    image = _existing(client, tag)
+    if image is None or (image.labels or {}).get(LABEL_KEY) != key:
+        raise EdgeshipError(f"the archive's {expected['tag']} is not this machine's {spec.name} image ({tag}): its base differs "
+                            f"(BASE_IMAGE, or another base of the same name); build it here instead")
+    return image

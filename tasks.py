@@ -296,15 +296,24 @@ def test(c, tier="all", pytest_args=""):
             raise Exit(f"edgeship: the {name} tier failed (pytest exit {result.exited})", code=result.exited)
 
 
-@task(help={"boards": "comma-separated hosts of the inventory's [sim] group (default: all)", "inventory": "inventory file (default: inventory.ini)"})
+@task(help={"boards": "comma-separated hosts of the inventory's [sim] group (default: all)", "inventory": "inventory file (default: inventory.ini)",
+            "light": "also run N light boards (x86_64, sshd only, tflite) beside the named ones, in .sim/light.ini; 0 removes them",
+            "light_prefix": "light boards' name prefix (default: sim-l, so sim-l01, sim-l02, ...)",
+            "light_port": "light boards' port base (default: 22400, so sim-l01 listens on 127.0.0.1:22401)"})
 @user_errors
-def sim_up(c, boards="", inventory="inventory.ini"):
+def sim_up(c, boards="", inventory="inventory.ini", light="", light_prefix="sim-l", light_port="22400"):
     """Start the simulated boards (containers with sshd on 127.0.0.1 ports; arm64 ones under qemu)."""
     from edgeship.fleet import sim
+    from edgeship.fleet.playbook import cli_number
+    from edgeship.fleet.sim import light as light_boards
 
-    for board in sim.up(Path(inventory), [b for b in boards.split(",") if b]):
+    count = cli_number(light, "--light", 0, light_boards.MAX_BOARDS) if light != "" else None
+    port = cli_number(light_port, "--light-port", 1024, 65535)
+    for board in sim.up(Path(inventory), [b for b in boards.split(",") if b], count, light_prefix, port):
         print(f"{board.host}: {board.arch}, ssh edge@127.0.0.1 -p {board.port}, '{board.model}'")
     print(f"controller key and known_hosts: {sim.state_dir(Path(inventory))}")
+    if (sim.state_dir(Path(inventory)) / light_boards.FILE).is_file():
+        print(f"light boards' inventory: {sim.state_dir(Path(inventory)) / light_boards.FILE} (deploy with --inventory this file)")
 
 
 @task(help={"inventory": "inventory file (default: inventory.ini)"})
@@ -326,6 +335,18 @@ def sim_down(c, boards="", inventory="inventory.ini", purge=False):
 
     removed = sim.down(Path(inventory), [b for b in boards.split(",") if b], purge=purge)
     print("removed: " + (", ".join(removed) or "nothing"))
+
+
+@task(help={"out": "folder for the assembled collection and its tarball (default: build/collection)"})
+@user_errors
+def collection(c, out="build/collection"):
+    """Build the Ansible collection edgeship.fleet (playbooks and roles, FQCN) with ansible-galaxy, for AWX."""
+    from edgeship.fleet.collection import build as build_collection
+    from edgeship.fleet.playbook import cli_path
+
+    tarball = build_collection(Path(cli_path(out, "--out", "new folder")))
+    print(f"{tarball}\ninstall: ansible-galaxy collection install {tarball} -p COLLECTIONS_PATH; "
+          f"run: ansible-playbook edgeship.fleet.deploy -i INVENTORY (docs/awx.md)")
 
 
 def _playbook(playbook, inventory, limit, extra_vars):
@@ -502,5 +523,5 @@ fleet.add_task(fleet_bench, "bench")
 fleet.add_task(fleet_rollback, "rollback")
 fleet.add_task(fleet_demo, "demo")
 
-ns = Collection(setup, engine, examples, targets, convert, build, verify, plan, main, report, compare, test, images, sim, fleet, lock)
+ns = Collection(setup, engine, examples, targets, convert, build, verify, plan, main, report, compare, test, images, sim, fleet, collection, lock)
 ns.configure({"edgeship": {"artifacts": os.environ.get("EDGESHIP_ARTIFACTS", "artifacts")}})

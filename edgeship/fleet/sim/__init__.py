@@ -26,6 +26,7 @@ from pathlib import Path
 from edgeship import host
 from edgeship.errors import EdgeshipError
 from edgeship.fleet import signing
+from edgeship.fleet.sim import light
 from edgeship.waiting import run_bounded, wait_until
 from edgeship_runtime.files import atomic_write_text
 
@@ -65,7 +66,10 @@ def _inventory(inventory: Path) -> dict:
     """The inventory as Ansible reads it (`ansible-inventory --list`: groups, and every host's variables)."""
     if not inventory.is_file():
         raise EdgeshipError(f"inventory {inventory} does not exist; pass --inventory PATH (the repository ships inventory.ini)")
-    result = run_bounded([_ansible_bin("ansible-inventory"), "-i", str(inventory), "--list"], LOCAL_TOOL_TIMEOUT_S,
+    sources = ["-i", str(inventory)]
+    if (state_dir(inventory) / light.FILE).is_file():  # the light boards `sim.up --light N` started beside the named ones
+        sources += ["-i", str(state_dir(inventory) / light.FILE)]
+    result = run_bounded([_ansible_bin("ansible-inventory"), *sources, "--list"], LOCAL_TOOL_TIMEOUT_S,
                          f"ansible-inventory reading {inventory}", "an inventory plugin or script in it may hang: run "
                          f"`ansible-inventory -i {inventory} --list` by hand", capture_output=True, text=True,
                          env=dict(os.environ, ANSIBLE_INVENTORY_UNPARSED_WARNING="False"))
@@ -86,12 +90,21 @@ def board_modes(inventory: Path) -> set[tuple[str, str]]:
     return modes
 
 
+def _group_hosts(data: dict, group: str, seen: frozenset = frozenset()) -> list[str]:
+    """A group's hosts with its child groups' (the light boards are a child of [sim]), in order, once each."""
+    hosts = list(data.get(group, {}).get("hosts", []))
+    for child in data.get(group, {}).get("children", []):
+        if child not in seen:
+            hosts += [h for h in _group_hosts(data, child, seen | {group}) if h not in hosts]
+    return hosts
+
+
 def read_inventory(inventory: Path) -> list[Board]:
     """The boards of the inventory's `sim` group, with their simulator settings."""
     data = _inventory(inventory)
     hostvars = data.get("_meta", {}).get("hostvars", {})
     boards = []
-    for name in data.get("sim", {}).get("hosts", []):
+    for name in _group_hosts(data, "sim"):
         variables = hostvars.get(name, {})
         try:
             port = int(variables["ansible_port"])
@@ -306,9 +319,20 @@ def _write_known_hosts(folder: Path, boards: list[Board], keys: dict[str, list[s
     atomic_write_text(folder / "known_hosts", "".join(lines))
 
 
-def up(inventory: Path, only: list[str] | None = None) -> list[Board]:
+def up(inventory: Path, only: list[str] | None = None, light_boards: int | None = None, light_prefix: str = light.DEFAULT_PREFIX,
+       light_port: int = light.DEFAULT_PORT_BASE) -> list[Board]:
+    """Start the inventory's [sim] boards (or `only` these). light_boards=N first (re)writes the
+    light boards' inventory with N boards (0: none), removing light boards it no longer lists."""
     from edgeship.images.engine import ensure_engine
 
+    if light_boards is not None:
+        light.check(light_boards, light_prefix, light_port)
+        kept = set(light.hosts(light_boards, light_prefix))
+        if (state_dir(inventory) / light.FILE).is_file():
+            old = [h for h in _inventory(inventory).get(light.GROUP, {}).get("hosts", []) if h not in kept]
+            if old:
+                down(inventory, old)
+        light.write(state_dir(inventory), light_boards, light_prefix, light_port)
     boards = read_inventory(inventory)
     unknown = sorted(set(only or ()) - {b.host for b in boards})
     if unknown:
@@ -375,6 +399,8 @@ def down(inventory: Path, only: list[str] | None = None, purge: bool = False) ->
         if container is not None:
             container.remove(force=True)
             removed.append(board.host)
+    if not only:  # the light boards went with the rest: their inventory goes too
+        (state_dir(inventory) / light.FILE).unlink(missing_ok=True)
     if purge:
         shutil.rmtree(state_dir(inventory), ignore_errors=True)
     return removed

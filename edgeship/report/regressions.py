@@ -14,6 +14,8 @@ mode; the same conversion) and fails (exit code 1) on a regression beyond the th
   (latency's lower tail is the shorter one, so the estimate errs towards a wider band).
   Benchmarks of fewer than store.SAMPLE_RUNS runs (an emulated board's sample) have no band and
   are not judged; the controller's own short benchmark has only mean and p90, and is judged on those.
+- not judged across clocks: a run whose clocks were held (`bench --lock-clocks`) against one whose
+  were not, or other governors, is listed as "clocks differ" naming both, never as slower or faster.
 - lower throughput: multi-instance throughput fell more than `throughput_pct`.
 - more memory: peak RSS rose more than `rss_pct`.
 - bigger: the artifact grew more than `size_pct`.
@@ -35,6 +37,7 @@ from pathlib import Path
 
 from edgeship.errors import EdgeshipError
 from edgeship.report import store
+from edgeship.report.clocks import clocks_differ
 from edgeship.report.markdown import md_text
 from edgeship_runtime.files import atomic_write_text
 
@@ -158,11 +161,16 @@ def _same_run(before: dict, now: dict) -> bool:
     return (before["target"], before["quant"], bool(before.get("fallback"))) == (now["target"], now["quant"], bool(now.get("fallback")))
 
 
+def _same_clocks(before: dict, now: dict) -> bool:
+    return clocks_differ(before.get("record"), now.get("record")) is None
+
+
 def bench_noise(base: dict[str, list[dict]], new: dict[str, list[dict]]) -> tuple[float | None, int]:
     """fleet_noise over the benchmarks both runs measured of the same artifact, and how many those are."""
     new_benches = {_bench_key(row): row for row in new["benches"]}
     pairs = [(row, new_benches[_bench_key(row)]) for row in base["benches"]
-             if _bench_key(row) in new_benches and _same_run(row, new_benches[_bench_key(row)])]
+             if _bench_key(row) in new_benches and _same_run(row, new_benches[_bench_key(row)])
+             and _same_clocks(row, new_benches[_bench_key(row)])]
     return fleet_noise(pairs), sum(measured_twice(*pair) for pair in pairs)
 
 
@@ -185,7 +193,13 @@ def compare_records(base: dict[str, list[dict]], new: dict[str, list[dict]], thr
             (regressions if worse else others).append(Finding("CPU fallback" if worse else "ran otherwise", key, _ran(before), _ran(now),
                                                                 (now.get("fallback_reason") or "")[:160] if worse else "another artifact ran"))
             continue
-        change = latency_change(before, now, thresholds["latency_pct"], noise)
+        clocks = clocks_differ(before.get("record"), now.get("record"))
+        if clocks:
+            # a move between a held and a floating clock (or other governors) is the clocks', not the artifact's
+            others.append(Finding("clocks differ", key, f"{_ms(before['mean_ms'])}, {clocks[0]}", f"{_ms(now['mean_ms'])}, {clocks[1]}",
+                                  f"latency not judged: the base run had {clocks[0]}, this one {clocks[1]}; "
+                                  "hold the clocks in both (edgeship_bench_lock_clocks) or in neither"))
+        change = None if clocks else latency_change(before, now, thresholds["latency_pct"], noise)
         if change:
             beyond = "" if noise is None else f" and beyond {NOISE_SIGMAS:g} sigma of the fleet's run-to-run spread"
             finding = Finding(change, key, f"{_ms(before['mean_ms'])} (p90 {_ms(before['p90_ms'])})",

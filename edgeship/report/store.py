@@ -947,6 +947,7 @@ def comparison_rows(results: Path, run_id: str) -> list[dict]:
     and mode; empty unless they match: see reference_figures.matching) and speed_vs_fp32 (an
     int8/fp16 row's latency over its fp32 sibling's on the same board and backend, labelled when
     not faster: see speed.py)."""
+    from edgeship.report.clocks import clock_labels
     from edgeship.report.reference_figures import matching
     from edgeship.report.speed import mark_speed_vs_fp32
 
@@ -981,7 +982,8 @@ def comparison_rows(results: Path, run_id: str) -> list[dict]:
                 "compatible": json.loads(board.get("compatible") or "[]"), "arch": board.get("arch"),
                 "target": bench["target"], "quant": bench["quant"], "requested_target": bench["requested_target"],
                 "requested_quant": bench["requested_quant"], "backend": bench["backend"], "accelerator": bench["accelerator"],
-                "labels": _labels(bench, board), "emulated": bool(board.get("emulated")), "simulated": bool(board.get("simulated")),
+                "labels": _labels(bench, board) + clock_labels(bench.get("record")),
+                "emulated": bool(board.get("emulated")), "simulated": bool(board.get("simulated")),
                 "fallback": bool(bench["fallback"]), "source": bench["source"], "runs": bench["runs"],
                 "mean_ms": bench["mean_ms"], "p50_ms": bench["p50_ms"], "p90_ms": bench["p90_ms"], "fps": bench["fps"],
                 "throughput_fps": bench["throughput_fps"], "throughput_instances": bench["throughput_instances"],

@@ -104,6 +104,7 @@ def job_problems(failures: list[str], fleet_exit: int) -> tuple[list[str], list[
 
 HOST_RECORDS = ".host"  # under the artifacts root: each artifact's check and timing here, reused while nothing changed
 HOST_BENCH = {"threads": 1, "warmup_runs": 3, "warmup_s": 0.2, "min_runs": 10, "min_s": 0.5}
+HOST_PROFILE_RUNS = 10  # runs timed per operator (the report's per-operator tables), after the benchmark
 
 
 def _runtime_figures(artifact_dir: Path) -> dict:
@@ -119,6 +120,7 @@ def _runtime_figures(artifact_dir: Path) -> dict:
     from edgeship_runtime.check import check, check_fingerprint, read_record, write_record
     from edgeship_runtime.detect import detect
     from edgeship_runtime.errors import RuntimeUnavailable
+    from edgeship_runtime.profile import profile
     from edgeship_runtime.select import choose
 
     if not json.loads((artifact_dir / "manifest.json").read_text()).get("runtime_backend"):  # mcu: C source for a firmware build
@@ -132,18 +134,20 @@ def _runtime_figures(artifact_dir: Path) -> dict:
         return {"host_check_passed": None, "host_mean_ms": None, "host_p90_ms": None, "host_note": f"needs {requested.accelerator}"}
     notes = [f"on {cls.name} CPU"] if fallback else []
     record_path = artifact_dir.parent / HOST_RECORDS / f"{artifact_dir.name}.json"
-    fingerprint = check_fingerprint(artifact, cls, fallback, detect(), threads=1, options={"bench": HOST_BENCH})
+    fingerprint = check_fingerprint(artifact, cls, fallback, detect(), threads=1, options={"bench": HOST_BENCH, "profile_runs": HOST_PROFILE_RUNS})
     kept = read_record(record_path, fingerprint, artifact)
     if kept is None:
         try:
             report = check(artifact, cls, threads=1)
             bench = benchmark(artifact, cls, **HOST_BENCH)
+            host_profile = profile(artifact, cls, runs=HOST_PROFILE_RUNS, threads=1)
         except RuntimeUnavailable as error:
             return {"host_check_passed": None, "host_mean_ms": None, "host_p90_ms": None, "host_note": str(error)}
         steady = bench["steady"]
         # the spread too (p10, p50, runs): `compare` calls a change real only outside both runs' p10-p90
         figures = {"host_check_passed": report["passed"], "host_mean_ms": steady["mean_ms"], "host_p90_ms": steady["p90_ms"],
-                   "host_p10_ms": steady.get("p10_ms"), "host_p50_ms": steady.get("p50_ms"), "host_runs": steady.get("runs")}
+                   "host_p10_ms": steady.get("p10_ms"), "host_p50_ms": steady.get("p50_ms"), "host_runs": steady.get("runs"),
+                   "host_profile": host_profile}
         write_record(record_path, fingerprint, figures)
     else:
         figures = {key: value for key, value in kept.items() if key.startswith("host_")}  # what was written above

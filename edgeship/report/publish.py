@@ -198,6 +198,7 @@ def _board_kind(boards: list[dict], name: str) -> str:
 def write_report(results: Path, run: str | None = None) -> list[Path]:
     """Write results/<run>/report.html and report.md (run: a run id or tag; default the newest run)."""
     from edgeship.report import plots
+    from edgeship.report.profiles import profile_sections
 
     results = Path(results)
     if not results.is_dir():
@@ -210,6 +211,7 @@ def write_report(results: Path, run: str | None = None) -> list[Path]:
     boards = store.table_rows(results, "boards", run_id)
     checks = store.table_rows(results, "checks", run_id)
     demos = store.table_rows(results, "demos", run_id)
+    benches = store.table_rows(results, "benches", run_id)  # their records hold the boards' per-operator profiles
 
     models = sorted({row["model"] for row in rows})
     svgs: dict[str, tuple[str, str]] = {}  # plot name -> (alt text, svg)
@@ -239,6 +241,7 @@ def write_report(results: Path, run: str | None = None) -> list[Path]:
         "checks": [{**check, "metrics": json.loads(check["metrics"]), "failed": json.loads(check["failed"])} for check in checks],
         "demos": [{**demo, "stages": json.loads(demo["stages"]), "kind": _board_kind(boards, demo["board"])} for demo in demos],
         "published": _published_table(rows),
+        "profiles": profile_sections(benches),
         "compare": _newest_compare(folder),
         "notes": [*record["notes"], *NOTES],
         "timings": [{"phase": phase, **{key: _seconds(span.get(key)) for key in ("start_s", "end_s", "seconds")}}

@@ -58,6 +58,8 @@ def profile(artifact, backend_cls, runs: int = 20, top: int = DEFAULT_TOP, threa
         raise ValueError(f"runs is {runs}: give 1 to {MAX_RUNS}")
     document = {"artifact": artifact.identity(), "backend": backend_cls.name, "profiler": backend_cls.profiler,
                 "threads": threads, "fallback": fallback}
+    if backend_cls.profiler is None:  # said before the model is loaded: a board without a profiler spends nothing on it
+        return {**document, "available": False, "reason": f"{backend_cls.name} {backend_cls.no_profiler}"}
     with backend_cls(artifact, threads=threads, **options) as backend:
         try:
             summary = backend.profile(artifact.sample_input(), runs, top)

@@ -64,6 +64,7 @@ class Backend:
     packages: tuple[str, ...] = ()  # distributions whose versions `detect` reports
     cpu_fallback: str | None = None  # a CPU backend that runs the very same model file, if any
     profiler: str | None = None  # how this runtime times each operator (`_profile`), or None where it does not
+    no_profiler = "offers no per-operator timing through its Python API"  # why not, where profiler is None
 
     # -- what is particular to this runtime, outside inference ------------------------------
     @classmethod
@@ -123,7 +124,7 @@ class Backend:
     def _profile(self, feeds: dict[str, np.ndarray], runs: int) -> dict[str, tuple[str, float]]:
         """Run feeds `runs` times under the runtime's own profiler: {node name: (op type, total ms
         over the runs)}. ProfileUnavailable where the runtime has no per-operator timing."""
-        raise ProfileUnavailable(f"{self.name} offers no per-operator timing through its Python API")
+        raise ProfileUnavailable(f"{self.name} {self.no_profiler}")
 
     # -- the shared part -------------------------------------------------------------------
     def load(self) -> Backend:

@@ -48,6 +48,8 @@ class LiteRTBackend(Backend):
     name = "litert"
     accelerator = "cpu"
     extra = "litert"
+    no_profiler = ("offers no per-operator timing through its Python Interpreter (TFLite's op profiler is in the benchmark_model "
+                   "binary, --enable_op_profiling)")
     packages: tuple[str, ...] = ("ai-edge-litert", "tflite-runtime")
 
     def _delegates(self, module) -> list:

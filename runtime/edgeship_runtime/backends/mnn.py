@@ -44,6 +44,8 @@ class MNNBackend(Backend):
     name = "mnn"
     accelerator = "cpu"
     extra = "mnn"
+    # MNN's Session API has per-op callbacks (runSessionWithCallBackInfo); this backend runs MNN's Module API, which has none
+    no_profiler = "offers no per-operator timing through the Module API this backend runs"
     packages = ("mnn",)
 
     def _load(self) -> None:

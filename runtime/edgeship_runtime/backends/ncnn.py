@@ -39,6 +39,7 @@ class NcnnBackend(Backend):
     name = "ncnn"
     accelerator = "cpu"
     extra = "ncnn"
+    no_profiler = "offers no per-layer timing through its Python API (ncnn times layers only when built with NCNN_BENCHMARK)"
     packages = ("ncnn",)
 
     def _settings(self) -> tuple[str, bool]:

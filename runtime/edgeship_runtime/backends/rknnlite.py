@@ -58,6 +58,8 @@ class RKNNLiteBackend(Backend):
     name = "rknnlite"
     accelerator = "rknpu"
     extra = "rknn"
+    no_profiler = ("offers no per-layer timing through RKNN Toolkit Lite2's Python API (the perf detail is rknn-toolkit2's "
+                   "eval_perf with perf_debug, and RKNN_QUERY_PERF_DETAIL in the C API)")
     packages = ("rknn-toolkit-lite2",)
 
     @classmethod

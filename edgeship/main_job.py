@@ -44,6 +44,10 @@ TFLITE_SOURCE_INT8 = ("hand-landmark",)
 # Stateful models (their state carried step to step): the targets and modes that take them.
 STATEFUL = {"vad": {"onnx": ("fp32", "int8"), "openvino": ("fp16",), "rk3588": ("fp16", "int8"), "jetson": ("fp16",)}}
 FULL_SPEED = ("mobilenetv2", "yolov8n", "yolo11n")
+# Speed models with published CPU figures (Ultralytics' Raspberry Pi 5 table: YOLO11n 640 on LiteRT,
+# ONNX Runtime, OpenVINO, ncnn and MNN): converted in the modes the inventory's boards run on those
+# runtimes, so the report's published table has measured rows of the same network beside it.
+PUBLISHED_CPU = ("yolo11n",)
 # The models a target without a board runtime (mcu: a microcontroller's firmware) converts: the
 # others need more RAM for their tensor arena than any board in its table has.
 MICRO = ("digits", "digits-embed")
@@ -67,6 +71,9 @@ def conversion_requests(example_dirs: list[Path], artifacts: Path, board_modes: 
                     requests.append(example_request(folder, target.name, quant, artifacts, quant in target.needs_calibration))
             continue
         tflite_source = folder.name in TFLITE_SOURCE_FP16
+        if folder.name in PUBLISHED_CPU and folder.name not in speed:
+            requests += published_cpu_requests(folder, artifacts, board_modes)
+            continue
         if not tflite_source and folder.name not in real and folder.name not in speed:
             continue
         for target in targets.TARGETS.values():
@@ -87,6 +94,16 @@ def conversion_requests(example_dirs: list[Path], artifacts: Path, board_modes: 
                     request.options = {"rescue": "auto"}  # int8 that misses its tolerance keeps the layers that lose it float
                 requests.append(request)
     return requests
+
+
+def published_cpu_requests(folder: Path, artifacts: Path, board_modes: Collection[tuple[str, str]]) -> list[Request]:
+    """A speed model with published CPU figures, in each board mode whose runtime a figure names."""
+    import targets
+    from edgeship.report.reference_figures import FIGURES
+
+    backends = {backend for figure in FIGURES if figure.model == folder.name and figure.accelerator == "cpu" for backend in figure.backends}
+    return [example_request(folder, target, quant, artifacts, quant in targets.get(target).needs_calibration)
+            for target, quant in sorted(board_modes) if target in targets.TARGETS and targets.get(target).runtime_backend in backends]
 
 
 def job_problems(failures: list[str], fleet_exit: int) -> tuple[list[str], list[str]]:

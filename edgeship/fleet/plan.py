@@ -122,10 +122,48 @@ def _failed_at_conversion(artifact: dict) -> str:
     return "; ".join(str(item) for item in failed[:2]) or "below its tolerances"
 
 
+def extra_targets(board: dict) -> list[tuple[str, str]]:
+    """The board's edgeship_extra_targets: [target, quant] pairs it runs beside its own target
+    (a Pi's ncnn and MNN beside LiteRT); EdgeshipError naming the setting and the fix."""
+    from edgeship.convert.request import find_target
+
+    value = board.get("extra_targets") or []
+    fix = 'give a list of [target, quant] pairs, e.g. edgeship_extra_targets=[["ncnn", "fp16"], ["mnn", "fp16"]]'
+    if not isinstance(value, list) or not all(isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, str) for v in pair) for pair in value):
+        raise EdgeshipError(f"board {board['host']}: edgeship_extra_targets is {str(value)[:80]!r}, not a list of [target, quant] pairs; {fix}")
+    pairs = []
+    for target_name, quant in value:
+        target = find_target(target_name)  # an unknown target: one line naming the known ones
+        if quant not in target.quantizations or not target.runtime_backend:
+            raise EdgeshipError(f"board {board['host']}: edgeship_extra_targets names {target_name} {quant!r}, which no board runs "
+                                f"({target_name} takes {', '.join(target.quantizations)}"
+                                f"{'' if target.runtime_backend else ' and has no board runtime'}); {fix}")
+        if (target_name, quant) not in pairs and (target_name, quant) != (board["target"], board["quant"]):
+            pairs.append((target_name, quant))
+    return pairs
+
+
+def extra_selection(board: dict, artifacts: list[dict], models: list[str]) -> list[dict]:
+    """One entry per model and extra target that has an artifact (no CPU fallback: the entry is the
+    runtime itself). One that is missing or failed at conversion is left out with a note on stderr."""
+    chosen = []
+    for target, quant in extra_targets(board):
+        for model in models:
+            artifact = _newest(artifacts, model, target, quant)
+            held = artifact is not None and _failed_at_conversion(artifact)
+            if artifact is None or held:
+                why = f"it failed its accuracy check at conversion ({held})" if held else "there is no such artifact"
+                print(f"edgeship: note: board {board['host']}: {target} {quant} {model} left out of its extra targets: {why}", file=sys.stderr)
+                continue
+            chosen.append({"model": model, "primary": artifact, "cpu": None, "note": None})
+    return chosen
+
+
 def board_selection(board: dict, artifacts: list[dict], models: list[str] | None, root: Path | str = "the artifacts root") -> list[dict]:
     """Per model: the board's own artifact (or None when its target has none yet) and a CPU one."""
     models = models or sorted({a["model"] for a in artifacts})
-    selection = []
+    selection: list[dict] = []
+    extras = extra_selection(board, artifacts, models)
     for model in models:
         primary = _newest(artifacts, model, board["target"], board["quant"])
         cpu = None
@@ -140,7 +178,9 @@ def board_selection(board: dict, artifacts: list[dict], models: list[str] | None
             f"{board['target']} {board['quant']} {model} held back: it failed its accuracy check at conversion ({held}); "
             f"its CPU artifact runs, labelled as a fallback" if held else
             f"no {board['target']} {board['quant']} artifact of {model}; its CPU artifact runs, labelled as a fallback")
+        # the board's own target first (the demo shows a model's first entry), then its other runtimes
         selection.append({"model": model, "primary": primary, "cpu": cpu, "note": note})
+        selection += [extra for extra in extras if extra["model"] == model]
     if not selection:
         wanted = f"{board['target']}/{board['quant']}" + (f" or {board['cpu_target']}/{board['cpu_quant']}" if board.get("cpu_target") else "")
         raise EdgeshipError(f"board {board['host']}: no artifact of {', '.join(models) or 'any model'} for {wanted} under {root}; "

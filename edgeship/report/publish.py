@@ -129,17 +129,22 @@ def _newest_compare(folder: Path | None) -> dict | None:
 
 
 def _published_table(rows: list[dict]) -> list[dict]:
-    from edgeship.report.reference_figures import for_models, why_not
+    from edgeship.report.reference_figures import alongside, for_models, why_not
 
     table = []
     for figure in for_models({row["model"] for row in rows}):
         candidates = [row for row in rows if row["model"] == figure.model]
         beside = [f"{row['board']} {row['target']} {row['quant']}" for row in candidates if why_not(figure, row) is None]
         reasons = sorted({why_not(figure, row) or "" for row in candidates if row.get("source") == "board"} - {""})
+        # the same network on the same runtime, measured here on other hardware: listed with its figure and how it differs
+        same_runtime = [f"{row['board'] or 'conversion'} {row['target']} {row['quant']} "
+                        f"{'not benchmarked' if row['mean_ms'] is None else _ms(row['mean_ms']) + ' ms'} ({label})"
+                        for row in candidates if (label := alongside(figure, row))]
         table.append({**figure.as_dict(), "input": "x".join(str(d) for d in figure.input_shape),
                       "latency": _ms(figure.latency_ms), "fps": "-" if figure.fps is None else f"{figure.fps:.1f}",
                       "beside": ", ".join(beside) if beside else
-                      "no matching hardware in this run" + (f" ({'; '.join(reasons)})" if reasons else "")})
+                      "no matching hardware in this run" + (f" ({'; '.join(reasons)})" if reasons else "")
+                      + (f"; same network and runtime measured here: {'; '.join(same_runtime)}" if same_runtime else "")})
     return table
 
 

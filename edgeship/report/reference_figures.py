@@ -4,6 +4,10 @@ source, to read beside what a run measured. They are NOT measured here, and the 
 A figure is shown beside a measured row only where the hardware matches: a real board of that
 family (not a simulated one, not under emulation), running on the accelerator the figure was
 published for (not a CPU fallback), the same network at the same input shape and precision.
+Rows of the same network on the figure's runtime that are not that hardware (a simulated board,
+which is a container on the controller's CPU; an emulated one; the controller; another precision)
+are listed in the published table's "beside" column instead, each labelled with how it differs
+(`alongside`): the runtimes compared side by side, never a figure of the board.
 Our example networks have the published architectures (MobileNetV2 at 224x224, YOLOv8n and
 YOLO11n at 640x640, PP-OCRv4 at the shapes below) but, for MobileNetV2 and the YOLOs, fixed-seed
 random weights: latency is comparable, accuracy is not.
@@ -49,6 +53,7 @@ ULTRALYTICS_JETSON = ("Ultralytics docs, \"Quick Start Guide: NVIDIA Jetson\", Y
 ULTRALYTICS_RPI = ("Ultralytics docs, \"Quick Start Guide: Raspberry Pi\", Raspberry Pi 5 YOLO11 benchmarks (Ultralytics 8.3.39)",
                    "https://github.com/ultralytics/ultralytics/blob/01007503ffb223506d5b4b76d69e1e7145f49693/docs/en/guides/raspberry-pi.md")
 ULTRALYTICS_CONDITIONS = "`yolo benchmark` on COCO8 at 640, inference time per image"
+PI5 = ("raspberrypi,5-model-b", "brcm,bcm2712")
 
 
 ACCELERATORS = {"rknpu": "NPU", "nvidia_gpu": "GPU", "edgetpu": "Edge TPU", "cpu": "CPU"}
@@ -76,10 +81,17 @@ FIGURES: tuple[PublishedFigure, ...] = (
                     "YOLO11n TensorRT (FP32)", (1, 3, 640, 640), "fp32", 7.60, None, ULTRALYTICS_CONDITIONS, *ULTRALYTICS_JETSON),
     PublishedFigure("NVIDIA Jetson Orin Nano Super Developer Kit (GPU)", ("nvidia,tegra234",), "orin nano", "nvidia_gpu", ("tensorrt",), "yolo11n",
                     "YOLO11n TensorRT (INT8)", (1, 3, 640, 640), "int8", 3.91, None, ULTRALYTICS_CONDITIONS, *ULTRALYTICS_JETSON),
-    PublishedFigure("Raspberry Pi 5 (CPU)", ("raspberrypi,5-model-b", "brcm,bcm2712"), "", "cpu", ("litert",), "yolo11n",
+    PublishedFigure("Raspberry Pi 5 (CPU)", PI5, "", "cpu", ("litert",), "yolo11n",
                     "YOLO11n TF Lite (FP32)", (1, 3, 640, 640), "fp32", 317.398, None, ULTRALYTICS_CONDITIONS, *ULTRALYTICS_RPI),
-    PublishedFigure("Raspberry Pi 5 (CPU)", ("raspberrypi,5-model-b", "brcm,bcm2712"), "", "cpu", ("onnxruntime",), "yolo11n",
+    PublishedFigure("Raspberry Pi 5 (CPU)", PI5, "", "cpu", ("onnxruntime",), "yolo11n",
                     "YOLO11n ONNX (FP32)", (1, 3, 640, 640), "fp32", 168.082, None, ULTRALYTICS_CONDITIONS, *ULTRALYTICS_RPI),
+    # Ultralytics exports these three at full precision (half=False, its default): fp32 as published
+    PublishedFigure("Raspberry Pi 5 (CPU)", PI5, "", "cpu", ("openvino",), "yolo11n",
+                    "YOLO11n OpenVINO (FP32)", (1, 3, 640, 640), "fp32", 81.192, None, ULTRALYTICS_CONDITIONS, *ULTRALYTICS_RPI),
+    PublishedFigure("Raspberry Pi 5 (CPU)", PI5, "", "cpu", ("ncnn",), "yolo11n",
+                    "YOLO11n NCNN (FP32)", (1, 3, 640, 640), "fp32", 88.026, None, ULTRALYTICS_CONDITIONS, *ULTRALYTICS_RPI),
+    PublishedFigure("Raspberry Pi 5 (CPU)", PI5, "", "cpu", ("mnn",), "yolo11n",
+                    "YOLO11n MNN (FP32)", (1, 3, 640, 640), "fp32", 112.554, None, ULTRALYTICS_CONDITIONS, *ULTRALYTICS_RPI),
 )
 
 
@@ -115,3 +127,35 @@ def matching(row: dict) -> list[PublishedFigure]:
 def for_models(models: set[str]) -> list[PublishedFigure]:
     """Every figure of these networks, for the report's reference table."""
     return [figure for figure in FIGURES if figure.model in models]
+
+
+def _target_backend(target) -> str | None:
+    """The runtime backend of a target's artifacts (a row that no board ran names no backend)."""
+    import targets
+
+    known = targets.TARGETS.get(str(target))
+    return known.runtime_backend if known else None
+
+
+def alongside(figure: PublishedFigure, row: dict) -> str | None:
+    """How a measured row of the figure's network and runtime differs from what was published (the
+    label it is listed with beside the figure); None for a row of another network or runtime, and
+    one that matches outright (`matching`). A conversion no board ran is listed too, labelled."""
+    if row.get("model") != figure.model or (row.get("backend") or _target_backend(row.get("target"))) not in figure.backends:
+        return None
+    if why_not(figure, row) is None:
+        return None
+    if row.get("mean_ms") is None:
+        kind = "converted here; no such hardware ran it"
+    elif row.get("source") != "board":
+        kind = "this machine's CPU, not the board"
+    elif row.get("emulated"):
+        kind = "emulated board (qemu), not the hardware"
+    elif row.get("simulated"):
+        kind = "simulated board: a container on this machine's CPU, not the hardware"
+    elif row.get("fallback") or row.get("accelerator") != figure.accelerator:
+        kind = f"not on the {ACCELERATORS[figure.accelerator]}"
+    else:
+        kind = why_not(figure, row) or ""
+    precision = "" if row.get("quant") == figure.precision else f", {row.get('quant')} here, {figure.precision} published"
+    return f"{kind}{precision}"

@@ -535,8 +535,15 @@ def _bench(run_id: str, host: str, result: dict) -> dict | None:
         "throughput_fps": best["throughput_fps"] if best else None, "throughput_instances": best["instances"] if best else None,
         "peak_rss_kb": (bench.get("memory") or {}).get("peak_kb"), "power_w": power_w, "power_sensor": sensor,
         "load_s": bench.get("load_s"), "first_inference_s": bench.get("first_inference_s"), "threads": (bench.get("options") or {}).get("threads"),
-        "note": result.get("note"), "record": _json(bench),
+        "note": result.get("note"), "record": _json({**bench, "board_check": _check_verdict(result)}),
     }
+
+
+def _check_verdict(result: dict) -> dict:
+    """The board's check of this bench's artifact, kept with the bench: the checks table keeps one per
+    board and model, and a board may run a model on several runtimes (edgeship_extra_targets)."""
+    check = result.get("check") if isinstance(result.get("check"), dict) else {}
+    return {"passed": check.get("passed"), "artifact_sha256": (check.get("artifact") or {}).get("artifact_sha256")}
 
 
 def _check(run_id: str, host: str, result: dict) -> dict | None:
@@ -977,6 +984,9 @@ def comparison_rows(results: Path, run_id: str) -> list[dict]:
             conversion = conversion_of(bench) or {}
             ran.add(conversion.get("artifact"))
             check = checks.get((bench["board"], bench["model"])) or {}
+            if check and check.get("artifact_sha256") != bench["artifact_sha256"]:  # another runtime's check of the model
+                verdict = json.loads(bench["record"] or "{}").get("board_check") or {}
+                check = {"passed": _bool(verdict.get("passed")) if verdict.get("artifact_sha256") == bench["artifact_sha256"] else None}
             rows.append({
                 "model": bench["model"], "task": conversion.get("task"), "board": bench["board"], "board_model": board.get("board_model"),
                 "compatible": json.loads(board.get("compatible") or "[]"), "arch": board.get("arch"),

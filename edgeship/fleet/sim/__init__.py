@@ -80,13 +80,17 @@ def _inventory(inventory: Path) -> dict:
 
 
 def board_modes(inventory: Path) -> set[tuple[str, str]]:
-    """Every (target, quant) a board of the inventory runs: its own and its CPU fallback's."""
+    """Every (target, quant) a board of the inventory runs: its own, its CPU fallback's and its
+    edgeship_extra_targets (a malformed list is the release plan's to refuse, naming the fix)."""
     hostvars = _inventory(inventory).get("_meta", {}).get("hostvars", {})
     modes = set()
     for variables in hostvars.values():
         for target, quant in (("edgeship_target", "edgeship_quant"), ("edgeship_cpu_target", "edgeship_cpu_quant")):
             if variables.get(target) and variables.get(quant):
                 modes.add((str(variables[target]), str(variables[quant])))
+        extras = variables.get("edgeship_extra_targets")
+        if isinstance(extras, list):
+            modes |= {(str(pair[0]), str(pair[1])) for pair in extras if isinstance(pair, list) and len(pair) == 2}
     return modes
 
 

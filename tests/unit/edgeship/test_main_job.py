@@ -19,7 +19,9 @@ def modes_of(requests, model: str) -> set[tuple[str, str]]:
 
 def test_the_inventorys_boards_name_the_modes_they_run():
     assert board_modes(ROOT / "inventory.ini") == {("rk3588", "int8"), ("tflite", "fp32"), ("jetson", "fp16"), ("onnx", "fp32"),
-                                                   ("coral", "int8"), ("tflite", "fp16")}
+                                                   ("coral", "int8"), ("tflite", "fp16"),
+                                                   ("ncnn", "fp16"), ("mnn", "fp16"),  # the Pi's edgeship_extra_targets
+                                                   ("openvino", "fp16")}  # the x86 board's own
 
 
 def test_real_models_get_each_targets_default_int8_and_the_boards_modes_speed_models_no_int8_of_their_own(tmp_path):
@@ -34,7 +36,8 @@ def test_real_models_get_each_targets_default_int8_and_the_boards_modes_speed_mo
         assert modes_of(requests, model) == expected, model
     speed = {(t.name, t.default_quant) for t in board_targets} | boards
     assert modes_of(requests, "mobilenetv2") == modes_of(requests, "yolov8n") == speed
-    assert not modes_of(requests, "ppocr-cls") and not modes_of(requests, "yolo11n")  # --full only
+    assert not modes_of(requests, "ppocr-cls")  # --full only
+    assert modes_of(requests, "yolo11n") == {("tflite", "fp16")}  # only where a published CPU figure names the runtime (LiteRT)
     assert all(r.calib for r in requests if r.quant == "int8") and not any(r.calib for r in requests if r.quant in ("fp32", "fp16"))
     rescuing = {r.target for r in requests if r.options.get("rescue") == "auto"}
     assert rescuing == {"onnx", "tflite", "rk3588", "jetson"}  # every int8 that offers the rescue asks for it; coral's cannot
@@ -81,3 +84,12 @@ def test_the_stateful_vad_model_is_converted_for_the_targets_that_carry_its_stat
     assert modes_of(requests, "vad") == {("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp16"), ("rk3588", "fp16"), ("rk3588", "int8"),
                                          ("jetson", "fp16")}
     assert all(request.calib is not None for request in requests if request.quant == "int8")
+
+
+def test_yolo11n_is_converted_for_the_boards_cpu_runtimes_that_ultralytics_published_pi5_figures_for(tmp_path):
+    """The report's published Pi 5 table (LiteRT, ONNX Runtime, OpenVINO, ncnn, MNN) gets measured rows of
+    the same network: yolo11n in each of the inventory's board modes on those runtimes, and nowhere else."""
+    requests = conversion_requests(stand_in_example_dirs(tmp_path, ("yolo11n",)), Path("artifacts"), board_modes(ROOT / "inventory.ini"))
+    assert modes_of(requests, "yolo11n") == {("tflite", "fp16"), ("tflite", "fp32"), ("onnx", "fp32"), ("ncnn", "fp16"), ("mnn", "fp16"),
+                                             ("openvino", "fp16")}
+    assert not any(r.calib for r in requests)

@@ -115,9 +115,9 @@ def test_shipped_inventory_is_the_simulated_fleet_with_host_keys_checked():
     from edgeship.fleet.sim import read_inventory
 
     boards = {board.host: board for board in read_inventory(ROOT / "inventory.ini")}
-    assert set(boards) == {"sim-rk3588", "sim-jetson", "sim-coral", "sim-rpi"}
-    assert boards["sim-rk3588"].arch == "arm64" and boards["sim-rpi"].arch == "amd64"
-    assert len({board.port for board in boards.values()}) == 4
+    assert set(boards) == {"sim-rk3588", "sim-jetson", "sim-coral", "sim-rpi", "sim-nuc"}
+    assert boards["sim-rk3588"].arch == "arm64" and boards["sim-rpi"].arch == "amd64" and boards["sim-nuc"].arch == "amd64"
+    assert len({board.port for board in boards.values()}) == 5
     text = (ROOT / "inventory.ini").read_text()
     assert "StrictHostKeyChecking=yes" in text and "UserKnownHostsFile={{ inventory_dir }}/.sim/known_hosts" in text
     assert "host_key_checking = True" in (ROOT / "playbooks" / "ansible.cfg").read_text()
@@ -132,7 +132,10 @@ def test_shipped_inventory_is_the_simulated_fleet_with_host_keys_checked():
     hostvars = json.loads(listed.stdout)["_meta"]["hostvars"]
     resolved = {host: (v["edgeship_target"], v["edgeship_arch"], str(v["edgeship_python"])) for host, v in hostvars.items()}
     assert resolved == {"sim-rk3588": ("rk3588", "aarch64", "3.11"), "sim-jetson": ("jetson", "x86_64", "3.11"),
-                        "sim-coral": ("coral", "x86_64", "3.11"), "sim-rpi": ("tflite", "x86_64", "3.11")}
+                        "sim-coral": ("coral", "x86_64", "3.11"), "sim-rpi": ("tflite", "x86_64", "3.11"),
+                        "sim-nuc": ("openvino", "x86_64", "3.11")}
+    # the Pi compares CPU runtimes: ncnn and MNN beside LiteRT
+    assert hostvars["sim-rpi"]["edgeship_extra_targets"] == [["ncnn", "fp16"], ["mnn", "fp16"]]
 
 
 def test_wheel_tags_follow_the_boards_c_library():

@@ -13,6 +13,7 @@ refuses parts of different plans.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import re
@@ -67,13 +68,16 @@ def record_times(path: Path, measured: dict[str, float]) -> None:
     """Add this build's conversion times to the file (a cached entry keeps its earlier time)."""
     if not measured:
         return
-    try:
-        times = read_times(path)
-    except EdgeshipError:
-        times = {}  # a broken file is replaced by what was measured now
-    times.update({name: round(seconds, 1) for name, seconds in measured.items()})
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(dict(sorted(times.items())), indent=1) + "\n")
+    # shards sharing an artifacts folder finish at the same time: read, add and write under one lock
+    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            times = read_times(path)
+        except EdgeshipError:
+            times = {}  # a broken file is replaced by what was measured now
+        times.update({name: round(seconds, 1) for name, seconds in measured.items()})
+        atomic_write_text(path, json.dumps(dict(sorted(times.items())), indent=1) + "\n")
 
 
 def _weights(project, times: dict[str, float]) -> dict[str, tuple[float, bool]]:

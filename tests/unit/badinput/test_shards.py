@@ -1,0 +1,98 @@
+"""Bad-input corpus, family `shards`: what `invoke plan`, `build --shard`, `verify --shard` and
+`lock.merge` are given that cannot make one plan or one lock (a shard that is not K/N, a shard and
+--entries at once, more shards than entries, a plan file of another conversions file or another
+N, a broken times file, no parts, a part of another plan, a lock that is not a part). Each ends
+in one line, exit 2, no traceback, before any container, and no lock is written."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from edgeship.convert import shards
+from edgeship.convert.lockfile import write_lock
+from edgeship.convert.project import load_project
+from tests.support import tiny_cnn
+from tests.support.badinput import assert_one_clean_line, invoke_cli
+
+PREFIX = "edgeship: error: "
+
+
+@pytest.fixture
+def project(tmp_path):
+    tiny_cnn(tmp_path / "a.onnx")
+    sha = hashlib.sha256((tmp_path / "a.onnx").read_bytes()).hexdigest()
+    config = tmp_path / "edgeship.toml"
+    config.write_text(f'[models.a]\npath = "a.onnx"\nsha256 = "{sha}"\n'
+                      '[[matrix]]\nmodels = ["a"]\ntargets = ["onnx", "tflite"]\nquants = ["fp32"]\n'
+                      '[[matrix]]\nmodels = ["a"]\ntargets = ["tflite"]\nquants = ["fp16"]\n')
+    return config
+
+
+def _plan_file(config, count: int):
+    path = config.parent / f"plan-{count}.json"
+    path.write_text(json.dumps(shards.make_plan(load_project(config), count, {})))
+    return path
+
+
+def _edited_after_plan(config):
+    path = _plan_file(config, 3)
+    config.write_text(config.read_text() + "# edited after the plan\n")
+    return ["build", "--config", str(config), "--shard", "1/3", "--plan", str(path)]
+
+
+def _parts_of_two_plans(config):
+    project = load_project(config)
+    paths = []
+    for index, count in ((1, 2), (2, 3)):
+        plan = shards.make_plan(project, count, {}, image_cost=index * 1000.0)
+        part = shards.part_record(plan, index)
+        path = shards.part_path(project.lock, index, count)
+        shards.write_part(path, config, {name: {} for name in part["entries"]}, {}, part)
+        paths.append(str(path))
+    return ["lock.merge", "--config", str(config), "--part", paths[0], "--part", paths[1]]
+
+
+def _a_lock_not_a_part(config):
+    path = write_lock(config.parent / "other.lock", config, {}, {})
+    return ["lock.merge", "--config", str(config), "--part", str(path)]
+
+
+def _verify_shard(config, shard: str):
+    write_lock(config.parent / "conversions.lock", config, {}, {})
+    return ["verify", "--config", str(config), "--shard", shard]
+
+
+def _broken_times(config):
+    (config.parent / "times.json").write_text('{"a-onnx-fp32": -1}')
+    return ["plan", "--config", str(config), "--shards", "2", "--times", str(config.parent / "times.json")]
+
+
+CASES = [
+    ("a shard of zero", lambda c: ["build", "--config", str(c), "--shard", "0/3"], r"--shard '0/3' is not K/N with 1 <= K <= N"),
+    ("a shard past N", lambda c: ["build", "--config", str(c), "--shard", "4/3"], r"--shard '4/3' is not K/N"),
+    ("a shard without N", lambda c: ["build", "--config", str(c), "--shard", "2"], r"--shard '2' is not K/N"),
+    ("a shard and entries", lambda c: ["build", "--config", str(c), "--shard", "1/2", "--entries", "a-onnx-fp32"],
+     r"--shard and --entries both choose the entries to build; pass one of them"),
+    ("more shards than entries", lambda c: ["plan", "--config", str(c), "--shards", "9"], r"--shards 9: .* has 3 entries; choose 1 to 3 shards"),
+    ("a plan of another N", lambda c: ["build", "--config", str(c), "--shard", "1/2", "--plan", str(_plan_file(c, 3))],
+     r"plans 3 shards, not 2; use --shard K/3 or plan again"),
+    ("a plan of another conversions file", _edited_after_plan, r"was planned from another edgeship.toml"),
+    ("a plan file that is not JSON", lambda c: ["build", "--config", str(c), "--shard", "1/2", "--plan", str(c)],
+     r"is not a plan of `invoke plan --shards N` \(JSONDecodeError"),
+    ("a broken times file", _broken_times, r"times.json is not a times file of `invoke build`"),
+    ("no parts to merge", lambda c: ["lock.merge", "--config", str(c)], r"no partial locks to merge into .*conversions.lock"),
+    ("parts of two plans", _parts_of_two_plans, r"was made from another plan than"),
+    ("a lock that is not a part", _a_lock_not_a_part, r"other.lock is not a partial lock of `invoke build --shard K/N` \(KeyError\)"),
+    ("a verify shard past N", lambda c: _verify_shard(c, "3/2"), r"--shard '3/2' is not K/N"),
+]
+KINDS = [("shards", kind) for kind, _, _ in CASES]
+
+
+@pytest.mark.parametrize(("kind", "args", "pattern"), CASES, ids=[case[0] for case in CASES])
+def test_a_bad_shard_input_is_one_line(project, kind, args, pattern):
+    result = invoke_cli(*args(project))
+    assert_one_clean_line(result, PREFIX, pattern)
+    assert not (project.parent / "conversions.lock").exists() or kind.startswith("a verify")

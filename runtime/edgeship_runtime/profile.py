@@ -1,7 +1,8 @@
 """`edgeship-runtime profile` (and `bench --profile`): which operators an artifact's time goes to.
 
 Each backend asks its own runtime for per-operator times where the runtime offers them (ONNX
-Runtime's profiling trace, OpenVINO's performance counters, TensorRT's IProfiler); this module
+Runtime's profiling trace, OpenVINO's performance counters, MNN's op callbacks, TensorRT's
+IProfiler); this module
 runs it and turns the runtime's raw times into one document every backend shares:
 
     {"available": true, "backend": ..., "profiler": ..., "runs": N, "total_ms": ...,

@@ -92,7 +92,9 @@ class MNNBackend(Backend):
         MNN's own timeProfile tool does). MNN's layout moves show as `Raster` ops."""
         import MNN
 
-        clock, started, times = time.perf_counter, {}, {}
+        clock = time.perf_counter
+        started: dict[str, float] = {}
+        times: dict[str, tuple[str, float]] = {}
 
         def begin(tensors, info) -> bool:
             started[info.getName()] = clock()

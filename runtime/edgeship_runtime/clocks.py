@@ -17,6 +17,7 @@ Every path is below clocks_sysfs ("/sys" on a board), so a captured or simulated
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 import re
@@ -106,9 +107,12 @@ def _write(path: str, value: str) -> None:
         finally:
             os.close(descriptor)
     except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise ArtifactError(f"--lock-clocks: {path} is a symbolic link; clocks are written to the attribute itself, never through "
+                                "a link: check the board's sysfs (or EDGESHIP_CLOCKS_SYSFS) for what put it there") from None
         fix = (f"holding clocks needs root: run `sudo {sys.executable} -m edgeship_runtime.clocks lock --state FILE` before the "
                "benchmark (bench.yml does, with edgeship_bench_lock_clocks=true), or run without --lock-clocks") \
-            if error.errno in (1, 13, 30) else "is this board's cpufreq/devfreq driver loaded?"
+            if error.errno in (errno.EPERM, errno.EACCES, errno.EROFS) else "is this board's cpufreq/devfreq driver loaded?"
         raise ArtifactError(f"--lock-clocks: cannot write {value!r} to {path} ({error.strerror}); {fix}") from None
 
 

@@ -19,6 +19,17 @@ from edgeship_runtime.trt_engine import _imports, check_cuda, ensure_engine
 STAGES = ("h2d_ms", "compute_ms", "d2h_ms")
 
 
+def layer_type(name: str) -> str:
+    """An op type for a TensorRT layer from its name, which is all its IProfiler reports: the ONNX
+    node's type as the parser names layers ("/backbone/conv1/Conv" -> "Conv", "Conv_12" -> "Conv"),
+    a fused layer's types joined ("/c/Conv + /r/Relu" -> "Conv + Relu")."""
+    kinds = []
+    for part in str(name).split(" + "):
+        last = part.strip().rstrip("/").split("/")[-1]
+        kinds.append(last.split("_")[0].rstrip("0123456789.") or last or "layer")
+    return " + ".join(kinds)
+
+
 class TensorRTBackend(Backend):
     name = "tensorrt"
     accelerator = "nvidia_gpu"
@@ -177,8 +188,7 @@ class TensorRTBackend(Backend):
 
     def _profile(self, feeds: dict[str, np.ndarray], runs: int) -> dict[str, tuple[str, float]]:
         """TensorRT's IProfiler, per layer (untested here: no NVIDIA GPU on the machine that wrote
-        this). A layer's type is not in the profiler's report; TensorRT names fused layers after
-        what they fused (e.g. "Conv_0 + Relu_1"), so the type is the name's first word."""
+        this). A layer's type is not in the profiler's report: `layer_type` reads it from the name."""
         trt = self._trt
         times: dict[str, tuple[str, float]] = {}
 
@@ -187,7 +197,7 @@ class TensorRTBackend(Backend):
                 super().__init__()
 
             def report_layer_time(self, layer_name, ms):
-                kind, total = times.get(layer_name, (str(layer_name).split("_")[0].split(" ")[0] or "layer", 0.0))
+                kind, total = times.get(layer_name, (layer_type(layer_name), 0.0))
                 times[layer_name] = (kind, total + ms)
 
         self._infer(feeds)  # warm-up, unprofiled

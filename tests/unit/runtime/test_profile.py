@@ -109,3 +109,12 @@ def test_profile_command_and_bench_profile_print_json(tmp_path):
     assert bench.returncode == 0, bench.stderr
     assert json.loads(bench.stdout)["profile"]["runs"] == 2
     assert "profile" not in json.loads(runtime_cli("bench", str(folder), "--min-runs", "2", "--min-s", "0", "--warmup-s", "0").stdout)
+
+
+def test_a_tensorrt_layers_type_is_read_from_its_name():
+    # TensorRT's profiler reports names only (its path is untested here: no NVIDIA GPU on this machine)
+    from edgeship_runtime.backends.tensorrt import layer_type
+
+    assert layer_type("/backbone/conv1/Conv") == "Conv" and layer_type("Conv_12") == "Conv"
+    assert layer_type("/c/Conv + /r/Relu") == "Conv + Relu" and layer_type("Reformatting CopyNode for Input Tensor 0")
+

@@ -24,7 +24,8 @@ def test_board_killed_mid_deploy_others_finish_then_rerun_succeeds(fleet):
     from edgeship.fleet import sim
     from edgeship.fleet.playbook import PLAYBOOKS, playbook_command, playbook_env
 
-    command = playbook_command("deploy.yml", fleet.inventory, None, {"edgeship_release_artifacts_root": str(fleet.artifacts)})
+    command = playbook_command("deploy.yml", fleet.inventory, None, {"edgeship_release_artifacts_root": str(fleet.artifacts),
+                                                                     "edgeship_waves": ["100%"]})  # one wave: the others go on
     process = subprocess.Popen(command, cwd=PLAYBOOKS, env=playbook_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 600
     while not fleet.releases("t-jetson") and time.monotonic() < deadline and process.poll() is None:

@@ -45,6 +45,10 @@ class Fleet:
         extra.setdefault("edgeship_release_artifacts_root", str(self.artifacts))
         extra.setdefault("edgeship_bench_results_dir", str(self.results))
         extra.setdefault("edgeship_bench_args", ["--warmup-runs", "2", "--warmup-s", "0.2", "--min-runs", "10", "--min-s", "0.5"])
+        # the tier's deploys reach their boards at once, as before waves (tests/fleet/test_waves.py rolls out in waves), with a short gate
+        extra.setdefault("edgeship_waves", ["100%"])
+        extra.setdefault("edgeship_health_bench_args", ["--warmup-runs", "2", "--warmup-s", "0.2", "--min-runs", "10", "--min-s", "0.5",
+                                                        "--max-s", "5"])
         result = run_playbook(name, self.inventory, limit, extra, capture=True)
         print(result.stdout)
         return result

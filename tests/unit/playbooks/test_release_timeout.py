@@ -17,7 +17,7 @@ import time
 from edgeship.fleet.playbook import run_playbook
 from tests.unit.playbooks.processes import alive_after
 
-PLAN = {"release_id": "r1", "hosts": {"localhost": {"release": {"bench": [
+PLAN = {"release_id": "r1", "hosts": {"localhost": {"bundle": "/bundles/r1.tar", "signature": None, "release": {"bench": [
     {"model": "crawler", "artifact": "crawler-onnx-fp32", "cpu_artifact": None, "note": None}]}}}}
 
 

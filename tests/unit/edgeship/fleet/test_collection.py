@@ -51,9 +51,11 @@ def test_the_built_tarball_holds_every_playbook_and_role_with_fqcn_role_referenc
         files = [p for p in (PLAYBOOKS / "roles" / role).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
         assert {f"roles/{p.relative_to(PLAYBOOKS / 'roles')}" for p in files} <= names
     assert "ansible.cfg" not in {Path(n).name for n in names}  # configuration is the runner's (AWX's), not the package's
-    assert [r["role"] for play in deploy for r in play["roles"]] == ["edgeship.fleet.edgeship_release"]
+    included = [task["ansible.builtin.include_role"]["name"] for play in deploy for step in play["tasks"]
+                for task in step.get("block", [step]) + step.get("rescue", []) if "ansible.builtin.include_role" in task]
+    assert set(included) == {"edgeship.fleet.edgeship_release", "edgeship.fleet.edgeship_health"}
     # the repository's own playbooks keep their bare names (they run with playbooks/ansible.cfg's roles_path)
-    assert "role: edgeship_release" in (PLAYBOOKS / "deploy.yml").read_text()
+    assert "name: edgeship_release\n" in (PLAYBOOKS / "deploy.yml").read_text()
 
 
 def test_installed_collection_playbooks_resolve_by_fqcn(built, tmp_path):

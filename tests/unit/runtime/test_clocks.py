@@ -211,3 +211,41 @@ def test_bench_lock_clocks_on_a_board_without_cpufreq_is_one_line(tmp_path):
     result = runtime_cli("bench", str(artifact), "--lock-clocks", "--min-runs", "1", "--min-s", "0",
                          env={"EDGESHIP_CLOCKS_SYSFS": str(tmp_path / "empty")})
     assert_one_clean_line(result, PREFIX, r"--lock-clocks: no cpufreq policy under")
+
+
+JETSON_CLOCKS = """#!/bin/sh
+echo "jetson_clocks $*" >> {log}
+case "$1" in --store) echo "saved by jetson_clocks" > "$2" ;; esac
+exit {code}
+"""
+
+
+def jetson(tmp_path, monkeypatch, code: int = 0) -> tuple[Path, Path]:
+    """A board's root (sysroot) with its clocks tree and a jetson_clocks that notes how it was called."""
+    monkeypatch.delenv("EDGESHIP_CLOCKS_SYSFS", raising=False)
+    rk3588_tree(tmp_path / "board/sys")
+    tool = tmp_path / "board/usr/bin/jetson_clocks"
+    tool.parent.mkdir(parents=True)
+    tool.write_text(JETSON_CLOCKS.format(log=tmp_path / "calls.log", code=code))
+    tool.chmod(0o755)
+    return tmp_path / "board", tmp_path / "calls.log"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="jetson_clocks runs only as root")
+def test_jetson_clocks_is_stored_run_and_restored(tmp_path, monkeypatch):
+    sysroot, log = jetson(tmp_path, monkeypatch)
+    with clocks.held(True, str(sysroot)) as record:
+        assert governors(sysroot / "sys") == HELD
+    calls = log.read_text().splitlines()
+    assert [call.split()[:2] for call in calls] == [["jetson_clocks", "--store"], ["jetson_clocks"], ["jetson_clocks", "--restore"]]
+    assert calls[0].split()[2] == calls[2].split()[2]  # restored from the very file it stored
+    assert record["changed"]["jetson_clocks"] is True and record["before"]["jetson_clocks"] is True
+    assert governors(sysroot / "sys") == ORIGINAL and not os.path.exists(calls[0].split()[2])  # its scratch folder is gone
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="jetson_clocks runs only as root")
+def test_a_failing_jetson_clocks_is_one_line_and_the_governors_go_back(tmp_path, monkeypatch):
+    sysroot, _ = jetson(tmp_path, monkeypatch, code=1)
+    with pytest.raises(ArtifactError, match=r"`.*jetson_clocks --store .*` failed \(exit 1"), clocks.held(True, str(sysroot)):
+        pass
+    assert governors(sysroot / "sys") == ORIGINAL

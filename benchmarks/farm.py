@@ -138,8 +138,10 @@ def main() -> None:
         print(f"farm: {args.shards} shards side by side from one cold cache (plan, builds, merge): {many_s:.1f} s")
         print(f"farm: speedup {one_s / many_s:.2f}x; merged lock {'byte-identical to' if same else 'DIFFERS from'} the 1-shard lock")
         print(f"farm: what limits it here: {os.cpu_count()} cores for {args.shards} jobs, and the conversions are CPU-bound (onnx2tf, "
-              f"quantizers, the accuracy checks), so {args.shards} shards cannot beat {os.cpu_count()}x and share the cores with the "
-              f"other work on the machine; the longest shard sets the wall time ({max(row['estimated_s'] for row in plan['include']):.0f} s "
+              f"quantizers, the accuracy checks), so on an idle machine {args.shards} shards cannot beat {os.cpu_count()}x; on a shared "
+              f"one (load average {os.getloadavg()[0]:.1f}) {args.shards} jobs also take a larger share of the cores from the other "
+              f"work than one job does, which can show as more than {os.cpu_count()}x; the longest shard sets the wall time "
+              f"({max(row['estimated_s'] for row in plan['include']):.0f} s "
               f"estimated of {sum(times.values()):.0f} s in all); each shard cleans the ONNX graphs it needs once in the shared cache "
               f"(flock: a second shard waits for the first's); and every job starts Python, invoke and Docker containers of its own. "
               f"On N runners of their own, each shard has the cores to itself.")

@@ -75,6 +75,14 @@ def test_three_shards_side_by_side_merge_into_one_builds_lock(snapshot, tmp_path
     times = json.loads((tmp_path / "shared" / "artifacts" / "build-times.json").read_text())
     assert sorted(times) == ["digits-onnx-fp32", "digits-onnx-int8", "digits2-onnx-fp32"]
 
+    # verify --shard: the third copy verifies its share of the merged lock in fresh containers
+    shutil.copyfile(merged, copies[2].parent / "conversions.lock")
+    result = cli(snapshot, "verify", "--config", str(copies[2]), "--shard", f"{SHARDS}/{SHARDS}", "--plan", str(plan_file),
+                 env={"EDGESHIP_CACHE": str(tmp_path / "cache-verify")})
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "verified 1 entries against conversions.lock" in result.stdout and "0 differences" in result.stdout
+    assert (copies[2].parent / "artifacts" / "verify" / f"report.part-{SHARDS}-of-{SHARDS}.json").is_file()
+
     # a part from another plan is refused in one line and leaves the merged lock as it was
     other = json.loads(parts[1].read_text())
     other["part"]["plan_sha256"] = "f" * 64

@@ -1,6 +1,7 @@
 """Rollout in waves with a health gate after activation, on the simulated fleet (issue 30, items 1-2).
 
-A planted slow artifact: the onnx fp32 digits artifact the fleet converted, its graph given two
+A planted slow artifact: the jetson fp16 digits artifact the fleet converted (a TensorRT-ready ONNX;
+the simulated t-jetson has no TensorRT and runs it on ONNX Runtime's CPU provider), its graph given two
 parallel copies of the network whose sum is multiplied by 0 and added to the logits (the outputs
 are the model's to the bit; ONNX Runtime cannot fold a product with a value computed from the
 input away), its manifest's sha256 entries written again, so it is a real artifact of the
@@ -8,7 +9,7 @@ converter's format that passes every sha256 and the accuracy check, and runs abo
 (measured here with the runtime's own bench before the deploy).
 
 Deployed to the x86 boards with the default waves (1 canary, 10 %, the rest): the canary
-(t-jetson: it runs the onnx fp32 artifact as its CPU fallback) passes the check before
+(t-jetson, first of them in the inventory) passes the check before
 activation, fails the health gate after it, rolls itself back; the rollout stops after wave 1,
 and over SSH the other boards still run the release they ran before.
 """
@@ -43,7 +44,8 @@ def slow_copy(artifact: Path, copies: int = 2) -> None:
 
     from edgeship_runtime.artifact import sha256_file
 
-    path = artifact / "model.onnx"
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    path = artifact / manifest["artifact"]["file"]
     model = onnx.load(path)
     graph = model.graph
     output, source = graph.output[0].name, graph.input[0].name
@@ -66,7 +68,8 @@ def slow_copy(artifact: Path, copies: int = 2) -> None:
             twin.output[:] = [renamed(name) for name in node.output]
             graph.node.append(twin)
         ends.append(renamed(output))
-    graph.initializer.append(numpy_helper.from_array(np.zeros((), np.float32), "slow/zero"))
+    dtype = helper.tensor_dtype_to_np_dtype(graph.output[0].type.tensor_type.elem_type)  # an fp16 artifact's output may be fp16
+    graph.initializer.append(numpy_helper.from_array(np.zeros((), dtype), "slow/zero"))
     total = ends[0]
     for index, end in enumerate(ends[1:]):
         graph.node.append(helper.make_node("Add", [total, end], [f"slow/sum{index}"], name=f"slow/sum{index}"))
@@ -77,20 +80,22 @@ def slow_copy(artifact: Path, copies: int = 2) -> None:
     onnx.save(model, path)
     # the files the manifest lists, as the converter writes them: ops.json and the manifest's own entries
     ops = dict(sorted(collections.Counter(node.op_type for node in graph.node).items()))
-    report = json.loads((artifact / "ops.json").read_text())
-    report.update(file_size=path.stat().st_size, op_count=sum(ops.values()), ops=ops)
-    (artifact / "ops.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    manifest = json.loads((artifact / "manifest.json").read_text())
     manifest["artifact"].update(sha256=sha256_file(path), size=path.stat().st_size)
-    manifest["files"].update({"model.onnx": sha256_file(path), "ops.json": sha256_file(artifact / "ops.json")})
+    manifest["files"][path.name] = sha256_file(path)
+    if "ops.json" in manifest["files"]:
+        report = json.loads((artifact / "ops.json").read_text())
+        report.update(file_size=path.stat().st_size, op_count=sum(ops.values()), ops=ops)
+        (artifact / "ops.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        manifest["files"]["ops.json"] = sha256_file(artifact / "ops.json")
     manifest["ops"] = ops
     (artifact / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def p50_ms(artifact: Path) -> float:
     runtime = Path(sys.executable).parent / "edgeship-runtime"
-    result = subprocess.run([str(runtime), "bench", str(artifact), "--threads", "1", "--warmup-runs", "3", "--warmup-s", "0.3",
-                             "--min-runs", "30", "--min-s", "1"], capture_output=True, text=True, timeout=120, check=True)
+    # no TensorRT here: the jetson artifact's own ONNX runs on ONNX Runtime's CPU provider, as on the simulated board
+    result = subprocess.run([str(runtime), "bench", str(artifact), "--allow-cpu-fallback", "--threads", "1", "--warmup-runs", "3",
+                             "--warmup-s", "0.3", "--min-runs", "30", "--min-s", "1"], capture_output=True, text=True, timeout=120, check=True)
     return json.loads(result.stdout)["steady"]["p50_ms"]
 
 
@@ -113,7 +118,7 @@ def test_a_slow_release_fails_the_gate_on_the_canary_which_rolls_back_and_the_ro
 
     root = tmp_path / "artifacts"
     shutil.copytree(fleet.artifacts, root)
-    original = next(p for p in sorted(fleet.artifacts.iterdir()) if p.name.startswith("digits-onnx-fp32-"))
+    original = next(p for p in sorted(fleet.artifacts.iterdir()) if p.name.startswith("digits-jetson-fp16-"))
     slow_copy(root / original.name)
     ratio = p50_ms(root / original.name) / p50_ms(original)
     assert 1.8 <= ratio <= 4, f"the planted artifact is {ratio:.2f}x the original here, not about 2x"

@@ -139,7 +139,7 @@ def test_the_first_release_is_gated_on_its_check_alone_and_says_so(tmp_path):
     activate(tmp_path, "B")
     code, verdict, _ = gate(tmp_path, "B")
     assert code == 0 and verdict["previous"] is None
-    assert verdict["notes"][0] == "first release on this board: nothing to compare with, gated on its check alone"
+    assert verdict["notes"] == ["first release on this board: nothing to compare with, gated on its check alone"]
     assert len((tmp_path / "releases" / "B" / "calls.log").read_text().splitlines()) == 1
 
 

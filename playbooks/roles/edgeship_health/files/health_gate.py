@@ -162,6 +162,8 @@ class Gate:
             return result
         result["metrics"] = check.get("metrics")
         old_entry = previous.get(name)
+        if self.previous is None:
+            return result  # the first release: the verdict's notes say so once
         if old_entry is None:
             result["notes"].append(f"{name}: the previous release did not run it; gated on its check alone")
             return result

@@ -9,7 +9,10 @@ the model as ncnn's `model.param` (the graph, text) with its weights beside it i
 - **int8**: not offered (`--quant int8` is refused on the host). ncnn's table-based quantization is two C++ tools, ncnn2table (the
   calibration table from the calibration set) and ncnn2int8 (int8 weights from the table),
   and neither the ncnn nor the pnnx wheel ships them (ncnn 1.0.20261020: the Python module and
-  libgomp; pnnx 20261020: the pnnx binary): edgeship does not re-implement them.
+  libgomp; pnnx 20261020: the pnnx binary): edgeship does not re-implement them. Debian's archive
+  has no ncnn either (checked 2026-12-07: no source or binary package named or mentioning ncnn in
+  bookworm, bookworm-backports, trixie or sid), so there is no packaged build to install or
+  rebuild, and building them from GitHub's sources is not an option here.
 
 pnnx names the graph's inputs in0, in1, ... and its outputs out0, out1, ... in the ONNX graph's
 order, and drops the batch axis of the 4-D (and 3-D) tensors it is given: ncnn's Mat is

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import time
+from pathlib import Path
 
 from edgeship import __version__
 from edgeship.errors import EdgeshipError
 from edgeship.images.base import PACKAGES, ensure_base_image
 from edgeship.images.dockerfile import render, smoke_files
-from edgeship.images.locks import ImageSpec, ensure_wheelhouse
+from edgeship.images.locks import ImageSpec, added_lock, ensure_wheelhouse, load_spec
 
 LABEL_LOCK = "io.edgeship.lock.sha256"
 LABEL_KEY = "io.edgeship.image.key"
@@ -46,6 +48,10 @@ def context_files(spec: ImageSpec) -> dict[str, bytes]:
     """The build context besides the wheelhouse: the rendered Dockerfile, the lock, the smoke tests
     and the user's local .debs (so each of them is part of the image key too)."""
     files = {"Dockerfile": render(spec).encode(), "requirements.lock": spec.lock.read_bytes()}
+    if spec.shares_lock:  # the shared image's lock, byte for byte, so that Docker reuses its install stage
+        shared = load_spec(spec.shares_lock)
+        files["requirements.lock"] = shared.lock.read_bytes()
+        files["added.lock"] = added_lock(spec, shared).encode()
     for name, path in smoke_files(spec):
         files[f"smoke/{name}"] = path.read_bytes()
     for deb in spec.local_debs:
@@ -94,6 +100,22 @@ def _link_or_copy(source: str, dest: str) -> None:
         os.link(source, dest)
     except OSError:
         shutil.copy2(source, dest)
+
+
+def _context_wheels(spec: ImageSpec, wheelhouse: Path) -> dict[str, list[Path]]:
+    """The wheels of the build context's wheelhouse/ (the install stage's) and, for an image that shares
+    another's lock, added-wheelhouse/: the shared image's own wheelhouse goes in wheelhouse/ unchanged (any
+    other file there would miss Docker's cache), and the wheels of what this image adds in the other."""
+    if not spec.shares_lock:
+        return {"wheelhouse": sorted(wheelhouse.glob("*.whl"))}
+    added = set(re.findall(r"^([a-z0-9][a-z0-9._-]*)==", added_lock(spec, load_spec(spec.shares_lock)), re.MULTILINE))
+    mine = [wheel for wheel in sorted(wheelhouse.glob("*.whl")) if _distribution(wheel) in added]
+    return {"wheelhouse": sorted(ensure_wheelhouse(load_spec(spec.shares_lock)).glob("*.whl")), "added-wheelhouse": mine}
+
+
+def _distribution(wheel: Path) -> str:
+    """A wheel file's project name, normalized as lock files write it (PEP 503: lower case, - for _ and .)."""
+    return re.sub(r"[-_.]+", "-", wheel.name.split("-")[0]).lower()
 
 
 def _stream_build(client, context: str, tag: str, base: str, labels: dict[str, str]) -> None:
@@ -153,10 +175,10 @@ def build(client, spec: ImageSpec, rebuild: bool = False):
             os.makedirs(os.path.dirname(os.path.join(context, name)), exist_ok=True)
             with open(os.path.join(context, name), "wb") as handle:
                 handle.write(data)
-        os.mkdir(os.path.join(context, "wheelhouse"))
-        for wheel in sorted(os.listdir(wheelhouse)):
-            if wheel.endswith(".whl"):
-                _link_or_copy(os.path.join(wheelhouse, wheel), os.path.join(context, "wheelhouse", wheel))
+        for folder, wheels in _context_wheels(spec, wheelhouse).items():
+            os.mkdir(os.path.join(context, folder))
+            for wheel in wheels:
+                _link_or_copy(str(wheel), os.path.join(context, folder, wheel.name))
         print(f"edgeship: building {tag} from {spec.folder} on {base} (lock {lock_sha[:12]})", flush=True)
         _stream_build(client, context, tag, base, labels)
     output = smoke_test(client, tag)

@@ -80,6 +80,12 @@ class ImageSpec:
     env: tuple[tuple[str, str], ...] = ()  # ENV lines of the image beyond the shared ones, in order
     smoke: tuple[str, ...] = ("smoke.py",)  # smoke tests, relative to the image folder, run in order
     local_debs: tuple[LocalDeb, ...] = ()  # the user's .debs of packages no reachable registry ships (image.toml's local_debs)
+    # `pip check` lines the image build accepts, each exactly as pip prints it (image.toml's pip_check_allow): a wheel
+    # whose metadata declares a package that nothing in the image imports (pnnx -> torch), dropped by overrides.txt.
+    pip_check_allow: tuple[str, ...] = ()
+    # Another image whose environment this one installs first, byte for byte (image.toml's shares_lock): Docker then
+    # reuses that image's environment layer, and only what this lock adds goes in a small layer of its own.
+    shares_lock: str = ""
 
     @property
     def requirements_in(self) -> Path:
@@ -117,7 +123,17 @@ def load_spec(name: str) -> ImageSpec:
         env=tuple((str(key), str(value)) for key, value in config.get("env", {}).items()),
         smoke=tuple(config.get("smoke", ("smoke.py",))),
         local_debs=given_local_debs(config.get("local_debs", []), name),
+        pip_check_allow=tuple(_pip_check_line(str(line), config_path) for line in config.get("pip_check_allow", ())),
+        shares_lock=str(config.get("shares_lock", "")),
     )
+
+
+def _pip_check_line(line: str, config_path: Path) -> str:
+    """A pip_check_allow line, which the Dockerfile quotes in single quotes: pip's own wording only."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 .,_+=<>!~-]{0,200}", line):
+        raise EdgeshipError(f"{config_path}: pip_check_allow {line!r} is not a `pip check` line; copy the line pip printed "
+                            f"(letters, digits, spaces and . , _ + = < > ! ~ - only)")
+    return line
 
 
 def all_specs(include_gpu_only: bool = False) -> list[ImageSpec]:
@@ -143,6 +159,8 @@ def compile_lock(spec: ImageSpec) -> Path:
         "--custom-compile-command", f"invoke images.lock --target {spec.name}",
         "--output-file", str(spec.lock),
     ] + _index_arguments(spec) + (["--index-strategy", "unsafe-best-match"] if spec.extra_index_urls else [])
+    if (spec.folder / "overrides.txt").exists():  # uv's way to drop a declared dependency (a marker that never holds)
+        cmd += ["--overrides", str(spec.folder / "overrides.txt")]
     print("edgeship: " + " ".join(cmd), flush=True)
     result = run_bounded(cmd, COMPILE_TIMEOUT_S, f"uv pip compile of {spec.requirements_in}", cwd=spec.folder)
     if result.returncode != 0:
@@ -160,6 +178,34 @@ def pinned_packages(lock: Path) -> dict[str, str]:
             name, version = line.split(" ")[0].split("==", 1)
             pins[name.lower()] = version.split(";")[0]
     return pins
+
+
+def _lock_entries(lock: Path) -> dict[str, tuple[str, str]]:
+    """name -> (its `name==version` line, the whole entry with its hash and `# via` lines) of a uv lock."""
+    entries: dict[str, tuple[str, str]] = {}
+    name = ""
+    for line in lock.read_text().splitlines(keepends=True):
+        if line[:1].isalnum():
+            pin = line.split(" ")[0].split(";")[0]
+            name = pin.split("==", 1)[0].lower()
+            entries[name] = (pin, line)
+        elif name and line.startswith(" "):
+            entries[name] = (entries[name][0], entries[name][1] + line)
+    return entries
+
+
+def added_lock(spec: ImageSpec, shared: ImageSpec) -> str:
+    """The entries of spec's lock that the shared image's lock lacks: what the image installs on top of
+    the shared environment. Every package both pin must be the same pin, or the layer could not be shared."""
+    ours, theirs = _lock_entries(spec.lock), _lock_entries(shared.lock)
+    differing = sorted(f"{ours[name][0] if name in ours else name + ' (missing)'} vs {pin}" for name, (pin, _) in theirs.items()
+                       if name not in ours or ours[name][0] != pin)
+    if differing:
+        raise EdgeshipError(f"{spec.lock} must pin every package of {shared.lock} the same (shares_lock = {shared.name!r}): "
+                            f"{', '.join(differing[:3])}; run `invoke images.lock --target {spec.name}` (its requirements.in "
+                            f"takes {shared.name}'s lock as constraints)")
+    return f"# What images/{spec.name} adds to images/{shared.name}'s environment (from {spec.lock.name}).\n" + \
+        "".join(entry for name, (_, entry) in ours.items() if name not in theirs)
 
 
 def wheelhouse_dir(spec: ImageSpec) -> Path:

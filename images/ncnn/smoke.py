@@ -2,6 +2,7 @@
 .param/.bin with fp16 weights, and ncnn's Python wheel runs it as ONNX Runtime does."""
 
 import importlib.metadata as metadata
+import importlib.util
 import subprocess
 from pathlib import Path
 
@@ -9,6 +10,9 @@ import ncnn
 import numpy as np
 import onnxruntime
 from onnxruntime.datasets import get_example
+
+# torch is left out on purpose (images/ncnn/overrides.txt): the pnnx binary must run without it.
+assert importlib.util.find_spec("torch") is None, "torch is in the ncnn image again (about 5 GB); see images/ncnn/overrides.txt"
 
 # mul_1.onnx (ONNX Runtime's own sample, shipped in its wheel): Y = X * a constant, X is 3x2.
 work = Path("/tmp/smoke")

@@ -40,6 +40,7 @@ FEATURE_METHODS = ("ema", "kl", "admm")
 TOOL_TIMEOUT_S = 1800  # MNNConvert on the largest example takes seconds; the quantizer runs every sample through the model twice
 LOG_FILE = "mnn-tools.log"  # what MNNConvert and the quantizer printed, beside the artifact (not shipped)
 _NOT_OPS = ("Input", "Const")  # graph inputs and weights, counted apart
+MNN_UUID_FIELD = 11  # Net.mnn_uuid, the root table's 12th field in MNN's schema (schema/default/MNN.fbs)
 
 
 def parse_op_names(value: str) -> str:
@@ -68,6 +69,31 @@ def run_tool(name: str, argv: list[str], what: str, log_path: Path) -> str:
         tail = " | ".join(line.strip() for line in output.strip().splitlines()[-3:])
         raise RuntimeError(f"MNN's {what} failed (exit {result.returncode}): {tail}")
     return output
+
+
+def fix_uuid(model: Path) -> None:
+    """MNNConvert writes a random UUID4 into every file (its AddUUID pass, from std::random_device),
+    so two conversions of the same graph differed in those 36 bytes and `invoke verify` could not
+    lock fp32 and fp16 files byte for byte. Replace it, in place and at the same length, by a UUID
+    made from the file's own bytes (with the UUID zeroed): the same graph, the same file."""
+    import hashlib
+    import uuid
+
+    from flatbuffers import encode, number_types, table
+
+    data = bytearray(model.read_bytes())
+    uoffset = number_types.UOffsetTFlags.packer_type
+    net = table.Table(data, encode.Get(uoffset, data, 0))
+    slot = net.Offset(4 + 2 * MNN_UUID_FIELD)
+    if not slot:
+        return  # no UUID written: nothing random in the file
+    start = net.Indirect(net.Pos + slot) + 4  # the string's bytes follow its 4-byte length
+    length = encode.Get(uoffset, data, start - 4)
+    if length != 36 or start + length > len(data):
+        raise RuntimeError(f"MNNConvert wrote a {length}-byte mnn_uuid, not a 36-character UUID; its schema changed: update fix_uuid")
+    data[start:start + length] = b"0" * length
+    data[start:start + length] = str(uuid.UUID(bytes=hashlib.sha256(data).digest()[:16], version=4)).encode()
+    model.write_bytes(bytes(data))
 
 
 def _describe(name: str, var) -> dict:
@@ -107,6 +133,7 @@ class MNNConverter(Converter):
         if "Converted Success" not in output or not float_model.is_file() or float_model.stat().st_size == 0:
             tail = " | ".join(line.strip() for line in output.strip().splitlines()[-3:])
             raise RuntimeError(f"MNNConvert wrote no model: {tail}")
+        fix_uuid(float_model)
         self.log(f"MNNConvert: {float_model.name} {float_model.stat().st_size} bytes")
         if self.job.quant == "int8":
             self._quantize(float_model, artifact, calibration)

@@ -50,3 +50,43 @@ def test_int8_refuses_an_input_name_that_is_no_file_name_before_writing_samples(
     with pytest.raises(RequestError, match=r"^mnn int8: MNN's quantizer reads each input from a file named after it, and '\.\./x' is no "):
         made._quantize(tmp_path / "float.mnn", tmp_path / "model.mnn", [{}])
     assert list(tmp_path.iterdir()) == []
+
+
+def mnn_like(path, uuid_text: str, weights: bytes = b"\x01\x02\x03\x04"):
+    """A flatbuffer shaped like an .mnn file's root table: bizCode (field 0), a weights vector
+    standing in for the ops, and mnn_uuid (field 11), as MNNConvert writes them."""
+    import flatbuffers
+
+    builder = flatbuffers.Builder(256)
+    biz, uuid_string = builder.CreateString("edgeship"), builder.CreateString(uuid_text)
+    data = builder.CreateByteVector(weights)
+    builder.StartObject(mnn.MNN_UUID_FIELD + 1)
+    builder.PrependUOffsetTRelativeSlot(0, biz, 0)
+    builder.PrependUOffsetTRelativeSlot(3, data, 0)
+    builder.PrependUOffsetTRelativeSlot(mnn.MNN_UUID_FIELD, uuid_string, 0)
+    builder.Finish(builder.EndObject())
+    path.write_bytes(bytes(builder.Output()))
+    return path
+
+
+def test_mnnconverts_random_uuid_becomes_one_made_from_the_files_bytes(tmp_path):
+    import uuid
+
+    first = mnn_like(tmp_path / "a.mnn", "f9700aa9-b791-40de-a8b4-4c92f6b1f58e")
+    second = mnn_like(tmp_path / "b.mnn", "f314e066-22f3-4489-8f91-2057101e3ff5")
+    other = mnn_like(tmp_path / "c.mnn", "f314e066-22f3-4489-8f91-2057101e3ff5", weights=b"\x01\x02\x03\x05")
+    size = first.stat().st_size
+    for path in (first, second, other):
+        mnn.fix_uuid(path)
+    assert first.read_bytes() == second.read_bytes() and first.stat().st_size == size
+    assert other.read_bytes() != first.read_bytes()  # other weights, another UUID
+    found = [part for part in first.read_bytes().split(b"\0") if len(part) == 36]  # the string, between its length and its NUL
+    assert len(found) == 1 and uuid.UUID(found[0].decode()).version == 4
+    mnn.fix_uuid(first)
+    assert first.read_bytes() == second.read_bytes()  # once fixed, fixed
+
+
+def test_an_mnn_uuid_of_another_length_is_refused_not_cut(tmp_path):
+    model = mnn_like(tmp_path / "model.mnn", "not-a-uuid")
+    with pytest.raises(RuntimeError, match="10-byte mnn_uuid, not a 36-character UUID"):
+        mnn.fix_uuid(model)

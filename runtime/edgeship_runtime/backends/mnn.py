@@ -12,6 +12,7 @@ which bench reports.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import sys
 import time
@@ -30,15 +31,26 @@ DEFAULT_THREADS = 4  # MNN's own default numThread for the CPU backend
 def stdout_to_stderr() -> Iterator[None]:
     """MNN's C++ prints to file descriptor 1 as it loads ("The device supports: ...", "MNN use
     high precision"), where `edgeship-runtime check` and `bench` write their JSON: those lines go
-    to stderr instead."""
+    to stderr instead. They go through the C library's stdout buffer, which a pipe (ansible's
+    command module, a subprocess) holds until exit, after the JSON: it is flushed while fd 1 is
+    still stderr."""
     sys.stdout.flush()
     saved = os.dup(1)
     try:
         os.dup2(2, 1)
         yield
     finally:
+        _flush_c_stdio()
         os.dup2(saved, 1)
         os.close(saved)
+
+
+def _flush_c_stdio() -> None:
+    """fflush(NULL): every C stdio stream's buffer written out now (a no-op where there is no libc to call)."""
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):
+        pass
 
 
 class MNNBackend(Backend):

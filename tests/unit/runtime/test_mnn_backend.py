@@ -59,3 +59,19 @@ def test_what_mnn_prints_as_it_loads_goes_to_stderr_not_into_the_clis_json(capfd
     print("{}")
     captured = capfd.readouterr()
     assert captured.out == "{}\n" and captured.err == "The device supports: i8sdot:0\n"
+
+
+def test_what_mnn_prints_through_c_stdio_into_a_pipe_stays_out_of_the_json():
+    """MNN prints with the C library's printf: into a pipe (ansible's command module, the health gate's
+    subprocess) that is held in libc's buffer and was written at exit, after the JSON, on the real stdout."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import ctypes, json\nfrom edgeship_runtime.backends.mnn import stdout_to_stderr\n"
+            "with stdout_to_stderr():\n    ctypes.CDLL(None).printf(b'MNN use high precision\\n')\n"
+            "print(json.dumps({'passed': True}))\n")
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}  # -u leaves C stdio unbuffered too
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=environment)
+    assert done.returncode == 0 and json.loads(done.stdout) == {"passed": True}
+    assert done.stderr == "MNN use high precision\n"

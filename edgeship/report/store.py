@@ -542,7 +542,9 @@ def _bench(run_id: str, host: str, result: dict) -> dict | None:
 def _check_verdict(result: dict) -> dict:
     """The board's check of this bench's artifact, kept with the bench: the checks table keeps one per
     board and model, and a board may run a model on several runtimes (edgeship_extra_targets)."""
-    check = result.get("check") if isinstance(result.get("check"), dict) else {}
+    check = result.get("check")
+    if not isinstance(check, dict):
+        return {"passed": None, "artifact_sha256": None}
     return {"passed": check.get("passed"), "artifact_sha256": (check.get("artifact") or {}).get("artifact_sha256")}
 
 

@@ -48,15 +48,24 @@ def test_ncnn_accepts_exactly_pnnxs_torch_line_from_pip_check(tmp_path):
     text = render(ncnn)
     assert "pip check > /tmp/pip-check.txt" in text
     assert all("pip check > " not in render(load_spec(name)) for name in ("onnx", "tflite", "mcu", "mnn"))
-    # the shell line the image build runs, against pip's outputs: only the allowed line (or none) passes
-    command = text.split("&& ! grep")[1].split("\n")[0].replace("/tmp/pip-check.txt", str(tmp_path / "out.txt"))
-    for output, passes in [("pnnx 20261020 requires torch, which is not installed.\n", True),
-                           ("No broken requirements found.\n", True),
-                           ("pnnx 20261020 requires torch, which is not installed.\nncnn 1.0 requires numpy, which is not installed.\n", False),
-                           ("pnnx 20261021 requires torch, which is not installed.\n", False)]:
-        (tmp_path / "out.txt").write_text(output)
-        result = subprocess.run(["bash", "-c", "! grep" + command], capture_output=True, text=True, timeout=30)
-        assert (result.returncode == 0) == passes, output
+    # the shell the image build runs (sh, as Docker's RUN does), against pip check's outputs and exit codes
+    check = "{ " + text.split(" && { ", 1)[1].split("\n\n")[0].replace("\\\n", " ")  # Docker joins continued lines
+    fake_pip, out = tmp_path / "pip", tmp_path / "out.txt"
+    script = check.replace("/opt/toolchain/bin/pip check", str(fake_pip)).replace("/tmp/pip-check.txt", str(out))
+    allowed = "pnnx 20261020 requires torch, which is not installed.\n"
+    for output, status, passes in [(allowed, 1, True),
+                                   ("No broken requirements found.\n", 0, True),
+                                   (allowed + "ncnn 1.0 requires numpy, which is not installed.\n", 1, False),
+                                   ("pnnx 20261021 requires torch, which is not installed.\n", 1, False),
+                                   ("", 1, False),  # pip crashed (a traceback on stderr, nothing on stdout)
+                                   ("", 2, False),  # pip could not run its check at all
+                                   (allowed, 2, False),
+                                   ("", 127, False)]:  # no pip
+        fake_pip.write_text(f"#!/bin/sh\nprintf '%s' '{output}'\nexit {status}\n")
+        fake_pip.chmod(0o755)
+        for shell in ("sh", "bash"):
+            result = subprocess.run([shell, "-c", script], capture_output=True, text=True, timeout=30)
+            assert (result.returncode == 0) == passes, (shell, output, status)
 
 
 def test_a_pip_check_line_the_dockerfile_could_not_quote_is_refused(tmp_path, monkeypatch):

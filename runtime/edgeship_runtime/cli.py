@@ -258,6 +258,25 @@ def _error(message: str) -> None:
     print("edgeship-runtime: error: " + (line if len(line) <= 2000 else line[:1997] + "..."), file=sys.stderr)
 
 
+PROFILE_REASON_MAX = 300  # a crashed profiler's message can be a vendor's whole log: one bounded line in the bench JSON
+
+
+def _bench_profile(artifact, backend_cls, runs: int, threads: int | None, fallback: dict | None, options: dict) -> dict:
+    """bench --profile's profile, or why there is none. The timing is already measured when this
+    runs, and bench.yml asks for a profile on every board: a profiler that crashes (a vendor's
+    hook, e.g. TensorRT's IProfiler, untested off its hardware) must not throw the benchmark away."""
+    from edgeship_runtime.profile import profile
+
+    try:
+        return profile(artifact, backend_cls, runs=runs, threads=threads, fallback=fallback, **options)
+    except Exception as error:  # any failure: the standalone `profile` command is where it is one error line
+        line = " ".join(f"{type(error).__name__}: {error}".split())
+        if len(line) > PROFILE_REASON_MAX:
+            line = line[:PROFILE_REASON_MAX - 3] + "..."
+        return {"available": False, "backend": backend_cls.name, "profiler": backend_cls.profiler,
+                "reason": f"the profiler failed after the benchmark was measured ({line})"}
+
+
 def _run(args) -> int:
     _check_outputs(args)
     from edgeship_runtime.detect import detect
@@ -315,9 +334,7 @@ def _run(args) -> int:
     result["clocks"] = clocks
     result["compatibility"] = compat
     if args.profile:  # after the measurement, in a runtime session of its own: the profiler never slows the timed runs
-        from edgeship_runtime.profile import profile
-
-        result["profile"] = profile(artifact, backend_cls, runs=args.profile, threads=args.threads, fallback=fallback, **options)
+        result["profile"] = _bench_profile(artifact, backend_cls, args.profile, args.threads, fallback, options)
     _emit(result, args.output)
     return 0
 

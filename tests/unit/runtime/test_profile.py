@@ -14,6 +14,7 @@ from onnx import TensorProto, helper, numpy_helper, save
 
 from edgeship_runtime.artifact import Artifact
 from edgeship_runtime.backends import backend_class
+from edgeship_runtime.backends.onnxruntime import OnnxRuntimeBackend
 from edgeship_runtime.profile import profile, summarize
 from tests.support.artifacts import tiny_artifact, write_manifest
 from tests.support.badinput import runtime_cli
@@ -118,3 +119,40 @@ def test_a_tensorrt_layers_type_is_read_from_its_name():
     assert layer_type("/backbone/conv1/Conv") == "Conv" and layer_type("Conv_12") == "Conv"
     assert layer_type("/c/Conv + /r/Relu") == "Conv + Relu" and layer_type("Reformatting CopyNode for Input Tensor 0")
 
+
+
+
+class CrashingProfilerStandIn(OnnxRuntimeBackend):
+    """A stand-in for a vendor profiler that crashes (TensorRT's IProfiler runs untested off its
+    hardware): the real ONNX Runtime backend, whose profile hook raises what no check expects."""
+
+    name = "stand-in-crashing-profiler"
+    profiler = "a stand-in profiler that crashes"
+    message = "IProfiler.report_layer_time: [TRT] invalid layer index\n" + "x" * 5000  # a vendor's log: many lines, long
+
+    def _profile(self, feeds, runs):
+        raise RuntimeError(self.message)
+
+
+def test_a_profiler_that_crashes_keeps_the_benchmark_and_says_why(tmp_path, monkeypatch, capsys):
+    from edgeship_runtime import cli
+    from edgeship_runtime.backends import _registry
+
+    monkeypatch.setitem(_registry(), CrashingProfilerStandIn.name, CrashingProfilerStandIn)
+    folder = heavy_artifact(tmp_path / "a", backend=CrashingProfilerStandIn.name)
+    quick = ["--min-runs", "3", "--min-s", "0", "--warmup-s", "0", "--warmup-runs", "1", "--threads", "1"]
+
+    assert cli.main(["bench", str(folder), *quick, "--profile", "2", "-o", str(tmp_path / "bench.json")]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert json.loads((tmp_path / "bench.json").read_text()) == document
+    assert document["backend"] == CrashingProfilerStandIn.name
+    assert document["steady"]["runs"] >= 3 and document["steady"]["mean_ms"] > 0  # the timing measured before the profiler ran
+    reason = document["profile"]["reason"]
+    assert document["profile"]["available"] is False and document["profile"]["backend"] == CrashingProfilerStandIn.name
+    assert "RuntimeError: IProfiler.report_layer_time: [TRT] invalid layer index" in reason
+    assert "\n" not in reason and len(reason) <= 400  # one bounded line, not the vendor's whole log
+
+    # the standalone command has no timing to keep: its failure is one line, as any other error
+    assert cli.main(["profile", str(folder), "--runs", "2", "--threads", "1"]) != 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edgeship-runtime: error: RuntimeError: IProfiler"), lines

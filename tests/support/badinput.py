@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from edgeship.paths import REPO_ROOT
 
 BOUND_S = 120  # no bad input may take longer than this to be refused
@@ -80,3 +82,37 @@ def assert_one_clean_line(result: subprocess.CompletedProcess, prefix: str, patt
     if pattern:
         assert re.search(pattern, lines[0]), lines[0]
     return lines[0]
+
+
+@pytest.fixture(scope="module", name="good")
+def good_artifact(tmp_path_factory) -> Path:
+    """`good`: a real tiny artifact, made once per module, that a corpus module damages copies of
+    (import it into the module: `from tests.support.badinput import good_artifact  # noqa: F401`)."""
+    from tests.support.artifacts import tiny_artifact
+
+    return tiny_artifact(tmp_path_factory.mktemp("good") / "artifact")
+
+
+DAMAGES = ("list", "truncated")
+
+
+def damaged_artifact(good: Path, folder: Path, how: str) -> Path:
+    """A copy of `good` in folder/damaged. "list": its manifest is a JSON list. "truncated": its
+    model cut in half, the manifest's hashes made anew, so the damage passes the file check and
+    reaches the runtime's own loader."""
+    import json
+    import shutil
+
+    from tests.support.artifacts import write_manifest
+
+    if how not in DAMAGES:
+        raise ValueError(f"damage {how!r}: give one of {', '.join(DAMAGES)}")
+    copy = folder / "damaged"
+    shutil.copytree(good, copy)
+    if how == "list":
+        (copy / "manifest.json").write_text("[]")
+    else:
+        data = (copy / "model.onnx").read_bytes()
+        (copy / "model.onnx").write_bytes(data[: len(data) // 2])
+        write_manifest(copy, json.loads((copy / "manifest.json").read_text()))
+    return copy

@@ -4,15 +4,16 @@ line and a non-zero exit before anything is measured; nothing is written."""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-from pathlib import Path
 
 import pytest
 
-from tests.support.artifacts import tiny_artifact, write_manifest
-from tests.support.badinput import assert_one_clean_line, runtime_cli
+from tests.support.badinput import (
+    assert_one_clean_line,
+    damaged_artifact,
+    good_artifact,  # noqa: F401 -- the `good` fixture the tests take
+    runtime_cli,
+)
 
 PREFIX = "edgeship-runtime: error: "
 
@@ -51,23 +52,6 @@ BAD = {  # kind -> the arguments after `bench ARTIFACT`; {d} is the test's folde
 KINDS = [("runtime bench", kind) for kind in BAD]
 
 
-@pytest.fixture(scope="module")
-def good(tmp_path_factory) -> Path:
-    return tiny_artifact(tmp_path_factory.mktemp("good") / "artifact")
-
-
-def _damaged(good: Path, folder: Path, how: str) -> Path:
-    copy = folder / "damaged"
-    shutil.copytree(good, copy)
-    if how == "list":
-        (copy / "manifest.json").write_text("[]")
-    else:
-        data = (copy / "model.onnx").read_bytes()
-        (copy / "model.onnx").write_bytes(data[: len(data) // 2])
-        write_manifest(copy, json.loads((copy / "manifest.json").read_text()))
-    return copy
-
-
 @pytest.mark.parametrize("kind", list(BAD))
 def test_a_bad_bench_input_is_one_line_and_writes_nothing(tmp_path, good, kind):
     (tmp_path / "canary.txt").write_text("canary")
@@ -75,7 +59,7 @@ def test_a_bad_bench_input_is_one_line_and_writes_nothing(tmp_path, good, kind):
     args = [arg.format(d=tmp_path) for arg in BAD[kind]]
     artifact = str(good)
     if args[:1] == ["--artifact-override"]:
-        artifact, args = str(_damaged(good, tmp_path, args[1])), []
+        artifact, args = str(damaged_artifact(good, tmp_path, args[1])), []
     before = sorted(os.listdir(tmp_path))
     result = runtime_cli("bench", artifact, "--warmup-runs", "0", "--warmup-s", "0", "--min-runs", "1", "--min-s", "0", *args)
     assert_one_clean_line(result, PREFIX)

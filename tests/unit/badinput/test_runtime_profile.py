@@ -4,15 +4,16 @@ a damaged artifact. Each is one clean line and exit 2 before anything runs; noth
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-from pathlib import Path
 
 import pytest
 
-from tests.support.artifacts import tiny_artifact, write_manifest
-from tests.support.badinput import assert_one_clean_line, runtime_cli
+from tests.support.badinput import (
+    assert_one_clean_line,
+    damaged_artifact,
+    good_artifact,  # noqa: F401 -- the `good` fixture the tests take
+    runtime_cli,
+)
 
 PREFIX = "edgeship-runtime: error: "
 
@@ -40,23 +41,6 @@ KINDS = [("runtime bench" if command == "bench" else "runtime profile", kind) fo
 QUICK_BENCH = ["--warmup-runs", "0", "--warmup-s", "0", "--min-runs", "1", "--min-s", "0"]
 
 
-@pytest.fixture(scope="module")
-def good(tmp_path_factory) -> Path:
-    return tiny_artifact(tmp_path_factory.mktemp("good") / "artifact")
-
-
-def _damaged(good: Path, folder: Path, how: str) -> Path:
-    copy = folder / "damaged"
-    shutil.copytree(good, copy)
-    if how == "list":
-        (copy / "manifest.json").write_text("[]")
-    else:
-        data = (copy / "model.onnx").read_bytes()
-        (copy / "model.onnx").write_bytes(data[: len(data) // 2])
-        write_manifest(copy, json.loads((copy / "manifest.json").read_text()))
-    return copy
-
-
 @pytest.mark.parametrize("kind", list(BAD))
 def test_a_bad_profile_input_is_one_line_and_writes_nothing(tmp_path, good, kind):
     command, args, pattern = BAD[kind]
@@ -65,7 +49,7 @@ def test_a_bad_profile_input_is_one_line_and_writes_nothing(tmp_path, good, kind
     args = [arg.format(d=tmp_path) for arg in args]
     artifact = str(good)
     if args[:1] == ["--artifact-override"]:
-        artifact, args = str(_damaged(good, tmp_path, args[1])), []
+        artifact, args = str(damaged_artifact(good, tmp_path, args[1])), []
     before = sorted(os.listdir(tmp_path))
     result = runtime_cli(command, artifact, *(QUICK_BENCH if command == "bench" else []), *args)
     assert_one_clean_line(result, PREFIX, pattern)

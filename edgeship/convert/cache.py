@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgeship.convert.container import CODE_DIRS
-from edgeship.convert.hits import cached  # noqa: F401  # one check of a cached artifact, for run.py and hits.py
+from edgeship.convert.hits import cached  # one check of a cached artifact, for run.py and hits.py
 from edgeship.convert.inputs import calibration_digest, external_sha256
 from edgeship.convert.request import Plan, artifact_folder
 from edgeship.errors import EdgeshipError
@@ -98,10 +98,29 @@ def publish(staging: Path, final: Path, complete: Callable[[Path], bool]) -> boo
             os.rename(final, aside)
         except FileNotFoundError:  # another writer moved it aside first
             continue
+        # Between the check and the move, another writer may have replaced the incomplete entry with
+        # its whole one: that one is put back, never removed (a reader or its writer may use it).
+        if complete(aside):
+            try:
+                os.rename(aside, final)
+            except OSError as error:
+                if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+            else:
+                shutil.rmtree(staging, ignore_errors=True)
+                return False
         shutil.rmtree(aside, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
     raise EdgeshipError(f"{final} kept changing while this conversion published its copy (another writer replaces it over and "
                         f"over); run again, or give this job a cache folder of its own (EDGESHIP_CACHE, --out)")
+
+
+def publish_artifact(staging: Path, final: Path, key: str) -> bool:
+    """publish() for a conversion, fresh or not: an entry of this key already whole at `final` is
+    another writer's (or an earlier run's) finished artifact of the very same inputs, and a reader
+    or that writer may be using it, so it is kept and this copy discarded; only a half-written or
+    foreign folder is moved aside. True when this copy was published."""
+    return publish(staging, final, lambda path: cached(path, key))
 
 
 def model_name(p: Plan) -> str:

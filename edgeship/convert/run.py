@@ -19,7 +19,16 @@ from pathlib import Path
 
 from edgeship import __version__
 from edgeship.convert import hits
-from edgeship.convert.cache import artifact_name, cache_key, cached, forget_failure, model_name, publish, remember_failure, remembered_failure
+from edgeship.convert.cache import (
+    artifact_name,
+    cache_key,
+    cached,
+    forget_failure,
+    model_name,
+    publish_artifact,
+    remember_failure,
+    remembered_failure,
+)
 from edgeship.convert.clean import CleanGraph, clean_graph
 from edgeship.convert.container import (
     CONTAINER_UID,
@@ -71,7 +80,8 @@ def convert(request: Request, client=None, rebuild_image: bool = False, fresh: b
     """Convert and return the artifact directory (an existing one when the key matches).
 
     fresh: convert again even when the key matches, the graph clean-up too, reading and writing
-    no cache; the artifact lands in request.out as usual, replacing one of the same name.
+    no cache; the artifact lands in request.out as usual (a whole one of the same key already there,
+    another writer's, is kept: see cache.publish_artifact).
     toolchain: what the containers run (the real worker and clean-up; a test passes a hostile one)."""
     from edgeship.images.build import build, find_image
     from edgeship.images.engine import ensure_engine
@@ -140,7 +150,9 @@ def _convert_planned(client, p: Plan, spec: ImageSpec, image, image_tag: str, gr
                                 f"of it is kept: rebuild its image (`invoke images.build --target {spec.name} --rebuild`); log: {log_path}")
         write_new(staging / "convert.log", log_path.read_bytes())  # never through a link; the log is capped in size
         # renamed whole; a runner sharing the folder that published this key first wins (cache.publish)
-        publish(staging, final, (lambda path: False) if fresh else (lambda path: cached(path, key)))
+        if not publish_artifact(staging, final, key) and fresh:
+            print(f"edgeship: {final} already holds a whole artifact of this key (another writer's, or an earlier run's); kept "
+                  f"it, this fresh copy was discarded (remove the folder first to replace it)", flush=True)
         forget_failure(out, final.name)
     except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)

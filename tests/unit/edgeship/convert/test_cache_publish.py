@@ -4,13 +4,15 @@ else; the loser keeps the winner's copy. Repeated, so the race is really run, no
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 from pathlib import Path
 
 import pytest
 
-from edgeship.convert.cache import publish
+from edgeship.convert import run
+from edgeship.convert.cache import publish, publish_artifact
 
 FILES = ("model.onnx", "manifest.json", "report.json")
 SIZE = 1 << 20  # large enough that a copy takes a while to write
@@ -71,3 +73,34 @@ def test_a_complete_entry_is_kept_and_the_new_copy_discarded(tmp_path):
     (staging / "model.onnx").write_bytes(b"new")
     assert publish(staging, final, _complete) is False
     assert not staging.exists() and (final / "model.onnx").read_bytes() == b"\1" * SIZE
+
+
+def _artifact(folder: Path, key: str, data: bytes) -> None:
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(data)
+    (folder / "manifest.json").write_text(json.dumps({"cache_key": key, "artifact": {"file": "model.onnx"}}))
+
+
+def test_a_fresh_conversion_keeps_another_writers_whole_entry_of_its_key(tmp_path):
+    """`convert(fresh=True)` publishes as every conversion does (run.py): the whole entry of the same
+    key a runner sharing the cache published first stays where it is, the one a reader has open."""
+    final = tmp_path / "model-onnx-fp32-abc"
+    _artifact(final, "abc", b"winner")
+    inode = final.stat().st_ino
+    with open(final / "model.onnx", "rb") as reader:
+        staging = tmp_path / ".staging-x"
+        _artifact(staging, "abc", b"fresh")
+        assert publish_artifact(staging, final, "abc") is False
+        assert final.stat().st_ino == inode and (final / "model.onnx").read_bytes() == b"winner" and reader.read() == b"winner"
+    assert sorted(os.listdir(tmp_path)) == [final.name]  # the fresh copy discarded, nothing moved aside
+    assert "publish_artifact(staging, final, key)" in (Path(run.__file__)).read_text()  # fresh or not: one way to publish
+
+
+def test_a_half_written_entry_is_replaced_by_the_conversion(tmp_path):
+    final = tmp_path / "model-onnx-fp32-abc"
+    final.mkdir()
+    (final / "model.onnx").write_bytes(b"half")  # no manifest: a crash's
+    staging = tmp_path / ".staging-x"
+    _artifact(staging, "abc", b"new")
+    assert publish_artifact(staging, final, "abc") is True
+    assert (final / "model.onnx").read_bytes() == b"new" and sorted(os.listdir(tmp_path)) == [final.name]

@@ -155,6 +155,16 @@ class TensorRTBackend(Backend):
             self.stages[stage].append(float(check_cuda(cudart.cudaEventElapsedTime(events[start], events[end]), "cudaEventElapsedTime")))
         return {name: value.copy() for name, value in outputs.items()}
 
+    def _bind(self, feeds: dict[str, np.ndarray]) -> list[int]:
+        """Copy feeds into the device buffers (synchronously) and give every I/O tensor's device
+        address in the engine's order: the bindings execute_v2 takes, which profilers run (the
+        timed loop uses execute_async_v3 and tensor addresses instead)."""
+        cudart, kind = self._cudart, self._cudart.cudaMemcpyKind
+        for name, value in feeds.items():
+            value = np.ascontiguousarray(value, self._dtypes[name])
+            check_cuda(cudart.cudaMemcpy(self._device[name], value.ctypes.data, value.nbytes, kind.cudaMemcpyHostToDevice), "copy in")
+        return [int(self._device[self.engine.get_tensor_name(i)]) for i in range(self.engine.num_io_tensors)]
+
     def profile_layers(self, feeds: dict[str, np.ndarray], runs: int = 20) -> dict:
         """TensorRT's own timing of this engine: its IProfiler's per-layer times, summed per run
         (synchronous execute_v2, as trtexec --dumpProfile does)."""
@@ -171,11 +181,7 @@ class TensorRTBackend(Backend):
 
         profiler = Profiler()
         self.context.profiler = profiler
-        cudart, kind = self._cudart, self._cudart.cudaMemcpyKind
-        for name, value in feeds.items():
-            value = np.ascontiguousarray(value, self._dtypes[name])
-            check_cuda(cudart.cudaMemcpy(self._device[name], value.ctypes.data, value.nbytes, kind.cudaMemcpyHostToDevice), "copy in")
-        bindings = [int(self._device[self.engine.get_tensor_name(i)]) for i in range(self.engine.num_io_tensors)]
+        bindings = self._bind(feeds)
         for _ in range(runs):
             profiler.current = 0.0
             self.context.execute_v2(bindings)
@@ -203,11 +209,7 @@ class TensorRTBackend(Backend):
         self._infer(feeds)  # warm-up, unprofiled
         self.context.profiler = Profiler()
         try:
-            cudart, kind = self._cudart, self._cudart.cudaMemcpyKind
-            for name, value in feeds.items():
-                value = np.ascontiguousarray(value, self._dtypes[name])
-                check_cuda(cudart.cudaMemcpy(self._device[name], value.ctypes.data, value.nbytes, kind.cudaMemcpyHostToDevice), "copy in")
-            bindings = [int(self._device[self.engine.get_tensor_name(i)]) for i in range(self.engine.num_io_tensors)]
+            bindings = self._bind(feeds)
             for _ in range(runs):
                 if not self.context.execute_v2(bindings):
                     raise RuntimeError("tensorrt: execute_v2 failed while profiling (see the TensorRT log above)")

@@ -497,7 +497,7 @@ def lock_merge(c, part=None, config="edgeship.toml", out=""):
 
     project = load_project(Path(config), check_sha=False)
     parts = [Path(p) for p in part] if part else sorted(project.lock.parent.glob(f"{project.lock.name}.part-*-of-*"))
-    merged = merge_parts(parts, Path(out) if out else project.lock)
+    merged = merge_parts(project, parts, Path(out) if out else project.lock)
     print(f"edgeship: merged {len(parts)} partial locks into {merged}")
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -23,13 +24,17 @@ from pathlib import Path
 from edgeship.convert.clean import CLEAN_IMAGE
 from edgeship.convert.lockfile import LOCK_SCHEMA, write_lock
 from edgeship.errors import EdgeshipError
-from edgeship_runtime.files import atomic_write_text, sha256_file
+from edgeship_runtime.files import UnreadableFile, atomic_write_text, read_json_object, sha256_file
 
 TIMES_NAME = "build-times.json"  # under the artifacts root: entry -> seconds of its last conversion
 DEFAULT_ENTRY_S = 60.0  # an entry's weight when no entry of its target was ever timed
 IMAGE_COST_S = 60.0  # what one more image costs a runner (a `docker load` of a toolchain image)
 MAX_SHARDS = 256
 SHARD_PATTERN = re.compile(r"([1-9][0-9]{0,2})/([1-9][0-9]{0,2})")
+# What the shards read from CI caches and artifacts, bounded (a lock of thousands of entries is a few MiB)
+TIMES_BYTES = 4 << 20
+PLAN_BYTES = 16 << 20
+PART_BYTES = 64 << 20
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -51,17 +56,22 @@ def entry_images(entry) -> list[str]:
 
 def read_times(path: Path) -> dict[str, float]:
     """The measured seconds of each entry; none when the file is absent."""
-    if not path.is_file():
+    if not os.path.lexists(path):
         return {}
     try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-        raise EdgeshipError(f"{path} is not a times file of `invoke build` ({type(error).__name__}); delete it, and the next "
+        data = read_json_object(path, TIMES_BYTES, "times file")
+    except (OSError, UnreadableFile) as error:
+        raise EdgeshipError(f"{path} is not a times file of `invoke build` ({_problem(error)}); delete it, and the next "
                             f"build writes it again") from None
     if not isinstance(data, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in data.values()):
         raise EdgeshipError(f"{path} is not a times file of `invoke build` (entry names to seconds); delete it, and the next build "
                             f"writes it again")
     return {str(name): float(seconds) for name, seconds in data.items()}
+
+
+def _problem(error: Exception) -> str:
+    """What is wrong with a file read_json_object refused, in a few words."""
+    return error.problem if isinstance(error, UnreadableFile) else type(error).__name__
 
 
 def record_times(path: Path, measured: dict[str, float]) -> None:
@@ -182,12 +192,12 @@ def plan_digest(config_sha256: str, rows: list[dict]) -> str:
 def read_plan(path: Path, project, shards: int) -> dict:
     """A plan file `invoke plan --shards N --out FILE` wrote, checked against this conversions file."""
     try:
-        plan = json.loads(path.read_text())
+        plan = read_json_object(path, PLAN_BYTES, "plan")
         rows, config_sha256 = plan["include"], plan["config_sha256"]
         if not (isinstance(rows, list) and all(isinstance(row["entries"], str) for row in rows) and plan.get("shards") == len(rows)):
             raise TypeError("no shards")
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError, KeyError, TypeError) as error:
-        raise EdgeshipError(f"{path} is not a plan of `invoke plan --shards N` ({type(error).__name__}: {error}); write it again with "
+    except (OSError, ValueError, KeyError, TypeError) as error:  # UnreadableFile is a ValueError
+        raise EdgeshipError(f"{path} is not a plan of `invoke plan --shards N` ({_problem(error)}: {error}); write it again with "
                             f"`invoke plan --shards N --out {path.name}`") from None
     if config_sha256 != sha256_file(project.config):
         raise EdgeshipError(f"{path} was planned from another {project.config.name} (sha256 {str(config_sha256)[:16]}, now "
@@ -220,48 +230,61 @@ def part_record(plan: dict, index: int) -> dict:
 def write_part(path: Path, config: Path, entries: dict, made_on: dict, part: dict) -> Path:
     """A shard's lock: the lock's own layout (write_lock) and what the merge checks it against."""
     write_lock(path, config, entries, made_on)
-    lock = json.loads(path.read_text())
+    lock = read_json_object(path, PART_BYTES, "partial lock")
     lock["part"] = part
     return atomic_write_text(path, json.dumps(lock, indent=2, sort_keys=True) + "\n")
 
 
 def _read_part(path: Path) -> dict:
     try:
-        lock = json.loads(path.read_text())
+        lock = read_json_object(path, PART_BYTES, "partial lock")
         part = lock["part"]
         if not (lock.get("schema") == LOCK_SCHEMA and isinstance(lock.get("entries"), dict) and isinstance(lock.get("made_on"), dict)
-                and isinstance(part["shard"], int) and isinstance(part["of"], int) and isinstance(part["entries"], list)
-                and isinstance(part["plan_sha256"], str)):
+                and isinstance(lock["config"], str) and isinstance(part, dict)
+                and all(isinstance(part[key], int) and not isinstance(part[key], bool) for key in ("shard", "of"))
+                and isinstance(part["entries"], list) and all(isinstance(name, str) for name in part["entries"])
+                and isinstance(part["plan_sha256"], str) and isinstance(part["config_sha256"], str)):
             raise TypeError("not a part")
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError, KeyError, TypeError) as error:
-        raise EdgeshipError(f"{path} is not a partial lock of `invoke build --shard K/N` ({type(error).__name__}); "
+    except (OSError, ValueError, KeyError, TypeError) as error:  # UnreadableFile is a ValueError
+        raise EdgeshipError(f"{path} is not a partial lock of `invoke build --shard K/N` ({_problem(error)}); "
                             f"build that shard again") from None
+    shard, of = part["shard"], part["of"]
+    if not 1 <= shard <= of <= MAX_SHARDS:
+        raise EdgeshipError(f"{path} claims to be shard {shard} of {of}, not K/N with 1 <= K <= N <= {MAX_SHARDS}; build that "
+                            f"shard again with `invoke build --shard K/N`")
     return lock
 
 
-def merge_parts(paths: list[Path], out: Path) -> Path:
-    """The parts of one plan combined into `out`, byte for byte the lock one build of all their
-    entries writes: the same entries, and each entry's made_on from the runner that converted it.
-    Refused in one line: no parts, a part twice or missing, parts of different plans or
-    conversions files, an entry in two parts, or a planned entry absent from its part."""
+def merge_parts(project, paths: list[Path], out: Path) -> Path:
+    """The parts of one plan of the project's conversions file combined into `out`, byte for byte
+    the lock one build of all its entries writes: the same entries, and each entry's made_on from
+    the runner that converted it. Refused in one line: no parts, a part twice or missing, parts of
+    different plans or N, parts of another conversions file than the project's, an entry in two
+    parts, a planned entry absent from its part, or parts that do not cover the project's entries."""
     if not paths:
         raise EdgeshipError(f"no partial locks to merge into {out}; pass the parts `invoke build --shard K/N` wrote "
                             f"({out.name}.part-K-of-N)")
     parts = [(path, _read_part(path)) for path in paths]
     first_path, first = parts[0]
     shards = first["part"]["of"]
+    config_sha256 = sha256_file(project.config)
     seen: dict[int, Path] = {}
     entries: dict[str, dict] = {}
     made_on: dict[str, dict] = {}
     owner: dict[str, Path] = {}
     for path, lock in parts:
         part = lock["part"]
-        for key, what in (("plan_sha256", "plan"), ("config_sha256", "conversions file")):
-            if part.get(key) != first["part"].get(key):
-                raise EdgeshipError(f"{path} was made from another {what} than {first_path} ({str(part.get(key))[:16]} against "
-                                    f"{str(first['part'].get(key))[:16]}); build every shard from one `invoke plan`")
-        if lock["config"] != first["config"]:
-            raise EdgeshipError(f"{path} locks {lock['config']}, {first_path} locks {first['config']}; merge parts of one conversions file")
+        if part["config_sha256"] != config_sha256:
+            raise EdgeshipError(f"{path} was built from another {project.config.name} than {project.config} (sha256 "
+                                f"{part['config_sha256'][:16]}, now {config_sha256[:16]}); plan and build the shards again from this one")
+        if lock["config"] != project.config.name:
+            raise EdgeshipError(f"{path} locks {lock['config']}, not {project.config.name}; merge the parts of {project.config}")
+        if part["of"] != shards:
+            raise EdgeshipError(f"{path} is shard {part['shard']}/{part['of']}, {first_path} is of {shards} shards; build every "
+                                f"shard from one `invoke plan`")
+        if part["plan_sha256"] != first["part"]["plan_sha256"]:
+            raise EdgeshipError(f"{path} was made from another plan than {first_path} ({part['plan_sha256'][:16]} against "
+                                f"{first['part']['plan_sha256'][:16]}); build every shard from one `invoke plan`")
         if part["shard"] in seen:
             raise EdgeshipError(f"{path} and {seen[part['shard']]} are both shard {part['shard']}/{shards}; pass each part once")
         seen[part["shard"]] = path
@@ -283,4 +306,12 @@ def merge_parts(paths: list[Path], out: Path) -> Path:
     if missing:
         raise EdgeshipError(f"shard {', '.join(f'{k}/{shards}' for k in missing)} is missing (passed: "
                             f"{', '.join(str(path) for path, _ in parts)}); pass every part of the plan")
-    return write_lock(out, Path(first["config"]), entries, made_on)
+    unknown, absent = sorted(set(entries) - set(project.entries)), sorted(set(project.entries) - set(entries))
+    if unknown:
+        raise EdgeshipError(f"{owner[unknown[0]]} holds entry {unknown[0]}, which {project.config} does not make; plan and build "
+                            f"the shards again from this {project.config.name}")
+    if absent:
+        raise EdgeshipError(f"no part holds entry {absent[0]} of {project.config}"
+                            f"{f' (and {len(absent) - 1} more)' if len(absent) > 1 else ''}; plan and build the shards again "
+                            f"from this {project.config.name}")
+    return write_lock(out, project.config, entries, made_on)

@@ -101,7 +101,7 @@ def test_more_shards_than_entries_is_one_line(project):
 
 def test_the_merge_is_byte_for_byte_the_lock_of_one_build(project, tmp_path):
     plan = shards.make_plan(project, 3, {})
-    merged = shards.merge_parts(list(reversed(build_parts(project, plan, tmp_path))), tmp_path / "merged.lock")
+    merged = shards.merge_parts(project, list(reversed(build_parts(project, plan, tmp_path))), tmp_path / "merged.lock")
     one = write_lock(tmp_path / "one.lock", project.config, {n: record(n) for n in project.entries}, {n: made(n) for n in project.entries})
     assert merged.read_bytes() == one.read_bytes()
     assert "part" not in json.loads(merged.read_text())
@@ -118,7 +118,7 @@ def test_a_plan_file_is_checked_against_the_conversions_file(project, tmp_path):
     with pytest.raises(EdgeshipError, match=r"was planned from another edgeship.toml .*plan again with `invoke plan --shards 2"):
         shards.read_plan(path, project, 2)
     path.write_text("{not json")
-    with pytest.raises(EdgeshipError, match=r"is not a plan of `invoke plan --shards N` \(JSONDecodeError"):
+    with pytest.raises(EdgeshipError, match=r"is not a plan of `invoke plan --shards N` \(not JSON"):
         shards.read_plan(path, project, 2)
 
 
@@ -139,7 +139,7 @@ MERGE_REFUSALS = [
 def test_missing_or_repeated_parts_are_refused(project, tmp_path, kind, choose, message):
     parts = build_parts(project, shards.make_plan(project, 3, {}), tmp_path)
     with pytest.raises(EdgeshipError, match=message):
-        shards.merge_parts(choose(parts), tmp_path / "merged.lock")
+        shards.merge_parts(project, choose(parts), tmp_path / "merged.lock")
     assert not (tmp_path / "merged.lock").exists()
 
 
@@ -161,6 +161,22 @@ PART_EDITS = [
      r"part-1-of-3 holds entry .*, which its plan gives another shard; build every shard from one plan$"),
     ("not a part", lambda parts, names: _rewrite(parts[0], lambda lock: lock.pop("part")),
      r"part-1-of-3 is not a partial lock of `invoke build --shard K/N` \(KeyError\); build that shard again$"),
+    ("no config", lambda parts, names: _rewrite(parts[1], lambda lock: lock.pop("config")),
+     r"part-2-of-3 is not a partial lock of `invoke build --shard K/N` \(KeyError\); build that shard again$"),
+    ("a shard past N", lambda parts, names: _rewrite(parts[0], lambda lock: lock["part"].update(shard=7, of=0)),
+     r"part-1-of-3 claims to be shard 7 of 0, not K/N with 1 <= K <= N <= 256; build that shard again"),
+    ("a shard of zero", lambda parts, names: _rewrite(parts[0], lambda lock: lock["part"].update(shard=0)),
+     r"part-1-of-3 claims to be shard 0 of 3, not K/N"),
+    ("another N", lambda parts, names: _rewrite(parts[1], lambda lock: lock["part"].update(of=4)),
+     r"part-2-of-3 is shard 2/4, .*part-1-of-3 is of 3 shards; build every shard from one `invoke plan`$"),
+    ("another conversions file", lambda parts, names: _rewrite(parts[2], lambda lock: lock["part"].update(config_sha256="0" * 64)),
+     r"part-3-of-3 was built from another edgeship.toml than .*edgeship.toml \(sha256 0000000000000000, now .*\); plan and build"),
+    ("an entry no part holds", lambda parts, names: _rewrite(parts[0], lambda lock: (lock["entries"].pop(names[0][0]),
+                                                                                      lock["part"]["entries"].remove(names[0][0]))),
+     r"^no part holds entry .* of .*edgeship.toml; plan and build the shards again from this edgeship.toml$"),
+    ("an entry the project does not make", lambda parts, names: _rewrite(parts[0], lambda lock: (_steal(lock, "c-onnx-fp32"),
+                                                                                                  lock["part"]["entries"].append("c-onnx-fp32"))),
+     r"part-1-of-3 holds entry c-onnx-fp32, which .*edgeship.toml does not make; plan and build the shards again"),
 ]
 
 
@@ -170,8 +186,35 @@ def test_overlaps_and_disagreements_are_one_line(project, tmp_path, kind, edit, 
     parts = build_parts(project, plan, tmp_path)
     edit(parts, [shards.share(plan, index) for index in range(1, 4)])
     with pytest.raises(EdgeshipError, match=message):
-        shards.merge_parts(parts, tmp_path / "merged.lock")
+        shards.merge_parts(project, parts, tmp_path / "merged.lock")
     assert not (tmp_path / "merged.lock").exists()
+
+
+def test_parts_of_another_conversions_file_are_refused_together(project, tmp_path):
+    """Every part agrees with the others, but the conversions file changed since they were built."""
+    parts = build_parts(project, shards.make_plan(project, 3, {}), tmp_path)
+    project.config.write_text(project.config.read_text() + "# edited after the build\n")
+    with pytest.raises(EdgeshipError, match=r"part-1-of-3 was built from another edgeship.toml than .*; plan and build the shards again"):
+        shards.merge_parts(load_project(project.config), parts, tmp_path / "merged.lock")
+    assert not (tmp_path / "merged.lock").exists()
+
+
+def test_parts_and_plans_are_read_bounded_and_never_through_a_link(project, tmp_path):
+    plan = shards.make_plan(project, 3, {})
+    parts = build_parts(project, plan, tmp_path)
+    real = parts[0].with_name("real")
+    parts[0].rename(real)
+    parts[0].symlink_to(real)
+    with pytest.raises(EdgeshipError, match=r"part-1-of-3 is not a partial lock of `invoke build --shard K/N` \(unsafe\)"):
+        shards.merge_parts(project, parts, tmp_path / "merged.lock")
+    path = tmp_path / "plan.json"
+    path.write_text(" " * (shards.PLAN_BYTES + 1))
+    with pytest.raises(EdgeshipError, match=r"plan.json is not a plan of `invoke plan --shards N` \(too big"):
+        shards.read_plan(path, project, 3)
+    times = tmp_path / "times.json"
+    times.symlink_to(path)
+    with pytest.raises(EdgeshipError, match=r"times.json is not a times file of `invoke build` \(unsafe\)"):
+        shards.read_times(times)
 
 
 def test_build_times_are_kept_per_entry(tmp_path):

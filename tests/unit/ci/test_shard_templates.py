@@ -75,10 +75,50 @@ def test_the_github_plan_matrix_and_merge_run(project, edgeship_dir, tmp_path):
 
     plan = shards.read_plan(root / "plan.json", load_project(project.config), 3)
     write_parts(project, plan, lambda index: f"conversions.lock.part-{index}")
-    for step in workflow["jobs"]["merge-and-verify"]["steps"]:
-        if "run" in step:
-            shell(step["run"], root, env)
+    # each shard's times file: its own entries measured now, others' (and one gone entry) from older runs
+    previous = {name: 100.0 for name in project.entries} | {"gone-onnx-fp32": 7.0}
+    (tmp_path / "cache" / "artifacts").mkdir(parents=True)
+    (tmp_path / "cache" / "artifacts" / "build-times.json").write_text(json.dumps(previous))
+    for index in (1, 2, 3):
+        mine = {name: float(index) for name in shards.share(plan, index)}
+        (root / f"build-times.part-{index}.json").write_text(json.dumps({name: 50.0 + index for name in project.entries} | mine))
+    merge = workflow["jobs"]["merge-and-verify"]
+    # all of the merge job's shell but the sudo that makes /var/cache/edgeship (this test's cache folder exists)
+    outputs = [shell(step["run"], root, env).stdout for step in merge["steps"] if "run" in step and step["name"] != "Make the cache folder"]
     assert (root / "conversions.lock").read_bytes() == one_build_lock(project, tmp_path)
+    times = shards.read_times(tmp_path / "cache" / "artifacts" / "build-times.json")
+    assert times == {"gone-onnx-fp32": 7.0} | {name: float(index) for index in (1, 2, 3) for name in shards.share(plan, index)}
+    # the merged times are saved for the next plan (restored by the plan job), each shard's cache restored first
+    saved = [step for step in merge["steps"] if step.get("uses", "").startswith("actions/cache/save")]
+    assert [step["with"]["key"] for step in saved] == ["edgeship-times-${{ github.run_id }}"]
+    (restore,) = [step for step in workflow["jobs"]["plan"]["steps"] if step.get("uses", "").startswith("actions/cache/restore")]
+    assert restore["with"]["restore-keys"] == "edgeship-times-" and saved[0]["with"]["path"] == restore["with"]["path"]
+    (shared,) = [step for step in build["steps"] if step.get("name") == "Restore the shared cache"]
+    assert shared["with"]["restore-keys"].splitlines() == ["edgeship-cache-${{ matrix.index }}-", "edgeship-cache-"]
+    (upload,) = [step for step in build["steps"] if step.get("name") == "Upload the partial lock"]
+    assert "build-times.part-*.json" in upload["with"]["path"]
+    assert "conversions.lock: none is committed yet" in outputs[-1]  # the workspace is no repository: nothing committed
+
+
+@pytest.mark.parametrize("template", ["github", "gitlab"])
+def test_the_merge_job_says_whether_a_lock_is_committed_and_current(tmp_path, template):
+    """`git diff --quiet` says nothing differs for a file git does not track: the lock is looked up first."""
+    if template == "github":
+        steps = yaml.safe_load((TEMPLATES / "github-actions-shards.yml").read_text())["jobs"]["merge-and-verify"]["steps"]
+        (compare,) = [step["run"] for step in steps if step.get("name") == "Compare the merged lock with the committed one"]
+    else:
+        script = yaml.safe_load((TEMPLATES / "gitlab-ci-shards.yml").read_text())["edgeship-merge-and-verify"]["script"]
+        (compare,) = [line for line in script if "git diff" in line]
+    git = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+           "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CEILING_DIRECTORIES": str(tmp_path)}
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True, timeout=30, env={**os.environ, **git})
+    (tmp_path / "conversions.lock").write_text("{}\n")
+    assert "committed" in shell(compare, tmp_path, git).stdout and "current" not in shell(compare, tmp_path, git).stdout
+    subprocess.run(["git", "add", "conversions.lock"], cwd=tmp_path, check=True, timeout=30, env={**os.environ, **git})
+    subprocess.run(["git", "commit", "-qm", "lock"], cwd=tmp_path, check=True, timeout=30, env={**os.environ, **git})
+    assert "is current" in shell(compare, tmp_path, git).stdout
+    (tmp_path / "conversions.lock").write_text('{"changed": 1}\n')
+    assert "differs from the committed one" in shell(compare, tmp_path, git).stdout
 
 
 def test_the_gitlab_plan_build_shares_and_merge_run(project, edgeship_dir, tmp_path):

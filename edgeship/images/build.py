@@ -218,21 +218,113 @@ def save_tag(client, tag: str, path: str) -> str:
     return digest.hexdigest()
 
 
-def load_tar(client, path: str) -> list[str]:
-    """`docker load` of an archive; returns the tags it loaded."""
+ARCHIVE_BYTES = 64 << 30  # an image archive (a toolchain image with its layers is a few GiB)
+RECORD_BYTES = 64 << 10  # the .json beside the archives
+MANIFEST_BYTES = 1 << 20  # the archive's manifest.json
+ARCHIVE_MEMBERS = 100_000  # tar headers walked to find it
+CHUNK_BYTES = 1 << 20
+
+
+def archive_images(handle, path: str) -> list[tuple[str, list[str]]]:
+    """(image id, tags) of each image a `docker save` archive holds, from its manifest.json, read
+    from the open handle (bounded: headers walked, manifest size); the handle is left at its start."""
+    import json
+    import tarfile
+
+    handle.seek(0)
+    try:
+        with tarfile.open(fileobj=handle, mode="r:") as tar:
+            for count, member in enumerate(iter(tar.next, None)):
+                if count >= ARCHIVE_MEMBERS:
+                    raise ValueError(f"no manifest.json in its first {ARCHIVE_MEMBERS} members")
+                if member.name in ("manifest.json", "./manifest.json"):
+                    if not member.isreg() or member.size > MANIFEST_BYTES:
+                        raise ValueError("its manifest.json is not a regular file of at most 1 MiB")
+                    extracted = tar.extractfile(member)
+                    manifest = json.loads(extracted.read(MANIFEST_BYTES) if extracted else b"")
+                    break
+            else:
+                raise ValueError("no manifest.json")
+        images = []
+        for item in manifest:
+            tags, digest = item.get("RepoTags") or [], os.path.basename(item["Config"]).removesuffix(".json")
+            if not (isinstance(tags, list) and all(isinstance(tag, str) for tag in tags) and re.fullmatch(r"[0-9a-f]{64}", digest)):
+                raise TypeError("a manifest item without a config digest or tags")
+            images.append((f"sha256:{digest}", tags))
+    except (tarfile.TarError, OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
+        raise EdgeshipError(f"{path} is not an image archive of `docker save` ({type(error).__name__}: {error}); save the image "
+                            f"again") from None
+    finally:
+        handle.seek(0)
+    return images
+
+
+def _hashed_chunks(handle, digest, path: str):
+    """The handle's bytes for the engine, hashed as they go: what is checked is what was loaded."""
+    total = 0
+    while chunk := handle.read(CHUNK_BYTES):
+        total += len(chunk)
+        if total > ARCHIVE_BYTES:
+            raise EdgeshipError(f"{path} grew past {ARCHIVE_BYTES >> 30} GiB while it was loaded; save the image again")
+        digest.update(chunk)
+        yield chunk
+
+
+def _untag(client, tags: list[str]) -> None:
     import docker
 
-    loaded = []
+    for tag in tags:
+        if tag.startswith("sha256:"):  # an untagged image: its id, which is not removed (another tag may name it)
+            continue
+        try:
+            client.images.remove(tag)  # the tag only: an image another tag names keeps its layers
+        except docker.errors.APIError:
+            pass
+
+
+def load_tar(client, path: str, tag: str, sha256: str) -> list[str]:
+    """`docker load` of an archive of the one image `tag`, whose bytes must hash to `sha256`; returns
+    the tags it loaded ([tag], or [] when this machine has that very image under it already).
+    Refused before the engine sees it: an archive of other or more images, and a tag this machine
+    has for another image (a shared base that other images were built on is never replaced).
+    Refused after: a hash that is not `sha256` or a load that tagged anything else (the file
+    changed while it was read), and then what it tagged is removed again."""
+    import docker
+
+    from edgeship_runtime.files import UnreadableFile, open_regular
+
+    loaded: list[str] = []
+    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as handle:
-            for status in client.api.load_image(handle):
+        with open_regular(path, ARCHIVE_BYTES, "image archive") as handle:
+            images = archive_images(handle, path)
+            if [tags for _id, tags in images] != [[tag]]:
+                found = ", ".join(" ".join(tags) or image_id for image_id, tags in images) or "no image"
+                raise EdgeshipError(f"{path} holds {found}, not the one image {tag} its record names; save the image again")
+            (archive_id, _tags), = images
+            local = _existing(client, tag)
+            if local is not None and local.id == archive_id:
+                return []
+            if local is not None:
+                raise EdgeshipError(f"{path} would replace this machine's {tag} ({local.id[:19]}) with another image "
+                                    f"({archive_id[:19]}); images built on it would lose their base: remove the archive folder, "
+                                    f"or `docker rmi {tag}` if it is not needed, and load again")
+            for status in client.api.load_image(_hashed_chunks(handle, digest, path)):
                 if "error" in status:
                     raise EdgeshipError(f"docker load of {path} failed: {str(status['error']).strip()}; save the image again")
                 text = str(status.get("stream", ""))
-                if text.startswith("Loaded image: "):
-                    loaded.append(text[len("Loaded image: "):].strip())
+                for prefix in ("Loaded image: ", "Loaded image ID: "):
+                    if text.startswith(prefix):
+                        loaded.append(text[len(prefix):].strip())
+    except UnreadableFile as error:
+        raise EdgeshipError(f"{error}; save the image again") from None
     except docker.errors.APIError as error:
+        _untag(client, loaded)
         raise EdgeshipError(f"docker load of {path} failed ({error.explanation}); save the image again") from None
+    if loaded != [tag] or digest.hexdigest() != sha256:
+        _untag(client, loaded)
+        what = f"sha256 {digest.hexdigest()[:16]}, not {sha256[:16]}" if digest.hexdigest() != sha256 else f"it loaded {loaded or 'nothing'}"
+        raise EdgeshipError(f"{path} changed while it was loaded ({what}); what it loaded is removed again: save the image again")
     return loaded
 
 
@@ -254,27 +346,42 @@ def save(client, spec: ImageSpec, out: str) -> str:
     return f"{stem}.tar"
 
 
-def load(client, spec: ImageSpec, folder: str):
-    """Load the archive `save` wrote for this recipe (checked against its record first); returns the image."""
-    import json
+def expected_base(spec: ImageSpec) -> str:
+    """The base tag this machine builds the spec's image on (as base_image_ref, without making it)."""
+    from edgeship.images.base import base_tag, host_arch
 
-    from edgeship_runtime.files import sha256_file
+    return os.environ.get("BASE_IMAGE") or base_tag(host_arch(), PACKAGES + spec.base_packages)
+
+
+def load(client, spec: ImageSpec, folder: str):
+    """Load the archive `save` wrote for this recipe (each tar hashed as it streams into the engine
+    and checked against its record; only this recipe's image and its base tag are loaded, and a
+    base this machine has already is never replaced); returns the image."""
+    from edgeship_runtime.files import UnreadableFile, read_json_object
 
     stem = os.path.join(folder, archive_name(spec))
     try:
-        with open(f"{stem}.json") as handle:
-            record = json.load(handle)
-        expected = {name: record[name] for name in ("tag", "key", "base", "sha256", "base_sha256")}
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise EdgeshipError(f"no image archive of {spec.name}'s recipe in {folder} ({stem}.json: {type(error).__name__}); save it on a "
-                            f"machine that built it (`invoke images.save --target {spec.name} --out DIR`) or build it here") from None
-    for suffix, key in ((".base.tar", "base_sha256"), (".tar", "sha256")):
-        path = stem + suffix
-        if not os.path.isfile(path) or sha256_file(path) != expected[key]:
-            raise EdgeshipError(f"{path} is missing or not the archive {stem}.json records (sha256); save the image again")
-    print(f"edgeship: loading {expected['tag']} and its base {expected['base']} from {stem}.tar", flush=True)
-    load_tar(client, f"{stem}.base.tar")
-    load_tar(client, f"{stem}.tar")
+        record = read_json_object(f"{stem}.json", RECORD_BYTES, "image archive record")
+        expected = {name: record[name] for name in ("tag", "key", "base", "base_id", "sha256", "base_sha256")}
+        if not all(isinstance(value, str) for value in expected.values()):
+            raise TypeError("a field that is not text")
+        problem = None
+    except UnreadableFile as error:
+        problem = error.problem
+    except (KeyError, TypeError) as error:
+        problem = type(error).__name__
+    if problem:
+        raise EdgeshipError(f"no image archive of {spec.name}'s recipe in {folder} ({stem}.json: {problem}); save it on a "
+                            f"machine that built it (`invoke images.save --target {spec.name} --out DIR`) or build it here")
+    # the tags are the ones this checkout gives the recipe, never the record's word alone
+    key = image_key(spec, expected["base_id"])
+    base = expected_base(spec)
+    if (expected["tag"], expected["key"], expected["base"]) != (image_tag(spec, key), key, base):
+        raise EdgeshipError(f"{stem}.json names {expected['tag']} on {expected['base']}, not {spec.name}'s image of this recipe "
+                            f"({image_tag(spec, key)} on {base}); save the image again, or build it here")
+    print(f"edgeship: loading {expected['tag']} and its base {base} from {stem}.tar", flush=True)
+    load_tar(client, f"{stem}.base.tar", base, expected["base_sha256"])
+    load_tar(client, f"{stem}.tar", expected["tag"], expected["sha256"])
     tag, key, _base, _base_id = resolve(client, spec)
     image = _existing(client, tag)
     if image is None or (image.labels or {}).get(LABEL_KEY) != key:

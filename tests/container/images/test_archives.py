@@ -35,5 +35,6 @@ def test_a_saved_image_loads_back_under_its_tag_with_its_id(docker_client, small
     docker_client.images.remove(tag)  # untag only: the base keeps the layers, as a runner's other images would
     with pytest.raises(docker.errors.ImageNotFound):
         docker_client.images.get(tag)
-    assert load_tar(docker_client, str(archive)) == [tag]
+    assert load_tar(docker_client, str(archive), tag, digest) == [tag]
+    assert load_tar(docker_client, str(archive), tag, digest) == []  # there with its id: not loaded again
     assert docker_client.images.get(tag).id == image_id

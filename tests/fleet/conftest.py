@@ -14,7 +14,8 @@ pytestmark = pytest.mark.fleet
 @pytest.fixture(scope="session")
 def fleet_artifacts(tmp_path_factory):
     """Digits converted for what the fleet's groups run: rknn int8 (rk3588), TensorRT-ready
-    ONNX fp16 (jetson), tflite fp16 (rpi), tflite fp32 and onnx fp32 (CPU fallbacks)."""
+    ONNX fp16 (jetson), tflite fp16 (rpi) with ncnn fp16 and MNN fp16 beside it (the Pi's
+    edgeship_extra_targets), OpenVINO fp16 (x86), tflite fp32 and onnx fp32 (CPU fallbacks)."""
     from edgeship.convert import Request, convert
     from edgeship.examples import build_examples
     from edgeship.images.engine import ensure_engine
@@ -22,7 +23,8 @@ def fleet_artifacts(tmp_path_factory):
     client = ensure_engine()
     folder = {f.name: f for f in build_examples(ROOT / "examples", names=("digits",))}["digits"]
     root = tmp_path_factory.mktemp("fleet-artifacts")
-    for target, quant in (("rk3588", "int8"), ("jetson", "fp16"), ("tflite", "fp16"), ("tflite", "fp32"), ("onnx", "fp32")):
+    for target, quant in (("rk3588", "int8"), ("jetson", "fp16"), ("tflite", "fp16"), ("tflite", "fp32"), ("onnx", "fp32"),
+                          ("ncnn", "fp16"), ("mnn", "fp16"), ("openvino", "fp16")):
         convert(Request(target=target, model=folder / "model.onnx", quant=quant, eval=folder / "eval.npz",
                         calib=folder / "calib" if quant == "int8" else None, labels=folder / "labels.txt", out=root,
                         preprocess=folder / "preprocess.json"), client=client)

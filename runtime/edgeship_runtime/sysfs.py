@@ -6,15 +6,19 @@ from __future__ import annotations
 import glob
 import os
 
+from edgeship_runtime.files import UnreadableFile, read_bounded
+
 LIBRARY_DIRS = ("usr/lib", "usr/lib64", "usr/local/lib", "usr/lib/aarch64-linux-gnu", "usr/lib/x86_64-linux-gnu")
+READ_LIMIT = 1 << 20  # a sysfs attribute is one page; /proc/cpuinfo of a many-core board is tens of KiB
 
 
 def read(sysroot: str, relative: str) -> str | None:
-    """A file's text (NULs as newlines, stripped), or None when it cannot be read."""
+    """A file's text (NULs as newlines, stripped), or None when it cannot be read. Bounded, and
+    never through a link in its last part or from a FIFO (which would wait forever): the root
+    clock step reads with it too."""
     try:
-        with open(os.path.join(sysroot, relative), "rb") as handle:
-            return handle.read().replace(b"\0", b"\n").decode(errors="replace").strip()
-    except OSError:
+        return read_bounded(os.path.join(sysroot, relative), READ_LIMIT, "sysfs file").replace(b"\0", b"\n").decode(errors="replace").strip()
+    except (OSError, UnreadableFile):
         return None
 
 

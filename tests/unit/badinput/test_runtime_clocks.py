@@ -45,9 +45,21 @@ RESTORE = {  # kind -> the saved state the root step is asked to put back
     "saved clock state a list": ("[]", r"saved clock state .* holds a list"),
     "saved clock state naming a path": ('{"cpufreq": {"../../../etc/passwd": "x"}}', r"cpufreq '\.\./\.\./\.\./etc/passwd' to 'x'"),
     "saved clock state naming no governor offered": ('{"cpufreq": {"cpu0": "turbo"}}', r"cpufreq 'cpu0' to 'turbo' \(no such"),
+    # L4T's `jetson_clocks --restore FILE` writes every path:value line of FILE as root
+    "saved clock state naming another jetson_clocks file": ('{"jetson_clocks": "/etc/passwd"}',
+                                                            r"not what lock writes \(jetson_clocks '/etc/passwd', not '.*jetson_clocks.conf'\)"),
+    "saved clock state with keys lock never writes": ('{"cpufreq": {}, "run": "x"}', r"not what lock writes \(keys \['run'\]"),
+    "saved clock state governors not text": ('{"devfreq": {"dmc": ["userspace"]}}', r"not what lock writes \(cpufreq and devfreq must map"),
+}
+STATE_FILE = {  # kind -> how the state file or its folder is spoiled (anyone could have put it there)
+    "saved clock state others may change": (lambda state: state.chmod(0o666), r"saved clock state .*held.json is not a file of uid \d+ alone"),
+    "saved clock state a link": (lambda state: (state.rename(state.with_name("real.json")), state.symlink_to("real.json")),
+                                 r"held.json is not a file of uid \d+ alone .*a link"),
+    "saved clock state in a folder others may write": (lambda state: state.parent.chmod(0o777),
+                                                       r"the saved clock state's folder .* is not a folder of uid \d+ alone"),
 }
 
-KINDS = [("runtime bench", kind) for kind in (*BENCH, *RESTORE)]
+KINDS = [("runtime bench", kind) for kind in (*BENCH, *RESTORE, *STATE_FILE)]
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +89,26 @@ def test_a_bad_clock_tree_is_one_line_and_changes_nothing(tmp_path, artifact, ki
 def test_a_bad_saved_state_is_one_line_and_writes_nothing(tmp_path, kind):
     content, pattern = RESTORE[kind]
     root = rk3588_tree(tmp_path / "sys")
-    state = tmp_path / "held.json"
+    state = tmp_path / "run/held.json"
+    state.parent.mkdir(mode=0o700)
     state.write_text(content)
-    result = run_bounded([sys.executable, "-m", "edgeship_runtime.clocks", "restore", "--state", str(state)],
-                         env={"EDGESHIP_CLOCKS_SYSFS": str(root)})
+    state.chmod(0o600)
+    result = run_bounded([sys.executable, "-m", "edgeship_runtime.clocks", "restore", "--state", str(state), "--sysfs", str(root)])
     assert_one_clean_line(result, PREFIX, pattern)
     assert result.returncode == 2 and governors(root) == ORIGINAL
     assert state.read_text() == content and os.path.exists(state)  # kept, for whoever puts the clocks back by hand
+
+
+@pytest.mark.parametrize("kind", list(STATE_FILE))
+def test_a_state_file_someone_else_could_have_made_is_refused_and_kept(tmp_path, kind):
+    spoil, pattern = STATE_FILE[kind]
+    root = rk3588_tree(tmp_path / "sys")
+    state = tmp_path / "run/held.json"
+    content = '{"cpufreq": {"cpu0": "powersave"}, "devfreq": {}, "jetson_clocks": null}'
+    state.parent.mkdir(mode=0o700)
+    state.write_text(content)
+    state.chmod(0o600)
+    spoil(state)
+    result = run_bounded([sys.executable, "-m", "edgeship_runtime.clocks", "restore", "--state", str(state), "--sysfs", str(root)])
+    assert_one_clean_line(result, PREFIX, pattern)
+    assert governors(root) == ORIGINAL and state.read_text() == content  # nothing written, nothing unlinked

@@ -17,7 +17,7 @@ import pytest
 from edgeship_runtime import clocks
 from edgeship_runtime.errors import ArtifactError
 from tests.support.artifacts import tiny_artifact
-from tests.support.badinput import assert_one_clean_line, runtime_cli
+from tests.support.badinput import assert_one_clean_line, run_bounded, runtime_cli
 
 PREFIX = "edgeship-runtime: error: "
 
@@ -147,19 +147,88 @@ def test_a_saved_state_cannot_point_a_root_write_elsewhere(board):
 
 def test_the_root_step_keeps_the_first_state_until_restore(board, tmp_path):
     state = tmp_path / "run/edgeship/clocks-held.json"
-    assert clocks.main(["lock", "--state", str(state)]) == 0
+    assert clocks.main(["lock", "--state", str(state), "--sysfs", str(board)]) == 0
     assert governors(board) == HELD and oct(state.stat().st_mode & 0o777) == "0o600"
-    assert clocks.main(["lock", "--state", str(state)]) == 0  # a second lock (a run that never restored) keeps the first state
+    assert clocks.main(["lock", "--state", str(state), "--sysfs", str(board)]) == 0  # a second lock (a run that never restored) keeps the first state
     assert json.loads(state.read_text())["cpufreq"]["cpu0"] == "schedutil"
-    assert clocks.main(["restore", "--state", str(state)]) == 0
+    assert clocks.main(["restore", "--state", str(state), "--sysfs", str(board)]) == 0
     assert governors(board) == ORIGINAL and not state.exists()
-    assert clocks.main(["restore", "--state", str(state)]) == 0  # nothing held: nothing to do
+    assert clocks.main(["restore", "--state", str(state), "--sysfs", str(board)]) == 0  # nothing held: nothing to do
+
+
+def test_a_second_lock_holds_again_what_is_not_held_and_keeps_the_first_state(board, tmp_path):
+    state = tmp_path / "run/held.json"
+    assert clocks.main(["lock", "--state", str(state), "--sysfs", str(board)]) == 0
+    write(board, "devices/system/cpu/cpufreq/policy4/scaling_governor", "powersave")  # someone let a cluster go
+    assert clocks.main(["lock", "--state", str(state), "--sysfs", str(board)]) == 0
+    assert governors(board) == HELD  # held again, not just reported held
+    assert json.loads(state.read_text())["cpufreq"]["cpu4"] == "schedutil" and oct(state.stat().st_mode & 0o777) == "0o600"
+    assert clocks.main(["restore", "--state", str(state), "--sysfs", str(board)]) == 0
+    assert governors(board) == ORIGINAL
+
+
+def test_the_root_step_takes_its_tree_from_sysfs_never_from_the_environment(board, tmp_path, capsys):
+    """EDGESHIP_CLOCKS_SYSFS is the board user's (a ~/.bashrc sets it): the root step reads /sys,
+    which on this VM has no cpufreq, and leaves the user's tree alone."""
+    assert clocks.main(["lock", "--state", str(tmp_path / "run/held.json")]) == 2
+    assert "no cpufreq policy under /sys/" in capsys.readouterr().err and governors(board) == ORIGINAL
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the owner check is root's")
+@pytest.mark.parametrize("spoil", ["other-writable", "the user's"])
+def test_as_root_a_tree_the_user_may_change_is_refused(board, tmp_path, capsys, spoil):
+    if spoil == "other-writable":
+        board.chmod(0o777)
+    else:
+        os.chown(board / "devices/system/cpu/cpufreq/policy4", 65534, 65534)
+    assert clocks.main(["lock", "--state", str(tmp_path / "run/held.json"), "--sysfs", str(board)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not root's alone" in err[0] and governors(board) == ORIGINAL
+
+
+def test_a_folder_link_leaving_the_tree_is_never_followed(board, tmp_path):
+    """cpuN/cpufreq links to its policy inside the tree; one that leads outside is refused, and
+    the file it leads to is not written."""
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(board / "devices/system/cpu/cpufreq/policy6", elsewhere)
+    link = board / "devices/system/cpu/cpu7/cpufreq"
+    link.unlink()
+    link.symlink_to(elsewhere)
+    with pytest.raises(ArtifactError, match=r"cpu7/cpufreq leads to .*elsewhere, outside the clocks tree"):
+        clocks.lock()
+    with pytest.raises(ArtifactError, match=r"outside the clocks tree"):
+        clocks.state()
+    assert (elsewhere / "scaling_governor").read_text() == "schedutil\n" and governors(board) == ORIGINAL
+
+
+def test_a_fifo_in_the_tree_is_not_waited_on(board):
+    fifo = board / "class/thermal/thermal_zone0/temp"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    result = run_bounded([sys.executable, "-m", "edgeship_runtime.clocks", "show", "--sysfs", str(board)], bound_s=30)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["thermal_c"] == {"bigcore0-thermal": 46.2, "npu-thermal": 44.4}
+
+
+def test_names_that_are_not_numbered_cores_or_zones_are_skipped(board):
+    write(board, "devices/system/cpu/cpu1x/cpufreq/scaling_governor", "schedutil")
+    write(board, "class/thermal/thermal_zone1x/temp", "99000")
+    found = clocks.state()
+    assert list(found["cpufreq"]) == ["cpu0", "cpu4", "cpu6"] and "99" not in json.dumps(found["thermal_c"])
+
+
+def test_the_clocks_go_back_when_the_state_after_the_benchmark_cannot_be_read(board, tmp_path):
+    with pytest.raises(ArtifactError, match="outside the clocks tree"), clocks.held(True):
+        (tmp_path / "zone").mkdir()
+        (board / "class/thermal/thermal_zone9").symlink_to(tmp_path / "zone")
+    assert governors(board) == ORIGINAL
 
 
 def test_the_root_step_refuses_a_damaged_state_file_in_one_line(board, tmp_path, capsys):
     state = tmp_path / "held.json"
     state.write_text("[1, 2")
-    assert clocks.main(["restore", "--state", str(state)]) == 2
+    state.chmod(0o600)
+    assert clocks.main(["restore", "--state", str(state), "--sysfs", str(board)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(PREFIX) and "saved clock state" in err[0] and "set the governors by hand" in err[0]
 
@@ -178,18 +247,20 @@ def test_an_unprivileged_lock_is_one_line_naming_the_root_step():
         for module in Path(clocks.__file__).parent.glob("*.py"):
             shutil.copy(module, package / module.name)
         os.chmod(package.parent, 0o755)
-        (Path(folder) / "state").mkdir(mode=0o777)
-        os.chmod(Path(folder) / "state", 0o777)
+        (Path(folder) / "state").mkdir(mode=0o700)
+        if os.geteuid() == 0:
+            os.chown(Path(folder) / "state", 65534, 65534)  # the user's own state folder: it fails writing the clocks, not there
         runtime = package.parent
         # as root, the benchmark's user is `nobody`, with the system Python (root's own may be out of its reach)
         python = sys.executable if os.geteuid() else shutil.which("python3", path="/usr/bin:/bin")
         if python is None:
             pytest.skip("no system python3 that an unprivileged user may run")
         result = subprocess.run([python, "-c", "import sys; from edgeship_runtime.clocks import main; sys.exit(main(['lock', "
-                                 "'--state', sys.argv[1]]))", str(Path(folder) / "state/held.json")], capture_output=True, text=True, timeout=60,
+                                 "'--state', sys.argv[1], '--sysfs', sys.argv[2]]))", str(Path(folder) / "state/held.json"), str(root)],
+                                capture_output=True, text=True, timeout=60,
                                 env={**os.environ, "EDGESHIP_CLOCKS_SYSFS": str(root), "PYTHONPATH": str(runtime)},
                                 user=65534 if os.geteuid() == 0 else None, cwd="/")
-        assert_one_clean_line(result, PREFIX, r"cannot write 'performance' to .*cpu0/cpufreq/scaling_governor \(Permission denied\); "
+        assert_one_clean_line(result, PREFIX, r"cannot write 'performance' to .*policy0/scaling_governor \(Permission denied\); "
                                               r"holding clocks needs root: run `sudo .* -m edgeship_runtime.clocks lock")
         assert governors(root) == ORIGINAL
 
@@ -215,7 +286,12 @@ def test_bench_lock_clocks_on_a_board_without_cpufreq_is_one_line(tmp_path):
 
 JETSON_CLOCKS = """#!/bin/sh
 echo "jetson_clocks $*" >> {log}
-case "$1" in --store) echo "saved by jetson_clocks" > "$2" ;; esac
+case "$1" in
+  --store)
+    # L4T's own: an existing file is not overwritten without a Y on stdin
+    if [ -e "$2" ]; then echo "File $2 already exists. Can I overwrite it? Y/N"; read answer; exit 1; fi
+    echo "saved by jetson_clocks" > "$2" ;;
+esac
 exit {code}
 """
 
@@ -241,6 +317,18 @@ def test_jetson_clocks_is_stored_run_and_restored(tmp_path, monkeypatch):
     assert calls[0].split()[2] == calls[2].split()[2]  # restored from the very file it stored
     assert record["changed"]["jetson_clocks"] is True and record["before"]["jetson_clocks"] is True
     assert governors(sysroot / "sys") == ORIGINAL and not os.path.exists(calls[0].split()[2])  # its scratch folder is gone
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="jetson_clocks runs only as root")
+def test_jetson_clocks_can_be_locked_again_after_a_restore(tmp_path, monkeypatch):
+    sysroot, log = jetson(tmp_path, monkeypatch)
+    state = tmp_path / "run/held.json"
+    for _ in range(2):
+        clocks._lock_to_file(str(state), str(sysroot))
+        assert governors(sysroot / "sys") == HELD
+        clocks._restore_from_file(str(state), str(sysroot))
+        assert governors(sysroot / "sys") == ORIGINAL and not os.path.exists(str(state) + ".jetson_clocks.conf")
+    assert [call.split()[:2] for call in log.read_text().splitlines()].count(["jetson_clocks", "--store"]) == 2
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="jetson_clocks runs only as root")

@@ -1,11 +1,37 @@
 """A benchmark's clocks, as the board recorded them (the bench JSON's `clocks`, written by
 edgeship_runtime.clocks): a label for the report's row, and the state `invoke compare` asks
 before it calls a latency move a regression (a run with its clocks held is not comparable with
-one whose governor let them float)."""
+one whose governor let them float).
+
+A board wrote it: every part is checked for its type (a list where a mapping belongs, a bool
+where a number does) and every text is bounded and on one line before it reaches a label."""
 
 from __future__ import annotations
 
 import json
+import math
+
+GOVERNOR_LIMIT = 40  # kernel governor names are under 20 characters
+NAME_LIMIT = 64
+SYSFS_LIMIT = 200
+
+
+def _text(value, limit: int) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    value = " ".join(value.split())
+    return value if len(value) <= limit else value[: limit - 3] + "..."
+
+
+def _number(value) -> float | None:
+    """A finite number, else None (a bool is not a number here)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _mapping(value) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def _clocks(record: str | dict | None) -> dict | None:
@@ -15,18 +41,25 @@ def _clocks(record: str | dict | None) -> dict | None:
             record = json.loads(record)
         except ValueError:
             return None
-    clocks = (record or {}).get("clocks") if isinstance(record, dict) else None
+    clocks = record.get("clocks") if isinstance(record, dict) else None
     return clocks if isinstance(clocks, dict) and isinstance(clocks.get("before"), dict) else None
 
 
+def _held(clocks: dict | None) -> bool:
+    return isinstance(clocks, dict) and clocks.get("held") is True  # "yes" or 1 from a board is not held
+
+
 def _governors(state: dict) -> list[str]:
-    found = [policy.get("governor") for policy in (state.get("cpufreq") or {}).values() if isinstance(policy, dict)]
-    found += [f"{name} {device.get('governor')}" for name, device in sorted((state.get("devfreq") or {}).items()) if isinstance(device, dict)]
-    return sorted({str(governor) for governor in found if governor})
+    found = [_text(policy.get("governor"), GOVERNOR_LIMIT) for policy in _mapping(state.get("cpufreq")).values() if isinstance(policy, dict)]
+    for name, device in sorted(_mapping(state.get("devfreq")).items()):
+        governor = _text(device.get("governor"), GOVERNOR_LIMIT) if isinstance(device, dict) else None
+        if governor and _text(name, NAME_LIMIT):
+            found.append(f"{_text(name, NAME_LIMIT)} {governor}")
+    return sorted({governor for governor in found if governor})
 
 
-def _hottest(state: dict | None) -> float | None:
-    values = [value for value in ((state or {}).get("thermal_c") or {}).values() if isinstance(value, int | float)]
+def _hottest(state) -> float | None:
+    values = [value for value in map(_number, _mapping(_mapping(state).get("thermal_c")).values()) if value is not None]
     return max(values) if values else None
 
 
@@ -36,7 +69,7 @@ def clock_state(record: str | dict | None) -> str:
     if clocks is None:
         return "clocks not recorded"
     governors = _governors(clocks["before"])
-    return f"clocks {'held' if clocks.get('held') else 'not held'}" + (f" ({', '.join(governors)})" if governors else " (no cpufreq)")
+    return f"clocks {'held' if _held(clocks) else 'not held'}" + (f" ({', '.join(governors)})" if governors else " (no cpufreq)")
 
 
 def clock_labels(record: str | dict | None) -> list[str]:
@@ -46,19 +79,20 @@ def clock_labels(record: str | dict | None) -> list[str]:
     clocks = _clocks(record)
     if clocks is None:
         return []
-    before, after = clocks["before"], clocks.get("after") or {}
-    megahertz: list[float] = [policy["cur_mhz"] for policy in (before.get("cpufreq") or {}).values()
-                              if isinstance(policy, dict) and isinstance(policy.get("cur_mhz"), int | float)]
+    before, after = clocks["before"], _mapping(clocks.get("after"))
+    megahertz: list[float] = [value for value in (_number(policy.get("cur_mhz")) for policy in _mapping(before.get("cpufreq")).values()
+                                                  if isinstance(policy, dict)) if value is not None]
     hot_before, hot_after = _hottest(before), _hottest(after)
-    if not before.get("cpufreq") and hot_before is None:
+    if not _mapping(before.get("cpufreq")) and hot_before is None:
         return []
     parts = [clock_state(record)]
     if megahertz:
         parts.append(f"{max(megahertz):.0f} MHz")
     if hot_before is not None:
         parts.append(f"{hot_before:.0f} -> {hot_after:.0f} °C" if hot_after is not None else f"{hot_before:.0f} °C")
-    if str(before.get("sysfs") or "/sys") != "/sys":
-        parts.append(f"read from {before['sysfs']}")  # a stand-in tree (the board simulator's) says so
+    sysfs = _text(before.get("sysfs"), SYSFS_LIMIT)
+    if sysfs and sysfs != "/sys":
+        parts.append(f"read from {sysfs}")  # a stand-in tree (the board simulator's) says so
     return [", ".join(parts)]
 
 
@@ -66,7 +100,7 @@ def clocks_differ(before: str | dict | None, now: str | dict | None) -> tuple[st
     """Both runs' clock states when they differ: held against not held, or other governors (a
     run that recorded none counts as not held; its governors are unknown, so only `held` is asked)."""
     base, new = _clocks(before), _clocks(now)
-    held = (bool(base and base.get("held")), bool(new and new.get("held")))
+    held = (_held(base), _held(new))
     if held[0] != held[1] or (base and new and _governors(base["before"]) != _governors(new["before"])):
         return clock_state(before), clock_state(now)
     return None

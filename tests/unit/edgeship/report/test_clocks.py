@@ -88,3 +88,28 @@ def test_states_of_records_that_lack_clocks(records):
     assert clocks_differ(None, {"clocks": records["held"]}) == ("clocks not recorded", clock_state({"clocks": records["held"]}))
     no_cpufreq = {"clocks": {**records["floating"], "before": {"cpufreq": {}, "devfreq": {}, "thermal_c": {}}}}
     assert clock_state(no_cpufreq) == "clocks not held (no cpufreq)" and clock_labels(no_cpufreq) == []
+
+
+def spoiled(records, **before) -> dict:
+    return {"clocks": {**records["held"], "before": {**records["held"]["before"], **before}}}
+
+
+@pytest.mark.parametrize("before", [{"cpufreq": ["performance"]}, {"thermal_c": [45.0]}, {"devfreq": "dmc"},
+                                    {"cpufreq": {"cpu0": {"governor": ["x"], "cur_mhz": True}}}, {"thermal_c": {"soc": float("nan")}}],
+                         ids=["cpufreq a list", "thermal_c a list", "devfreq text", "governor a list, MHz a bool", "temperature NaN"])
+def test_a_board_record_of_the_wrong_shape_neither_crashes_the_label_nor_compare(records, before):
+    record = spoiled(records, **before)
+    labels = clock_labels(record)
+    assert all("nan" not in label and "True" not in label and "[" not in label for label in labels)
+    assert clocks_differ(record, {"clocks": records["held"]}) in (None, (clock_state(record), clock_state({"clocks": records["held"]})))
+    assert clocks_differ({"clocks": records["held"]}, record) in (None, (clock_state({"clocks": records["held"]}), clock_state(record)))
+
+
+def test_a_long_governor_or_sysfs_reaches_the_label_bounded_and_on_one_line(records):
+    record = spoiled(records, cpufreq={"cpu0": {"governor": "perf\n" + "x" * 5000, "cur_mhz": 1008.0}}, sysfs="/s\n" + "y" * 5000)
+    label = clock_labels(record)[0]
+    assert "\n" not in label and len(label) < 400 and "perf xxx" in label and "read from /s yyy" in label
+
+
+def test_held_is_only_true(records):
+    assert clock_state({"clocks": {**records["held"], "held": "no"}}).startswith("clocks not held")

@@ -9,8 +9,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -199,3 +201,61 @@ def test_latency_and_accuracy_rules():
     new = {"metrics": {"f1": 0.9, "error": 0.2, "boxes": 3}, "tolerances": {"min_f1": 0.8, "max_error": 0.5, "min_pck": 0.9}}
     old = {"metrics": {"f1": 0.95, "error": 0.1, "boxes": 9, "pck": 1.0}}
     assert health_gate.accuracy_drops(new, old, 0.01) == ["error 0.2, was 0.1 (more than 0.01 worse)", "f1 0.9, was 0.95 (more than 0.01 worse)"]
+
+
+def gone(pid: int) -> bool:
+    """Dead, or a zombie nobody reaped yet (in a container, PID 1 may never reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+GRANDCHILD = """import os, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+open(sys.argv[1], "w").write(f"{os.getpid()} {child.pid}")
+time.sleep(300)
+"""
+
+
+def wait_for_pids(path: Path) -> list[int]:
+    for _ in range(200):
+        if path.exists() and len(path.read_text().split()) == 2:
+            return [int(pid) for pid in path.read_text().split()]
+        time.sleep(0.05)
+    raise AssertionError(f"{path} was never written")
+
+
+def test_a_run_past_its_bound_is_stopped_with_everything_it_started(tmp_path):
+    pids = tmp_path / "pids"
+    started = time.monotonic()
+    code, report, why = health_gate.run_json([sys.executable, "-c", GRANDCHILD, str(pids)], 1.5, "the bench of A")
+    assert (code, report, why) == (124, None, "the bench of A took longer than 1.5 s and was stopped")
+    assert time.monotonic() - started < 20
+    child, grandchild = wait_for_pids(pids)
+    for _ in range(50):
+        if gone(child) and gone(grandchild):
+            break
+        time.sleep(0.1)
+    assert gone(child) and gone(grandchild), "the bench's own child outlived the timeout"
+
+
+def test_the_gate_stopped_by_term_stops_the_run_it_started(tmp_path):
+    # what main.yml's `timeout` does: TERM to the gate (and its process group, which the runs have left)
+    release(tmp_path, "A", "1.0")
+    folder = release(tmp_path, "B", "1.0")
+    activate(tmp_path, "B")
+    pids = tmp_path / "pids"
+    (folder / "venv" / "bin" / "edgeship-runtime").write_text(f"#!{sys.executable}\n" + GRANDCHILD.replace("sys.argv[1]", repr(str(pids))))
+    gate_process = subprocess.Popen([sys.executable, str(GATE), "--root", str(tmp_path), "--release", "B", "--previous", "A"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child, grandchild = wait_for_pids(pids)
+    gate_process.terminate()
+    _, stderr = gate_process.communicate(timeout=30)
+    assert gate_process.returncode == 128 + signal.SIGTERM
+    assert stderr.strip() == f"health_gate: error: stopped by signal {int(signal.SIGTERM)} (the gate took longer than its bound)"
+    for _ in range(50):
+        if gone(child) and gone(grandchild):
+            break
+        time.sleep(0.1)
+    assert gone(child) and gone(grandchild), "the check the gate ran outlived the gate"

@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -67,19 +68,51 @@ def artifact_args(folder: Path, entry: dict, allow_cpu_fallback: bool) -> list[s
 
 
 def run_json(argv: list[str], timeout_s: float, what: str) -> tuple[int, dict | None, str]:
-    """(exit code, the JSON it printed or None, its last stderr line); a run past its bound is stopped."""
+    """(exit code, the JSON it printed or None, its last stderr line); a run past its bound is stopped,
+    with everything it started: it runs in a session of its own, whose whole process group is killed
+    (a backend's worker or a shell's child would otherwise outlive it and hold the board's cores)."""
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        return 124, None, f"{what} took longer than {timeout_s:g} s and was stopped"
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     except OSError as error:
         return 127, None, f"{what} did not start: {error}"
+    RUNNING.add(process.pid)
     try:
-        report = json.loads(done.stdout)
+        stdout, stderr = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        kill_group(process.pid)
+        try:
+            process.communicate(timeout=10)  # reap it; bounded, should anything have left the group holding its pipes
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        return 124, None, f"{what} took longer than {timeout_s:g} s and was stopped"
+    finally:
+        RUNNING.discard(process.pid)
+    try:
+        report = json.loads(stdout)
     except ValueError:
         report = None
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    return done.returncode, report if isinstance(report, dict) else None, lines[-1] if lines else ""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    return process.returncode, report if isinstance(report, dict) else None, lines[-1] if lines else ""
+
+
+RUNNING: set[int] = set()  # the process groups of the checks and benches running now
+
+
+def kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def stop(signum: int, _frame: object) -> None:
+    """The board's `timeout` (main.yml) stops the gate with TERM, and signals only the gate's own
+    process group: the runs in sessions of their own go with it here."""
+    for pgid in list(RUNNING):
+        kill_group(pgid)
+    print(f"health_gate: error: stopped by signal {signum} (the gate took longer than its bound)", file=sys.stderr)
+    os._exit(128 + signum)
 
 
 def accuracy_drops(new: dict, old: dict, drop_max: float) -> list[str]:
@@ -240,6 +273,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, stop)
     try:
         verdict = Gate(args).run()
     except (GateError, OSError) as error:

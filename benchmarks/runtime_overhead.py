@@ -5,6 +5,10 @@
 An ncnn artifact is measured against a bare ncnn extractor loop instead (BARE_LOOPS); run it
 where ncnn is installed, e.g. in the ncnn image with runtime/ and benchmarks/ mounted and
 PYTHONPATH=/src/runtime. An mnn artifact likewise, against a bare MNN Module loop, in the mnn image.
+An openvino artifact against a bare InferRequest loop, where openvino is installed (the controller's
+venv has it). Measured 2026-12-07 on MobileNetV2 fp16 (ncnn, MNN, OpenVINO), 2 shared cores while
+other fleets and builds ran: run-to-run spread of about +-10 % swamped the goal (OpenVINO -13.5 to
++7.8 %, MNN -1.3 to +11.6 %, ncnn -8.6 to +2.7 %, mean over rounds); on such a machine repeat it idle.
 
 Default artifact: MobileNetV2 fp32 for tflite (converted if needed). Both loops use one
 thread and the same prepared input; they alternate in rounds, in ABBA order (whichever
@@ -118,7 +122,31 @@ def mnn_bare(artifact, feeds: dict) -> Callable[[int], list[float]]:
 MNN_MODULE: dict = {}  # the mnn backend's loaded Module, for mnn_bare
 
 
-BARE_LOOPS = {"litert": litert_bare, "ncnn": ncnn_bare, "mnn": mnn_bare}  # backend -> the runtime's own loop, without the harness
+def openvino_bare(artifact, feeds: dict) -> Callable[[int], list[float]]:
+    """OpenVINO's own loop at the backend's settings (the CPU plugin, f32 precision hint, one thread): the
+    backend's own InferRequest of the model it compiled (as for MNN, one loaded model serves both loops,
+    so where its memory landed cannot tell them apart), the feeds by name, each output read back."""
+    backend = LOADED["openvino"]
+    request, outputs = backend._request, list(backend._compiled.outputs)
+
+    def loop(runs: int) -> list[float]:
+        times, clock = [], time.perf_counter
+        for _ in range(runs):
+            began = clock()
+            results = request.infer(feeds)  # a copy of each output, as the backend gets them
+            for port in outputs:
+                results[port]
+            times.append(clock() - began)
+        return times
+
+    return loop
+
+
+LOADED: dict = {}  # backend name -> the loaded backend, for a bare loop that shares its compiled model
+
+
+BARE_LOOPS = {"litert": litert_bare, "ncnn": ncnn_bare, "mnn": mnn_bare,
+              "openvino": openvino_bare}  # backend -> the runtime's own loop, without the harness
 
 
 def main() -> None:
@@ -130,6 +158,7 @@ def main() -> None:
     with backend_cls(artifact, threads=1) as backend:
         feeds = backend.prepare(artifact.sample_input())
         MNN_MODULE["module"] = getattr(backend, "_module", None)
+        LOADED[artifact.backend] = backend
         bare = BARE_LOOPS[artifact.backend](artifact, feeds)
         bare(30)
         timed_loop(backend, feeds, 30, 0)

@@ -87,7 +87,7 @@ def test_a_release_as_fast_and_accurate_as_the_previous_one_passes_and_its_verdi
     code, verdict, _ = gate(tmp_path, "B", "A")
     assert code == 0 and verdict["passed"] and verdict["reasons"] == []
     assert verdict["models"][0]["latency"] == {"previous_p50_ms": [1.0, 1.0], "p50_ms": 1.05, "ratio": 1.05, "noise": 0.0, "limit": 1.5,
-                                               "passed": True}
+                                               "noisy": False, "passed": True, "rounds": 1}
     assert json.loads((tmp_path / "releases" / "B" / "health.json").read_text()) == verdict
     # the check ran through `current`; the benches ran previous, new, previous, each with the deploy's fallback flags
     calls = [json.loads(line) for line in (tmp_path / "releases" / "B" / "calls.log").read_text().splitlines()]
@@ -197,10 +197,79 @@ def test_latency_and_accuracy_rules():
     verdict = health_gate.latency_verdict([1.0, 1.1], 1.6, ratio_max=1.5, noise_factor=2, noise_floor=0.02)
     assert verdict["passed"] is False and verdict["ratio"] == 1.524 and verdict["limit"] == 1.5
     assert health_gate.latency_verdict([1.0], 1.0, 1.5, 2, 0.3)["limit"] == 1.6  # the floor alone widens it
-    # a max_ tolerance is judged the other way; metrics one side lacks, and counts, are not compared
-    new = {"metrics": {"f1": 0.9, "error": 0.2, "boxes": 3}, "tolerances": {"min_f1": 0.8, "max_error": 0.5, "min_pck": 0.9}}
+    # a max_ tolerance is judged the other way; counts and metrics the previous check lacks are not compared;
+    # a judged metric the previous check has and the new one lost is a failure
+    new = {"metrics": {"f1": 0.9, "error": 0.2, "boxes": 3, "iou": 0.5}, "tolerances": {"min_f1": 0.8, "max_error": 0.5, "min_pck": 0.9,
+                                                                                       "min_iou": 0.4}}
     old = {"metrics": {"f1": 0.95, "error": 0.1, "boxes": 9, "pck": 1.0}}
-    assert health_gate.accuracy_drops(new, old, 0.01) == ["error 0.2, was 0.1 (more than 0.01 worse)", "f1 0.9, was 0.95 (more than 0.01 worse)"]
+    assert health_gate.accuracy_drops(new, old, 0.01) == ["error 0.2, was 0.1 (more than 0.01 worse)", "f1 0.9, was 0.95 (more than 0.01 worse)",
+                                                          "pck is missing after activation, was 1 (a judged metric must be a finite number)"]
+
+
+@pytest.mark.parametrize(("value", "shown"), [(float("nan"), "NaN"), (float("inf"), "Infinity"), (None, "null"), ("0.99", '"0.99"'),
+                                              (True, "true"), ("absent", "missing")])
+def test_a_judged_metric_that_went_missing_or_not_finite_fails_instead_of_passing_uncompared(value, shown):
+    metrics = {} if value == "absent" else {"top1_agreement": value}
+    new = {"metrics": metrics, "tolerances": {"min_top1_agreement": 0.99}}
+    assert health_gate.accuracy_drops(new, check_report(), 0.01) == [
+        f"top1_agreement is {shown} after activation, was 1 (a judged metric must be a finite number)"]
+    # a previous check without a finite figure has nothing to compare with
+    assert health_gate.accuracy_drops(new, {"metrics": {"top1_agreement": float("nan")}}, 0.01) == []
+
+
+def test_a_release_whose_check_reports_nan_fails_the_gate(tmp_path):
+    release(tmp_path, "A", "1.0")
+    release(tmp_path, "B", "1.0", check=check_report(top1=float("nan")))
+    activate(tmp_path, "B")
+    code, verdict, _ = gate(tmp_path, "B", "A")
+    assert code == 1 and verdict["reasons"] == [
+        "digits-jetson-fp16: top1_agreement is NaN after activation, was 1 (a judged metric must be a finite number)"]
+
+
+@pytest.mark.parametrize("p50", ["nan", "inf", "0", "-1"])
+def test_a_bench_time_that_is_not_a_positive_finite_number_is_no_time(tmp_path, p50):
+    release(tmp_path, "A", "1.0")
+    release(tmp_path, "B", p50)
+    activate(tmp_path, "B")
+    code, verdict, _ = gate(tmp_path, "B", "A")
+    assert code == 1 and len(verdict["reasons"]) == 1
+    assert verdict["reasons"][0].startswith("digits-jetson-fp16: the bench after activation failed: the bench of B gave a p50 of ")
+    assert verdict["reasons"][0].endswith(" ms, not a positive finite time")
+
+
+def test_the_widened_limit_has_a_ceiling():
+    # noise 80 % x factor 4 would allow 4.2x; the ceiling is twice ratio_max unless given
+    verdict = health_gate.latency_verdict([1.0, 1.8], 4.5, ratio_max=1.5, noise_factor=4, noise_floor=0.02, noise_max=1.0)
+    assert verdict["limit"] == 3.0 and verdict["ratio"] == 3.214 and verdict["passed"] is False
+    assert health_gate.latency_verdict([1.0, 1.8], 4.5, 1.5, 4, 0.02, limit_max=4.0, noise_max=1.0)["limit"] == 4.0
+
+
+def test_above_the_noise_bound_the_limit_is_not_widened_and_the_fastest_previous_run_is_the_base():
+    verdict = health_gate.latency_verdict([10.0, 30.0], 27.5, ratio_max=1.5, noise_factor=2, noise_floor=0.02, noise_max=0.5)
+    assert verdict["noisy"] is True and verdict["limit"] == 1.5 and verdict["ratio"] == 2.75 and verdict["passed"] is False
+    assert health_gate.latency_verdict([10.0, 30.0], 12.0, 1.5, 2, 0.02, noise_max=0.5)["passed"] is True
+
+
+def test_a_release_2_75x_slower_on_a_noisy_board_fails_after_benching_again(tmp_path):
+    # the review's case: previous runs of 10 and 30 ms widened the limit to 5x, so 27.5 ms (2.75x their mean) passed
+    release(tmp_path, "A", "10 30 10 30 10 30")
+    release(tmp_path, "B", "27.5 27.5 27.5")
+    activate(tmp_path, "B")
+    code, verdict, _ = gate(tmp_path, "B", "A")
+    assert code == 1
+    assert verdict["reasons"] == ["digits-jetson-fp16: p50 27.5 ms is 2.75x the previous release's fastest 10 ms (limit 1.50x, not widened: "
+                                  "run-to-run noise 200% above edgeship_health_noise_max 50% in each of 3 rounds of benches)"]
+    assert len((tmp_path / "releases" / "A" / "calls.log").read_text().splitlines()) == 6
+
+
+def test_a_board_that_quietens_is_judged_by_its_quiet_round(tmp_path):
+    release(tmp_path, "A", "10 30 10 10.2")
+    release(tmp_path, "B", "27.5 10.5")
+    activate(tmp_path, "B")
+    code, verdict, _ = gate(tmp_path, "B", "A")
+    assert code == 0, verdict
+    latency = verdict["models"][0]["latency"]
+    assert latency["rounds"] == 2 and latency["previous_p50_ms"] == [10.0, 10.2] and latency["p50_ms"] == 10.5 and not latency["noisy"]
 
 
 def gone(pid: int) -> bool:

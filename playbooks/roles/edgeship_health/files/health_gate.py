@@ -137,8 +137,9 @@ def accuracy_drops(new: dict, old: dict, drop_max: float) -> list[str]:
     Metrics the previous check lacks (or has as no finite number) are not compared."""
     drops = []
     tolerances = {**(old.get("tolerances") or {}), **(new.get("tolerances") or {})}
-    ours = new.get("metrics") if isinstance(new.get("metrics"), dict) else {}
-    theirs = old.get("metrics") if isinstance(old.get("metrics"), dict) else {}
+    ours: dict = new.get("metrics") or {}
+    theirs: dict = old.get("metrics") or {}
+    ours, theirs = (ours if isinstance(ours, dict) else {}), (theirs if isinstance(theirs, dict) else {})
     for key in sorted(tolerances):
         bound, _, metric = key.partition("_")
         before = number(theirs.get(metric))
@@ -198,9 +199,10 @@ class Gate:
         p50 = ((report or {}).get("steady") or {}).get("p50_ms")
         if code != 0:
             return None, why or f"the bench of {folder.name} exited {code}"
-        if number(p50) is None or float(p50) <= 0:
+        time_ms = number(p50)
+        if time_ms is None or time_ms <= 0:
             return None, f"the bench of {folder.name} gave a p50 of {json.dumps(p50)} ms, not a positive finite time"
-        return float(p50), ""
+        return time_ms, ""
 
     def kept_check(self, entry: dict) -> dict | None:
         """The previous release's kept check of the entry (check --record), or None."""

@@ -20,6 +20,12 @@ from tests.support import ROOT
 
 PLAYBOOKS = ROOT / "playbooks"
 STAND_IN_RELEASE = """---
+- name: Stand-in for a planning that fails (the real role's planner, run once for every board)
+  ansible.builtin.fail:
+    msg: the planner failed
+  run_once: true
+  when: edgeship_release_plan_only | length > 0 and fail_planning | default(false)
+
 - name: Stand-in for the planning play (the real role plans and keeps the plan in edgeship_release_plan_only)
   ansible.builtin.meta: end_host
   when: edgeship_release_plan_only | length > 0
@@ -92,9 +98,12 @@ def test_the_play_rolls_out_in_waves_with_a_failure_budget_and_gates_after_the_r
     assert play["serial"] == "{{ edgeship_waves }}"
     # judged after every task, either would stop a wave's other boards wherever they are (activated, not yet gated)
     assert "any_errors_fatal" not in play and "max_fail_percentage" not in play
-    steps = [t["ansible.builtin.include_role"] for t in play["tasks"][0]["block"]]
+    # the planning play's facts serve the whole run: gathering again would drop a lost board before its wave's summary
+    assert planning["gather_facts"] is True and play["gather_facts"] is False
+    assert play["tasks"][0]["ignore_unreachable"] is True
+    steps = [t["ansible.builtin.include_role"] for t in play["tasks"][2]["block"]]
     assert steps == [{"name": "edgeship_health", "tasks_from": "before.yml"}, {"name": "edgeship_release"}, {"name": "edgeship_health"}]
-    assert play["tasks"][1]["ansible.builtin.include_role"] == {"name": "edgeship_health", "tasks_from": "wave.yml"}
+    assert play["tasks"][3]["ansible.builtin.include_role"] == {"name": "edgeship_health", "tasks_from": "wave.yml"}
 
 
 def test_a_failed_canary_stops_the_rollout_after_wave_1_and_the_summary_says_why(tmp_path):
@@ -141,17 +150,38 @@ def test_the_failure_budget_is_a_share_of_the_wave_as_ansible_counts_it(tmp_path
         assert waves[1][-1] == "wave 2 passed (1 failed, within the budget of 25 %); next: b08, b09, b10"
 
 
-def test_a_board_lost_mid_wave_counts_as_failed_after_its_wave_mates_finished_their_gate(tmp_path):
+def unreachable(line: str) -> bool:
+    return line.startswith("b04: FAILED: b04 was unreachable at the start of its wave: ") and "Failed to connect to the host via ssh" in line
+
+
+def test_a_board_lost_before_its_wave_counts_as_failed_after_its_wave_mates_finished_their_gate(tmp_path):
     result = run_waves(tmp_path, 10, [], lost="b04", edgeship_waves=[2, "50%"], edgeship_waves_max_fail_percentage=25, reach=True)
     waves = [clean(s) for s in summaries(result.stdout)]
-    assert result.returncode == 4, result.stdout[-3000:]  # ansible-playbook's code for an unreachable host
-    assert waves[1] == ["wave 2 of 3: b03, b04, b05, b06, b07", "b03: healthy on R",
-                        "b04: LOST: unreachable, or failed outside the deploy (see its tasks above)",
-                        "b05: healthy on R", "b06: healthy on R", "b07: healthy on R",
-                        "wave 2 passed (1 failed, within the budget of 25 %); next: b08, b09, b10"]
+    assert result.returncode == 2, result.stdout[-3000:]  # failed by the wave's summary, as every failed board is
+    assert waves[1][0] == "wave 2 of 3: b03, b04, b05, b06, b07" and waves[1][1] == "b03: healthy on R"
+    assert unreachable(waves[1][2]), waves[1][2]
+    assert waves[1][3:] == ["b05: healthy on R", "b06: healthy on R", "b07: healthy on R",
+                            "wave 2 passed (1 failed, within the budget of 25 %); next: b08, b09, b10"]
     result = run_waves(tmp_path / "again", 10, [], lost="b04", edgeship_waves=[2, "50%"], reach=True)
-    assert result.returncode == 4, result.stdout[-3000:]
+    assert result.returncode == 2, result.stdout[-3000:]
     waves = [clean(s) for s in summaries(result.stdout)]
-    assert waves[1][1:6] == ["b03: healthy on R", "b04: LOST: unreachable, or failed outside the deploy (see its tasks above)",
-                             "b05: healthy on R", "b06: healthy on R", "b07: healthy on R"]
-    assert waves[1][-1].endswith("not deployed: b08, b09, b10") and len(waves) == 2
+    assert unreachable(waves[1][2]) and waves[1][-1].endswith("not deployed: b08, b09, b10") and len(waves) == 2
+    assert list((tmp_path / "again" / "tmp").iterdir()) == []
+
+
+def test_a_canary_gone_before_its_wave_stops_the_rollout_with_its_summary_and_leaves_no_plan(tmp_path):
+    # a wave whose boards are all gone before any task would end the run (Ansible stops at a batch that all failed)
+    result = run_waves(tmp_path, 4, [], lost="b01", reach=True)
+    assert result.returncode == 2, result.stdout[-3000:]
+    waves = [clean(s) for s in summaries(result.stdout)]
+    assert len(waves) == 1 and waves[0][0] == "wave 1 of 3: b01"
+    assert waves[0][1].startswith("b01: FAILED: b01 was unreachable at the start of its wave: ")
+    assert waves[0][2].startswith("the rollout stops after wave 1: 1 of 1 boards failed or were lost")
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_planning_that_fails_ends_the_run_and_leaves_no_plan_file(tmp_path):
+    result = run_waves(tmp_path, 3, [], fail_planning=True)
+    assert result.returncode == 2, result.stdout[-3000:]
+    assert "the planner failed" in result.stdout and "PLAY [Deploy the edgeship release" not in result.stdout
+    assert list((tmp_path / "tmp").iterdir()) == []

@@ -446,7 +446,9 @@ PLAN_FILE_HELP = "the plan file `invoke plan --shards N --out FILE` wrote (defau
 def build(c, config="edgeship.toml", out="", entries="", shard="", plan="", lock_out=""):
     """Convert every entry of the conversions file (models x targets x modes) and write conversions.lock."""
     from edgeship.convert.project import build_all
+    from edgeship.examples.project import make_missing_examples
 
+    make_missing_examples(Path(config))
     build_all(Path(config), Path(out) if out else None, [e for e in entries.split(",") if e], shard=shard,
               plan_file=Path(plan) if plan else None, lock_out=Path(lock_out) if lock_out else None)
 
@@ -457,7 +459,9 @@ def build(c, config="edgeship.toml", out="", entries="", shard="", plan="", lock
 def verify(c, config="edgeship.toml", entries="", shard="", plan=""):
     """Reconvert every locked entry in clean containers (cache bypassed); exit 1 naming any byte that drifted and why."""
     from edgeship.convert.project import verify_all
+    from edgeship.examples.project import make_missing_examples
 
+    make_missing_examples(Path(config))
     code = verify_all(Path(config), [e for e in entries.split(",") if e], shard=shard, plan_file=Path(plan) if plan else None)
     if code:
         raise Exit(code=code)

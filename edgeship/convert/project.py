@@ -379,33 +379,6 @@ def build_all(config: Path, out: Path | None, entries: list[str], shard: str = "
         raise EdgeshipError(f"{len(failed)} of {len(selected)} entries did not convert and are not in the lock: {'; '.join(failed)}")
 
 
-def make_missing_examples(config: Path) -> None:
-    """edgeship's own conversions file names the example models, which each machine makes (examples/
-    is not committed): `invoke verify` makes the missing or outdated ones first, so a fresh clone
-    verifies with no other step. Fixed seeds and hash-pinned wheels make them the same bytes on
-    every machine, which the lock's input hashes check."""
-    from edgeship.paths import REPO_ROOT
-
-    if config.resolve() != REPO_ROOT / "edgeship.toml":
-        return  # a user's project: its models are theirs to make
-    from edgeship.examples import BUILDERS, build_examples
-    from edgeship.examples.common import current
-
-    examples = REPO_ROOT / "examples"
-    try:
-        with open(config, "rb") as handle:
-            models = tomllib.load(handle).get("models", {})
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError, OSError):
-        return  # load_project says what is wrong with the file
-    wanted = [key for key, table in (models.items() if isinstance(models, dict) else ())
-              if key in BUILDERS and isinstance(table, dict) and isinstance(table.get("path"), str)
-              and (REPO_ROOT / table["path"]).resolve().is_relative_to(examples / key)]
-    missing = [key for key in wanted if not current(examples / key, BUILDERS[key][1])]
-    if missing:
-        print(f"edgeship: making the examples {', '.join(missing)} in {examples} (fixed seeds: the lock checks their bytes)", flush=True)
-        build_examples(examples, names=missing)
-
-
 def _verify_entry(client, project: Project, entry: Entry, locked: dict, locked_here: dict | None, folder: Path) -> tuple[Drift, Path]:
     from edgeship.convert.run import convert
 
@@ -421,7 +394,6 @@ def verify_all(config: Path, entries: list[str], shard: str = "", plan_file: Pat
     The fresh conversions and report.json stay under <artifacts>/verify/ (what CI uploads)."""
     from edgeship.images.engine import ensure_engine
 
-    make_missing_examples(config)
     project = load_project(config, check_sha=False)
     lock = read_lock(project.lock)
     report_name = "report.json"

@@ -1,6 +1,6 @@
 """The example models hash the same on every build (conversions.lock records their sha256 as
-inputs, and a fresh clone makes them again), and `invoke verify` of edgeship's own conversions
-file makes the missing ones first. Digits only: it is the one trained here (fixed seeds, one
+inputs, and a fresh clone makes them again), and `invoke build`/`verify` of edgeship's own conversions
+file make the missing ones first. Digits only: it is the one trained here (fixed seeds, one
 thread), the others are pinned wheels or random weights from the same seeds."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 import tomllib
 
-from edgeship.convert.project import make_missing_examples
 from edgeship.examples import build_examples
+from edgeship.examples.project import make_missing_examples
 from edgeship_runtime.files import sha256_file
 from tests.support import ROOT
 

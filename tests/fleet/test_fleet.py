@@ -18,12 +18,14 @@ from tests.support.fleet import corrupt_copy, fleet_inventory, recap
 
 pytestmark = pytest.mark.fleet
 HOSTS = ("t-coral", "t-jetson", "t-rk3588", "t-rpi")
+EVERY_BOARD = (*HOSTS, "t-nuc")  # with the x86 OpenVINO board, which the demo tests leave out
 
 
 def test_board_killed_mid_deploy_others_finish_then_rerun_succeeds(fleet):
     from edgeship.fleet import sim
     from edgeship.fleet.playbook import PLAYBOOKS, playbook_command, playbook_env
 
+    before = fleet.current("t-jetson")  # None, or a release an earlier test (the collection's) activated there
     command = playbook_command("deploy.yml", fleet.inventory, None, {"edgeship_release_artifacts_root": str(fleet.artifacts),
                                                                      "edgeship_waves": ["100%"]})  # one wave: the others go on
     process = subprocess.Popen(command, cwd=PLAYBOOKS, env=playbook_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -42,12 +44,12 @@ def test_board_killed_mid_deploy_others_finish_then_rerun_succeeds(fleet):
         assert fleet.current(host), f"{host} has no current release"
 
     sim.up(fleet.inventory, ["t-jetson"])  # the board comes back with the same host key
-    assert fleet.current("t-jetson") is None
+    assert fleet.current("t-jetson") == before  # the killed board activated nothing
     rerun = fleet.playbook("deploy.yml")
     assert rerun.returncode == 0
     releases = {fleet.current(host) for host in HOSTS}
     assert len(releases) == 1 and None not in releases  # one release id for the whole run
-    assert fleet.releases("t-jetson") == sorted(releases)
+    assert releases <= set(fleet.releases("t-jetson"))
 
 
 def test_a_board_another_checkout_started_is_replaced_so_this_ones_ssh_works(tmp_path_factory):
@@ -133,7 +135,7 @@ def test_second_identical_deploy_changes_nothing(fleet):
     result = fleet.playbook("deploy.yml")
     assert result.returncode == 0
     counters = recap(result.stdout)
-    assert set(counters) == set(HOSTS)
+    assert set(counters) == set(EVERY_BOARD)
     assert all(c["changed"] == 0 and c["failed"] == 0 for c in counters.values()), counters
 
 
@@ -178,13 +180,14 @@ def test_release_failing_the_accuracy_check_is_not_activated(fleet, tmp_path):
 
 
 def test_full_disk_fails_clearly_keeps_previous_release_then_rollback(fleet, tmp_path_factory):
-    """A board with a 1 GB deploy disk (two releases with the demo's OpenCV fit): fill it, deploy, fail cleanly; free it, deploy; roll back."""
+    """A board with a 1.5 GB deploy disk (two releases with the demo's OpenCV and the ncnn/MNN wheels fit): fill it,
+    deploy, fail cleanly; free it, deploy; roll back."""
     from edgeship.fleet import sim
     from tests.support.fleet import Fleet
 
     folder = tmp_path_factory.mktemp("tiny")
     inventory = fleet_inventory(folder, prefix="d-", port_base=22400)
-    inventory.write_text(re.sub(r"^(d-rpi ansible_port=\d+)", r"\1 edgeship_sim_disk_mb=1024", inventory.read_text(), flags=re.MULTILINE))
+    inventory.write_text(re.sub(r"^(d-rpi ansible_port=\d+)", r"\1 edgeship_sim_disk_mb=1536", inventory.read_text(), flags=re.MULTILINE))
     sim.up(inventory, ["d-rpi"])
     tiny = Fleet(inventory=inventory, artifacts=fleet.artifacts, results=folder / "results")
     try:

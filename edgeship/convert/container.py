@@ -119,6 +119,9 @@ def sandbox_kwargs(mounts) -> dict:
     }
 
 
+SIGKILL_EXIT = 128 + 9  # a process killed by SIGKILL, as the engine reports its exit
+
+
 def memory_note() -> str:
     return (f"it ran out of its memory limit ({MEMORY_SETTING}={limits()['mem_limit']}); give it more, "
             f"e.g. {MEMORY_SETTING}=32g, or convert on a machine with more memory")
@@ -150,6 +153,12 @@ def raise_for_exit(run: Followed, image_tag: str, log_path: Path) -> None:
         raise EdgeshipError(Deadline.message(f"the conversion in {image_tag}", CONVERT_TIMEOUT_S) + f"; full log: {log_path}")
     if run.out_of_memory:
         raise ToolchainFailed(f"the conversion in {image_tag} was stopped: {memory_note()}", run.status.get("StatusCode"), log_path)
+    if run.status.get("StatusCode") == SIGKILL_EXIT:
+        # Killed, and not by us (no deadline passed). Some engines never set State.OOMKilled (Docker
+        # 20.10 on this cgroup-v1 VM reports false for a plain `docker run --memory` hog), so name the
+        # likeliest cause, the memory limit, and say the engine did not confirm it.
+        raise ToolchainFailed(f"the conversion in {image_tag} was killed (exit 137, SIGKILL; the engine did not say why): "
+                              f"most likely {memory_note()}; full log: {log_path}", SIGKILL_EXIT, log_path)
     if run.status.get("StatusCode") == REQUEST_EXIT and run.error_line:
         raise EdgeshipError(f"{run.error_line} (full log: {log_path})")
     if run.status.get("StatusCode") != 0:

@@ -9,25 +9,13 @@ where a number does) and every text is bounded and on one line before it reaches
 from __future__ import annotations
 
 import json
-import math
+
+from edgeship.report.board_values import number as _number
+from edgeship.report.board_values import text as _text
 
 GOVERNOR_LIMIT = 40  # kernel governor names are under 20 characters
 NAME_LIMIT = 64
 SYSFS_LIMIT = 200
-
-
-def _text(value, limit: int) -> str | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    value = " ".join(value.split())
-    return value if len(value) <= limit else value[: limit - 3] + "..."
-
-
-def _number(value) -> float | None:
-    """A finite number, else None (a bool is not a number here)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 def _mapping(value) -> dict:

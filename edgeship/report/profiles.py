@@ -13,25 +13,18 @@ from __future__ import annotations
 import json
 import math
 
+from edgeship.report.board_values import number
+from edgeship.report.board_values import text as _text
+
 SHOWN = 10  # operators (and op types) per table
 MAX_ENTRIES = 100  # what a profile may list at all; past it, it is not read
 MAX_NAME = 80
 MAX_TEXT = 200
 
 
-def _text(value, limit: int) -> str | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    value = " ".join(value.split())
-    return value if len(value) <= limit else value[: limit - 3] + "..."
-
-
 def _number(value, high: float = math.inf) -> float | None:
-    """A finite number in [0, high], else None (a bool is not a number here)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) and 0 <= value <= high else None
+    """A finite number in [0, high], else None."""
+    return number(value, 0.0, high)
 
 
 def _entries(values, name_key: str | None) -> tuple[list[dict], int]:

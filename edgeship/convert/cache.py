@@ -51,22 +51,22 @@ def cache_key(p: Plan, image_id: str, graph_key: str | None = None) -> str:
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
+def _fsync(path: str | Path, flags: int) -> None:
+    fd = os.open(path, os.O_RDONLY | flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _fsync_tree(folder: Path) -> None:
     """Every file and folder of a finished entry on disk before its name is published: after a
     crash (or on a runner whose cache is saved right after the job) the name never points at
     files the kernel had not written yet."""
     for top, _dirs, files in os.walk(folder):
         for name in files:
-            fd = os.open(os.path.join(top, name), os.O_RDONLY | os.O_NOFOLLOW)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            _fsync(os.path.join(top, name), os.O_NOFOLLOW)
+        _fsync(top, os.O_DIRECTORY)
 
 
 def publish(staging: Path, final: Path, complete: Callable[[Path], bool]) -> bool:
@@ -84,11 +84,7 @@ def publish(staging: Path, final: Path, complete: Callable[[Path], bool]) -> boo
             if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
         else:
-            fd = os.open(final.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _fsync(final.parent, os.O_DIRECTORY)  # the new name itself on disk
             return True
         if complete(final):
             shutil.rmtree(staging, ignore_errors=True)

@@ -45,8 +45,11 @@ def remove_edgeship_images() -> int:
     containers = subprocess.run(["docker", "ps", "-aq", "--filter", "label=io.edgeship.sim"], capture_output=True, text=True).stdout.split()
     if containers:
         subprocess.run(["docker", "rm", "-f", *containers], capture_output=True)
-    if ours:
-        subprocess.run(["docker", "rmi", "-f", *ours], capture_output=True)
+    for _ in range(5):  # a parent listed before its child image is refused ("has dependent child images"): go round again
+        left = [image for image in ours if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0]
+        if not left:
+            break
+        subprocess.run(["docker", "rmi", "-f", *left], capture_output=True)
     subprocess.run(["docker", "builder", "prune", "-af"], capture_output=True)
     return len(ours)
 

@@ -50,6 +50,9 @@ def remove_edgeship_images() -> int:
         if not left:
             break
         subprocess.run(["docker", "rmi", "-f", *left], capture_output=True)
+    else:
+        sys.exit(f"main_job.py: {' '.join(left)} could not be removed (an image or container of another build uses it); "
+                 "remove it, then run again: a fresh run must bootstrap every image")
     subprocess.run(["docker", "builder", "prune", "-af"], capture_output=True)
     return len(ours)
 

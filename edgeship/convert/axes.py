@@ -186,6 +186,12 @@ def eval_layout(path: Path, shapes: dict[str, tuple], inputs: list[dict], state:
         if not state:
             raise EdgeshipError(f"evaluation set {path} has {SEQUENCE_KEY}, but the model feeds no state back (no output pairs with an "
                                 "input); drop the key, or declare the pair with --state OUTPUT:INPUT")
+        # Checked by its header before it is read: one length per sequence, each sequence at least one
+        # step, so no valid file holds more lengths than its largest array has rows.
+        header, rows = shapes[SEQUENCE_KEY], max((int(shape[0]) for key, shape in shapes.items() if key != SEQUENCE_KEY and shape), default=0)
+        if len(header) != 1 or header[0] > rows:
+            raise EdgeshipError(f"evaluation set {path}: {SEQUENCE_KEY} has shape {list(header)}; it must be [S], one length per "
+                                f"sequence, S at most the {rows} steps the inputs hold")
         with np.load(path) as data:
             raw = data[SEQUENCE_KEY]
         if raw.ndim != 1 or raw.dtype.kind not in "iu" or not len(raw) or (raw <= 0).any():

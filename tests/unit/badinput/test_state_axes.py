@@ -49,6 +49,9 @@ CASES = [
     ("eval sequence lengths that are not positive integers", [*STATIC, "--eval", "{d}/float_lengths.npz"],
      r"float_lengths\.npz: sequence_lengths is float64 of shape \[2\]; it must be positive integers \[S\], the steps of each sequence "
      r"in order$"),
+    ("eval sequence lengths more than the steps", [*STATIC, "--eval", "{d}/many_lengths.npz"],
+     r"many_lengths\.npz: sequence_lengths has shape \[8\]; it must be \[S\], one length per sequence, S at most the 7 steps the "
+     r"inputs hold$"),
     ("eval state stacked on another axis", [*NAMED, "--eval", "{d}/state_on_axis_0.npz"],
      r"state_on_axis_0\.npz: array 'state' has shape \[5, 2, 1, 4\], needs \[2, N, 4\]; stack samples on axis 1$"),
 ]
@@ -65,6 +68,7 @@ def folder(tmp_path_factory):
     np.savez(d / "short_lengths.npz", x=x7, state=state, sequence_lengths=np.array([3, 3]))
     np.savez(d / "one_start.npz", x=x7, state=state[:1], sequence_lengths=np.array([4, 3]))
     np.savez(d / "float_lengths.npz", x=x7, state=state, sequence_lengths=np.array([4.0, 3.0]))
+    np.savez(d / "many_lengths.npz", x=x7, state=state, sequence_lengths=np.ones(8, np.int64))
     np.savez(d / "state_on_axis_0.npz", x=np.zeros((5, 4), np.float32), state=np.zeros((5, 2, 1, 4), np.float32))
     import onnx
 

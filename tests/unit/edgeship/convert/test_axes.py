@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeship.convert.axes import declare, eval_layout, find_state, parse_batch_axes, sample_fits
+from edgeship.convert.axes import SEQUENCE_KEY, declare, eval_layout, find_state, parse_batch_axes, sample_fits
 from edgeship.convert.request import Request, plan
 from edgeship.errors import EdgeshipError
 from tests.support.stateful_models import tiny_stateful
@@ -80,6 +80,19 @@ def test_an_eval_set_of_sequences_counts_its_steps_and_sequences(tmp_path):
     open_loop = tmp_path / "steps.npz"  # no sequences: every step holds its own state
     np.savez(open_loop, x=np.zeros((7, 4), np.float32), state=np.zeros((7, 2, 1, 4), np.float32))
     assert eval_layout(open_loop, {name: array.shape for name, array in np.load(open_loop).items()}, inputs, pairs) == {"samples": 7}
+
+
+def test_sequence_lengths_longer_than_the_steps_are_refused_by_their_header_before_they_are_read(tmp_path):
+    inputs = [{"name": "x", "shape": [1, 4], "batch_axis": 0}, {"name": "state", "shape": [2, 1, 4], "batch_axis": None}]
+    pairs = [{"output": "stateN", "input": "state"}]
+    path = tmp_path / "eval.npz"
+    np.savez(path, x=np.zeros((7, 4), np.float32), state=np.zeros((2, 2, 1, 4), np.float32), sequence_lengths=np.ones(8, np.int64))
+    shapes = {name: array.shape for name, array in np.load(path).items()}
+    with pytest.raises(EdgeshipError, match=r"eval\.npz: sequence_lengths has shape \[8\]; it must be \[S\], one length per sequence, S at most"):
+        eval_layout(path, shapes, inputs, pairs)
+    shapes[SEQUENCE_KEY] = (2, 1)  # a header of two axes is refused as such, whatever the file holds
+    with pytest.raises(EdgeshipError, match=r"sequence_lengths has shape \[2, 1\]; it must be \[S\]"):
+        eval_layout(path, shapes, inputs, pairs)
 
 
 def test_plan_records_the_axes_and_the_state_of_a_real_onnx_model(tmp_path):

@@ -13,8 +13,10 @@ import subprocess
 
 import pytest
 
+from tests.support.fleet import host
+
 pytestmark = pytest.mark.fleet
-HOST = "t-rpi"
+HOST = host("rpi")
 
 
 def _ssh(fleet, *command: str) -> str:

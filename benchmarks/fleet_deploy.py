@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/fleet_deploy.py [--artifacts artifacts] [--models digits] [--sizes 1,8,24]
         [--waves '[1, "10%", "100%"]'] [--prefix b-l] [--port-base 22500] [--playbooks playbooks] [--redeploy]
+        [--strategy linear]
 
 It starts its own light boards (`invoke sim.up --light N`: x86_64, sshd only, tflite fp16; names
 <prefix>01.., ports from --port-base + 1, so a fleet started from inventory.ini is left alone),
@@ -17,6 +18,10 @@ the controller does. Goal (issue 30): 24 boards within 1.5x of that floor. The c
 time went. Each timed deploy gets a new release label, so every board installs a release it has not
 seen (same files, new id); the warm-up run fills the controller's caches (wheelhouse, bundles).
 The boards are removed at the end.
+
+The tasks run as playbooks/ansible.cfg says: through Mitogen (strategy mitogen_linear), which runs
+each task in one Python kept per board instead of a new one per task, so the boards' CPU (the
+floor) no longer holds Ansible's own Python start-ups; `--strategy linear` measures plain Ansible.
 """
 
 from __future__ import annotations
@@ -219,7 +224,10 @@ def main() -> int:
     parser.add_argument("--playbooks", default=str(ROOT / "playbooks"), help="playbooks folder (default: the repository's)")
     parser.add_argument("--redeploy", action="store_true", help="also time an unchanged re-deploy to the largest fleet")
     parser.add_argument("--goal", type=float, default=1.5, help="largest fleet's wall / floor goal (default: 1.5)")
+    parser.add_argument("--strategy", default="", help="Ansible strategy, e.g. linear (default: ansible.cfg's, mitogen_linear)")
     args = parser.parse_args()
+    if args.strategy:
+        os.environ["ANSIBLE_STRATEGY"] = args.strategy  # the playbook's environment is this one's (playbook_env)
     from edgeship.fleet import sim
     from edgeship.images.engine import ensure_engine
 
@@ -242,7 +250,8 @@ def main() -> int:
         try:
             with log_path.open("w") as log:
                 artifacts, playbooks, run = Path(args.artifacts), Path(args.playbooks), int(time.time())
-                print("warm-up (controller caches, not timed):", flush=True)
+                print(f"strategy: {os.environ.get('ANSIBLE_STRATEGY') or 'as ansible.cfg says'}; warm-up (controller caches, not timed):",
+                      flush=True)
                 timed_deploy(light_inventory, hosts[:1], artifacts, models, f"warmup-{run}", waves, playbooks, containers, log)
                 print("timed:", flush=True)
                 for size in sizes:

@@ -3,8 +3,9 @@
 Mitogen keeps one Python interpreter per board, reached over one SSH connection (host keys
 checked as ansible.cfg says), and runs every task's module inside it: a task costs the
 controller and the board a message, not a new SSH session, a module upload and a fresh Python.
-On a fleet that is most of the controller's CPU (benchmarks/fleet_deploy.py). This file only
-lets Ansible find Mitogen's strategy beside the playbooks, wherever pip installed it."""
+Measured (benchmarks/fleet_deploy.py, 8 boards): it halves the boards' CPU and cuts the deploy's
+wall time by about 30 %; the controller's own CPU per board barely moves. This file only lets
+Ansible find Mitogen's strategy beside the playbooks, wherever pip installed it."""
 
 from __future__ import annotations
 

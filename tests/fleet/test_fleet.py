@@ -137,6 +137,32 @@ def test_second_identical_deploy_changes_nothing(fleet):
     counters = recap(result.stdout)
     assert set(counters) == set(EVERY_BOARD)
     assert all(c["changed"] == 0 and c["failed"] == 0 for c in counters.values()), counters
+    # every board runs the planned release already: nothing installed, checked or gated again
+    for host in EVERY_BOARD:
+        assert re.search(rf"{host}: {fleet.current(host)} was current already \(its files verified\)", result.stdout), host
+    assert "Check every artifact's accuracy on the board" not in result.stdout
+
+
+def test_a_changed_file_in_the_release_a_board_runs_fails_the_unchanged_deploy(fleet):
+    """The unchanged deploy still verifies what the board runs against its SHA256SUMS: a file
+    changed on the board fails it, naming the file; `current` stays (the fix is the board's)."""
+    release = f"/home/edge/edgeship/releases/{fleet.current('t-nuc')}"
+    listed = fleet.board("t-nuc", "sh", "-c", f"cd {release} && grep -m1 'manifest.json' SHA256SUMS").stdout.split()
+    assert len(listed) == 2, listed
+    manifest = listed[1].lstrip("*")
+    original = fleet.board("t-nuc", "cat", f"{release}/{manifest}").stdout
+    assert fleet.board("t-nuc", "sh", "-c", f"chmod u+w {release}/{manifest} && echo ' ' >> {release}/{manifest}").returncode == 0
+    try:
+        result = fleet.playbook("deploy.yml")  # every board: a deploy limited to one plans a release of its own
+        assert result.returncode != 0
+        assert recap(result.stdout)["t-nuc"]["failed"] == 1 and recap(result.stdout)["t-rpi"]["failed"] == 0
+        assert re.search(rf"{release} on t-nuc is not as it was installed \(.*{re.escape(manifest)}: FAILED", result.stdout)
+        assert fleet.current("t-nuc") == release.rsplit("/", 1)[1]  # still the release it ran
+    finally:
+        restore = subprocess.run(["docker", "exec", "-i", "-u", "edge", "edgeship-sim-t-nuc", "sh", "-c", f"cat > {release}/{manifest}"],
+                                 input=original, text=True, capture_output=True)
+        assert restore.returncode == 0, restore.stderr
+    assert fleet.playbook("deploy.yml").returncode == 0
 
 
 def test_artifact_changed_after_conversion_never_leaves_the_controller(fleet, tmp_path):

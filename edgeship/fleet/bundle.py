@@ -102,8 +102,12 @@ def _sha256(path: Path) -> str:
 
 
 def pack_bundle(board: dict, selection: list[dict], wheelhouse: Path, extras: tuple[str, ...], bundles: Path, label: str = "",
-                device_nodes: tuple[str, ...] = ()) -> dict:
-    """Write the board's deterministic bundle tar; return its path, sha256 and release.json content."""
+                device_nodes: tuple[str, ...] = (), packed: dict | None = None) -> dict:
+    """Write the board's deterministic bundle tar; return its path, sha256 and release.json content.
+
+    A bundle names no board: boards of one platform, target and selection get the same bytes, and
+    with `packed` (a dict kept for one plan) the same bundle, packed and hashed once, however many
+    boards share it; what decides it (release.json and every member's path and listed sha256) keys it."""
     sums: list[tuple[str, str]] = []
     members: list[tuple[str, Path, str | None]] = []  # (tar name, path, the sha256 it must have, or None: hashed as packed)
     for wheel in sorted(wheelhouse.glob("*.whl")):
@@ -125,7 +129,6 @@ def pack_bundle(board: dict, selection: list[dict], wheelhouse: Path, extras: tu
     pip_wheel = next((w.name for w in wheelhouse.glob("pip-*.whl")), None)
     release = {
         "schema": RELEASE_SCHEMA,
-        "host": board["host"],
         "label": label,
         "target": board["target"],
         "cpu_target": board.get("cpu_target"),
@@ -141,6 +144,10 @@ def pack_bundle(board: dict, selection: list[dict], wheelhouse: Path, extras: tu
                    "cpu_artifact": e["cpu"]["dir"].name if e["cpu"] else None, "note": e["note"]} for e in selection],
     }
     release_bytes = (json.dumps(release, indent=2, sort_keys=True) + "\n").encode()
+    decided_by = hashlib.sha256(release_bytes + "".join(f"{name}\0{path}\0{expected}\n" for name, path, expected in sorted(
+        members, key=lambda member: member[0])).encode()).hexdigest()
+    if packed is not None and decided_by in packed:
+        return dict(packed[decided_by])
     bundles.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=bundles, prefix=".bundle-", suffix=".tar")
     os.close(handle)
@@ -162,5 +169,8 @@ def pack_bundle(board: dict, selection: list[dict], wheelhouse: Path, extras: tu
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    return {"bundle": str(final), "bundle_sha256": digest, "release": release,
-            "artifacts": sorted(artifact_dirs), "files": len(members) + 1}
+    result = {"bundle": str(final), "bundle_sha256": digest, "release": release,
+              "artifacts": sorted(artifact_dirs), "files": len(members) + 1}
+    if packed is not None:
+        packed[decided_by] = result
+    return dict(result)

@@ -236,6 +236,8 @@ def make_plan(boards: list[dict], artifacts_root: Path, models: list[str] | None
         raise EdgeshipError(f"no artifacts under {artifacts_root}; run `invoke convert ...` (or `./dev main`) first, "
                             "or point edgeship_deploy_artifacts_root at the folder that holds them")
     plans = {}
+    packed_once: dict = {}  # boards whose bundles are the same bytes share one bundle and its one signature
+    signatures: dict[str, str] = {}
     for board in sorted(boards, key=lambda b: b["host"]):
         arch = BOARD_ARCH.get(board["arch"])
         if arch is None:
@@ -250,9 +252,11 @@ def make_plan(boards: list[dict], artifacts_root: Path, models: list[str] | None
         extras = extras_for(selection, board.get("extras"), str(board.get("demo", False)).lower() in ("true", "1", "yes"))
         wheelhouse = ensure_runtime_wheelhouse(arch, board["python"], extras, str(board.get("glibc") or DEFAULT_GLIBC))
         device_nodes = find_target(board["target"]).device_nodes
-        packed = pack_bundle(board, selection, wheelhouse, extras, bundles, label, device_nodes)
+        packed = pack_bundle(board, selection, wheelhouse, extras, bundles, label, device_nodes, packed=packed_once)
         # the bundle's <name>.sig, or None: the board refuses an unsigned bundle before unpacking it
-        packed["signature"] = str(sign(Path(packed["bundle"]), signing_key)) if signing_key is not None else None
+        if signing_key is not None and packed["bundle"] not in signatures:
+            signatures[packed["bundle"]] = str(sign(Path(packed["bundle"]), signing_key))
+        packed["signature"] = signatures.get(packed["bundle"])
         plans[board["host"]] = packed
     bundles_packed = "".join(f"{h}:{p['bundle_sha256']}\n" for h, p in sorted(plans.items()) if "skipped" not in p)
     release_id = hashlib.sha256(bundles_packed.encode()).hexdigest()[:16]

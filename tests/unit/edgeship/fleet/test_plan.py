@@ -175,3 +175,41 @@ def test_a_board_whose_target_has_no_board_runtime_is_skipped_with_one_line(arti
     assert plan["hosts"] == {"stm32-bench": {"skipped": line}}
     assert capsys.readouterr().err == f"edgeship: note: {line}\n"
     assert not (tmp_path / "bundles").exists()  # nothing packed for it
+
+
+def test_boards_alike_share_one_bundle_packed_and_signed_once(artifacts, tmp_path, monkeypatch):
+    """24 boards of one platform and selection once meant 24 bundles of the same files, each packed,
+    hashed and signed on the controller (20 s of a 24-board deploy) because release.json named its
+    board. A bundle names none now: boards alike get the one bundle and its one signature; a board
+    that differs gets its own, and the release id still names which board runs what."""
+    import subprocess
+
+    from edgeship.fleet import plan as plan_module
+
+    root, _ = artifacts
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "edgeship_runtime-0.1.0-py3-none-any.whl").write_bytes(b"wheel")
+    # the runtime's wheelhouse is built or fetched by ensure_runtime_wheelhouse (container and fleet tiers); here a stand-in folder
+    monkeypatch.setattr("edgeship.fleet.wheels.ensure_runtime_wheelhouse", lambda *args: wheels)
+    key = tmp_path / "release_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "test", "-f", str(key)], check=True)
+    signed: list[str] = []
+    from edgeship.fleet import signing
+
+    real_sign = signing.sign
+
+    def counting_sign(bundle, signing_key):
+        signed.append(str(bundle))
+        return real_sign(bundle, signing_key)
+
+    monkeypatch.setattr(signing, "sign", counting_sign)
+    boards = [{**BOARD, "host": f"b{n}"} for n in range(1, 4)] + [{**BOARD, "host": "other", "python": "3.10"}]  # another platform
+    plan = plan_module.make_plan(boards, root, models=["digits"], bundles=tmp_path / "bundles", signing_key=key)
+    hosts = plan["hosts"]
+    assert hosts["b1"]["bundle"] == hosts["b2"]["bundle"] == hosts["b3"]["bundle"]
+    assert hosts["b1"]["signature"] == hosts["b3"]["signature"] == hosts["b1"]["bundle"] + ".sig"
+    assert "host" not in hosts["b1"]["release"]
+    assert hosts["other"]["bundle"] != hosts["b1"]["bundle"] and hosts["other"]["signature"] == hosts["other"]["bundle"] + ".sig"
+    assert sorted(signed) == sorted({hosts["b1"]["bundle"], hosts["other"]["bundle"]})  # each bundle signed once
+    assert len(list((tmp_path / "bundles").glob("*.tar"))) == 2

@@ -11,7 +11,6 @@ shows each phase with its counts and elapsed time; `timings.json` keeps them per
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import threading
@@ -266,30 +265,16 @@ class MainJob:
         self.built: list = []  # the toolchain images, as built or found
 
     # -- phases ---------------------------------------------------------------------------------
-    def images(self, progress, task, requests: Collection[Request] = ()) -> dict[str, Future]:
+    def images(self, progress, task) -> dict[str, Future]:
         """Every toolchain image, one build at a time (they contend for the disk), wheelhouses
         fetched ahead of them in a thread of their own (they wait on the network). The clean-up
-        image comes first (every ONNX conversion waits for it), then the images with the most
-        conversions to run: a build keeps about one core busy, and the conversions of the images
-        built before it the other. Smallest first (the order until 2026-12-08) left the second
-        core idle while the big builds ran, and the heaviest conversions (TensorFlow's, rk3588's)
-        all waiting for the last images, 5 minutes past them."""
+        image comes first (every ONNX conversion waits for it), then the smaller toolchains, so
+        conversions start while the big ones build (a lock's size stands for its toolchain's)."""
         import targets
         from edgeship.convert.clean import CLEAN_IMAGE
 
-        waiting = {name: 0 for name in {t.image for t in targets.TARGETS.values()} | {CLEAN_IMAGE}}
-        for request in requests:
-            waiting[find_target(request.target).image] = waiting.get(find_target(request.target).image, 0) + 1
-
-        def stage(name: str) -> str:
-            """Images of one lock share one install stage: the first builds it, the others take it from Docker's cache."""
-            spec = load_spec(name)
-            return hashlib.sha256(load_spec(spec.shares_lock).lock.read_bytes() if spec.shares_lock else spec.lock.read_bytes()).hexdigest()
-
-        stages = {name: stage(name) for name in waiting}
-        per_stage = {key: sum(waiting[name] for name in waiting if stages[name] == key) for key in set(stages.values())}
-        names = sorted(waiting, key=lambda name: (name != CLEAN_IMAGE, -per_stage[stages[name]], stages[name], -waiting[name],
-                                                  load_spec(name).lock.stat().st_size, name))
+        names = sorted({t.image for t in targets.TARGETS.values()} | {CLEAN_IMAGE},
+                       key=lambda name: (name != CLEAN_IMAGE, load_spec(name).lock.stat().st_size, name))
         wheels = ThreadPoolExecutor(1, thread_name_prefix="wheels")
         fetched = {name: wheels.submit(ensure_wheelhouse, load_spec(name)) for name in names}
         builder = ThreadPoolExecutor(1, thread_name_prefix="images")
@@ -511,7 +496,7 @@ class MainJob:
             conversions_task = progress.add_task("conversions (checked and timed here)", total=len(requests))
             with ThreadPoolExecutor(1, thread_name_prefix="fleet") as fleet_pool:
                 boards_future = fleet_pool.submit(self.fleet_up)
-                images = self.images(progress, images_task, requests)
+                images = self.images(progress, images_task)
                 rows, failures = self.conversions(requests, images, progress, conversions_task)
                 boards = boards_future.result()
         self.folder.mkdir(parents=True)
